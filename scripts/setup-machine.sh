@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Idempotent machine setup for the lab tests and CI (Debian 12, run as root).
+#
+# - installs the Debian packages the tests need, only those `dpkg -s` reports missing, so a
+#   second run does no apt work at all (~1 s);
+# - writes /etc/containers/containers.conf only if absent. It fixes two quirks of these VMs for
+#   hand-run podman commands (crun: "cgroups in hybrid mode not supported"; default rlimits above
+#   the hard limit). clusterctl itself passes --runtime/--ulimit explicitly and never needs it.
+set -euo pipefail
+
+PACKAGES=(
+  podman runc debootstrap   # lab nodes: containers built from a debootstrap root filesystem
+  kcat netcat-openbsd       # independent Kafka / ZooKeeper checks from outside the tool
+  openssh-server openssh-client
+  python3
+  maven openjdk-17-jdk-headless  # fixtures.sh: ZooKeeper and Kafka jars from Maven Central
+)
+CONTAINERS_CONF=/etc/containers/containers.conf
+
+log() { echo "setup-machine: $*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup-machine: must run as root (installs packages, writes /etc/containers)" >&2
+  exit 1
+fi
+
+installed() {
+  # `dpkg -s` also succeeds for removed-but-configured packages; require "install ok installed".
+  dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  log "installing missing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "all ${#PACKAGES[@]} packages already installed: ${PACKAGES[*]}"
+fi
+
+if [[ -e $CONTAINERS_CONF ]]; then
+  log "$CONTAINERS_CONF exists, left as is"
+else
+  log "writing $CONTAINERS_CONF (runc runtime, ulimits within this VM's hard limits)"
+  mkdir -p "$(dirname "$CONTAINERS_CONF")"
+  cat >"$CONTAINERS_CONF" <<'EOF'
+# written by clusterctl scripts/setup-machine.sh for hand-run podman commands;
+# clusterctl passes --runtime and --ulimit itself and does not read this file.
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+EOF
+fi
+
+log "done"

@@ -1,0 +1,224 @@
+//! The inventory: parsed from YAML, checked before any host is touched, resolved into the
+//! cluster model the rest of the tool works from.
+
+mod diag;
+pub mod ids;
+mod model;
+mod validate;
+
+pub use diag::{Diag, Severity};
+pub use model::{HostServiceOverride, JdkMethod, ZkSource};
+
+use crate::transport::SshTarget;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_MIRROR: &str = "https://archive.apache.org/dist";
+pub const DEFAULT_ZOOKEEPER_VERSION: &str = "3.8.4";
+pub const DEFAULT_KAFKA_VERSION: &str = "3.9.1";
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub file: PathBuf,
+    pub install_dir: String,
+    pub hosts: Vec<Host>,
+    pub artifacts: Artifacts,
+    pub jdk: Jdk,
+    pub zookeeper: ZkConfig,
+    pub kafka: KafkaConfig,
+    pub warnings: Vec<Diag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub ssh: SshTarget,
+    pub in_zookeeper: bool,
+    pub in_kafka: bool,
+    pub myid: Option<i64>,
+    pub broker_id: Option<i64>,
+    pub zookeeper: HostServiceOverride,
+    pub kafka: HostServiceOverride,
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub mirror: String,
+    pub cache_dir: PathBuf,
+    pub kafka_tarball: Option<PathBuf>,
+    pub zookeeper_tarball: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Jdk {
+    pub method: JdkMethod,
+    /// Package name override; `None` picks the default for the host's package manager.
+    pub package: Option<String>,
+    pub tarball: Option<PathBuf>,
+    pub java_home: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ZkConfig {
+    pub version: String,
+    pub source: ZkSource,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub election_port: u16,
+    pub data_dir: String,
+    pub data_log_dir: String,
+    pub tick_time: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub max_client_cnxns: u32,
+    pub heap: String,
+    pub jvm_opts: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub version: String,
+    pub scala_version: String,
+    pub port: u16,
+    pub log_dirs: Vec<String>,
+    pub heap: String,
+    pub jvm_opts: String,
+    pub num_partitions: u32,
+    pub default_replication_factor: u32,
+    pub offsets_topic_replication_factor: u32,
+    pub transaction_state_log_replication_factor: u32,
+    pub min_insync_replicas: u32,
+    pub log_retention_hours: u32,
+    pub log_segment_bytes: u64,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Inventory {
+    pub fn zookeeper_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.in_zookeeper)
+    }
+
+    pub fn kafka_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.in_kafka)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// `host1:2181,host2:2181,...` in inventory order.
+    pub fn zookeeper_connect(&self) -> String {
+        self.zookeeper_hosts()
+            .map(|h| format!("{}:{}", h.address, self.zookeeper.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Every problem found, errors and warnings, in file order.
+#[derive(Debug)]
+pub struct InventoryError {
+    pub diags: Vec<Diag>,
+}
+
+impl std::fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, d) in self.diags.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+/// Where the inventory is when the user names none: $CLUSTERCTL_INVENTORY, else ./inventory.yaml.
+pub fn default_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("CLUSTERCTL_INVENTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("inventory.yaml"))
+}
+
+/// Read, parse, validate and resolve an inventory. Touches no network.
+pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
+        diags: vec![Diag {
+            severity: Severity::Error,
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the inventory: {e}"),
+            hint: Some(
+                "pass the inventory path, set $CLUSTERCTL_INVENTORY, or create ./inventory.yaml"
+                    .into(),
+            ),
+        }],
+    })?;
+    parse(path, &text)
+}
+
+/// Parse and validate inventory text; `path` is used for messages and relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+    let raw: model::RawInventory = serde_saphyr::from_str(text).map_err(|e| InventoryError {
+        diags: vec![parse_diag(path, &e)],
+    })?;
+    validate::resolve(path, raw)
+}
+
+fn parse_diag(path: &Path, e: &serde_saphyr::Error) -> Diag {
+    let loc = e.location();
+    let mut message = e.without_snippet().to_string();
+    // The parser prefixes "line X column Y: " itself; we print file:line:col in front instead.
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some(i) = rest.find(": ")
+    {
+        message = rest[i + 2..].to_string();
+    }
+    let hint = if message.contains("unknown field") {
+        "check the spelling; inventories/example.yaml lists every key"
+    } else if message.contains("duplicate") {
+        "each host name and key may appear only once"
+    } else {
+        "see inventories/example.yaml for the format"
+    };
+    Diag {
+        severity: Severity::Error,
+        file: path.to_path_buf(),
+        line: loc.map(|l| l.line()).unwrap_or(0),
+        column: loc.map(|l| l.column()).unwrap_or(0),
+        message,
+        hint: Some(hint.into()),
+    }
+}
+
+/// `~/x` and paths relative to the inventory's directory become absolute.
+pub fn expand_path(inventory: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let pb = PathBuf::from(p);
+    if pb.is_absolute() {
+        pb
+    } else {
+        inventory
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(pb)
+    }
+}
+
+pub(crate) fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! The inventory file as written by the user. Every struct denies unknown keys so a typo is an
+//! error with a location, never a silently ignored setting.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventory {
+    #[serde(default)]
+    pub ssh: SshSettings,
+    #[serde(default)]
+    pub install_dir: Option<S<String>>,
+    #[serde(deserialize_with = "ordered::deserialize")]
+    pub hosts: Vec<(S<String>, RawHost)>,
+    pub groups: S<RawGroups>,
+    #[serde(default)]
+    pub artifacts: ArtifactSettings,
+    #[serde(default)]
+    pub jdk: JdkSettings,
+    #[serde(default)]
+    pub zookeeper: ZkSettings,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    pub user: Option<S<String>>,
+    pub port: Option<S<i64>>,
+    pub key: Option<S<String>>,
+    pub known_hosts: Option<S<String>>,
+    #[serde(rename = "become")]
+    pub become_: Option<bool>,
+    pub connect_timeout_secs: Option<S<u64>>,
+    pub jump: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub address: S<String>,
+    #[serde(default)]
+    pub ssh: SshSettings,
+    pub myid: Option<S<i64>>,
+    pub broker_id: Option<S<i64>>,
+    #[serde(default)]
+    pub zookeeper: HostServiceOverride,
+    #[serde(default)]
+    pub kafka: HostServiceOverride,
+}
+
+/// What a host may override of its group's settings.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HostServiceOverride {
+    pub heap: Option<String>,
+    pub jvm_opts: Option<String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroups {
+    #[serde(default)]
+    pub zookeeper: Vec<S<String>>,
+    #[serde(default)]
+    pub kafka: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactSettings {
+    pub mirror: Option<String>,
+    pub cache_dir: Option<String>,
+    pub kafka_tarball: Option<S<String>>,
+    pub zookeeper_tarball: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JdkMethod {
+    #[default]
+    Package,
+    Tarball,
+    None,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JdkSettings {
+    pub method: Option<S<JdkMethod>>,
+    pub package: Option<String>,
+    pub tarball: Option<S<String>>,
+    pub java_home: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ZkSource {
+    #[default]
+    Tarball,
+    Kafka,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ZkSettings {
+    pub version: Option<S<String>>,
+    #[serde(default)]
+    pub source: ZkSource,
+    pub client_port: Option<S<i64>>,
+    pub peer_port: Option<S<i64>>,
+    pub election_port: Option<S<i64>>,
+    pub data_dir: Option<S<String>>,
+    pub data_log_dir: Option<S<String>>,
+    pub tick_time: Option<u32>,
+    pub init_limit: Option<u32>,
+    pub sync_limit: Option<u32>,
+    pub max_client_cnxns: Option<u32>,
+    pub heap: Option<String>,
+    pub jvm_opts: Option<String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropValue>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub version: Option<S<String>>,
+    pub scala_version: Option<String>,
+    pub port: Option<S<i64>>,
+    pub log_dirs: Option<S<Vec<String>>>,
+    pub heap: Option<String>,
+    pub jvm_opts: Option<String>,
+    pub num_partitions: Option<u32>,
+    pub default_replication_factor: Option<S<i64>>,
+    pub offsets_topic_replication_factor: Option<S<i64>>,
+    pub transaction_state_log_replication_factor: Option<S<i64>>,
+    pub min_insync_replicas: Option<S<i64>>,
+    pub log_retention_hours: Option<u32>,
+    pub log_segment_bytes: Option<u64>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropValue>,
+}
+
+/// A property value as YAML gives it; rendered as text into .properties / zoo.cfg.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum PropValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl std::fmt::Display for PropValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PropValue::Bool(b) => write!(f, "{b}"),
+            PropValue::Int(i) => write!(f, "{i}"),
+            PropValue::Float(x) => write!(f, "{x}"),
+            PropValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Hosts keep the order of the file (a map would sort them); duplicate names are already
+/// rejected by the YAML parser.
+mod ordered {
+    use super::{RawHost, S};
+    use serde::de::{Deserializer, MapAccess, Visitor};
+    use std::fmt;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(S<String>, RawHost)>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(S<String>, RawHost)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of host name to host settings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}

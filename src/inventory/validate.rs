@@ -1,0 +1,550 @@
+//! Semantic checks and resolution of defaults. Every rule reports file:line:column and a hint;
+//! all problems are collected so the user fixes them in one pass.
+
+use super::diag::Diags;
+use super::model::{self, PropValue, RawInventory, S, SshSettings};
+use super::*;
+use serde_saphyr::Location;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryError> {
+    let mut d = Diags::new(path);
+    let host_names: Vec<&str> = raw.hosts.iter().map(|(n, _)| n.value.as_str()).collect();
+
+    check_hosts(&mut d, path, &raw);
+    let (zk_members, kafka_members) = check_groups(&mut d, &raw, &host_names);
+
+    let zookeeper = zk_config(&mut d, &raw.zookeeper, raw.kafka.version.as_ref());
+    let brokers = kafka_members.len() as i64;
+    let kafka = kafka_config(&mut d, &raw.kafka, brokers);
+    check_ports(&mut d, &raw, &zookeeper, &kafka);
+    check_ensemble(&mut d, &raw, zk_members.len());
+    let artifacts = artifacts(&mut d, path, &raw.artifacts);
+    let jdk = jdk(&mut d, path, &raw.jdk);
+
+    let install_dir = raw
+        .install_dir
+        .as_ref()
+        .map(|s| absolute(&mut d, s, "install_dir"))
+        .unwrap_or_else(|| "/opt".into());
+
+    let mut hosts = Vec::new();
+    for (name, h) in &raw.hosts {
+        let ssh = ssh_target(path, &raw, &name.value, h);
+        hosts.push(Host {
+            name: name.value.clone(),
+            address: h.address.value.clone(),
+            ssh,
+            in_zookeeper: zk_members.contains(name.value.as_str()),
+            in_kafka: kafka_members.contains(name.value.as_str()),
+            myid: h.myid.as_ref().map(|s| s.value),
+            broker_id: h.broker_id.as_ref().map(|s| s.value),
+            zookeeper: h.zookeeper.clone(),
+            kafka: h.kafka.clone(),
+        });
+    }
+
+    if d.has_errors() {
+        return Err(InventoryError { diags: d.items });
+    }
+    Ok(Inventory {
+        file: path.to_path_buf(),
+        install_dir,
+        hosts,
+        artifacts,
+        jdk,
+        zookeeper,
+        kafka,
+        warnings: d.items,
+    })
+}
+
+fn check_hosts(d: &mut Diags, path: &Path, raw: &RawInventory) {
+    if raw.hosts.is_empty() {
+        d.error(
+            &raw.groups.referenced,
+            "the inventory has no hosts",
+            "add at least one host under `hosts:`",
+        );
+    }
+    let mut addresses: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut myids: BTreeMap<i64, &str> = BTreeMap::new();
+    let mut broker_ids: BTreeMap<i64, &str> = BTreeMap::new();
+    let names: BTreeSet<&str> = raw.hosts.iter().map(|(n, _)| n.value.as_str()).collect();
+    for (name, h) in &raw.hosts {
+        let n = name.value.as_str();
+        if !valid_name(n) {
+            d.error(
+                &name.referenced,
+                format!("host name `{n}` is not valid"),
+                "use letters, digits, `-`, `_` and `.` only",
+            );
+        }
+        let addr = h.address.value.trim();
+        if addr.is_empty() || addr.contains(char::is_whitespace) {
+            d.error(
+                &h.address.referenced,
+                format!("host {n}: address `{}` is not valid", h.address.value),
+                "give an IP address or a DNS name",
+            );
+        } else if let Some(other) = addresses.insert(addr, n) {
+            d.error(
+                &h.address.referenced,
+                format!("host {n} has the same address {addr} as host {other}"),
+                "every host needs its own address",
+            );
+        }
+        if let Some(id) = &h.myid {
+            if !(1..=255).contains(&id.value) {
+                d.error(
+                    &id.referenced,
+                    format!("host {n}: myid {} is out of range", id.value),
+                    "ZooKeeper myid must be between 1 and 255",
+                );
+            } else if let Some(other) = myids.insert(id.value, n) {
+                d.error(
+                    &id.referenced,
+                    format!("host {n}: myid {} is already used by host {other}", id.value),
+                    "every ZooKeeper member needs its own myid",
+                );
+            }
+        }
+        if let Some(id) = &h.broker_id {
+            if !(0..=i32::MAX as i64).contains(&id.value) {
+                d.error(
+                    &id.referenced,
+                    format!("host {n}: broker_id {} is out of range", id.value),
+                    "Kafka broker.id must be between 0 and 2147483647",
+                );
+            } else if let Some(other) = broker_ids.insert(id.value, n) {
+                d.error(
+                    &id.referenced,
+                    format!(
+                        "host {n}: broker_id {} is already used by host {other}",
+                        id.value
+                    ),
+                    "every broker needs its own broker_id",
+                );
+            }
+        }
+        check_ssh(d, path, &h.ssh, &names);
+    }
+    check_ssh(d, path, &raw.ssh, &names);
+}
+
+fn check_ssh(d: &mut Diags, path: &Path, s: &SshSettings, names: &BTreeSet<&str>) {
+    if let Some(p) = &s.port {
+        port(d, p, "ssh.port");
+    }
+    if let Some(k) = &s.key {
+        let p = expand_path(path, &k.value);
+        if !p.is_file() {
+            d.error(
+                &k.referenced,
+                format!("ssh key file {} does not exist", p.display()),
+                "give the path of a private key, or remove `key` to use ssh-agent",
+            );
+        }
+    }
+    if let Some(j) = &s.jump
+        && !names.contains(j.value.as_str())
+    {
+        d.error(
+            &j.referenced,
+            format!("jump host `{}` is not a host of this inventory", j.value),
+            "list the bastion under `hosts:` (it needs no group)",
+        );
+    }
+    if let Some(u) = &s.user
+        && u.value.trim().is_empty()
+    {
+        d.error(&u.referenced, "ssh.user is empty", "give a login user name");
+    }
+}
+
+fn check_groups<'a>(
+    d: &mut Diags,
+    raw: &'a RawInventory,
+    names: &[&str],
+) -> (BTreeSet<&'a str>, BTreeSet<&'a str>) {
+    let mut member = |list: &'a [S<String>], group: &str| {
+        let mut set = BTreeSet::new();
+        for m in list {
+            if !names.contains(&m.value.as_str()) {
+                d.error(
+                    &m.referenced,
+                    format!("group {group} names `{}`, which is not a host", m.value),
+                    "add it under `hosts:` or fix the spelling",
+                );
+            } else if !set.insert(m.value.as_str()) {
+                d.error(
+                    &m.referenced,
+                    format!("host {} is listed twice in group {group}", m.value),
+                    "list each host once",
+                );
+            }
+        }
+        set
+    };
+    let zk = member(&raw.groups.value.zookeeper, "zookeeper");
+    let kafka = member(&raw.groups.value.kafka, "kafka");
+    let jumps: BTreeSet<&str> = raw
+        .hosts
+        .iter()
+        .filter_map(|(_, h)| h.ssh.jump.as_ref())
+        .chain(raw.ssh.jump.as_ref())
+        .map(|j| j.value.as_str())
+        .collect();
+    for (name, h) in &raw.hosts {
+        let n = name.value.as_str();
+        if !zk.contains(n) && !kafka.contains(n) && !jumps.contains(n) {
+            d.error(
+                &name.referenced,
+                format!("host {n} is in no group"),
+                "add it to groups.zookeeper and/or groups.kafka, or remove it",
+            );
+        }
+        if let Some(id) = &h.myid
+            && !zk.contains(n)
+        {
+            d.error(
+                &id.referenced,
+                format!("host {n} pins a myid but is not in group zookeeper"),
+                "remove `myid` or add the host to groups.zookeeper",
+            );
+        }
+        if let Some(id) = &h.broker_id
+            && !kafka.contains(n)
+        {
+            d.error(
+                &id.referenced,
+                format!("host {n} pins a broker_id but is not in group kafka"),
+                "remove `broker_id` or add the host to groups.kafka",
+            );
+        }
+    }
+    if kafka.is_empty() {
+        d.error(
+            &raw.groups.referenced,
+            "group kafka is empty",
+            "list the hosts that run a Kafka broker under groups.kafka",
+        );
+    }
+    if zk.is_empty() {
+        d.error(
+            &raw.groups.referenced,
+            "group zookeeper is empty; Kafka in ZooKeeper mode needs an ensemble",
+            "list 3 (or 5) hosts under groups.zookeeper",
+        );
+    }
+    (zk, kafka)
+}
+
+fn check_ensemble(d: &mut Diags, raw: &RawInventory, zk: usize) {
+    let at = &raw.groups.referenced;
+    if zk == 1 {
+        d.warn(
+            at,
+            "a 1-node ZooKeeper ensemble has no fault tolerance",
+            "use 3 or 5 members in production",
+        );
+    } else if zk > 0 && zk % 2 == 0 {
+        d.warn(
+            at,
+            format!(
+                "an even-sized ZooKeeper ensemble ({zk}) tolerates no more failures than {}",
+                zk - 1
+            ),
+            "use an odd number of members (3 or 5)",
+        );
+    }
+}
+
+fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<String>>) -> ZkConfig {
+    let version = match (&z.version, z.source) {
+        (Some(v), _) => version(d, v, "zookeeper.version"),
+        // Bundled ZooKeeper: its version is whatever the Kafka tarball carries.
+        (None, ZkSource::Kafka) => kafka_version
+            .map(|v| v.value.clone())
+            .unwrap_or_else(|| DEFAULT_KAFKA_VERSION.into()),
+        (None, ZkSource::Tarball) => DEFAULT_ZOOKEEPER_VERSION.into(),
+    };
+    ZkConfig {
+        version,
+        source: z.source,
+        client_port: z.client_port.as_ref().map_or(2181, |p| port(d, p, "zookeeper.client_port")),
+        peer_port: z.peer_port.as_ref().map_or(2888, |p| port(d, p, "zookeeper.peer_port")),
+        election_port: z
+            .election_port
+            .as_ref()
+            .map_or(3888, |p| port(d, p, "zookeeper.election_port")),
+        data_dir: z
+            .data_dir
+            .as_ref()
+            .map_or("/var/lib/zookeeper".into(), |s| absolute(d, s, "zookeeper.data_dir")),
+        data_log_dir: z.data_log_dir.as_ref().map_or("/var/lib/zookeeper/txlog".into(), |s| {
+            absolute(d, s, "zookeeper.data_log_dir")
+        }),
+        tick_time: z.tick_time.unwrap_or(2000),
+        init_limit: z.init_limit.unwrap_or(10),
+        sync_limit: z.sync_limit.unwrap_or(5),
+        max_client_cnxns: z.max_client_cnxns.unwrap_or(60),
+        heap: z.heap.clone().unwrap_or_else(|| "256m".into()),
+        jvm_opts: z.jvm_opts.clone().unwrap_or_default(),
+        properties: props(&z.properties),
+    }
+}
+
+fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaConfig {
+    let default_rf = brokers.clamp(1, 3);
+    let mut rf = |v: &Option<S<i64>>, key: &str| -> u32 {
+        let Some(v) = v else {
+            return default_rf as u32;
+        };
+        if v.value < 1 {
+            d.error(&v.referenced, format!("{key} must be at least 1"), "use 1..=brokers");
+        } else if brokers > 0 && v.value > brokers {
+            d.error(
+                &v.referenced,
+                format!(
+                    "{key} is {} but group kafka has only {brokers} broker(s)",
+                    v.value
+                ),
+                "lower it to at most the number of brokers, or add brokers",
+            );
+        }
+        v.value.max(1) as u32
+    };
+    let default_replication_factor = rf(&k.default_replication_factor, "kafka.default_replication_factor");
+    let offsets = rf(&k.offsets_topic_replication_factor, "kafka.offsets_topic_replication_factor");
+    let txn = rf(
+        &k.transaction_state_log_replication_factor,
+        "kafka.transaction_state_log_replication_factor",
+    );
+    let min_isr = match &k.min_insync_replicas {
+        None => (default_rf as u32).min(2),
+        Some(v) => {
+            if v.value < 1 || v.value > default_replication_factor as i64 {
+                d.error(
+                    &v.referenced,
+                    format!(
+                        "kafka.min_insync_replicas is {} but the default replication factor is {default_replication_factor}",
+                        v.value
+                    ),
+                    "min.insync.replicas must be between 1 and the replication factor (usually RF-1)",
+                );
+            }
+            v.value.max(1) as u32
+        }
+    };
+    let log_dirs = match &k.log_dirs {
+        None => vec!["/var/lib/kafka/data".to_string()],
+        Some(v) => {
+            if v.value.is_empty() {
+                d.error(&v.referenced, "kafka.log_dirs is empty", "give at least one directory");
+            }
+            for dir in &v.value {
+                if !dir.starts_with('/') {
+                    d.error(
+                        &v.referenced,
+                        format!("kafka.log_dirs entry `{dir}` is not an absolute path"),
+                        "use absolute paths such as /var/lib/kafka/data",
+                    );
+                }
+            }
+            v.value.clone()
+        }
+    };
+    KafkaConfig {
+        version: k
+            .version
+            .as_ref()
+            .map_or(DEFAULT_KAFKA_VERSION.into(), |v| version(d, v, "kafka.version")),
+        scala_version: k.scala_version.clone().unwrap_or_else(|| "2.13".into()),
+        port: k.port.as_ref().map_or(9092, |p| port(d, p, "kafka.port")),
+        log_dirs,
+        heap: k.heap.clone().unwrap_or_else(|| "512m".into()),
+        jvm_opts: k.jvm_opts.clone().unwrap_or_default(),
+        num_partitions: k.num_partitions.unwrap_or(3),
+        default_replication_factor,
+        offsets_topic_replication_factor: offsets,
+        transaction_state_log_replication_factor: txn,
+        min_insync_replicas: min_isr,
+        log_retention_hours: k.log_retention_hours.unwrap_or(168),
+        log_segment_bytes: k.log_segment_bytes.unwrap_or(1_073_741_824),
+        properties: props(&k.properties),
+    }
+}
+
+fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaConfig) {
+    let z = &raw.zookeeper;
+    let named = [
+        (z.client_port.as_ref(), zk.client_port, "zookeeper.client_port"),
+        (z.peer_port.as_ref(), zk.peer_port, "zookeeper.peer_port"),
+        (z.election_port.as_ref(), zk.election_port, "zookeeper.election_port"),
+        (raw.kafka.port.as_ref(), kafka.port, "kafka.port"),
+    ];
+    let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
+    for (spanned, value, key) in named {
+        if value == 0 {
+            continue; // already reported as out of range
+        }
+        if let Some(other) = seen.insert(value, key) {
+            let at = spanned.map(|s| s.referenced).unwrap_or(raw.groups.referenced);
+            d.error(
+                &at,
+                format!("{key} {value} is the same port as {other}"),
+                "a host running ZooKeeper and Kafka needs distinct ports",
+            );
+        }
+    }
+}
+
+fn artifacts(d: &mut Diags, path: &Path, a: &model::ArtifactSettings) -> Artifacts {
+    let local = |d: &mut Diags, v: &Option<S<String>>, key: &str| {
+        v.as_ref().map(|s| {
+            let p = expand_path(path, &s.value);
+            if !p.is_file() {
+                d.error(
+                    &s.referenced,
+                    format!("{key} {} does not exist", p.display()),
+                    "give the path of a downloaded tarball, or remove the key to use the mirror",
+                );
+            }
+            p
+        })
+    };
+    let mirror = std::env::var("CLUSTERCTL_MIRROR")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .or_else(|| a.mirror.clone())
+        .unwrap_or_else(|| DEFAULT_MIRROR.into());
+    Artifacts {
+        mirror: mirror.trim_end_matches('/').to_string(),
+        cache_dir: expand_path(path, a.cache_dir.as_deref().unwrap_or("~/.cache/clusterctl")),
+        kafka_tarball: local(d, &a.kafka_tarball, "artifacts.kafka_tarball"),
+        zookeeper_tarball: local(d, &a.zookeeper_tarball, "artifacts.zookeeper_tarball"),
+    }
+}
+
+fn jdk(d: &mut Diags, path: &Path, j: &model::JdkSettings) -> Jdk {
+    let at = j.method.as_ref().map_or(Location::UNKNOWN, |m| m.referenced);
+    let method = j.method.as_ref().map_or(JdkMethod::Package, |m| m.value);
+    match method {
+        JdkMethod::Tarball if j.tarball.is_none() => d.error(
+            &at,
+            "jdk.method is tarball but jdk.tarball is not set",
+            "give the path of a JDK .tar.gz under jdk.tarball",
+        ),
+        JdkMethod::None if j.java_home.is_none() => d.error(
+            &at,
+            "jdk.method is none but jdk.java_home is not set",
+            "give the JDK directory already installed on the hosts under jdk.java_home",
+        ),
+        _ => {}
+    }
+    let tarball = j.tarball.as_ref().map(|s| {
+        let p = expand_path(path, &s.value);
+        if !p.is_file() {
+            d.error(
+                &s.referenced,
+                format!("jdk.tarball {} does not exist", p.display()),
+                "give the path of a JDK .tar.gz",
+            );
+        }
+        p
+    });
+    Jdk {
+        method,
+        package: j.package.clone(),
+        tarball,
+        java_home: j.java_home.as_ref().map(|s| absolute(d, s, "jdk.java_home")),
+    }
+}
+
+fn ssh_target(path: &Path, raw: &RawInventory, name: &str, h: &model::RawHost) -> SshTarget {
+    let pick = |f: fn(&SshSettings) -> Option<String>| f(&h.ssh).or_else(|| f(&raw.ssh));
+    let user = pick(|s| s.user.as_ref().map(|v| v.value.clone())).unwrap_or_else(|| "root".into());
+    let port = h
+        .ssh
+        .port
+        .as_ref()
+        .or(raw.ssh.port.as_ref())
+        .map_or(22, |p| p.value.clamp(0, 65535) as u16);
+    let key = pick(|s| s.key.as_ref().map(|v| v.value.clone())).map(|k| expand_path(path, &k));
+    let known_hosts = pick(|s| s.known_hosts.as_ref().map(|v| v.value.clone()))
+        .map_or_else(|| expand_path(path, "~/.ssh/known_hosts"), |k| expand_path(path, &k));
+    let become_ = h.ssh.become_.or(raw.ssh.become_).unwrap_or(false);
+    let connect_timeout = h
+        .ssh
+        .connect_timeout_secs
+        .as_ref()
+        .or(raw.ssh.connect_timeout_secs.as_ref())
+        .map_or_else(default_connect_timeout, |s| Duration::from_secs(s.value.max(1)));
+    // A jump host is resolved one level deep; a bastion's own `jump` is ignored on purpose.
+    let jump = pick(|s| s.jump.as_ref().map(|v| v.value.clone()))
+        .filter(|j| j != name)
+        .and_then(|j| raw.hosts.iter().find(|(n, _)| n.value == j))
+        .map(|(n, jh)| {
+            let mut t = ssh_target(path, raw, &n.value, jh);
+            t.jump = None;
+            Box::new(t)
+        });
+    SshTarget {
+        host: name.to_string(),
+        address: h.address.value.trim().to_string(),
+        port,
+        user,
+        key,
+        known_hosts,
+        become_,
+        connect_timeout,
+        jump,
+    }
+}
+
+fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {
+    if !(1..=65535).contains(&p.value) {
+        d.error(
+            &p.referenced,
+            format!("{key} {} is out of range", p.value),
+            "ports are 1..65535",
+        );
+        return 0;
+    }
+    p.value as u16
+}
+
+fn version(d: &mut Diags, v: &S<String>, key: &str) -> String {
+    let ok = v.value.split('.').count() >= 2
+        && v.value.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if !ok {
+        d.error(
+            &v.referenced,
+            format!("{key} `{}` is not a release version", v.value),
+            "use a version such as 3.9.1",
+        );
+    }
+    v.value.clone()
+}
+
+fn absolute(d: &mut Diags, s: &S<String>, key: &str) -> String {
+    if !s.value.starts_with('/') {
+        d.error(
+            &s.referenced,
+            format!("{key} `{}` is not an absolute path", s.value),
+            "use an absolute path",
+        );
+    }
+    s.value.trim_end_matches('/').to_string()
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn props(m: &BTreeMap<String, PropValue>) -> BTreeMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+}

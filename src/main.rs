@@ -1,0 +1,7 @@
+mod artifacts;
+mod health;
+mod inventory;
+mod lab;
+mod transport;
+
+fn main() {}
