@@ -1,7 +1,18 @@
+//! clusterctl: deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory.
+
 mod artifacts;
+mod cli;
+mod engine;
 mod health;
 mod inventory;
 mod lab;
+mod render;
+mod report;
+mod status;
 mod transport;
 
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    cli::run(cli::Cli::parse())
+}

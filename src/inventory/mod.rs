@@ -22,6 +22,7 @@ pub const DEFAULT_KAFKA_VERSION: &str = "3.9.1";
 pub struct Inventory {
     pub file: PathBuf,
     pub install_dir: String,
+    pub templates_dir: Option<PathBuf>,
     pub hosts: Vec<Host>,
     pub artifacts: Artifacts,
     pub jdk: Jdk,

@@ -14,6 +14,9 @@ pub struct RawInventory {
     pub ssh: SshSettings,
     #[serde(default)]
     pub install_dir: Option<S<String>>,
+    /// A directory whose files replace the embedded templates of the same name.
+    #[serde(default)]
+    pub templates_dir: Option<S<String>>,
     #[serde(deserialize_with = "ordered::deserialize")]
     pub hosts: Vec<(S<String>, RawHost)>,
     pub groups: S<RawGroups>,

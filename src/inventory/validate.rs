@@ -28,6 +28,18 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
         .map(|s| absolute(&mut d, s, "install_dir"))
         .unwrap_or_else(|| "/opt".into());
 
+    let templates_dir = raw.templates_dir.as_ref().map(|t| {
+        let p = expand_path(path, &t.value);
+        if !p.is_dir() {
+            d.error(
+                &t.referenced,
+                format!("templates_dir {} is not a directory", p.display()),
+                "give a directory holding template overrides (same file names as templates/)",
+            );
+        }
+        p
+    });
+
     let mut hosts = Vec::new();
     for (name, h) in &raw.hosts {
         let ssh = ssh_target(path, &raw, &name.value, h);
@@ -50,6 +62,7 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
     Ok(Inventory {
         file: path.to_path_buf(),
         install_dir,
+        templates_dir,
         hosts,
         artifacts,
         jdk,

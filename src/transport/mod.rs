@@ -3,7 +3,8 @@
 mod known_hosts;
 mod ssh;
 
-pub use ssh::Session;
+#[allow(unused_imports)] // used by engine
+pub use ssh::{DEFAULT_EXEC_TIMEOUT, Session, UPLOAD_TIMEOUT, UPLOAD_TMP_SUFFIX};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub struct SshTarget {
 
 /// Host-key policy: strict by default; `AcceptNew` learns unknown hosts. A changed key is
 /// always refused.
+#[allow(dead_code)] // used by engine
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKeyPolicy {
     Strict,
@@ -35,6 +37,7 @@ pub enum HostKeyPolicy {
 }
 
 /// Result of one remote command.
+#[allow(dead_code)] // used by engine
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: u32,
@@ -42,6 +45,7 @@ pub struct Output {
     pub stderr: String,
 }
 
+#[allow(dead_code)] // used by engine
 impl Output {
     pub fn ok(&self) -> bool {
         self.status == 0
@@ -51,6 +55,7 @@ impl Output {
 /// Quotes `s` as one POSIX shell word: wrapped in single quotes, with each embedded `'`
 /// written as `'\''` (close quote, escaped quote, reopen). Nothing inside single quotes is
 /// special to `sh`, so this is safe for any byte string.
+#[allow(dead_code)] // used by engine
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
@@ -83,7 +88,10 @@ mod tests {
 
     #[test]
     fn quote_keeps_shell_metacharacters_literal() {
-        assert_eq!(quote("a b;$(rm -rf /)`x`\"\\\n*"), "'a b;$(rm -rf /)`x`\"\\\n*'");
+        assert_eq!(
+            quote("a b;$(rm -rf /)`x`\"\\\n*"),
+            "'a b;$(rm -rf /)`x`\"\\\n*'"
+        );
     }
 
     /// The real test: `sh` must hand the quoted word back byte for byte.

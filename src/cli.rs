@@ -1,0 +1,269 @@
+//! Command line: commands, flags, exit codes (0 done/healthy, 1 failed/unhealthy, 2 bad input).
+
+use crate::engine::{self, ApplyOptions};
+use crate::inventory::{self, Inventory};
+use crate::render::{Ids, InitSystem, Renderer};
+use crate::report::Reporter;
+use crate::transport::HostKeyPolicy;
+use crate::{lab, status};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "clusterctl", version, about = "Deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory file")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check an inventory; touches no network.
+    Validate {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+    },
+    /// Write every host's rendered files under DIR/<host>/ without connecting anywhere.
+    Render {
+        inventory: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Which service files to render (the real apply detects it per host).
+        #[arg(long, value_enum, default_value = "sysv")]
+        init: InitArg,
+    },
+    /// Install, configure and start the cluster; prove it healthy.
+    Apply {
+        inventory: Option<PathBuf>,
+        /// Print per host what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only change these hosts (comma-separated names); health gates still cover all.
+        #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
+        limit: Option<Vec<String>>,
+        /// Learn host keys of hosts not yet in known_hosts (a changed key is still refused).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// Run this playbook instead of the built-in playbooks/apply.yaml.
+        #[arg(long, value_name = "FILE")]
+        playbook: Option<PathBuf>,
+    },
+    /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
+    Status {
+        inventory: Option<PathBuf>,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Throwaway hosts in containers (podman or docker) for smoke clusters and tests.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Build the node image (Debian + sshd).
+    Image {
+        #[arg(long, default_value = lab::DEFAULT_IMAGE)]
+        name: String,
+    },
+    /// Start N containers and write a ready inventory for them.
+    Up {
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long)]
+        inventory: PathBuf,
+        #[arg(long, default_value = lab::DEFAULT_IMAGE)]
+        image: String,
+    },
+    /// Remove the containers and network that `lab up` made for this inventory.
+    Down {
+        #[arg(long)]
+        inventory: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InitArg {
+    Sysv,
+    Systemd,
+}
+
+const OK: u8 = 0;
+const FAILED: u8 = 1;
+const BAD_INPUT: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    ExitCode::from(match cli.command {
+        Command::Validate { inventory } => match load(inventory) {
+            Ok(inv) => {
+                println!(
+                    "{}: ok ({} hosts: {} ZooKeeper, {} Kafka)",
+                    inv.file.display(),
+                    inv.hosts.len(),
+                    inv.zookeeper_hosts().count(),
+                    inv.kafka_hosts().count()
+                );
+                OK
+            }
+            Err(code) => code,
+        },
+        Command::Render { inventory, out, init } => match load(inventory) {
+            Ok(inv) => report(render(&inv, &out, init), BAD_INPUT),
+            Err(code) => code,
+        },
+        Command::Apply {
+            inventory,
+            dry_run,
+            limit,
+            accept_new_host_keys,
+            playbook,
+        } => match load(inventory) {
+            Ok(inv) => {
+                let opts = ApplyOptions {
+                    dry_run,
+                    limit,
+                    policy: policy(accept_new_host_keys),
+                    playbook,
+                };
+                apply(&inv, &opts)
+            }
+            Err(code) => code,
+        },
+        Command::Status { inventory, output } => match load(inventory) {
+            Ok(inv) => {
+                let s = runtime().block_on(status::collect(&inv, HostKeyPolicy::Strict));
+                match output {
+                    Output::Json => println!("{}", serde_json::to_string_pretty(&s).unwrap()),
+                    Output::Text => status::print_text(&s),
+                }
+                if s.healthy { OK } else { FAILED }
+            }
+            Err(code) => code,
+        },
+        Command::Lab { command } => report(
+            match command {
+                LabCommand::Image { name } => lab::image(&name),
+                LabCommand::Up {
+                    nodes,
+                    inventory,
+                    image,
+                } => lab::up(nodes, &inventory, &image),
+                LabCommand::Down { inventory } => lab::down(&inventory),
+            },
+            FAILED,
+        ),
+    })
+}
+
+fn policy(accept_new: bool) -> HostKeyPolicy {
+    if accept_new {
+        HostKeyPolicy::AcceptNew
+    } else {
+        HostKeyPolicy::Strict
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Load and validate; print warnings; on errors print them all and return exit code 2.
+fn load(path: Option<PathBuf>) -> Result<Inventory, u8> {
+    let path = inventory::default_path(path);
+    match inventory::load(&path) {
+        Ok(inv) => {
+            for w in &inv.warnings {
+                eprintln!("{w}");
+            }
+            Ok(inv)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.diags.iter().filter(|d| d.severity == inventory::Severity::Error).count();
+            eprintln!("{n} error(s) in {}; nothing was changed", path.display());
+            Err(BAD_INPUT)
+        }
+    }
+}
+
+fn report(r: anyhow::Result<()>, code: u8) -> u8 {
+    match r {
+        Ok(()) => OK,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}
+
+fn apply(inv: &Inventory, opts: &ApplyOptions) -> u8 {
+    let rep = Reporter::new();
+    match runtime().block_on(engine::apply(inv, opts, &rep)) {
+        Ok(summary) if opts.dry_run => {
+            let _ = summary;
+            OK
+        }
+        Ok(summary) => {
+            rep.clear();
+            if summary.changed() {
+                println!("apply: done; changes:");
+                for (host, changes) in &summary.changes {
+                    if changes.is_empty() {
+                        println!("  {host}: no change");
+                    }
+                    for c in changes {
+                        println!("  {host}: {c}");
+                    }
+                }
+            } else {
+                println!("apply: no change; every host was already as wanted, nothing restarted");
+            }
+            OK
+        }
+        Err(e) => {
+            rep.clear();
+            eprintln!("error: {e:#}");
+            eprintln!("apply stopped; fix the cause and re-run: finished steps are skipped as no-ops");
+            FAILED
+        }
+    }
+}
+
+/// Offline rendering: ids from pins, then free ids by host name (a real apply lets ids
+/// already on the hosts win).
+fn render(inv: &Inventory, out: &Path, init: InitArg) -> anyhow::Result<()> {
+    let none = vec![Default::default(); inv.hosts.len()];
+    let ids: Ids = crate::engine::plan::resolve_ids(inv, &none)?;
+    let r = Renderer::new(inv)?;
+    let init = match init {
+        InitArg::Sysv => InitSystem::SysV,
+        InitArg::Systemd => InitSystem::Systemd,
+    };
+    let mut count = BTreeMap::new();
+    for h in &inv.hosts {
+        for f in r.host_files(inv, h, &ids, init)? {
+            let dest = out.join(&h.name).join(f.path.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap())?;
+            std::fs::write(&dest, &f.content)?;
+            *count.entry(h.name.clone()).or_insert(0) += 1;
+        }
+    }
+    for (h, n) in count {
+        println!("{}/{h}: {n} files", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Facts: what a host has now, gathered in one command per host. Everything the plan needs
+//! to decide "no change" comes from here, so a no-op apply costs one round trip per host.
+
+use crate::render::{InitSystem, Service, ServiceDef};
+use crate::transport::quote;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// `apt`, `dnf`, `yum` or `none`.
+    pub package_manager: String,
+    pub init: Option<InitSystem>,
+    /// First line of `java -version`, if any java runs.
+    pub java: Option<String>,
+    /// `<sha256> <mode>:<owner>:<group>` of each managed path that exists.
+    pub files: BTreeMap<String, String>,
+    pub myid: Option<i64>,
+    pub broker_id: Option<i64>,
+    /// Content of `<dir>/.clusterctl-sha512` per install dir that has one.
+    pub installed: BTreeMap<String, String>,
+    /// Target of each stable symlink (`/opt/kafka` -> `kafka_2.13-3.9.1`).
+    pub links: BTreeMap<String, String>,
+    /// PID of each running service (verified against its main class).
+    pub pids: BTreeMap<Service, u32>,
+    pub users: Vec<String>,
+}
+
+/// What to ask a host about.
+pub struct Query<'a> {
+    pub paths: Vec<String>,
+    pub install_dirs: Vec<String>,
+    pub links: Vec<String>,
+    pub services: Vec<&'a ServiceDef>,
+    pub myid_file: Option<String>,
+    pub meta_properties: Vec<String>,
+    pub java_cmd: String,
+}
+
+/// The one shell command that gathers everything in `q`. Each answer is one tagged line.
+pub fn script(q: &Query) -> String {
+    let mut s = String::from(
+        "pm=none; for m in apt-get dnf yum; do command -v $m >/dev/null 2>&1 && { pm=${m%-get}; break; }; done; echo \"pm $pm\"\n\
+         if [ -d /run/systemd/system ]; then echo 'init systemd'; else echo 'init sysv'; fi\n",
+    );
+    s.push_str(&format!(
+        "j=$({} -version 2>&1 | head -n 1); [ -n \"$j\" ] && command -v {} >/dev/null 2>&1 && echo \"java $j\"\n",
+        q.java_cmd, q.java_cmd
+    ));
+    for p in &q.paths {
+        s.push_str(&format!(
+            "[ -f {p} ] && printf 'file %s %s %s\\n' {p} \"$(sha256sum < {p} | cut -d' ' -f1)\" \"$(stat -c '%a:%U:%G' {p})\"\n",
+            p = quote(p)
+        ));
+    }
+    for d in &q.install_dirs {
+        s.push_str(&format!(
+            "[ -f {m} ] && printf 'installed %s %s\\n' {d} \"$(cat {m})\"\n",
+            m = quote(&format!("{d}/.clusterctl-sha512")),
+            d = quote(d)
+        ));
+    }
+    for l in &q.links {
+        s.push_str(&format!(
+            "[ -L {q} ] && printf 'link %s %s\\n' {q} \"$(readlink {q})\"\n",
+            q = quote(l)
+        ));
+    }
+    if let Some(f) = &q.myid_file {
+        s.push_str(&format!("[ -f {f} ] && echo \"myid $(cat {f})\"\n", f = quote(f)));
+    }
+    for m in &q.meta_properties {
+        s.push_str(&format!(
+            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p' {m}\n",
+            m = quote(m)
+        ));
+    }
+    for svc in &q.services {
+        // Alive = the PID file names a live process whose command line has our main class.
+        s.push_str(&format!(
+            "p=$(cat {pf} 2>/dev/null); [ -n \"$p\" ] && [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo \"pid {name} $p\"\n",
+            pf = quote(&svc.pid_file),
+            mc = quote(svc.main_class),
+            name = svc.name
+        ));
+        s.push_str(&format!(
+            "id -u {u} >/dev/null 2>&1 && echo \"user {u}\"\n",
+            u = svc.user
+        ));
+    }
+    s.push_str("true\n");
+    s
+}
+
+pub fn parse(out: &str) -> Facts {
+    let mut f = Facts::default();
+    for line in out.lines() {
+        let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let rest = rest.trim();
+        match tag {
+            "pm" => f.package_manager = rest.to_string(),
+            "init" => {
+                f.init = Some(if rest == "systemd" {
+                    InitSystem::Systemd
+                } else {
+                    InitSystem::SysV
+                })
+            }
+            "java" => f.java = Some(rest.to_string()),
+            "file" | "installed" | "link" => {
+                if let Some((k, v)) = rest.split_once(' ') {
+                    let map = match tag {
+                        "file" => &mut f.files,
+                        "installed" => &mut f.installed,
+                        _ => &mut f.links,
+                    };
+                    map.insert(k.to_string(), v.trim().to_string());
+                }
+            }
+            "myid" => f.myid = rest.parse().ok(),
+            "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
+            "pid" => {
+                if let Some((name, pid)) = rest.split_once(' ') {
+                    let svc = match name {
+                        "zookeeper" => Service::ZooKeeper,
+                        _ => Service::Kafka,
+                    };
+                    if let Ok(pid) = pid.trim().parse() {
+                        f.pids.insert(svc, pid);
+                    }
+                }
+            }
+            "user" => f.users.push(rest.to_string()),
+            _ => {}
+        }
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_tag() {
+        let out = "pm apt\ninit sysv\njava openjdk version \"17.0.13\" 2024-10-15\n\
+                   file /etc/kafka/server.properties abc123\n\
+                   installed /opt/kafka_2.13-3.9.1 deadbeef\nlink /opt/kafka kafka_2.13-3.9.1\n\
+                   myid 2\nbroker_id 3\npid kafka 4242\npid zookeeper 77\nuser kafka\n";
+        let f = parse(out);
+        assert_eq!(f.package_manager, "apt");
+        assert_eq!(f.init, Some(InitSystem::SysV));
+        assert!(f.java.unwrap().contains("17.0.13"));
+        assert_eq!(f.files["/etc/kafka/server.properties"], "abc123");
+        assert_eq!(f.installed["/opt/kafka_2.13-3.9.1"], "deadbeef");
+        assert_eq!(f.links["/opt/kafka"], "kafka_2.13-3.9.1");
+        assert_eq!((f.myid, f.broker_id), (Some(2), Some(3)));
+        assert_eq!(f.pids[&Service::Kafka], 4242);
+        assert_eq!(f.pids[&Service::ZooKeeper], 77);
+        assert_eq!(f.users, vec!["kafka"]);
+    }
+
+    #[test]
+    fn empty_host_has_no_facts() {
+        let f = parse("pm none\ninit sysv\n");
+        assert!(f.java.is_none() && f.files.is_empty() && f.pids.is_empty());
+        assert_eq!(f.myid, None);
+    }
+}

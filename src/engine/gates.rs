@@ -1,0 +1,222 @@
+//! Health gates: predicates polled with a deadline. The same probes serve `status`.
+
+use super::HostPlan;
+use super::playbook::Gate;
+use crate::health::kafka::{self, ClusterMetadata, KafkaClient};
+use crate::health::zookeeper;
+use crate::inventory::Inventory;
+use crate::render::Service;
+use crate::report::Reporter;
+use anyhow::{Result, bail};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(500);
+
+pub fn zk_members(inv: &Inventory) -> Vec<(String, String)> {
+    inv.zookeeper_hosts()
+        .map(|h| (h.name.clone(), format!("{}:{}", h.address, inv.zookeeper.client_port)))
+        .collect()
+}
+
+pub type ZkAnswers = Vec<(String, Result<zookeeper::Srvr>)>;
+
+/// One probe of the ensemble: `srvr` on every member, `mntr` on the leader.
+pub async fn zk_probe(inv: &Inventory) -> (ZkAnswers, zookeeper::EnsembleVerdict) {
+    let members = zk_members(inv);
+    let results = futures::future::join_all(
+        members.iter().map(|(_, a)| zookeeper::srvr(a, PROBE_TIMEOUT)),
+    )
+    .await;
+    let answers: ZkAnswers = members.iter().map(|(h, _)| h.clone()).zip(results).collect();
+    let first = zookeeper::ensemble_verdict(&answers, None);
+    let Some(leader) = first.leader.clone() else {
+        return (answers, first);
+    };
+    let addr = &members.iter().find(|(h, _)| *h == leader).unwrap().1;
+    let verdict = match zookeeper::mntr(addr, PROBE_TIMEOUT).await {
+        Ok(m) => zookeeper::ensemble_verdict(&answers, Some(&m)),
+        Err(e) => {
+            let mut v = first;
+            v.healthy = false;
+            v.problems.push(format!("{leader}: mntr failed: {e:#}"));
+            v
+        }
+    };
+    (answers, verdict)
+}
+
+pub fn bootstrap(inv: &Inventory) -> Vec<String> {
+    inv.kafka_hosts()
+        .map(|h| format!("{}:{}", h.address, inv.kafka.port))
+        .collect()
+}
+
+/// Metadata from the first broker that answers.
+pub async fn metadata(inv: &Inventory) -> Result<ClusterMetadata> {
+    let mut errors = Vec::new();
+    for addr in bootstrap(inv) {
+        match KafkaClient::connect(&addr, PROBE_TIMEOUT).await {
+            Ok(mut c) => match c.metadata(None).await {
+                Ok(m) => return Ok(m),
+                Err(e) => errors.push(format!("{addr}: {e:#}")),
+            },
+            Err(e) => errors.push(format!("{addr}: {e:#}")),
+        }
+    }
+    bail!("no broker answered Metadata: {}", errors.join("; "))
+}
+
+fn expected_brokers(plans: &[HostPlan]) -> BTreeSet<i32> {
+    plans
+        .iter()
+        .filter(|p| p.host.in_kafka)
+        .filter_map(|p| p.broker_id.map(|i| i as i32))
+        .collect()
+}
+
+/// Every expected broker registered (by id), as seen by a live broker.
+fn brokers_problem(m: &ClusterMetadata, plans: &[HostPlan]) -> Option<String> {
+    let seen: BTreeSet<i32> = m.brokers.iter().map(|b| b.id).collect();
+    let missing: Vec<String> = plans
+        .iter()
+        .filter(|p| p.host.in_kafka)
+        .filter_map(|p| p.broker_id.map(|id| (p, id as i32)))
+        .filter(|(_, id)| !seen.contains(id))
+        .map(|(p, id)| format!("{} (broker.id {id})", p.host.name))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("not registered: {}", missing.join(", ")));
+    }
+    if m.controller_id < 0 {
+        return Some("no active controller".into());
+    }
+    None
+}
+
+/// Poll `probe` until it returns Ok(None) (healthy) or the deadline passes.
+async fn poll<F, Fut>(what: &str, timeout: Duration, rep: &Reporter, mut probe: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        match probe().await {
+            None => return Ok(()),
+            Some(problem) => {
+                if problem != last {
+                    rep.host_busy("gate", &format!("{what}: {problem}"));
+                    last = problem;
+                }
+            }
+        }
+        if start.elapsed() >= timeout {
+            rep.clear();
+            bail!("{what} not reached within {}s: {last}", timeout.as_secs());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub async fn wait(inv: &Inventory, plans: &[HostPlan], gate: Gate, timeout: Duration, rep: &Reporter) -> Result<String> {
+    let start = Instant::now();
+    match gate {
+        Gate::ZookeeperQuorum => {
+            let leader = &std::sync::Mutex::new(None);
+            poll("ZooKeeper quorum", timeout, rep, move || async move {
+                let (_, v) = zk_probe(inv).await;
+                *leader.lock().unwrap() = v.leader.clone();
+                (!v.healthy).then(|| v.problems.join("; "))
+            })
+            .await?;
+            rep.clear();
+            let leader = leader.lock().unwrap().take();
+            let n = zk_members(inv).len();
+            Ok(format!(
+                "ZooKeeper quorum: leader {}, {} follower(s) in sync ({:.1}s)",
+                leader.unwrap_or_default(),
+                n - 1,
+                start.elapsed().as_secs_f64()
+            ))
+        }
+        Gate::BrokersRegistered => {
+            let controller = &std::sync::atomic::AtomicI32::new(-1);
+            poll("brokers registered", timeout, rep, move || async move {
+                match metadata(inv).await {
+                    Ok(m) => {
+                        controller.store(m.controller_id, std::sync::atomic::Ordering::Relaxed);
+                        brokers_problem(&m, plans)
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                }
+            })
+            .await?;
+            rep.clear();
+            let controller = controller.load(std::sync::atomic::Ordering::Relaxed);
+            Ok(format!(
+                "{} broker(s) registered, controller is broker {controller} ({:.1}s)",
+                expected_brokers(plans).len(),
+                start.elapsed().as_secs_f64()
+            ))
+        }
+    }
+}
+
+/// After one host's restart: the cluster must be whole again before the next host.
+pub async fn after_restart(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    svc: Service,
+    timeout: Duration,
+    rep: &Reporter,
+) -> Result<()> {
+    match svc {
+        Service::ZooKeeper => {
+            wait(inv, plans, Gate::ZookeeperQuorum, timeout, rep).await?;
+        }
+        Service::Kafka => {
+            wait(inv, plans, Gate::BrokersRegistered, timeout, rep).await?;
+            poll("every replica back in sync", timeout, rep, move || async move {
+                match metadata(inv).await {
+                    Ok(m) => {
+                        let urp = m.under_replicated();
+                        let off = m.offline();
+                        if urp.is_empty() && off.is_empty() {
+                            None
+                        } else {
+                            Some(format!(
+                                "{} under-replicated, {} offline partition(s)",
+                                urp.len(),
+                                off.len()
+                            ))
+                        }
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                }
+            })
+            .await?;
+            rep.clear();
+        }
+    }
+    Ok(())
+}
+
+pub const SMOKE_TOPIC: &str = "__clusterctl_smoke";
+
+/// A replicated topic, one record produced with acks=all and read back.
+pub async fn smoke(inv: &Inventory, plans: &[HostPlan], timeout: Duration) -> Result<String> {
+    let brokers = expected_brokers(plans).len();
+    let rf = brokers.clamp(1, 3) as i16;
+    let r = kafka::smoke(&bootstrap(inv), SMOKE_TOPIC, rf, timeout).await?;
+    Ok(format!(
+        "smoke: topic {} (replication factor {rf}, ISR {:?}): record produced at offset {} through leader {} and read back ({:.1}s)",
+        r.topic,
+        r.isr,
+        r.offset,
+        r.leader_id,
+        r.elapsed.as_secs_f64()
+    ))
+}

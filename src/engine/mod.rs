@@ -1,0 +1,303 @@
+//! The playbook runner behind `apply`: connect, gather facts, plan, then run each step over
+//! its hosts (in parallel within a step), gated by health checks.
+
+mod actions;
+pub mod facts;
+pub mod gates;
+pub mod playbook;
+pub mod plan;
+
+pub use plan::HostPlan;
+
+use crate::artifacts::{self, Artifact, Product};
+use crate::inventory::Inventory;
+use crate::render::Service;
+use crate::report::Reporter;
+use crate::transport::{HostKeyPolicy, Session};
+use anyhow::{Context, Result, bail};
+use playbook::{Action, Hosts, Step};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    pub limit: Option<Vec<String>>,
+    pub policy: HostKeyPolicy,
+    pub playbook: Option<PathBuf>,
+}
+
+/// What one apply did, per host: human-readable changes.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub changes: BTreeMap<String, Vec<String>>,
+}
+
+impl Summary {
+    pub fn changed(&self) -> bool {
+        self.changes.values().any(|c| !c.is_empty())
+    }
+}
+
+/// Connect to every host in parallel; one connection per host for the whole run.
+pub async fn connect_all(
+    inv: &Inventory,
+    policy: HostKeyPolicy,
+) -> Result<BTreeMap<String, Session>> {
+    let results = futures::future::join_all(inv.hosts.iter().map(|h| async move {
+        (h.name.clone(), Session::connect(&h.ssh, policy).await)
+    }))
+    .await;
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(s) => {
+                out.insert(name, s);
+            }
+            Err(e) => errors.push(format!("{name}: cannot connect: {e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(out)
+}
+
+pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Result<Summary> {
+    let steps = playbook::load(opts.playbook.as_deref())?;
+    if let Some(limit) = &opts.limit {
+        for name in limit {
+            if inv.host(name).is_none() {
+                bail!("--limit names `{name}`, which is not a host of {}", inv.file.display());
+            }
+        }
+    }
+    rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
+    let sessions = connect_all(inv, opts.policy).await?;
+    rep.line("gathering facts");
+    let mut plans = plan::plan_all(inv, &sessions).await?;
+    if opts.dry_run {
+        rep.clear();
+        plan::print_dry_run(inv, &plans, &sessions).await?;
+        return Ok(Summary::default());
+    }
+    let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
+    let mut artifacts: BTreeMap<Product, Artifact> = BTreeMap::new();
+    let mut summary = Summary::default();
+    for p in &plans {
+        summary.changes.insert(p.host.name.clone(), Vec::new());
+    }
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        rep.step(i + 1, total, &step.name);
+        let selected: Vec<usize> = plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| in_group(step, p) && in_limit(&p.host.name))
+            .map(|(i, _)| i)
+            .collect();
+        match step.action {
+            Action::Install => {
+                let product = match step.service() {
+                    Some(Service::ZooKeeper) => Product::ZooKeeper,
+                    _ => Product::Kafka,
+                };
+                if product == Product::ZooKeeper
+                    && inv.zookeeper.source == crate::inventory::ZkSource::Kafka
+                {
+                    rep.line("  ZooKeeper runs from the Kafka tarball: nothing to install");
+                    continue;
+                }
+                let needs = selected
+                    .iter()
+                    .any(|&i| plans[i].needs_install(inv, product));
+                if needs && !artifacts.contains_key(&product) {
+                    rep.line(&format!("  resolving the {product:?} tarball"));
+                    let a = artifacts::fetch(inv, product).await?;
+                    artifacts.insert(product, a);
+                }
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let a = artifacts.get(&product).cloned();
+                    let s = sessions[&p.host.name].clone();
+                    async move { actions::install(inv, p, &s, product, a.as_ref()).await }
+                })
+                .await?;
+            }
+            Action::Prepare => {
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    async move { actions::prepare(inv, p, &s).await }
+                })
+                .await?
+            }
+            Action::Jdk => {
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    async move { actions::jdk(inv, p, &s).await }
+                })
+                .await?
+            }
+            Action::Configure => {
+                let svc = step.service().unwrap();
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    async move { actions::configure(p, &s, svc).await }
+                })
+                .await?
+            }
+            Action::Start => {
+                let svc = step.service().unwrap();
+                // Stopped services start together (a new ensemble needs its members at once).
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    async move { actions::start_if_stopped(inv, p, &s, svc).await }
+                })
+                .await?;
+                // Changed configs restart one host at a time, each gated before the next.
+                for &i in &selected {
+                    if !plans[i].restart_pending(svc) {
+                        continue;
+                    }
+                    let name = plans[i].host.name.clone();
+                    rep.host_busy(&name, &format!("restarting {svc}"));
+                    let s = &sessions[&name];
+                    let msg = actions::restart(inv, &mut plans[i], s, svc)
+                        .await
+                        .with_context(|| format!("{name}: step '{}'", step.name))?;
+                    rep.host_done(&name, &msg);
+                    summary.changes.get_mut(&name).unwrap().push(msg);
+                    gates::after_restart(inv, &plans, svc, timeout(step, 180), rep)
+                        .await
+                        .with_context(|| {
+                            format!("after restarting {svc} on {name}: the cluster did not recover; stopping here")
+                        })?;
+                }
+            }
+            Action::Wait => {
+                let gate = step.gate.unwrap();
+                let svc = match gate {
+                    playbook::Gate::ZookeeperQuorum => Service::ZooKeeper,
+                    playbook::Gate::BrokersRegistered => Service::Kafka,
+                };
+                // A crashed process fails the gate at once, with its log, instead of at the deadline.
+                let msg = tokio::select! {
+                    r = gates::wait(inv, &plans, gate, timeout(step, 120), rep) => r,
+                    dead = watch_processes(inv, &plans, &sessions, svc) => Err(dead),
+                }
+                .with_context(|| format!("step '{}'", step.name))?;
+                rep.line(&format!("  {msg}"));
+            }
+            Action::Smoke => {
+                if !summary.changed() {
+                    rep.line("  nothing changed: smoke test skipped (the gates above passed)");
+                    continue;
+                }
+                let msg = gates::smoke(inv, &plans, timeout(step, 120))
+                    .await
+                    .with_context(|| format!("step '{}'", step.name))?;
+                rep.line(&format!("  {msg}"));
+            }
+        }
+    }
+    rep.clear();
+    for s in sessions.values() {
+        s.close().await;
+    }
+    Ok(summary)
+}
+
+/// Returns (only) when a service process that should run on some host is gone, with the
+/// tail of its output log.
+async fn watch_processes(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    sessions: &BTreeMap<String, Session>,
+    svc: Service,
+) -> anyhow::Error {
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for p in plans.iter().filter(|p| p.running(svc).is_some()) {
+            let def = crate::render::ServiceDef::new(svc, inv, &p.host);
+            let cmd = format!(
+                "p=$(cat {pf} 2>/dev/null); if [ -n \"$p\" ] && [ -d /proc/$p ]; then echo alive; \
+                 else tail -n 15 {log}; fi",
+                pf = crate::transport::quote(&def.pid_file),
+                log = crate::transport::quote(&format!("{}/{}.out", def.log_dir, def.name)),
+            );
+            if let Ok(out) = sessions[&p.host.name].exec(&cmd).await
+                && out.ok()
+                && out.stdout.trim() != "alive"
+            {
+                return anyhow::anyhow!(
+                    "{svc} on {} exited after starting; last lines of {}/{}.out:\n{}",
+                    p.host.name,
+                    def.log_dir,
+                    def.name,
+                    out.stdout.trim_end()
+                );
+            }
+        }
+    }
+}
+
+fn timeout(step: &Step, default: u64) -> Duration {
+    Duration::from_secs(step.timeout_secs.unwrap_or(default))
+}
+
+fn in_group(step: &Step, p: &HostPlan) -> bool {
+    match step.hosts {
+        Some(Hosts::All) | None => true,
+        Some(Hosts::Zookeeper) => p.host.in_zookeeper,
+        Some(Hosts::Kafka) => p.host.in_kafka,
+    }
+}
+
+/// Run `f` on the selected hosts in parallel; the first failure stops the run, naming the
+/// host and step (the transport adds the command and its stderr).
+async fn run_hosts<'a, F, Fut>(
+    plans: &'a mut [HostPlan],
+    selected: &[usize],
+    step: &Step,
+    rep: &Reporter,
+    summary: &mut Summary,
+    f: F,
+) -> Result<()>
+where
+    F: Fn(&'a mut HostPlan) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>>> + 'a,
+{
+    let futs = plans
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| selected.contains(i))
+        .map(|(_, p)| {
+            let name = p.host.name.clone();
+            rep.host_busy(&name, &step.name);
+            let fut = f(p);
+            async move { (name, fut.await) }
+        });
+    let results = futures::future::join_all(futs).await;
+    let mut errors = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(changes) => {
+                let msg = if changes.is_empty() {
+                    "ok (no change)".to_string()
+                } else {
+                    changes.join("; ")
+                };
+                rep.host_done(&name, &msg);
+                summary.changes.get_mut(&name).unwrap().extend(changes);
+            }
+            Err(e) => {
+                rep.host_done(&name, "FAILED");
+                errors.push(format!("{name}: step '{}': {e:#}", step.name));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}

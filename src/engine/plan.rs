@@ -1,0 +1,314 @@
+//! Desired state per host (from the inventory) against facts (from the host): the diff that
+//! drives both `apply` and `apply --dry-run`.
+
+use super::facts::{self, Facts, Query};
+use crate::artifacts::{self, Product};
+use crate::inventory::{Host, Inventory, JdkMethod, ZkSource, ids};
+use crate::render::{Ids, InitSystem, ManagedFile, Renderer, Service, ServiceDef, mask_secrets};
+use crate::transport::Session;
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub struct HostPlan {
+    pub host: Host,
+    pub facts: Facts,
+    pub init: InitSystem,
+    pub files: Vec<ManagedFile>,
+    pub myid: Option<i64>,
+    pub broker_id: Option<i64>,
+    /// Services whose files or binaries changed in this run (restart them if running).
+    changed: BTreeSet<Service>,
+}
+
+impl HostPlan {
+    /// `<sha256> <mode>:<owner>:<group>` as the facts script reports it.
+    pub fn fingerprint(f: &ManagedFile) -> String {
+        let sha = hex::encode(Sha256::digest(f.content.as_bytes()));
+        format!("{sha} {:o}:{}:{}", f.mode, f.owner, f.group)
+    }
+
+    pub fn file_differs(&self, f: &ManagedFile) -> bool {
+        self.facts.files.get(&f.path) != Some(&Self::fingerprint(f))
+    }
+
+    /// Files whose content, mode or ownership differ from what is wanted.
+    pub fn changed_files(&self) -> Vec<&ManagedFile> {
+        self.files.iter().filter(|f| self.file_differs(f)).collect()
+    }
+
+    pub fn install_dir(inv: &Inventory, product: Product) -> (String, String, String) {
+        let version = match product {
+            Product::Kafka => &inv.kafka.version,
+            Product::ZooKeeper => &inv.zookeeper.version,
+        };
+        let (_, _, name) = artifacts::layout(product, version, &inv.kafka.scala_version);
+        let link = match product {
+            Product::Kafka => "kafka",
+            Product::ZooKeeper => "zookeeper",
+        };
+        (
+            format!("{}/{name}", inv.install_dir),
+            format!("{}/{link}", inv.install_dir),
+            name,
+        )
+    }
+
+    /// The versioned directory is missing, or the stable symlink points elsewhere.
+    pub fn needs_install(&self, inv: &Inventory, product: Product) -> bool {
+        let (dir, link, name) = Self::install_dir(inv, product);
+        !self.facts.installed.contains_key(&dir) || self.facts.links.get(&link) != Some(&name)
+    }
+
+    pub fn running(&self, svc: Service) -> Option<u32> {
+        self.facts.pids.get(&svc).copied()
+    }
+
+    pub fn mark_changed(&mut self, svc: Service) {
+        self.changed.insert(svc);
+    }
+
+    pub fn restart_pending(&self, svc: Service) -> bool {
+        self.changed.contains(&svc) && self.running(svc).is_some()
+    }
+
+    pub fn clear_changed(&mut self, svc: Service) {
+        self.changed.remove(&svc);
+    }
+
+    pub fn services(&self, inv: &Inventory) -> Vec<ServiceDef> {
+        let mut v = Vec::new();
+        if self.host.in_zookeeper {
+            v.push(ServiceDef::new(Service::ZooKeeper, inv, &self.host));
+        }
+        if self.host.in_kafka {
+            v.push(ServiceDef::new(Service::Kafka, inv, &self.host));
+        }
+        v
+    }
+}
+
+/// The `java` the services will run, for the facts query.
+pub fn java_cmd(inv: &Inventory) -> String {
+    match crate::render::java_home(inv) {
+        Some(home) => format!("{home}/bin/java"),
+        None => "java".into(),
+    }
+}
+
+/// What to ask one host: every path we might manage under either init system, install
+/// markers, symlinks, service PIDs, ids on disk.
+pub fn query_for<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Result<Query<'a>> {
+    let r = Renderer::new(inv)?;
+    // Paths do not depend on ids: render with placeholders to learn them.
+    let placeholder = Ids {
+        myid: inv.hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
+        broker_id: inv.hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
+    };
+    let mut paths = BTreeSet::new();
+    for init in [InitSystem::SysV, InitSystem::Systemd] {
+        for f in r.host_files(inv, host, &placeholder, init)? {
+            paths.insert(f.path);
+        }
+    }
+    let mut install_dirs = Vec::new();
+    let mut links = Vec::new();
+    let mut products = Vec::new();
+    if host.in_kafka || (host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka) {
+        products.push(Product::Kafka);
+    }
+    if host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball {
+        products.push(Product::ZooKeeper);
+    }
+    for p in products {
+        let (dir, link, _) = HostPlan::install_dir(inv, p);
+        install_dirs.push(dir);
+        links.push(link);
+    }
+    if inv.jdk.method == JdkMethod::Tarball {
+        links.push(format!("{}/jdk", inv.install_dir));
+    }
+    Ok(Query {
+        paths: paths.into_iter().collect(),
+        install_dirs,
+        links,
+        services: services.iter().collect(),
+        myid_file: host
+            .in_zookeeper
+            .then(|| format!("{}/myid", inv.zookeeper.data_dir)),
+        meta_properties: if host.in_kafka {
+            inv.kafka
+                .log_dirs
+                .iter()
+                .map(|d| format!("{d}/meta.properties"))
+                .collect()
+        } else {
+            vec![]
+        },
+        java_cmd: java_cmd(inv),
+    })
+}
+
+pub async fn gather(inv: &Inventory, host: &Host, s: &Session) -> Result<Facts> {
+    let services: Vec<ServiceDef> = [Service::ZooKeeper, Service::Kafka]
+        .into_iter()
+        .filter(|svc| match svc {
+            Service::ZooKeeper => host.in_zookeeper,
+            Service::Kafka => host.in_kafka,
+        })
+        .map(|svc| ServiceDef::new(svc, inv, host))
+        .collect();
+    let q = query_for(inv, host, &services)?;
+    let out = s
+        .exec_ok(&facts::script(&q))
+        .await
+        .with_context(|| format!("{}: gathering facts", host.name))?;
+    Ok(facts::parse(&out.stdout))
+}
+
+/// Facts from every host, ids resolved (disk wins, then pins, then free ids), files rendered.
+pub async fn plan_all(
+    inv: &Inventory,
+    sessions: &BTreeMap<String, Session>,
+) -> Result<Vec<HostPlan>> {
+    let gathered = futures::future::join_all(
+        inv.hosts
+            .iter()
+            .map(|h| async move { gather(inv, h, &sessions[&h.name]).await }),
+    )
+    .await;
+    let mut all_facts = Vec::new();
+    for r in gathered {
+        all_facts.push(r?);
+    }
+    let ids = resolve_ids(inv, &all_facts)?;
+    let renderer = Renderer::new(inv)?;
+    let mut plans = Vec::new();
+    for (host, facts) in inv.hosts.iter().zip(all_facts) {
+        let init = facts.init.unwrap_or(InitSystem::SysV);
+        let files = renderer.host_files(inv, host, &ids, init)?;
+        plans.push(HostPlan {
+            myid: ids.myid.get(&host.name).copied(),
+            broker_id: ids.broker_id.get(&host.name).copied(),
+            host: host.clone(),
+            facts,
+            init,
+            files,
+            changed: BTreeSet::new(),
+        });
+    }
+    Ok(plans)
+}
+
+pub fn resolve_ids(inv: &Inventory, facts: &[Facts]) -> Result<Ids> {
+    let mut zk = Vec::new();
+    let mut kafka = Vec::new();
+    let (mut zk_pin, mut zk_disk, mut b_pin, mut b_disk) = Default::default();
+    let pins = |m: &mut BTreeMap<String, i64>, k: &str, v: Option<i64>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
+    };
+    for (h, f) in inv.hosts.iter().zip(facts) {
+        if h.in_zookeeper {
+            zk.push(h.name.clone());
+            pins(&mut zk_pin, &h.name, h.myid);
+            pins(&mut zk_disk, &h.name, f.myid);
+        }
+        if h.in_kafka {
+            kafka.push(h.name.clone());
+            pins(&mut b_pin, &h.name, h.broker_id);
+            pins(&mut b_disk, &h.name, f.broker_id);
+        }
+    }
+    let myid = ids::assign(&zk, &zk_pin, &zk_disk, 1).map_err(|e| anyhow::anyhow!("myid: {e}"))?;
+    let broker_id =
+        ids::assign(&kafka, &b_pin, &b_disk, 1).map_err(|e| anyhow::anyhow!("broker.id: {e}"))?;
+    if let Some((h, id)) = myid.iter().find(|(_, id)| !(1..=255).contains(*id)) {
+        bail!("host {h} has myid {id} on disk, outside 1..255; fix or remove its myid file");
+    }
+    Ok(Ids { myid, broker_id })
+}
+
+/// Print, per host, what `apply` would change: packages, artifacts, files as diffs (secrets
+/// masked), services to start or restart. Reads current contents of changed files only.
+pub async fn print_dry_run(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    sessions: &BTreeMap<String, Session>,
+) -> Result<()> {
+    let mut any = false;
+    for p in plans {
+        let s = &sessions[&p.host.name];
+        let mut lines = Vec::new();
+        if inv.jdk.method == JdkMethod::Package && p.facts.java.is_none() {
+            lines.push(format!(
+                "  install package {} ({})",
+                super::actions::jdk_package(inv, &p.facts),
+                p.facts.package_manager
+            ));
+        }
+        for product in [Product::ZooKeeper, Product::Kafka] {
+            let wanted = match product {
+                Product::Kafka => p.host.in_kafka || (p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka),
+                Product::ZooKeeper => p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball,
+            };
+            if wanted && p.needs_install(inv, product) {
+                let (dir, link, name) = HostPlan::install_dir(inv, product);
+                lines.push(format!("  unpack {product:?} into {dir}; link {link} -> {name}"));
+            }
+        }
+        let mut restart = BTreeSet::new();
+        for f in p.changed_files() {
+            let old = s
+                .exec(&format!("cat {} 2>/dev/null", crate::transport::quote(&f.path)))
+                .await?
+                .stdout;
+            lines.push(format!(
+                "  file {} (mode {:o}, {}:{})",
+                f.path, f.mode, f.owner, f.group
+            ));
+            let (old, new) = (mask_secrets(&old), mask_secrets(&f.content));
+            let diff = similar::TextDiff::from_lines(&old, &new);
+            for line in diff
+                .unified_diff()
+                .context_radius(1)
+                .header(&format!("{} (now)", f.path), &format!("{} (wanted)", f.path))
+                .to_string()
+                .lines()
+            {
+                lines.push(format!("    {line}"));
+            }
+            if let Some(svc) = f.restarts {
+                restart.insert(svc);
+            }
+        }
+        for svc in p.services(inv) {
+            match p.running(svc.service) {
+                None => lines.push(format!("  start {}", svc.name)),
+                Some(pid) if restart.contains(&svc.service) => {
+                    lines.push(format!("  restart {} (pid {pid}), one host at a time", svc.name))
+                }
+                Some(_) => {}
+            }
+        }
+        if lines.is_empty() {
+            println!("{}: no change", p.host.name);
+        } else {
+            any = true;
+            println!("{}: would change", p.host.name);
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+    println!(
+        "{}",
+        if any {
+            "dry run: nothing was changed"
+        } else {
+            "dry run: every host is up to date"
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The state dir beside an inventory (`<stem>.lab/`): what `lab up` created, so `lab down`
+//! removes exactly that and nothing else.
+
+use super::engine::Engine;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "state.json";
+pub const KEY_FILE: &str = "id_ed25519";
+pub const PUB_KEY_FILE: &str = "id_ed25519.pub";
+pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
+/// Every file `lab up` may write into the state dir; `down` deletes only these.
+pub const FILES: [&str; 4] = [KEY_FILE, PUB_KEY_FILE, KNOWN_HOSTS_FILE, STATE_FILE];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub runtime: Engine,
+    pub prefix: String,
+    pub network: String,
+    /// Recorded before any of them is created, so `down` can undo a half-finished `up`.
+    pub containers: Vec<String>,
+    pub image: String,
+    /// Filled once the nodes answer; informational (tests may `exec` into a node by name).
+    #[serde(default)]
+    pub hosts: Vec<HostState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostState {
+    pub name: String,
+    pub container: String,
+    pub address: String,
+}
+
+/// Absolute inventory path (relative paths resolve against the current directory, so the
+/// paths written into the inventory work from anywhere).
+pub fn absolute(inventory: &Path) -> Result<PathBuf> {
+    std::path::absolute(inventory)
+        .with_context(|| format!("cannot resolve {}", inventory.display()))
+}
+
+/// `dir/x.yaml` -> `dir/x.lab/`.
+pub fn state_dir(inventory: &Path) -> Result<PathBuf> {
+    let Some(stem) = inventory.file_stem().filter(|s| !s.is_empty()) else {
+        bail!("{} has no file name", inventory.display());
+    };
+    let mut name = stem.to_os_string();
+    name.push(".lab");
+    Ok(inventory.with_file_name(name))
+}
+
+impl State {
+    pub fn load(dir: &Path) -> Result<Option<State>> {
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .with_context(|| format!("{} is not a lab state file", path.display()))
+    }
+
+    /// Written through a temporary file and a rename, so a crash never leaves half a record.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)? + "\n";
+        write_atomic(&dir.join(STATE_FILE), text.as_bytes())
+    }
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_sits_beside_the_inventory() {
+        assert_eq!(
+            state_dir(Path::new("/a/b/three.yaml")).unwrap(),
+            Path::new("/a/b/three.lab")
+        );
+        assert_eq!(
+            state_dir(Path::new("/a/inv")).unwrap(),
+            Path::new("/a/inv.lab")
+        );
+        assert!(state_dir(Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn state_round_trips_and_absent_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(State::load(dir.path()).unwrap(), None);
+        let s = State {
+            runtime: Engine::Podman,
+            prefix: "clusterctl-x-000001".into(),
+            network: "clusterctl-x-000001-net".into(),
+            containers: vec!["clusterctl-x-000001-n1".into()],
+            image: "localhost/clusterctl-node:t".into(),
+            hosts: vec![],
+        };
+        s.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert!(text.contains("\"runtime\": \"podman\""), "{text}");
+        assert_eq!(State::load(dir.path()).unwrap(), Some(s));
+    }
+}

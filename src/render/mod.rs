@@ -1,0 +1,302 @@
+//! Desired files per host, rendered from templates embedded in the binary (or overridden from
+//! the inventory's `templates_dir`). Pure: no network, so `render` and `--dry-run` are offline.
+
+mod services;
+
+pub use services::{Service, ServiceDef};
+
+use crate::inventory::{Host, Inventory, JdkMethod, ZkSource};
+use anyhow::{Context, Result};
+use minijinja::{Environment, UndefinedBehavior, context};
+use std::collections::BTreeMap;
+
+/// One file clusterctl owns on a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedFile {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    /// The service to restart when this file changes.
+    pub restarts: Option<Service>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitSystem {
+    Systemd,
+    SysV,
+}
+
+/// Per-host ids, resolved before rendering (facts on the hosts win; see inventory::ids).
+#[derive(Debug, Clone, Default)]
+pub struct Ids {
+    pub myid: BTreeMap<String, i64>,
+    pub broker_id: BTreeMap<String, i64>,
+}
+
+const EMBEDDED: &[(&str, &str)] = &[
+    ("zoo.cfg.j2", include_str!("../../templates/zoo.cfg.j2")),
+    ("myid.j2", include_str!("../../templates/myid.j2")),
+    ("server.properties.j2", include_str!("../../templates/server.properties.j2")),
+    ("kafka-log4j.properties", include_str!("../../templates/kafka-log4j.properties")),
+    ("zookeeper-logback.xml", include_str!("../../templates/zookeeper-logback.xml")),
+    ("zookeeper-log4j.properties", include_str!("../../templates/zookeeper-log4j.properties")),
+    ("service.env.j2", include_str!("../../templates/service.env.j2")),
+    ("init.sh.j2", include_str!("../../templates/init.sh.j2")),
+    ("unit.service.j2", include_str!("../../templates/unit.service.j2")),
+    ("java.sh.j2", include_str!("../../templates/java.sh.j2")),
+];
+
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    /// Embedded templates, each replaced by a same-named file in `inv.templates_dir` if present.
+    pub fn new(inv: &Inventory) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        for (name, text) in EMBEDDED {
+            let text = match &inv.templates_dir {
+                Some(dir) if dir.join(name).is_file() => std::fs::read_to_string(dir.join(name))
+                    .with_context(|| format!("reading {}", dir.join(name).display()))?,
+                _ => text.to_string(),
+            };
+            env.add_template_owned(name.to_string(), text)
+                .with_context(|| format!("template {name}"))?;
+        }
+        Ok(Renderer { env })
+    }
+
+    fn render(&self, name: &str, ctx: minijinja::Value) -> Result<String> {
+        let t = self.env.get_template(name)?;
+        t.render(ctx).with_context(|| format!("rendering template {name}"))
+    }
+
+    /// Every file clusterctl manages on `host`.
+    pub fn host_files(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        ids: &Ids,
+        init: InitSystem,
+    ) -> Result<Vec<ManagedFile>> {
+        let mut files = Vec::new();
+        let java_home = java_home(inv);
+        if inv.jdk.method == JdkMethod::Tarball {
+            files.push(root_file(
+                "/etc/profile.d/java.sh",
+                self.render("java.sh.j2", context! { java_home })?,
+                0o644,
+                None,
+            ));
+        }
+        if host.in_zookeeper {
+            files.extend(self.zookeeper_files(inv, host, ids, init, &java_home)?);
+        }
+        if host.in_kafka {
+            files.extend(self.kafka_files(inv, host, ids, init, &java_home)?);
+        }
+        Ok(files)
+    }
+
+    fn zookeeper_files(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        ids: &Ids,
+        init: InitSystem,
+        java_home: &Option<String>,
+    ) -> Result<Vec<ManagedFile>> {
+        let zk = &inv.zookeeper;
+        let svc = ServiceDef::new(Service::ZooKeeper, inv, host);
+        let myid = *ids
+            .myid
+            .get(&host.name)
+            .with_context(|| format!("no myid assigned to {}", host.name))?;
+        let servers: Vec<_> = inv
+            .zookeeper_hosts()
+            .map(|h| context! { myid => ids.myid.get(&h.name).copied(), address => h.address })
+            .collect();
+        let mut properties = zk.properties.clone();
+        properties.extend(
+            host.zookeeper
+                .properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string())),
+        );
+        let conf = |name: &str| format!("/etc/zookeeper/{name}");
+        let mut files = vec![
+            config_file(
+                &conf("zoo.cfg"),
+                self.render(
+                    "zoo.cfg.j2",
+                    context! { zk => context!{
+                        tick_time => zk.tick_time, init_limit => zk.init_limit,
+                        sync_limit => zk.sync_limit, data_dir => zk.data_dir,
+                        data_log_dir => zk.data_log_dir, client_port => zk.client_port,
+                        max_client_cnxns => zk.max_client_cnxns, peer_port => zk.peer_port,
+                        election_port => zk.election_port,
+                    }, servers, properties },
+                )?,
+                &svc,
+            ),
+            ManagedFile {
+                path: format!("{}/myid", zk.data_dir),
+                content: self.render("myid.j2", context! { myid })?,
+                mode: 0o644,
+                owner: svc.user.into(),
+                group: svc.user.into(),
+                restarts: Some(Service::ZooKeeper),
+            },
+        ];
+        // Bundled ZooKeeper (from the Kafka tarball) logs through log4j, a tarball one through logback.
+        let log_conf = if zk.source == ZkSource::Kafka {
+            ("log4j.properties", "zookeeper-log4j.properties")
+        } else {
+            ("logback.xml", "zookeeper-logback.xml")
+        };
+        files.push(config_file(
+            &conf(log_conf.0),
+            self.render(log_conf.1, context! {})?,
+            &svc,
+        ));
+        files.extend(self.service_files(&svc, init, java_home)?);
+        Ok(files)
+    }
+
+    fn kafka_files(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        ids: &Ids,
+        init: InitSystem,
+        java_home: &Option<String>,
+    ) -> Result<Vec<ManagedFile>> {
+        let k = &inv.kafka;
+        let svc = ServiceDef::new(Service::Kafka, inv, host);
+        let broker_id = *ids
+            .broker_id
+            .get(&host.name)
+            .with_context(|| format!("no broker.id assigned to {}", host.name))?;
+        let mut properties = k.properties.clone();
+        properties.extend(
+            host.kafka
+                .properties
+                .iter()
+                .map(|(key, v)| (key.clone(), v.to_string())),
+        );
+        let server = self.render(
+            "server.properties.j2",
+            context! {
+                broker_id,
+                host => context!{ name => host.name, address => host.address },
+                kafka => context!{
+                    port => k.port, log_dirs => k.log_dirs, num_partitions => k.num_partitions,
+                    default_replication_factor => k.default_replication_factor,
+                    min_insync_replicas => k.min_insync_replicas,
+                    offsets_topic_replication_factor => k.offsets_topic_replication_factor,
+                    transaction_state_log_replication_factor => k.transaction_state_log_replication_factor,
+                    log_retention_hours => k.log_retention_hours,
+                    log_segment_bytes => k.log_segment_bytes,
+                },
+                zookeeper_connect => inv.zookeeper_connect(),
+                properties,
+            },
+        )?;
+        let mut files = vec![
+            config_file("/etc/kafka/server.properties", server, &svc),
+            config_file(
+                "/etc/kafka/log4j.properties",
+                self.render("kafka-log4j.properties", context! {})?,
+                &svc,
+            ),
+        ];
+        files.extend(self.service_files(&svc, init, java_home)?);
+        Ok(files)
+    }
+
+    /// The launch environment plus the init script or systemd unit of one service.
+    fn service_files(
+        &self,
+        svc: &ServiceDef,
+        init: InitSystem,
+        java_home: &Option<String>,
+    ) -> Result<Vec<ManagedFile>> {
+        let ctx = context! { svc => svc, java_home };
+        let env = config_file(&svc.env_file, self.render("service.env.j2", ctx.clone())?, svc);
+        let launcher = match init {
+            InitSystem::SysV => root_file(
+                &format!("/etc/init.d/{}", svc.name),
+                self.render("init.sh.j2", ctx)?,
+                0o755,
+                Some(svc.service),
+            ),
+            InitSystem::Systemd => root_file(
+                &format!("/etc/systemd/system/{}.service", svc.name),
+                self.render("unit.service.j2", ctx)?,
+                0o644,
+                Some(svc.service),
+            ),
+        };
+        Ok(vec![env, launcher])
+    }
+}
+
+/// Config files: owned by root, readable by the service's group only (they may hold secrets).
+fn config_file(path: &str, content: String, svc: &ServiceDef) -> ManagedFile {
+    ManagedFile {
+        path: path.into(),
+        content,
+        mode: 0o640,
+        owner: "root".into(),
+        group: svc.user.into(),
+        restarts: Some(svc.service),
+    }
+}
+
+fn root_file(path: &str, content: String, mode: u32, restarts: Option<Service>) -> ManagedFile {
+    ManagedFile {
+        path: path.into(),
+        content,
+        mode,
+        owner: "root".into(),
+        group: "root".into(),
+        restarts,
+    }
+}
+
+/// JAVA_HOME for the launch environment; `None` means `java` from the OS package on PATH.
+pub fn java_home(inv: &Inventory) -> Option<String> {
+    match inv.jdk.method {
+        JdkMethod::Package => None,
+        JdkMethod::Tarball => Some(format!("{}/jdk", inv.install_dir)),
+        JdkMethod::None => inv.jdk.java_home.clone(),
+    }
+}
+
+/// Property keys whose values never reach a terminal or a log.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// `key=value` lines with secret values replaced, for diffs and dry runs.
+pub fn mask_secrets(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.split_once('=') {
+            Some((k, _)) if !l.trim_start().starts_with('#') && is_secret_key(k) => {
+                format!("{k}=********")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests;

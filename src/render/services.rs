@@ -1,0 +1,124 @@
+//! The services clusterctl runs, and how each is launched: main class, classpath from the
+//! unpacked jars, its own user, PID file, logs. Shared by rendering, the engine and status.
+
+use crate::inventory::{Host, Inventory, ZkSource};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Service {
+    ZooKeeper,
+    Kafka,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::ZooKeeper => "zookeeper",
+            Service::Kafka => "kafka",
+        }
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDef {
+    #[serde(skip)]
+    pub service: Service,
+    pub name: &'static str,
+    pub user: &'static str,
+    pub description: &'static str,
+    pub main_class: &'static str,
+    pub classpath: String,
+    pub args: String,
+    pub heap: String,
+    pub jvm_opts: String,
+    pub log_opts: String,
+    pub log_dir: String,
+    pub env_file: String,
+    pub pid_file: String,
+    pub stop_timeout: u32,
+    /// SysV priorities: ZooKeeper starts before and stops after Kafka.
+    pub start_priority: u32,
+    pub stop_priority: u32,
+    /// The service this one starts after ("" for none).
+    pub after: &'static str,
+}
+
+impl ServiceDef {
+    pub fn new(service: Service, inv: &Inventory, host: &Host) -> Self {
+        let name = service.name();
+        let log_dir = format!("/var/log/{name}");
+        match service {
+            Service::ZooKeeper => {
+                let lib = match inv.zookeeper.source {
+                    ZkSource::Tarball => format!("{}/zookeeper/lib/*", inv.install_dir),
+                    ZkSource::Kafka => format!("{}/kafka/libs/*", inv.install_dir),
+                };
+                ServiceDef {
+                    service,
+                    name,
+                    user: "zookeeper",
+                    description: "Apache ZooKeeper",
+                    main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    classpath: format!("/etc/zookeeper:{lib}"),
+                    args: "/etc/zookeeper/zoo.cfg".into(),
+                    heap: host
+                        .zookeeper
+                        .heap
+                        .clone()
+                        .unwrap_or_else(|| inv.zookeeper.heap.clone()),
+                    jvm_opts: host
+                        .zookeeper
+                        .jvm_opts
+                        .clone()
+                        .unwrap_or_else(|| inv.zookeeper.jvm_opts.clone()),
+                    log_opts: format!(
+                        "-Dzookeeper.log.dir={log_dir} -Dlogback.configurationFile=/etc/zookeeper/logback.xml -Dlog4j.configuration=file:/etc/zookeeper/log4j.properties"
+                    ),
+                    log_dir,
+                    env_file: "/etc/zookeeper/zookeeper.env".into(),
+                    pid_file: "/var/run/zookeeper/zookeeper.pid".into(),
+                    stop_timeout: 60,
+                    start_priority: 20,
+                    stop_priority: 80,
+                    after: "",
+                }
+            }
+            Service::Kafka => ServiceDef {
+                service,
+                name,
+                user: "kafka",
+                description: "Apache Kafka broker",
+                main_class: "kafka.Kafka",
+                classpath: format!("{}/kafka/libs/*", inv.install_dir),
+                args: "/etc/kafka/server.properties".into(),
+                heap: host
+                    .kafka
+                    .heap
+                    .clone()
+                    .unwrap_or_else(|| inv.kafka.heap.clone()),
+                jvm_opts: host
+                    .kafka
+                    .jvm_opts
+                    .clone()
+                    .unwrap_or_else(|| inv.kafka.jvm_opts.clone()),
+                log_opts: format!(
+                    "-Dkafka.logs.dir={log_dir} -Dlog4j.configuration=file:/etc/kafka/log4j.properties"
+                ),
+                log_dir,
+                env_file: "/etc/kafka/kafka.env".into(),
+                pid_file: "/var/run/kafka/kafka.pid".into(),
+                // Controlled shutdown moves leadership away first; it can take a while.
+                stop_timeout: 180,
+                start_priority: 30,
+                stop_priority: 70,
+                after: if host.in_zookeeper { "zookeeper" } else { "" },
+            },
+        }
+    }
+}

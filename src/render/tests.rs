@@ -1,0 +1,214 @@
+//! Rendered files for the reference topology (ZooKeeper 3.8.x, Kafka 3.9.x in ZooKeeper mode),
+//! checked value by value.
+
+use super::*;
+use crate::inventory;
+use std::path::Path;
+
+const REFERENCE: &str = "\
+hosts:
+  zk1:
+    address: 10.0.0.1
+  zk2:
+    address: 10.0.0.2
+  zk3:
+    address: 10.0.0.3
+groups:
+  zookeeper: [zk1, zk2, zk3]
+  kafka: [zk1, zk2, zk3]
+zookeeper:
+  version: 3.8.4
+kafka:
+  version: 3.9.1
+  properties:
+    auto.create.topics.enable: false
+    ssl.keystore.password: hunter2
+";
+
+fn setup(text: &str) -> (Inventory, Ids) {
+    let inv = inventory::parse(Path::new("inv.yaml"), text).unwrap();
+    let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
+    let none = BTreeMap::new();
+    let ids = Ids {
+        myid: inventory::ids::assign(&names, &none, &none, 1).unwrap(),
+        broker_id: inventory::ids::assign(&names, &none, &none, 1).unwrap(),
+    };
+    (inv, ids)
+}
+
+fn files(inv: &Inventory, ids: &Ids, host: usize, init: InitSystem) -> BTreeMap<String, ManagedFile> {
+    Renderer::new(inv)
+        .unwrap()
+        .host_files(inv, &inv.hosts[host], ids, init)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path.clone(), f))
+        .collect()
+}
+
+/// Parse `key=value` lines (comments and blanks skipped), failing on a duplicated key.
+fn props(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not key=value: {l}"));
+        assert!(m.insert(k.to_string(), v.to_string()).is_none(), "duplicate key {k}");
+    }
+    m
+}
+
+#[test]
+fn zoo_cfg_reference_values() {
+    let (inv, ids) = setup(REFERENCE);
+    let f = files(&inv, &ids, 1, InitSystem::SysV);
+    let zoo = &f["/etc/zookeeper/zoo.cfg"];
+    let p = props(&zoo.content);
+    assert_eq!(p["tickTime"], "2000");
+    assert_eq!(p["initLimit"], "10");
+    assert_eq!(p["syncLimit"], "5");
+    assert_eq!(p["clientPort"], "2181");
+    assert_eq!(p["dataDir"], "/var/lib/zookeeper");
+    assert_eq!(p["dataLogDir"], "/var/lib/zookeeper/txlog");
+    assert_eq!(p["server.1"], "10.0.0.1:2888:3888");
+    assert_eq!(p["server.2"], "10.0.0.2:2888:3888");
+    assert_eq!(p["server.3"], "10.0.0.3:2888:3888");
+    assert_eq!(p["4lw.commands.whitelist"], "srvr,mntr,ruok,conf,isro");
+    assert_eq!((zoo.mode, zoo.owner.as_str(), zoo.group.as_str()), (0o640, "root", "zookeeper"));
+    assert_eq!(zoo.restarts, Some(Service::ZooKeeper));
+    let myid = &f["/var/lib/zookeeper/myid"];
+    assert_eq!(myid.content, "2\n");
+    assert_eq!(myid.owner, "zookeeper");
+}
+
+#[test]
+fn alternative_election_ports() {
+    let text = REFERENCE.replace("  version: 3.8.4\n", "  version: 3.8.4\n  peer_port: 3188\n  election_port: 3288\n");
+    let (inv, ids) = setup(&text);
+    let p = props(&files(&inv, &ids, 0, InitSystem::SysV)["/etc/zookeeper/zoo.cfg"].content);
+    assert_eq!(p["server.3"], "10.0.0.3:3188:3288");
+}
+
+#[test]
+fn server_properties_reference_values() {
+    let (inv, ids) = setup(REFERENCE);
+    for (i, addr) in ["10.0.0.1", "10.0.0.2", "10.0.0.3"].iter().enumerate() {
+        let f = files(&inv, &ids, i, InitSystem::SysV);
+        let sp = &f["/etc/kafka/server.properties"];
+        let p = props(&sp.content);
+        assert_eq!(p["broker.id"], (i + 1).to_string());
+        assert_eq!(p["listeners"], format!("PLAINTEXT://{addr}:9092"));
+        assert_eq!(p["advertised.listeners"], format!("PLAINTEXT://{addr}:9092"));
+        assert_eq!(p["log.dirs"], "/var/lib/kafka/data");
+        assert_eq!(p["zookeeper.connect"], "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181");
+        assert_eq!(p["num.partitions"], "3");
+        assert_eq!(p["offsets.topic.replication.factor"], "3");
+        assert_eq!(p["default.replication.factor"], "3");
+        assert_eq!(p["min.insync.replicas"], "2");
+        assert_eq!(p["log.retention.hours"], "168");
+        assert_eq!(p["log.segment.bytes"], "1073741824");
+        assert_eq!(p["auto.create.topics.enable"], "false");
+        assert_eq!(p["unclean.leader.election.enable"], "false");
+        assert_eq!((sp.mode, sp.group.as_str()), (0o640, "kafka"));
+    }
+}
+
+#[test]
+fn host_override_wins_over_cluster_setting() {
+    let text = REFERENCE.replace(
+        "    address: 10.0.0.3\n",
+        "    address: 10.0.0.3\n    kafka:\n      heap: 1g\n      properties:\n        num.io.threads: 16\n",
+    );
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 2, InitSystem::SysV);
+    assert_eq!(props(&f["/etc/kafka/server.properties"].content)["num.io.threads"], "16");
+    assert!(f["/etc/kafka/kafka.env"].content.contains("-Xmx1g"));
+    let other = files(&inv, &ids, 0, InitSystem::SysV);
+    assert!(other["/etc/kafka/kafka.env"].content.contains("-Xmx512m"));
+}
+
+#[test]
+fn init_scripts_run_java_directly_as_service_users() {
+    let (inv, ids) = setup(REFERENCE);
+    let f = files(&inv, &ids, 0, InitSystem::SysV);
+    let zk = &f["/etc/init.d/zookeeper"];
+    let kafka = &f["/etc/init.d/kafka"];
+    assert_eq!(zk.mode, 0o755);
+    assert!(zk.content.contains("# chkconfig: 2345 20 80"));
+    assert!(kafka.content.contains("# chkconfig: 2345 30 70"));
+    assert!(kafka.content.contains("Required-Start:    $network $remote_fs zookeeper"));
+    let env = props(&f["/etc/kafka/kafka.env"].content);
+    assert_eq!(env["MAIN_CLASS"], "kafka.Kafka");
+    assert_eq!(env["CLASSPATH"], "'/opt/kafka/libs/*'");
+    assert_eq!(env["SERVICE_USER"], "kafka");
+    assert_eq!(env["PID_FILE"], "/var/run/kafka/kafka.pid");
+    let zenv = props(&f["/etc/zookeeper/zookeeper.env"].content);
+    assert_eq!(zenv["MAIN_CLASS"], "org.apache.zookeeper.server.quorum.QuorumPeerMain");
+    assert_eq!(zenv["CLASSPATH"], "'/etc/zookeeper:/opt/zookeeper/lib/*'");
+    assert!(!env.contains_key("JAVA_HOME"), "package JDK uses java from PATH");
+    assert!(!f.contains_key("/etc/systemd/system/kafka.service"));
+}
+
+#[test]
+fn systemd_hosts_get_units() {
+    let (inv, ids) = setup(REFERENCE);
+    let f = files(&inv, &ids, 0, InitSystem::Systemd);
+    let unit = &f["/etc/systemd/system/kafka.service"].content;
+    assert!(unit.contains("User=kafka"));
+    assert!(unit.contains("EnvironmentFile=/etc/kafka/kafka.env"));
+    assert!(unit.contains("After=network-online.target zookeeper.service"));
+    assert!(!f.contains_key("/etc/init.d/kafka"));
+}
+
+#[test]
+fn zookeeper_from_the_kafka_tarball() {
+    let text = REFERENCE.replace("  version: 3.8.4\n", "  source: kafka\n");
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 0, InitSystem::SysV);
+    let env = props(&f["/etc/zookeeper/zookeeper.env"].content);
+    assert_eq!(env["CLASSPATH"], "'/etc/zookeeper:/opt/kafka/libs/*'");
+    assert!(f.contains_key("/etc/zookeeper/log4j.properties"));
+    assert_eq!(inv.zookeeper.version, "3.9.1");
+}
+
+#[test]
+fn jdk_tarball_sets_java_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let jdk = dir.path().join("jdk.tar.gz");
+    std::fs::write(&jdk, b"x").unwrap();
+    let text = format!("{REFERENCE}jdk:\n  method: tarball\n  tarball: {}\n", jdk.display());
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 0, InitSystem::SysV);
+    assert!(f["/etc/profile.d/java.sh"].content.contains("export JAVA_HOME=/opt/jdk"));
+    assert_eq!(props(&f["/etc/kafka/kafka.env"].content)["JAVA_HOME"], "/opt/jdk");
+}
+
+#[test]
+fn secrets_are_masked() {
+    let (inv, ids) = setup(REFERENCE);
+    let sp = &files(&inv, &ids, 0, InitSystem::SysV)["/etc/kafka/server.properties"];
+    assert!(sp.content.contains("ssl.keystore.password=hunter2"));
+    let masked = mask_secrets(&sp.content);
+    assert!(!masked.contains("hunter2"));
+    assert!(masked.contains("ssl.keystore.password=********"));
+}
+
+#[test]
+fn template_override_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("myid.j2"), "custom {{ myid }}\n").unwrap();
+    let text = format!("templates_dir: {}\n{REFERENCE}", dir.path().display());
+    let (inv, ids) = setup(&text);
+    assert_eq!(files(&inv, &ids, 0, InitSystem::SysV)["/var/lib/zookeeper/myid"].content, "custom 1\n");
+}
+
+#[test]
+fn strict_undefined_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("myid.j2"), "{{ no_such_variable }}\n").unwrap();
+    let text = format!("templates_dir: {}\n{REFERENCE}", dir.path().display());
+    let (inv, ids) = setup(&text);
+    let err = Renderer::new(&inv)
+        .unwrap()
+        .host_files(&inv, &inv.hosts[0], &ids, InitSystem::SysV)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("undefined"), "{err:#}");
+}

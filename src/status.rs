@@ -1,0 +1,298 @@
+//! `clusterctl status`: the truth about a running cluster, per host and service, with a
+//! one-line verdict. Unreachable hosts are reported, not fatal.
+
+use crate::engine::facts::Facts;
+use crate::engine::{gates, plan};
+use crate::health::kafka::ClusterMetadata;
+use crate::inventory::Inventory;
+use crate::render::Service;
+use crate::transport::{HostKeyPolicy, Session};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub healthy: bool,
+    pub verdict: String,
+    pub hosts: Vec<HostStatus>,
+    pub zookeeper: ZkStatus,
+    pub kafka: KafkaStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub address: String,
+    pub reachable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// ZooKeeper: leader/follower/...; Kafka: registered/not registered.
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ZkStatus {
+    pub leader: Option<String>,
+    pub members: Vec<ZkMember>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ZkMember {
+    pub host: String,
+    pub mode: Option<String>,
+    pub zxid: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KafkaStatus {
+    pub registered: Vec<i32>,
+    pub expected: BTreeMap<String, i32>,
+    pub controller: Option<i32>,
+    pub topics: Vec<String>,
+    pub under_replicated: Vec<String>,
+    pub offline: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
+    let reach = futures::future::join_all(inv.hosts.iter().map(|h| async move {
+        let s = Session::connect(&h.ssh, policy).await?;
+        let f = plan::gather(inv, h, &s).await;
+        s.close().await;
+        f
+    }));
+    let (facts, zk_probe, metadata) =
+        tokio::join!(reach, zk_members(inv), gates::metadata(inv));
+    let facts: Vec<Result<Facts, String>> = facts
+        .into_iter()
+        .map(|r| r.map_err(|e| format!("{e:#}")))
+        .collect();
+    let mut problems = Vec::new();
+
+    // Expected broker ids: meta.properties on disk, else what apply would assign.
+    let known: Vec<Facts> = facts
+        .iter()
+        .map(|f| f.as_ref().cloned().unwrap_or_default())
+        .collect();
+    let ids = plan::resolve_ids(inv, &known).unwrap_or_default();
+
+    let mut hosts = Vec::new();
+    for (h, f) in inv.hosts.iter().zip(&facts) {
+        let mut services = Vec::new();
+        let (reachable, error) = match f {
+            Ok(_) => (true, None),
+            Err(e) => {
+                problems.push(format!("{} unreachable", h.name));
+                (false, Some(e.clone()))
+            }
+        };
+        for (svc, member) in [(Service::ZooKeeper, h.in_zookeeper), (Service::Kafka, h.in_kafka)] {
+            if !member {
+                continue;
+            }
+            let pid = f.as_ref().ok().and_then(|f| f.pids.get(&svc).copied());
+            if reachable && pid.is_none() {
+                problems.push(format!("{svc} on {} is not running", h.name));
+            }
+            let state = match svc {
+                Service::ZooKeeper => zk_probe
+                    .members
+                    .iter()
+                    .find(|m| m.host == h.name)
+                    .and_then(|m| m.mode.clone())
+                    .unwrap_or_else(|| "not answering".into()),
+                Service::Kafka => {
+                    let id = ids.broker_id.get(&h.name).map(|i| *i as i32);
+                    match (&metadata, id) {
+                        (Ok(m), Some(id)) if m.broker(id).is_some() => {
+                            let c = if m.controller_id == id { ", controller" } else { "" };
+                            format!("broker {id} registered{c}")
+                        }
+                        (_, Some(id)) => format!("broker {id} not registered"),
+                        _ => "unknown".into(),
+                    }
+                }
+            };
+            services.push(ServiceStatus {
+                service: svc.name().into(),
+                running: pid.is_some(),
+                pid,
+                state,
+            });
+        }
+        hosts.push(HostStatus {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            reachable,
+            error,
+            services,
+        });
+    }
+
+    problems.extend(zk_probe.problems.iter().cloned());
+    let expected: BTreeMap<String, i32> = inv
+        .kafka_hosts()
+        .filter_map(|h| ids.broker_id.get(&h.name).map(|i| (h.name.clone(), *i as i32)))
+        .collect();
+    let kafka = kafka_status(&metadata, &expected, &mut problems);
+    let healthy = problems.is_empty();
+    let verdict = if healthy {
+        format!(
+            "HEALTHY: ZooKeeper quorum with leader {}, {}/{} brokers registered, 0 under-replicated, 0 offline partitions",
+            zk_probe.leader.clone().unwrap_or_default(),
+            kafka.registered.len(),
+            expected.len()
+        )
+    } else {
+        format!("UNHEALTHY: {}", problems.join("; "))
+    };
+    Status {
+        healthy,
+        verdict,
+        hosts,
+        zookeeper: zk_probe,
+        kafka,
+    }
+}
+
+async fn zk_members(inv: &Inventory) -> ZkStatus {
+    let (answers, verdict) = gates::zk_probe(inv).await;
+    ZkStatus {
+        leader: verdict.leader.clone(),
+        members: answers
+            .into_iter()
+            .map(|(host, r)| match r {
+                Ok(s) => ZkMember {
+                    host,
+                    mode: Some(s.mode.to_string()),
+                    zxid: Some(format!("0x{:x}", s.zxid)),
+                    error: None,
+                },
+                Err(e) => ZkMember {
+                    host,
+                    mode: None,
+                    zxid: None,
+                    error: Some(format!("{e:#}")),
+                },
+            })
+            .collect(),
+        problems: verdict
+            .problems
+            .iter()
+            .map(|p| format!("ZooKeeper: {p}"))
+            .collect(),
+    }
+}
+
+fn kafka_status(
+    metadata: &anyhow::Result<ClusterMetadata>,
+    expected: &BTreeMap<String, i32>,
+    problems: &mut Vec<String>,
+) -> KafkaStatus {
+    let m = match metadata {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(format!("Kafka: {e:#}"));
+            return KafkaStatus {
+                registered: vec![],
+                expected: expected.clone(),
+                controller: None,
+                topics: vec![],
+                under_replicated: vec![],
+                offline: vec![],
+                error: Some(format!("{e:#}")),
+            };
+        }
+    };
+    let registered: Vec<i32> = m.brokers.iter().map(|b| b.id).collect();
+    for (host, id) in expected {
+        if !registered.contains(id) {
+            problems.push(format!("broker {id} ({host}) is not registered"));
+        }
+    }
+    if m.controller_id < 0 {
+        problems.push("Kafka has no active controller".into());
+    }
+    let fmt = |v: Vec<(String, i32)>| v.into_iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>();
+    let under_replicated = fmt(m.under_replicated());
+    let offline = fmt(m.offline());
+    if !under_replicated.is_empty() {
+        problems.push(format!("under-replicated partitions: {}", list(&under_replicated)));
+    }
+    if !offline.is_empty() {
+        problems.push(format!("offline partitions: {}", list(&offline)));
+    }
+    KafkaStatus {
+        registered,
+        expected: expected.clone(),
+        controller: (m.controller_id >= 0).then_some(m.controller_id),
+        topics: m.topics.iter().map(|t| t.name.clone()).collect(),
+        under_replicated,
+        offline,
+        error: None,
+    }
+}
+
+/// At most 10 items, then a count: a broken 1000-partition cluster stays readable.
+fn list(v: &[String]) -> String {
+    if v.len() <= 10 {
+        v.join(", ")
+    } else {
+        format!("{} and {} more", v[..10].join(", "), v.len() - 10)
+    }
+}
+
+pub fn print_text(s: &Status) {
+    println!("{:<12} {:<16} {:<5} SERVICES", "HOST", "ADDRESS", "SSH");
+    for h in &s.hosts {
+        let svcs: Vec<String> = h
+            .services
+            .iter()
+            .map(|svc| match svc.pid {
+                Some(pid) => format!("{} pid {pid} ({})", svc.service, svc.state),
+                None => format!("{} STOPPED ({})", svc.service, svc.state),
+            })
+            .collect();
+        println!(
+            "{:<12} {:<16} {:<5} {}",
+            h.name,
+            h.address,
+            if h.reachable { "ok" } else { "DOWN" },
+            if h.reachable { svcs.join("; ") } else { h.error.clone().unwrap_or_default() }
+        );
+    }
+    let zk: Vec<String> = s
+        .zookeeper
+        .members
+        .iter()
+        .map(|m| match (&m.mode, &m.zxid) {
+            (Some(mode), Some(z)) => format!("{} {mode} zxid {z}", m.host),
+            _ => format!("{} not answering", m.host),
+        })
+        .collect();
+    println!("zookeeper: {}", zk.join(", "));
+    let k = &s.kafka;
+    match &k.error {
+        Some(e) => println!("kafka: {e}"),
+        None => println!(
+            "kafka: {}/{} brokers registered, controller {}, {} topic(s), {} under-replicated, {} offline partition(s)",
+            k.registered.len(),
+            k.expected.len(),
+            k.controller.map_or("none".into(), |c| format!("broker {c}")),
+            k.topics.len(),
+            k.under_replicated.len(),
+            k.offline.len()
+        ),
+    }
+    println!("{}", s.verdict);
+}

@@ -1,0 +1,524 @@
+//! End-to-end tests of `transport::Session` against a throwaway OpenSSH `sshd` on 127.0.0.1.
+//!
+//! Each test starts its own sshd (temp host key, temp client key, free port) and kills it by
+//! PID when done. Requires /usr/sbin/sshd (openssh-server, installed by
+//! scripts/setup-machine.sh).
+
+// The crate is a binary, so the module is compiled into this test directly.
+#[allow(dead_code)]
+#[path = "../src/transport/mod.rs"]
+mod transport;
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use transport::{HostKeyPolicy, Session, SshTarget, quote};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A running sshd plus its temp dir; killed (by PID) and cleaned up on drop.
+struct Sshd {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // sshd -D forks one child per connection into its own process group (we made the
+        // listener a group leader), so signal the group, then make sure the leader is gone.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} not found: install openssh-server by running scripts/setup-machine.sh"
+        );
+        // sshd refuses to start without its privilege-separation dir (absent in containers).
+        if !Path::new("/run/sshd").exists() {
+            let _ = fs::create_dir_all("/run/sshd");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_ed25519"));
+        keygen(&d.join("client_key"));
+        fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let config = d.join("sshd_config");
+        fs::write(&config, sshd_config(d, port)).unwrap();
+        let log = fs::File::create(d.join("sshd.log")).unwrap();
+        let child = std::os::unix::process::CommandExt::process_group(
+            Command::new(SSHD)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config),
+            0,
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn sshd");
+        let mut sshd = Sshd { child, dir, port };
+        sshd.wait_ready();
+        sshd
+    }
+
+    /// Polls the port; fails with sshd's own log if it exits or never listens.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("sshd exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "sshd did not listen on {} within 10 s:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The server's host key line body (`ssh-ed25519 AAAA...`).
+    fn host_key(&self) -> String {
+        let text = fs::read_to_string(self.path("host_ed25519.pub")).unwrap();
+        let mut words = text.split_whitespace();
+        format!("{} {}", words.next().unwrap(), words.next().unwrap())
+    }
+
+    fn target(&self, known_hosts: &Path) -> SshTarget {
+        SshTarget {
+            host: "loop1".into(),
+            address: "127.0.0.1".into(),
+            port: self.port,
+            user: current_user(),
+            key: Some(self.path("client_key")),
+            known_hosts: known_hosts.to_path_buf(),
+            // Running as root in CI, so no sudo wrapping is exercised here.
+            become_: false,
+            connect_timeout: Duration::from_secs(5),
+            jump: None,
+        }
+    }
+
+    /// A known_hosts file that already trusts this server.
+    fn trusted_known_hosts(&self) -> PathBuf {
+        let file = self.path("known_hosts");
+        fs::write(
+            &file,
+            format!("[127.0.0.1]:{} {}\n", self.port, self.host_key()),
+        )
+        .unwrap();
+        file
+    }
+
+    async fn session(&self) -> Session {
+        let kh = self.trusted_known_hosts();
+        Session::connect(&self.target(&kh), HostKeyPolicy::Strict)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e:#}\nsshd log:\n{}", self.log()))
+    }
+}
+
+fn sshd_config(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+         PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nMaxSessions 10\n\
+         LogLevel ERROR\n"
+    )
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen (openssh-client)");
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// Binding port 0 lets the kernel pick a free port; the listener is dropped before sshd binds.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Deterministic incompressible bytes (xorshift), so no test data is checked in.
+fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[tokio::test]
+async fn strict_unknown_host_fails_with_fingerprint_and_writes_nothing() {
+    let sshd = Sshd::start();
+    let kh = sshd.path("empty/known_hosts");
+    let err = Session::connect(&sshd.target(&kh), HostKeyPolicy::Strict)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    eprintln!("strict, unknown host: {msg}");
+    assert!(msg.contains("--accept-new-host-keys"), "{msg}");
+    assert!(msg.contains("fingerprint SHA256:"), "{msg}");
+    assert!(msg.contains("loop1") && msg.contains("127.0.0.1"), "{msg}");
+    assert!(!kh.exists(), "strict mode must not write {}", kh.display());
+}
+
+#[tokio::test]
+async fn accept_new_learns_key_then_strict_connects() {
+    let sshd = Sshd::start();
+    let kh = sshd.path("new/dir/known_hosts");
+    let target = sshd.target(&kh);
+    let s = Session::connect(&target, HostKeyPolicy::AcceptNew)
+        .await
+        .unwrap();
+    s.close().await;
+    let text = fs::read_to_string(&kh).unwrap();
+    assert_eq!(
+        text,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_key())
+    );
+    assert_eq!(
+        fs::metadata(&kh).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let s = Session::connect(&target, HostKeyPolicy::Strict)
+        .await
+        .unwrap();
+    assert_eq!(s.exec("echo hi").await.unwrap().stdout, "hi\n");
+    // Connecting again in accept-new mode must not duplicate the line.
+    Session::connect(&target, HostKeyPolicy::AcceptNew)
+        .await
+        .unwrap();
+    assert_eq!(fs::read_to_string(&kh).unwrap().lines().count(), 1);
+}
+
+#[tokio::test]
+async fn changed_host_key_is_refused_even_with_accept_new() {
+    let sshd = Sshd::start();
+    keygen(&sshd.path("other_key"));
+    let other = fs::read_to_string(sshd.path("other_key.pub")).unwrap();
+    let kh = sshd.path("known_hosts");
+    let original = format!("# pinned\n[127.0.0.1]:{} {}", sshd.port, other.trim());
+    fs::write(&kh, &original).unwrap();
+    let err = Session::connect(&sshd.target(&kh), HostKeyPolicy::AcceptNew)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    eprintln!("changed key: {msg}");
+    assert!(msg.contains("MISMATCH"), "{msg}");
+    assert!(msg.contains(&format!("{}:2", kh.display())), "{msg}");
+    assert_eq!(fs::read_to_string(&kh).unwrap(), original);
+}
+
+#[tokio::test]
+async fn exec_returns_stdout_stderr_and_status() {
+    let sshd = Sshd::start();
+    let s = sshd.session().await;
+    let out = s.exec("echo out; echo err >&2; exit 3").await.unwrap();
+    assert_eq!(
+        (out.status, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
+    assert!(!out.ok());
+
+    let err = s.exec_ok("echo boom >&2; false").await.unwrap_err();
+    let msg = format!("{err:#}");
+    eprintln!("failed command: {msg}");
+    assert!(msg.contains("loop1") && msg.contains("127.0.0.1"), "{msg}");
+    assert!(
+        msg.contains("`echo boom >&2; false`") && msg.contains("boom"),
+        "{msg}"
+    );
+
+    let err = s.exec("kill -KILL $$").await.unwrap_err();
+    assert!(format!("{err:#}").contains("signal"), "{err:#}");
+
+    let err = s
+        .exec_timeout("sleep 5", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("timed out"), "{err:#}");
+    // The connection is still usable after a timeout.
+    assert_eq!(s.exec("echo still").await.unwrap().stdout, "still\n");
+}
+
+#[tokio::test]
+async fn many_execs_share_one_connection() {
+    let sshd = Sshd::start();
+    let s = sshd.session().await;
+    let started = Instant::now();
+    for i in 0..20 {
+        let out = s.exec(&format!("echo {i}")).await.unwrap();
+        assert_eq!(out.stdout, format!("{i}\n"));
+    }
+    let per_exec = started.elapsed() / 20;
+    // 16 concurrent commands exceed sshd's MaxSessions 10; the semaphore must queue them.
+    // Each command marks itself running in a shared dir and reports how many are running.
+    let dir = quote(sshd.path("running").to_str().unwrap());
+    let started = Instant::now();
+    let runs = (0..16).map(|i| {
+        let s = s.clone();
+        let cmd = format!(
+            "mkdir -p {dir} && touch {dir}/{i} && sleep 0.5 && ls {dir} | wc -l && rm {dir}/{i}"
+        );
+        tokio::spawn(async move { s.exec_ok(&cmd).await })
+    });
+    let mut peak = 0;
+    for run in futures::future::join_all(runs).await {
+        let running: usize = run.unwrap().unwrap().stdout.trim().parse().unwrap();
+        peak = peak.max(running);
+    }
+    let concurrent = started.elapsed();
+    eprintln!(
+        "exec round trip: {per_exec:?} each (20 sequential); \
+         16 x sleep 0.5 concurrent: {concurrent:?}, peak {peak} channels"
+    );
+    assert!(
+        (2..=8).contains(&peak),
+        "peak concurrency {peak}, want 2..=8"
+    );
+}
+
+#[tokio::test]
+async fn exec_with_input_round_trips_5mb() {
+    let sshd = Sshd::start();
+    let s = sshd.session().await;
+    // Binary data: the remote checksum proves every byte arrived.
+    let data = pseudo_random(5 << 20, 42);
+    let out = s.exec_with_input("sha256sum", &data).await.unwrap();
+    assert_eq!(out.stdout.split_whitespace().next().unwrap(), sha256(&data));
+    // Text data echoed back by `cat`: input and output flow at the same time.
+    let text = hex::encode(pseudo_random(5 << 19, 7)).into_bytes();
+    let started = Instant::now();
+    let out = s.exec_with_input("cat", &text).await.unwrap();
+    eprintln!("5 MiB through cat and back: {:?}", started.elapsed());
+    assert_eq!(out.stdout.len(), text.len());
+    assert_eq!(sha256(out.stdout.as_bytes()), sha256(&text));
+    // A command that exits without reading its input still reports its status.
+    let out = s.exec_with_input("exit 4", &data).await.unwrap();
+    assert_eq!(out.status, 4);
+}
+
+#[tokio::test]
+async fn upload_sends_once_and_installs_atomically() {
+    let sshd = Sshd::start();
+    let s = sshd.session().await;
+    let local = sshd.path("payload.bin");
+    fs::write(&local, pseudo_random(3 << 20, 1)).unwrap();
+    // loopback: the "remote" file system is ours, so results can be checked directly.
+    let remote = sshd.path("remote/deep/dir/payload.bin");
+    let remote_str = remote.to_str().unwrap();
+
+    assert!(
+        s.upload(&local, remote_str, 0o640).await.unwrap(),
+        "first upload sends"
+    );
+    assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
+    assert_eq!(
+        fs::metadata(&remote).unwrap().permissions().mode() & 0o7777,
+        0o640
+    );
+    assert!(
+        !s.upload(&local, remote_str, 0o640).await.unwrap(),
+        "unchanged upload skipped"
+    );
+
+    // Same content, other mode: fixed without a transfer.
+    assert!(s.upload(&local, remote_str, 0o600).await.unwrap());
+    assert_eq!(
+        fs::metadata(&remote).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+
+    fs::write(&local, b"new content\n").unwrap();
+    assert!(s.upload(&local, remote_str, 0o600).await.unwrap());
+    assert_eq!(fs::read(&remote).unwrap(), b"new content\n");
+
+    let leftovers: Vec<_> = fs::read_dir(remote.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leftovers, vec!["payload.bin".to_string()]);
+
+    let err = s
+        .upload(&local, "/proc/no/such/dir/x", 0o644)
+        .await
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("loop1") && msg.contains("/proc/no/such/dir/x"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn upload_64mb_streams() {
+    let sshd = Sshd::start();
+    let s = sshd.session().await;
+    let local = sshd.path("big.bin");
+    let data = pseudo_random(64 << 20, 9);
+    fs::write(&local, &data).unwrap();
+    let remote = sshd.path("big-remote.bin");
+    let started = Instant::now();
+    assert!(
+        s.upload(&local, remote.to_str().unwrap(), 0o644)
+            .await
+            .unwrap()
+    );
+    let took = started.elapsed();
+    eprintln!("64 MiB upload (hash, send, verify, rename): {took:?}");
+    assert_eq!(sha256(&fs::read(&remote).unwrap()), sha256(&data));
+    let started = Instant::now();
+    assert!(
+        !s.upload(&local, remote.to_str().unwrap(), 0o644)
+            .await
+            .unwrap()
+    );
+    eprintln!(
+        "64 MiB unchanged upload (hash compare only): {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn jump_host_tunnels_to_target() {
+    let sshd = Sshd::start();
+    let kh = sshd.trusted_known_hosts();
+    // The jump host and the target are the same sshd: direct-tcpip to its own port.
+    let mut target = sshd.target(&kh);
+    target.host = "behind-bastion".into();
+    let mut jump = sshd.target(&kh);
+    jump.host = "bastion".into();
+    target.jump = Some(Box::new(jump));
+    let s = Session::connect(&target, HostKeyPolicy::Strict)
+        .await
+        .unwrap();
+    let out = s.exec("echo via jump").await.unwrap();
+    assert_eq!(out.stdout, "via jump\n");
+    s.close().await;
+
+    // A broken jump host is named in the error.
+    let mut bad = target.clone();
+    let mut jump = sshd.target(&kh);
+    jump.host = "bastion".into();
+    jump.port = free_port();
+    bad.jump = Some(Box::new(jump));
+    let err = Session::connect(&bad, HostKeyPolicy::Strict)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("bastion"), "{err:#}");
+}
+
+#[tokio::test]
+async fn agent_auth() {
+    // russh reads $SSH_AUTH_SOCK, and changing the environment of this multi-threaded
+    // test process is unsound, so the check runs in a child copy of this binary.
+    let sshd = Sshd::start();
+    let sock = sshd.path("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run ssh-agent (openssh-client)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg("-q")
+        .arg(sshd.path("client_key"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .status()
+        .unwrap();
+    let kh = sshd.trusted_known_hosts();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "agent_auth_child", "--ignored", "--nocapture"])
+        .env("SSH_AUTH_SOCK", &sock)
+        .env("AGENT_TEST_PORT", sshd.port.to_string())
+        .env("AGENT_TEST_KNOWN_HOSTS", &kh)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(added.success(), "ssh-add failed");
+    let log = String::from_utf8_lossy(&child.stdout).into_owned()
+        + &String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success() && log.contains("1 passed"), "{log}");
+}
+
+/// Runs only inside `agent_auth` (it sets the environment this needs).
+#[tokio::test]
+#[ignore]
+async fn agent_auth_child() {
+    let Ok(port) = std::env::var("AGENT_TEST_PORT") else {
+        return;
+    };
+    let kh = PathBuf::from(std::env::var("AGENT_TEST_KNOWN_HOSTS").unwrap());
+    let target = SshTarget {
+        host: "agent".into(),
+        address: "127.0.0.1".into(),
+        port: port.parse().unwrap(),
+        user: current_user(),
+        key: None,
+        known_hosts: kh,
+        become_: false,
+        connect_timeout: Duration::from_secs(5),
+        jump: None,
+    };
+    let s = Session::connect(&target, HostKeyPolicy::Strict)
+        .await
+        .unwrap();
+    assert_eq!(s.exec("echo agent").await.unwrap().stdout, "agent\n");
+}
