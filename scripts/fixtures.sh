@@ -24,6 +24,8 @@ MIRROR=$ROOT/mirror
 WORK=$ROOT/work
 # Pinned so the build does not depend on whatever plugin version Maven resolves today.
 DEPENDENCY_PLUGIN_VERSION=3.8.1
+# Bump when what goes into a tarball changes: caches built by an older recipe are rebuilt.
+RECIPE=2
 
 log() { echo "fixtures: $*" >&2; }
 die() { echo "fixtures: error: $*" >&2; exit 1; }
@@ -147,6 +149,11 @@ print_md_ok() {
   [[ "$(sha512_print_md "$tgz" "$(basename "$tgz")")" == "$(cat "$sum")" ]]
 }
 
+# The tarball was built by this version of the recipe (not an older jar list).
+recipe_ok() {
+  [[ "$(cat "$WORK/$1.recipe" 2>/dev/null)" == "$RECIPE" ]]
+}
+
 sha512sum_ok() {
   local tgz=$1 sum=$2
   [[ -s $tgz && -s $sum ]] || return 1
@@ -167,7 +174,7 @@ kafka_logging_deps() {
 build_kafka() {
   local v=$1 name="kafka_${SCALA_VERSION}-$1"
   local tgz=$MIRROR/kafka/$v/$name.tgz
-  if print_md_ok "$tgz" "$tgz.sha512"; then
+  if print_md_ok "$tgz" "$tgz.sha512" && recipe_ok "$name"; then
     log "Kafka $v: $tgz present and checksum matches, skipped"
     return
   fi
@@ -177,7 +184,8 @@ build_kafka() {
   log "Kafka $v: building $tgz"
   rm -rf "$stage"
   mkdir -p "$work" "$stage/$name/libs" "$stage/$name/config"
-  pom_xml "kafka-$v" "org.apache.kafka:kafka_${SCALA_VERSION}:$v $logging" >"$work/pom.xml"
+  # kafka-tools carries the admin CLIs (TopicCommand...) that the official tarball ships.
+  pom_xml "kafka-$v" "org.apache.kafka:kafka_${SCALA_VERSION}:$v org.apache.kafka:kafka-tools:$v $logging" >"$work/pom.xml"
   copy_jars "$work" "$stage/$name/libs"
   echo "Fixture built by clusterctl scripts/fixtures.sh from Maven Central jars (Apache License 2.0)." \
     >"$stage/$name/LICENSE"
@@ -194,6 +202,7 @@ EOF
   # The checksum file is written last: it marks the version as done for the next run.
   sha512_print_md "$tgz" "$name.tgz" >"$tgz.sha512.tmp"
   mv "$tgz.sha512.tmp" "$tgz.sha512"
+  echo "$RECIPE" >"$WORK/$name.recipe"
   rm -rf "$stage"
   log "Kafka $v: done ($(du -h "$tgz" | cut -f1))"
 }
@@ -216,7 +225,7 @@ verify_kafka() {
 build_zookeeper() {
   local v=$1 name="apache-zookeeper-$1-bin"
   local tgz=$MIRROR/zookeeper/zookeeper-$v/$name.tar.gz
-  if sha512sum_ok "$tgz" "$tgz.sha512"; then
+  if sha512sum_ok "$tgz" "$tgz.sha512" && recipe_ok "$name"; then
     log "ZooKeeper $v: $tgz present and checksum matches, skipped"
     return
   fi
@@ -247,6 +256,7 @@ EOF
   # The checksum file is written last: it marks the version as done for the next run.
   (cd "$(dirname "$tgz")" && sha512sum "$name.tar.gz" >"$name.tar.gz.sha512.tmp" \
     && mv "$name.tar.gz.sha512.tmp" "$name.tar.gz.sha512")
+  echo "$RECIPE" >"$WORK/$name.recipe"
   rm -rf "$stage"
   log "ZooKeeper $v: done ($(du -h "$tgz" | cut -f1))"
 }

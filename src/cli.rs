@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "clusterctl", version, about = "Deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory file")]
+#[command(
+    name = "clusterctl",
+    version,
+    about = "Deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory file"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -117,7 +121,11 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Render { inventory, out, init } => match load(inventory) {
+        Command::Render {
+            inventory,
+            out,
+            init,
+        } => match load(inventory) {
             Ok(inv) => report(render(&inv, &out, init), BAD_INPUT),
             Err(code) => code,
         },
@@ -193,7 +201,11 @@ fn load(path: Option<PathBuf>) -> Result<Inventory, u8> {
         }
         Err(e) => {
             eprintln!("{e}");
-            let n = e.diags.iter().filter(|d| d.severity == inventory::Severity::Error).count();
+            let n = e
+                .diags
+                .iter()
+                .filter(|d| d.severity == inventory::Severity::Error)
+                .count();
             eprintln!("{n} error(s) in {}; nothing was changed", path.display());
             Err(BAD_INPUT)
         }
@@ -237,7 +249,9 @@ fn apply(inv: &Inventory, opts: &ApplyOptions) -> u8 {
         Err(e) => {
             rep.clear();
             eprintln!("error: {e:#}");
-            eprintln!("apply stopped; fix the cause and re-run: finished steps are skipped as no-ops");
+            eprintln!(
+                "apply stopped; fix the cause and re-run: finished steps are skipped as no-ops"
+            );
             FAILED
         }
     }

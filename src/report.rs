@@ -14,7 +14,8 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new() -> Self {
-        let tty = std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
+        let tty =
+            std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
         Reporter {
             start: Instant::now(),
             bars: tty.then(|| {

@@ -71,8 +71,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         s.close().await;
         f
     }));
-    let (facts, zk_probe, metadata) =
-        tokio::join!(reach, zk_members(inv), gates::metadata(inv));
+    let (facts, zk_probe, metadata) = tokio::join!(reach, zk_members(inv), gates::metadata(inv));
     let facts: Vec<Result<Facts, String>> = facts
         .into_iter()
         .map(|r| r.map_err(|e| format!("{e:#}")))
@@ -96,7 +95,10 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 (false, Some(e.clone()))
             }
         };
-        for (svc, member) in [(Service::ZooKeeper, h.in_zookeeper), (Service::Kafka, h.in_kafka)] {
+        for (svc, member) in [
+            (Service::ZooKeeper, h.in_zookeeper),
+            (Service::Kafka, h.in_kafka),
+        ] {
             if !member {
                 continue;
             }
@@ -115,7 +117,11 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                     let id = ids.broker_id.get(&h.name).map(|i| *i as i32);
                     match (&metadata, id) {
                         (Ok(m), Some(id)) if m.broker(id).is_some() => {
-                            let c = if m.controller_id == id { ", controller" } else { "" };
+                            let c = if m.controller_id == id {
+                                ", controller"
+                            } else {
+                                ""
+                            };
                             format!("broker {id} registered{c}")
                         }
                         (_, Some(id)) => format!("broker {id} not registered"),
@@ -142,7 +148,11 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     problems.extend(zk_probe.problems.iter().cloned());
     let expected: BTreeMap<String, i32> = inv
         .kafka_hosts()
-        .filter_map(|h| ids.broker_id.get(&h.name).map(|i| (h.name.clone(), *i as i32)))
+        .filter_map(|h| {
+            ids.broker_id
+                .get(&h.name)
+                .map(|i| (h.name.clone(), *i as i32))
+        })
         .collect();
     let kafka = kafka_status(&metadata, &expected, &mut problems);
     let healthy = problems.is_empty();
@@ -223,11 +233,18 @@ fn kafka_status(
     if m.controller_id < 0 {
         problems.push("Kafka has no active controller".into());
     }
-    let fmt = |v: Vec<(String, i32)>| v.into_iter().map(|(t, p)| format!("{t}-{p}")).collect::<Vec<_>>();
+    let fmt = |v: Vec<(String, i32)>| {
+        v.into_iter()
+            .map(|(t, p)| format!("{t}-{p}"))
+            .collect::<Vec<_>>()
+    };
     let under_replicated = fmt(m.under_replicated());
     let offline = fmt(m.offline());
     if !under_replicated.is_empty() {
-        problems.push(format!("under-replicated partitions: {}", list(&under_replicated)));
+        problems.push(format!(
+            "under-replicated partitions: {}",
+            list(&under_replicated)
+        ));
     }
     if !offline.is_empty() {
         problems.push(format!("offline partitions: {}", list(&offline)));
@@ -268,7 +285,11 @@ pub fn print_text(s: &Status) {
             h.name,
             h.address,
             if h.reachable { "ok" } else { "DOWN" },
-            if h.reachable { svcs.join("; ") } else { h.error.clone().unwrap_or_default() }
+            if h.reachable {
+                svcs.join("; ")
+            } else {
+                h.error.clone().unwrap_or_default()
+            }
         );
     }
     let zk: Vec<String> = s
@@ -288,7 +309,8 @@ pub fn print_text(s: &Status) {
             "kafka: {}/{} brokers registered, controller {}, {} topic(s), {} under-replicated, {} offline partition(s)",
             k.registered.len(),
             k.expected.len(),
-            k.controller.map_or("none".into(), |c| format!("broker {c}")),
+            k.controller
+                .map_or("none".into(), |c| format!("broker {c}")),
             k.topics.len(),
             k.under_replicated.len(),
             k.offline.len()

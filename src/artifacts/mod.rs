@@ -95,9 +95,15 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
         .await
         .with_context(|| format!("GET {url}"))?;
     if !resp.status().is_success() {
-        bail!("GET {url}: HTTP {}; check artifacts.mirror (or $CLUSTERCTL_MIRROR) and the version", resp.status());
+        bail!(
+            "GET {url}: HTTP {}; check artifacts.mirror (or $CLUSTERCTL_MIRROR) and the version",
+            resp.status()
+        );
     }
-    Ok(resp.text().await.with_context(|| format!("reading {url}"))?)
+    Ok(resp
+        .text()
+        .await
+        .with_context(|| format!("reading {url}"))?)
 }
 
 /// Stream to a temp file while hashing; only a verified file is renamed into the cache.

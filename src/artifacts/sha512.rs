@@ -29,10 +29,9 @@ pub fn parse_sha512(text: &str) -> Result<String> {
 /// Constant-time comparison of two hex digests.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase()))
-            == 0
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| {
+            acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
+        }) == 0
 }
 
 fn truncate(s: &str, n: usize) -> &str {

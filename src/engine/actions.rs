@@ -25,13 +25,22 @@ pub async fn prepare(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<V
     if p.host.in_zookeeper {
         let z = &inv.zookeeper;
         script.push_str("mkuser zookeeper\nmkdir -p /etc/zookeeper\n");
-        for d in [&z.data_dir, &z.data_log_dir, &"/var/log/zookeeper".to_string()] {
+        for d in [
+            &z.data_dir,
+            &z.data_log_dir,
+            &"/var/log/zookeeper".to_string(),
+        ] {
             script.push_str(&format!("mkdir_owned {} zookeeper 0750\n", quote(d)));
         }
     }
     if p.host.in_kafka {
         script.push_str("mkuser kafka\nmkdir -p /etc/kafka\n");
-        for d in inv.kafka.log_dirs.iter().chain(Some(&"/var/log/kafka".to_string())) {
+        for d in inv
+            .kafka
+            .log_dirs
+            .iter()
+            .chain(Some(&"/var/log/kafka".to_string()))
+        {
             script.push_str(&format!("mkdir_owned {} kafka 0750\n", quote(d)));
         }
     }
@@ -62,7 +71,9 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
                          apt-get install -y -qq --no-install-recommends {} >/dev/null",
                         quote(&pkg)
                     ),
-                    "dnf" | "yum" => format!("{} install -y -q {}", p.facts.package_manager, quote(&pkg)),
+                    "dnf" | "yum" => {
+                        format!("{} install -y -q {}", p.facts.package_manager, quote(&pkg))
+                    }
                     other => bail!(
                         "no supported package manager (found {other}); set jdk.method to tarball or none"
                     ),
@@ -80,8 +91,11 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
             if p.facts.links.get(&link) != Some(&name) {
                 let remote = format!("{}/.clusterctl-jdk.tar.gz", inv.install_dir);
                 s.upload(tarball, &remote, 0o600).await?;
-                s.exec_ok_timeout(&unpack_script(&remote, &dir, &sha, &link, &name), INSTALL_TIMEOUT)
-                    .await?;
+                s.exec_ok_timeout(
+                    &unpack_script(&remote, &dir, &sha, &link, &name),
+                    INSTALL_TIMEOUT,
+                )
+                .await?;
                 changes.push(format!("unpacked JDK into {dir}"));
             }
             changes.extend(write_files(p, s, |f| f.path == "/etc/profile.d/java.sh").await?);
@@ -91,7 +105,10 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
     let java = super::plan::java_cmd(inv);
     let out = s.exec(&format!("{java} -version 2>&1")).await?;
     if !out.ok() {
-        bail!("`{java} -version` failed after the JDK step: {}", out.stdout.trim());
+        bail!(
+            "`{java} -version` failed after the JDK step: {}",
+            out.stdout.trim()
+        );
     }
     p.facts.java = out.stdout.lines().next().map(str::to_string);
     Ok(changes)
@@ -115,8 +132,11 @@ pub async fn install(
     if p.facts.installed.get(&dir) != Some(&a.sha512) {
         let remote = format!("{}/.clusterctl-{}", inv.install_dir, a.file_name);
         s.upload(&a.path, &remote, 0o600).await?;
-        s.exec_ok_timeout(&unpack_script(&remote, &dir, &a.sha512, &link, &name), INSTALL_TIMEOUT)
-            .await?;
+        s.exec_ok_timeout(
+            &unpack_script(&remote, &dir, &a.sha512, &link, &name),
+            INSTALL_TIMEOUT,
+        )
+        .await?;
         p.facts.installed.insert(dir.clone(), a.sha512.clone());
         changes.push(format!("unpacked {} into {dir}", a.file_name));
     } else {
@@ -195,14 +215,19 @@ async fn write_files(
         s.exec_with_input_ok(&write_script(&f), f.content.as_bytes())
             .await
             .with_context(|| format!("writing {}", f.path))?;
-        p.facts.files.insert(f.path.clone(), HostPlan::fingerprint(&f));
+        p.facts
+            .files
+            .insert(f.path.clone(), HostPlan::fingerprint(&f));
         changes.push(format!("wrote {}", f.path));
     }
     Ok(changes)
 }
 
 fn write_script(f: &ManagedFile) -> String {
-    let dir = f.path.rsplit_once('/').map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let dir = f
+        .path
+        .rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
     format!(
         "set -e\nmkdir -p {dir}\nt=$(mktemp {dir}/.clusterctl.XXXXXX)\ntrap 'rm -f \"$t\"' EXIT\n\
          cat > \"$t\"\nchown {o}:{g} \"$t\"\nchmod {m:o} \"$t\"\nmv -f \"$t\" {path}\ntrap - EXIT\n",
@@ -249,7 +274,12 @@ pub async fn start_if_stopped(
 }
 
 /// Restart one service on one host and record its new PID.
-pub async fn restart(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) -> Result<String> {
+pub async fn restart(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    svc: Service,
+) -> Result<String> {
     let def = ServiceDef::new(svc, inv, &p.host);
     let old = p.running(svc).unwrap_or(0);
     s.exec_ok_timeout(

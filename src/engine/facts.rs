@@ -66,7 +66,10 @@ pub fn script(q: &Query) -> String {
         ));
     }
     if let Some(f) = &q.myid_file {
-        s.push_str(&format!("[ -f {f} ] && echo \"myid $(cat {f})\"\n", f = quote(f)));
+        s.push_str(&format!(
+            "[ -f {f} ] && echo \"myid $(cat {f})\"\n",
+            f = quote(f)
+        ));
     }
     for m in &q.meta_properties {
         s.push_str(&format!(

@@ -16,7 +16,12 @@ const POLL: Duration = Duration::from_millis(500);
 
 pub fn zk_members(inv: &Inventory) -> Vec<(String, String)> {
     inv.zookeeper_hosts()
-        .map(|h| (h.name.clone(), format!("{}:{}", h.address, inv.zookeeper.client_port)))
+        .map(|h| {
+            (
+                h.name.clone(),
+                format!("{}:{}", h.address, inv.zookeeper.client_port),
+            )
+        })
         .collect()
 }
 
@@ -24,27 +29,7 @@ pub type ZkAnswers = Vec<(String, Result<zookeeper::Srvr>)>;
 
 /// One probe of the ensemble: `srvr` on every member, `mntr` on the leader.
 pub async fn zk_probe(inv: &Inventory) -> (ZkAnswers, zookeeper::EnsembleVerdict) {
-    let members = zk_members(inv);
-    let results = futures::future::join_all(
-        members.iter().map(|(_, a)| zookeeper::srvr(a, PROBE_TIMEOUT)),
-    )
-    .await;
-    let answers: ZkAnswers = members.iter().map(|(h, _)| h.clone()).zip(results).collect();
-    let first = zookeeper::ensemble_verdict(&answers, None);
-    let Some(leader) = first.leader.clone() else {
-        return (answers, first);
-    };
-    let addr = &members.iter().find(|(h, _)| *h == leader).unwrap().1;
-    let verdict = match zookeeper::mntr(addr, PROBE_TIMEOUT).await {
-        Ok(m) => zookeeper::ensemble_verdict(&answers, Some(&m)),
-        Err(e) => {
-            let mut v = first;
-            v.healthy = false;
-            v.problems.push(format!("{leader}: mntr failed: {e:#}"));
-            v
-        }
-    };
-    (answers, verdict)
+    zookeeper::probe_ensemble(&zk_members(inv), PROBE_TIMEOUT).await
 }
 
 pub fn bootstrap(inv: &Inventory) -> Vec<String> {
@@ -121,7 +106,13 @@ where
     }
 }
 
-pub async fn wait(inv: &Inventory, plans: &[HostPlan], gate: Gate, timeout: Duration, rep: &Reporter) -> Result<String> {
+pub async fn wait(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    gate: Gate,
+    timeout: Duration,
+    rep: &Reporter,
+) -> Result<String> {
     let start = Instant::now();
     match gate {
         Gate::ZookeeperQuorum => {
@@ -179,24 +170,29 @@ pub async fn after_restart(
         }
         Service::Kafka => {
             wait(inv, plans, Gate::BrokersRegistered, timeout, rep).await?;
-            poll("every replica back in sync", timeout, rep, move || async move {
-                match metadata(inv).await {
-                    Ok(m) => {
-                        let urp = m.under_replicated();
-                        let off = m.offline();
-                        if urp.is_empty() && off.is_empty() {
-                            None
-                        } else {
-                            Some(format!(
-                                "{} under-replicated, {} offline partition(s)",
-                                urp.len(),
-                                off.len()
-                            ))
+            poll(
+                "every replica back in sync",
+                timeout,
+                rep,
+                move || async move {
+                    match metadata(inv).await {
+                        Ok(m) => {
+                            let urp = m.under_replicated();
+                            let off = m.offline();
+                            if urp.is_empty() && off.is_empty() {
+                                None
+                            } else {
+                                Some(format!(
+                                    "{} under-replicated, {} offline partition(s)",
+                                    urp.len(),
+                                    off.len()
+                                ))
+                            }
                         }
+                        Err(e) => Some(format!("{e:#}")),
                     }
-                    Err(e) => Some(format!("{e:#}")),
-                }
-            })
+                },
+            )
             .await?;
             rep.clear();
         }

@@ -4,8 +4,8 @@
 mod actions;
 pub mod facts;
 pub mod gates;
-pub mod playbook;
 pub mod plan;
+pub mod playbook;
 
 pub use plan::HostPlan;
 
@@ -44,9 +44,11 @@ pub async fn connect_all(
     inv: &Inventory,
     policy: HostKeyPolicy,
 ) -> Result<BTreeMap<String, Session>> {
-    let results = futures::future::join_all(inv.hosts.iter().map(|h| async move {
-        (h.name.clone(), Session::connect(&h.ssh, policy).await)
-    }))
+    let results = futures::future::join_all(
+        inv.hosts
+            .iter()
+            .map(|h| async move { (h.name.clone(), Session::connect(&h.ssh, policy).await) }),
+    )
     .await;
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
@@ -69,7 +71,10 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     if let Some(limit) = &opts.limit {
         for name in limit {
             if inv.host(name).is_none() {
-                bail!("--limit names `{name}`, which is not a host of {}", inv.file.display());
+                bail!(
+                    "--limit names `{name}`, which is not a host of {}",
+                    inv.file.display()
+                );
             }
         }
     }

@@ -98,7 +98,11 @@ pub fn java_cmd(inv: &Inventory) -> String {
 
 /// What to ask one host: every path we might manage under either init system, install
 /// markers, symlinks, service PIDs, ids on disk.
-pub fn query_for<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Result<Query<'a>> {
+pub fn query_for<'a>(
+    inv: &Inventory,
+    host: &Host,
+    services: &'a [ServiceDef],
+) -> Result<Query<'a>> {
     let r = Renderer::new(inv)?;
     // Paths do not depend on ids: render with placeholders to learn them.
     let placeholder = Ids {
@@ -250,18 +254,28 @@ pub async fn print_dry_run(
         }
         for product in [Product::ZooKeeper, Product::Kafka] {
             let wanted = match product {
-                Product::Kafka => p.host.in_kafka || (p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka),
-                Product::ZooKeeper => p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball,
+                Product::Kafka => {
+                    p.host.in_kafka
+                        || (p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka)
+                }
+                Product::ZooKeeper => {
+                    p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball
+                }
             };
             if wanted && p.needs_install(inv, product) {
                 let (dir, link, name) = HostPlan::install_dir(inv, product);
-                lines.push(format!("  unpack {product:?} into {dir}; link {link} -> {name}"));
+                lines.push(format!(
+                    "  unpack {product:?} into {dir}; link {link} -> {name}"
+                ));
             }
         }
         let mut restart = BTreeSet::new();
         for f in p.changed_files() {
             let old = s
-                .exec(&format!("cat {} 2>/dev/null", crate::transport::quote(&f.path)))
+                .exec(&format!(
+                    "cat {} 2>/dev/null",
+                    crate::transport::quote(&f.path)
+                ))
                 .await?
                 .stdout;
             lines.push(format!(
@@ -273,7 +287,10 @@ pub async fn print_dry_run(
             for line in diff
                 .unified_diff()
                 .context_radius(1)
-                .header(&format!("{} (now)", f.path), &format!("{} (wanted)", f.path))
+                .header(
+                    &format!("{} (now)", f.path),
+                    &format!("{} (wanted)", f.path),
+                )
                 .to_string()
                 .lines()
             {
@@ -286,9 +303,10 @@ pub async fn print_dry_run(
         for svc in p.services(inv) {
             match p.running(svc.service) {
                 None => lines.push(format!("  start {}", svc.name)),
-                Some(pid) if restart.contains(&svc.service) => {
-                    lines.push(format!("  restart {} (pid {pid}), one host at a time", svc.name))
-                }
+                Some(pid) if restart.contains(&svc.service) => lines.push(format!(
+                    "  restart {} (pid {pid}), one host at a time",
+                    svc.name
+                )),
                 Some(_) => {}
             }
         }

@@ -73,7 +73,10 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Step>> {
         .map_err(|e| anyhow::anyhow!("{name}: {}", e.without_snippet()))?;
     for (i, s) in pb.steps.iter().enumerate() {
         let at = || format!("{name}: step {} ({:?})", i + 1, s.name);
-        let needs_service = matches!(s.action, Action::Install | Action::Configure | Action::Start);
+        let needs_service = matches!(
+            s.action,
+            Action::Install | Action::Configure | Action::Start
+        );
         if needs_service && s.service.is_none() {
             bail!("{}: action {:?} needs `service`", at(), s.action);
         }
@@ -142,12 +145,30 @@ mod tests {
     #[test]
     fn rejects_malformed_steps() {
         let bad = [
-            ("steps:\n  - name: x\n    action: install\n    hosts: all\n", "needs `service`"),
-            ("steps:\n  - name: x\n    action: wait\n", "`gate` goes with action wait"),
-            ("steps:\n  - name: x\n    action: smoke\n    hosts: all\n", "takes no `hosts`"),
-            ("steps:\n  - name: x\n    action: prepare\n", "needs `hosts`"),
-            ("steps:\n  - name: x\n    action: reboot\n    hosts: all\n", "reboot"),
-            ("steps:\n  - name: x\n    action: jdk\n    hosts: all\n    serial: 1\n", "serial"),
+            (
+                "steps:\n  - name: x\n    action: install\n    hosts: all\n",
+                "needs `service`",
+            ),
+            (
+                "steps:\n  - name: x\n    action: wait\n",
+                "`gate` goes with action wait",
+            ),
+            (
+                "steps:\n  - name: x\n    action: smoke\n    hosts: all\n",
+                "takes no `hosts`",
+            ),
+            (
+                "steps:\n  - name: x\n    action: prepare\n",
+                "needs `hosts`",
+            ),
+            (
+                "steps:\n  - name: x\n    action: reboot\n    hosts: all\n",
+                "reboot",
+            ),
+            (
+                "steps:\n  - name: x\n    action: jdk\n    hosts: all\n    serial: 1\n",
+                "serial",
+            ),
             ("steps: []\n", "no steps"),
         ];
         for (text, want) in bad {

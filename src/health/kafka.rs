@@ -188,6 +188,7 @@ impl ClusterMetadata {
     }
 
     /// Partitions with at least one replica on an offline log dir or broker.
+    #[allow(dead_code)] // used by engine/status
     pub fn with_offline_replicas(&self) -> Vec<(String, i32)> {
         self.partitions_where(|p| !p.offline.is_empty())
     }
@@ -356,10 +357,12 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Bytes> {
     let len = r.read_i32().await.context("reading frame length")?;
     let len = usize::try_from(len)
         .ok()
-        .filter(|&n| n >= 4 && n <= MAX_FRAME_BYTES)
+        .filter(|n| (4..=MAX_FRAME_BYTES).contains(n))
         .with_context(|| format!("implausible frame length {len} (not a Kafka listener?)"))?;
     let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.context("reading frame body")?;
+    r.read_exact(&mut body)
+        .await
+        .context("reading frame body")?;
     Ok(Bytes::from(body))
 }
 
@@ -517,13 +520,20 @@ impl KafkaClient {
     }
 
     /// The address this client is connected to.
+    #[allow(dead_code)] // used by engine/status
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
     /// The version this client uses for `api` with this broker, if any.
+    #[allow(dead_code)] // used by engine/status
     pub fn api_version(&self, api: ApiKey) -> Option<i16> {
-        negotiate(api, our_versions(api), self.versions.get(&(api as i16)).copied()).ok()
+        negotiate(
+            api,
+            our_versions(api),
+            self.versions.get(&(api as i16)).copied(),
+        )
+        .ok()
     }
 
     async fn api_versions(&mut self) -> Result<BrokerVersions> {
@@ -534,7 +544,10 @@ impl KafkaClient {
         let frame = encode_request(&req, API_VERSIONS_VERSION, cid)?;
         let label = format!("Kafka {}: ApiVersions", self.addr);
         let what = || label.clone();
-        let body = self.roundtrip(&frame, self.timeout).await.with_context(what)?;
+        let body = self
+            .roundtrip(&frame, self.timeout)
+            .await
+            .with_context(what)?;
         let body = strip_response_header(body, ApiKey::ApiVersions, API_VERSIONS_VERSION, cid)
             .with_context(what)?;
         parse_api_versions(body).with_context(what)
@@ -571,13 +584,21 @@ impl KafkaClient {
         self.call_at(req, version, io_timeout).await
     }
 
-    async fn call_at<R: Call>(&mut self, req: &R, version: i16, io_timeout: Duration) -> Result<R::Response> {
+    async fn call_at<R: Call>(
+        &mut self,
+        req: &R,
+        version: i16,
+        io_timeout: Duration,
+    ) -> Result<R::Response> {
         let api = R::API;
         let label = format!("Kafka {}: {api:?} v{version}", self.addr);
         let what = || label.clone();
         let cid = self.correlation_id();
         let frame = encode_request(req, version, cid).with_context(what)?;
-        let body = self.roundtrip(&frame, io_timeout).await.with_context(what)?;
+        let body = self
+            .roundtrip(&frame, io_timeout)
+            .await
+            .with_context(what)?;
         // A frame that does not decode as the answer to what we just sent
         // means the peer and we disagree on the stream: do not reuse it.
         let decoded = strip_response_header(body, api, version, cid).and_then(|mut body| {
@@ -588,11 +609,21 @@ impl KafkaClient {
     }
 
     fn version(&self, api: ApiKey) -> Result<i16> {
-        negotiate(api, our_versions(api), self.versions.get(&(api as i16)).copied())
-            .with_context(|| format!("Kafka {}", self.addr))
+        negotiate(
+            api,
+            our_versions(api),
+            self.versions.get(&(api as i16)).copied(),
+        )
+        .with_context(|| format!("Kafka {}", self.addr))
     }
 
-    fn api_error(&self, api: ApiKey, resource: &str, code: i16, message: Option<&StrBytes>) -> ApiError {
+    fn api_error(
+        &self,
+        api: ApiKey,
+        resource: &str,
+        code: i16,
+        message: Option<&StrBytes>,
+    ) -> ApiError {
         ApiError {
             broker: self.addr.clone(),
             api,
@@ -616,7 +647,9 @@ impl KafkaClient {
             .with_allow_auto_topic_creation(false);
         let resp = self.call_at(&req, version, self.timeout).await?;
         if resp.error_code != 0 {
-            return Err(self.api_error(ApiKey::Metadata, "cluster", resp.error_code, None).into());
+            return Err(self
+                .api_error(ApiKey::Metadata, "cluster", resp.error_code, None)
+                .into());
         }
         Ok(to_cluster_metadata(resp))
     }
@@ -644,7 +677,8 @@ impl KafkaClient {
         replication_factor: i16,
         configs: &[(String, String)],
     ) -> Result<()> {
-        let req = create_topics_request(name, partitions, replication_factor, configs, self.timeout);
+        let req =
+            create_topics_request(name, partitions, replication_factor, configs, self.timeout);
         if let AdminOutcome::Done = self.create_topics_here(&req, name).await? {
             return Ok(());
         }
@@ -652,30 +686,50 @@ impl KafkaClient {
         match controller.create_topics_here(&req, name).await? {
             AdminOutcome::Done => Ok(()),
             AdminOutcome::NotController => Err(controller
-                .api_error(ApiKey::CreateTopics, name, ResponseError::NotController.code(), None)
+                .api_error(
+                    ApiKey::CreateTopics,
+                    name,
+                    ResponseError::NotController.code(),
+                    None,
+                )
                 .into()),
         }
     }
 
-    async fn create_topics_here(&mut self, req: &CreateTopicsRequest, name: &str) -> Result<AdminOutcome> {
+    async fn create_topics_here(
+        &mut self,
+        req: &CreateTopicsRequest,
+        name: &str,
+    ) -> Result<AdminOutcome> {
         // The broker waits up to `timeout_ms` for the creation to complete.
         let resp = self.call(req, self.timeout * 2).await?;
         let result = resp
             .topics
             .iter()
             .find(|t| t.name.0.as_str() == name)
-            .with_context(|| format!("Kafka {}: CreateTopics response lacks topic {name}", self.addr))?;
+            .with_context(|| {
+                format!(
+                    "Kafka {}: CreateTopics response lacks topic {name}",
+                    self.addr
+                )
+            })?;
         match ResponseError::try_from_code(result.error_code) {
             None | Some(ResponseError::TopicAlreadyExists) => Ok(AdminOutcome::Done),
             Some(ResponseError::NotController) => Ok(AdminOutcome::NotController),
             Some(_) => Err(self
-                .api_error(ApiKey::CreateTopics, name, result.error_code, result.error_message.as_ref())
+                .api_error(
+                    ApiKey::CreateTopics,
+                    name,
+                    result.error_code,
+                    result.error_message.as_ref(),
+                )
                 .into()),
         }
     }
 
     /// Deletes a topic; a topic that does not exist is success. Redirects to
     /// the controller like [`KafkaClient::create_topic`].
+    #[allow(dead_code)] // used by engine/status
     pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
         if let AdminOutcome::Done = self.delete_topic_here(name).await? {
             return Ok(());
@@ -684,7 +738,12 @@ impl KafkaClient {
         match controller.delete_topic_here(name).await? {
             AdminOutcome::Done => Ok(()),
             AdminOutcome::NotController => Err(controller
-                .api_error(ApiKey::DeleteTopics, name, ResponseError::NotController.code(), None)
+                .api_error(
+                    ApiKey::DeleteTopics,
+                    name,
+                    ResponseError::NotController.code(),
+                    None,
+                )
                 .into()),
         }
     }
@@ -703,12 +762,22 @@ impl KafkaClient {
             .responses
             .iter()
             .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
-            .with_context(|| format!("Kafka {}: DeleteTopics response lacks topic {name}", self.addr))?;
+            .with_context(|| {
+                format!(
+                    "Kafka {}: DeleteTopics response lacks topic {name}",
+                    self.addr
+                )
+            })?;
         match ResponseError::try_from_code(result.error_code) {
             None | Some(ResponseError::UnknownTopicOrPartition) => Ok(AdminOutcome::Done),
             Some(ResponseError::NotController) => Ok(AdminOutcome::NotController),
             Some(_) => Err(self
-                .api_error(ApiKey::DeleteTopics, name, result.error_code, result.error_message.as_ref())
+                .api_error(
+                    ApiKey::DeleteTopics,
+                    name,
+                    result.error_code,
+                    result.error_message.as_ref(),
+                )
                 .into()),
         }
     }
@@ -719,7 +788,13 @@ impl KafkaClient {
     /// current leader (see [`ClusterMetadata::partition`] and
     /// [`BrokerInfo::addr`]); otherwise the broker answers
     /// `NotLeaderOrFollower`, returned as an [`ApiError`].
-    pub async fn produce(&mut self, topic: &str, partition: i32, key: Option<&[u8]>, value: &[u8]) -> Result<i64> {
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<i64> {
         let records = encode_single_record(key, value, now_ms())?;
         let data = PartitionProduceData::default()
             .with_index(partition)
@@ -744,7 +819,12 @@ impl KafkaClient {
             .with_context(|| format!("Kafka {}: Produce response lacks {resource}", self.addr))?;
         if p.error_code != 0 {
             return Err(self
-                .api_error(ApiKey::Produce, &resource, p.error_code, p.error_message.as_ref())
+                .api_error(
+                    ApiKey::Produce,
+                    &resource,
+                    p.error_code,
+                    p.error_message.as_ref(),
+                )
                 .into());
         }
         Ok(p.base_offset)
@@ -774,17 +854,21 @@ impl KafkaClient {
             .filter(|t| t.name.0.as_str() == topic)
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == partition)
-            .with_context(|| format!("Kafka {}: ListOffsets response lacks {resource}", self.addr))?;
+            .with_context(|| {
+                format!("Kafka {}: ListOffsets response lacks {resource}", self.addr)
+            })?;
         if p.error_code != 0 {
-            return Err(self.api_error(ApiKey::ListOffsets, &resource, p.error_code, None).into());
+            return Err(self
+                .api_error(ApiKey::ListOffsets, &resource, p.error_code, None)
+                .into());
         }
         Ok(p.offset)
     }
 
     /// Reads every record from `from_offset` up to the high watermark taken
-    /// at the start of the call. Must be sent to the leader. `max_wait`
-    /// bounds the whole call; running out of it is an error that says how
-    /// far the read got.
+    /// at the start of the call (`from_offset` at or past it gives an empty
+    /// list). Must be sent to the leader. `max_wait` bounds the whole call;
+    /// running out of it is an error that says how far the read got.
     pub async fn fetch_all(
         &mut self,
         topic: &str,
@@ -817,7 +901,13 @@ impl KafkaClient {
         )
     }
 
-    async fn fetch_once(&mut self, topic: &str, partition: i32, offset: i64, wait: Duration) -> Result<Bytes> {
+    async fn fetch_once(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        wait: Duration,
+    ) -> Result<Bytes> {
         let part = FetchPartition::default()
             .with_partition(partition)
             .with_fetch_offset(offset)
@@ -835,7 +925,9 @@ impl KafkaClient {
         let resp = self.call(&req, self.timeout + wait).await?;
         let resource = format!("{topic}-{partition}");
         if resp.error_code != 0 {
-            return Err(self.api_error(ApiKey::Fetch, &resource, resp.error_code, None).into());
+            return Err(self
+                .api_error(ApiKey::Fetch, &resource, resp.error_code, None)
+                .into());
         }
         let p = resp
             .responses
@@ -845,7 +937,9 @@ impl KafkaClient {
             .find(|p| p.partition_index == partition)
             .with_context(|| format!("Kafka {}: Fetch response lacks {resource}", self.addr))?;
         if p.error_code != 0 {
-            return Err(self.api_error(ApiKey::Fetch, &resource, p.error_code, None).into());
+            return Err(self
+                .api_error(ApiKey::Fetch, &resource, p.error_code, None)
+                .into());
         }
         Ok(p.records.clone().unwrap_or_default())
     }
@@ -932,7 +1026,12 @@ fn worth_retrying(e: &anyhow::Error) -> bool {
 
 /// Runs `step` until it succeeds, fails permanently, the deadline passes or
 /// `SMOKE_MAX_ATTEMPTS` is reached, with exponential backoff (200 ms..2 s).
-async fn retry<T, F, Fut>(what: &str, deadline: Instant, attempts: &mut u32, mut step: F) -> Result<T>
+async fn retry<T, F, Fut>(
+    what: &str,
+    deadline: Instant,
+    attempts: &mut u32,
+    mut step: F,
+) -> Result<T>
 where
     F: FnMut(Duration) -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -943,6 +1042,9 @@ where
         let budget = deadline
             .saturating_duration_since(Instant::now())
             .min(SMOKE_CALL_TIMEOUT);
+        if budget.is_zero() {
+            bail!("{what}: no time left (earlier steps used the whole budget)");
+        }
         let err = match step(budget).await {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -973,7 +1075,12 @@ async fn connect_any(bootstrap: &[String], timeout: Duration) -> Result<KafkaCli
 }
 
 /// The partition once it has a live leader and a full ISR, with the leader.
-fn ready_partition(meta: &ClusterMetadata, topic: &str, partition: i32, rf: i16) -> Result<(BrokerInfo, PartitionInfo)> {
+fn ready_partition(
+    meta: &ClusterMetadata,
+    topic: &str,
+    partition: i32,
+    rf: i16,
+) -> Result<(BrokerInfo, PartitionInfo)> {
     let p = meta
         .partition(topic, partition)
         .with_context(|| format!("{topic}-{partition} is not in metadata yet"))?;
@@ -990,9 +1097,12 @@ fn ready_partition(meta: &ClusterMetadata, topic: &str, partition: i32, rf: i16)
         ))
         .into());
     }
-    let leader = meta
-        .broker(p.leader)
-        .with_context(|| format!("{topic}-{partition} has no live leader (leader {})", p.leader))?;
+    let leader = meta.broker(p.leader).with_context(|| {
+        format!(
+            "{topic}-{partition} has no live leader (leader {})",
+            p.leader
+        )
+    })?;
     ensure!(
         p.isr.len() == p.replicas.len(),
         "{topic}-{partition} ISR {:?} is not yet all replicas {:?}",
@@ -1010,16 +1120,34 @@ fn ready_partition(meta: &ClusterMetadata, topic: &str, partition: i32, rf: i16)
 /// `timeout` bounds the whole call. Each step is retried with backoff while
 /// the cluster may still be settling; every broker call gets at most 10 s.
 /// The topic is kept, so repeated runs reuse it.
-pub async fn smoke(bootstrap: &[String], topic: &str, rf: i16, timeout: Duration) -> Result<SmokeReport> {
+#[allow(dead_code)] // used by engine/status
+pub async fn smoke(
+    bootstrap: &[String],
+    topic: &str,
+    rf: i16,
+    timeout: Duration,
+) -> Result<SmokeReport> {
+    ensure!(
+        rf >= 1,
+        "smoke: replication factor must be at least 1, got {rf}"
+    );
     let started = Instant::now();
     let deadline = started + timeout;
     let mut attempts = 0;
-    let configs = &[("min.insync.replicas".to_string(), rf.clamp(1, 2).to_string())];
+    let configs = &[(
+        "min.insync.replicas".to_string(),
+        rf.clamp(1, 2).to_string(),
+    )];
 
-    retry("smoke: create topic", deadline, &mut attempts, |t| async move {
-        let mut c = connect_any(bootstrap, t).await?;
-        c.create_topic(topic, 1, rf, configs).await
-    })
+    retry(
+        "smoke: create topic",
+        deadline,
+        &mut attempts,
+        |t| async move {
+            let mut c = connect_any(bootstrap, t).await?;
+            c.create_topic(topic, 1, rf, configs).await
+        },
+    )
     .await?;
 
     let wait_ready = |t| async move {
@@ -1027,12 +1155,21 @@ pub async fn smoke(bootstrap: &[String], topic: &str, rf: i16, timeout: Duration
         let meta = c.metadata(Some(&[topic.to_string()])).await?;
         ready_partition(&meta, topic, 0, rf)
     };
-    retry("smoke: wait for leader and full ISR", deadline, &mut attempts, wait_ready).await?;
+    retry(
+        "smoke: wait for leader and full ISR",
+        deadline,
+        &mut attempts,
+        wait_ready,
+    )
+    .await?;
 
     let value = format!(
         "clusterctl-smoke pid={} t={}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
     );
     let key: &[u8] = b"clusterctl-smoke";
     let (leader, part, offset) = retry("smoke: produce", deadline, &mut attempts, |t| {
@@ -1077,7 +1214,10 @@ fn check_read_back(records: &[FetchedRecord], offset: i64, key: &[u8], value: &[
         .find(|(o, _, _)| *o == offset)
         .with_context(|| format!("record at offset {offset} not returned by Fetch"))?;
     if k.as_deref() != Some(key) || v.as_deref() != Some(value) {
-        return Err(Permanent(format!("record at offset {offset} has a different key/value than produced")).into());
+        return Err(Permanent(format!(
+            "record at offset {offset} has a different key/value than produced"
+        ))
+        .into());
     }
     Ok(())
 }
@@ -1165,7 +1305,9 @@ mod tests {
         assert!(!worth_retrying(&err), "{err}");
 
         let missing = cluster(&[1], vec![]);
-        assert!(worth_retrying(&ready_partition(&missing, "t", 0, 1).unwrap_err()));
+        assert!(worth_retrying(
+            &ready_partition(&missing, "t", 0, 1).unwrap_err()
+        ));
     }
 
     #[test]
@@ -1183,15 +1325,48 @@ mod tests {
     fn versions_are_clamped_to_the_common_range() {
         let range = |min, max| Some(VersionRange { min, max });
         // Kafka 3.9 advertises Produce 0..11 and Fetch 0..17.
-        assert_eq!(negotiate(ApiKey::Produce, our_versions(ApiKey::Produce), range(0, 11)).unwrap(), 11);
-        assert_eq!(negotiate(ApiKey::Fetch, our_versions(ApiKey::Fetch), range(0, 17)).unwrap(), 12);
+        assert_eq!(
+            negotiate(ApiKey::Produce, our_versions(ApiKey::Produce), range(0, 11)).unwrap(),
+            11
+        );
+        assert_eq!(
+            negotiate(ApiKey::Fetch, our_versions(ApiKey::Fetch), range(0, 17)).unwrap(),
+            12
+        );
         // A 4.1 broker would offer v13 (topic ids); we stay on names.
-        assert_eq!(negotiate(ApiKey::Produce, our_versions(ApiKey::Produce), range(3, 13)).unwrap(), 12);
-        assert_eq!(negotiate(ApiKey::Metadata, our_versions(ApiKey::Metadata), range(0, 12)).unwrap(), 12);
-        let old = negotiate(ApiKey::Metadata, our_versions(ApiKey::Metadata), range(0, 2)).unwrap_err();
-        assert!(old.to_string().contains("no common Metadata version"), "{old}");
-        let none = negotiate(ApiKey::CreateTopics, our_versions(ApiKey::CreateTopics), None).unwrap_err();
-        assert!(none.to_string().contains("does not support CreateTopics"), "{none}");
+        assert_eq!(
+            negotiate(ApiKey::Produce, our_versions(ApiKey::Produce), range(3, 13)).unwrap(),
+            12
+        );
+        assert_eq!(
+            negotiate(
+                ApiKey::Metadata,
+                our_versions(ApiKey::Metadata),
+                range(0, 12)
+            )
+            .unwrap(),
+            12
+        );
+        let old = negotiate(
+            ApiKey::Metadata,
+            our_versions(ApiKey::Metadata),
+            range(0, 2),
+        )
+        .unwrap_err();
+        assert!(
+            old.to_string().contains("no common Metadata version"),
+            "{old}"
+        );
+        let none = negotiate(
+            ApiKey::CreateTopics,
+            our_versions(ApiKey::CreateTopics),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            none.to_string().contains("does not support CreateTopics"),
+            "{none}"
+        );
     }
 
     #[test]
@@ -1205,7 +1380,10 @@ mod tests {
         assert_eq!(buf.get_i32(), 42);
         // Header v2: client id as a (non-compact) nullable string.
         assert_eq!(buf.get_i16() as usize, CLIENT_ID.len());
-        assert_eq!(buf.try_get_bytes(CLIENT_ID.len()).unwrap(), CLIENT_ID.as_bytes());
+        assert_eq!(
+            buf.try_get_bytes(CLIENT_ID.len()).unwrap(),
+            CLIENT_ID.as_bytes()
+        );
     }
 
     #[test]
@@ -1259,7 +1437,8 @@ mod tests {
         let mut frame = BytesMut::new();
         frame.put_i32(7);
         frame.put_slice(b"body");
-        let body = strip_response_header(frame.clone().freeze(), ApiKey::ApiVersions, 3, 7).unwrap();
+        let body =
+            strip_response_header(frame.clone().freeze(), ApiKey::ApiVersions, 3, 7).unwrap();
         assert_eq!(&body[..], b"body");
         let err = strip_response_header(frame.freeze(), ApiKey::ApiVersions, 3, 8).unwrap_err();
         assert!(err.to_string().contains("correlation id mismatch"), "{err}");
@@ -1279,7 +1458,10 @@ mod tests {
         // "HTTP" read as a length: a non-Kafka peer.
         let mut http: &[u8] = b"HTTP/1.1 400 Bad Request";
         let err = read_frame(&mut http).await.unwrap_err();
-        assert!(err.to_string().contains("implausible frame length"), "{err}");
+        assert!(
+            err.to_string().contains("implausible frame length"),
+            "{err}"
+        );
         let mut short: &[u8] = &[0, 0, 0, 9, 1];
         assert!(read_frame(&mut short).await.is_err());
     }
@@ -1333,7 +1515,9 @@ mod tests {
             error: ResponseError::TopicAuthorizationFailed,
             ..e
         };
-        assert!(!worth_retrying(&anyhow::Error::from(denied).context("wrapped")));
+        assert!(!worth_retrying(
+            &anyhow::Error::from(denied).context("wrapped")
+        ));
         assert_eq!(code_name(3), "UnknownTopicOrPartition (3)");
     }
 
@@ -1342,7 +1526,9 @@ mod tests {
         let recs = vec![(4, Some(b"k".to_vec()), Some(b"v".to_vec()))];
         assert!(check_read_back(&recs, 4, b"k", b"v").is_ok());
         assert!(check_read_back(&recs, 5, b"k", b"v").is_err());
-        assert!(!worth_retrying(&check_read_back(&recs, 4, b"k", b"w").unwrap_err()));
+        assert!(!worth_retrying(
+            &check_read_back(&recs, 4, b"k", b"w").unwrap_err()
+        ));
     }
 
     #[tokio::test]
@@ -1374,11 +1560,13 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(300);
         let mut attempts = 0;
         let started = Instant::now();
-        let err = retry("slow", deadline, &mut attempts, |_| async { Err::<(), _>(anyhow!("down")) })
-            .await
-            .unwrap_err();
+        let err = retry("slow", deadline, &mut attempts, |_| async {
+            Err::<(), _>(anyhow!("down"))
+        })
+        .await
+        .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2));
-        assert!(attempts >= 1 && attempts < 5, "{attempts}");
+        assert!((1..5).contains(&attempts), "{attempts}");
         assert!(format!("{err:#}").contains("down"));
     }
 
@@ -1406,18 +1594,26 @@ mod tests {
             sock.write_all(&(cid + 100).to_be_bytes()).await.unwrap();
             sock.write_all(&[0]).await.unwrap();
         });
-        let mut client = KafkaClient::connect(&addr, Duration::from_secs(5)).await.unwrap();
+        let mut client = KafkaClient::connect(&addr, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(client.api_version(ApiKey::Metadata), Some(12));
         assert_eq!(client.api_version(ApiKey::CreateTopics), Some(7));
         assert_eq!(client.api_version(ApiKey::Produce), None);
         let err = client.metadata(None).await.unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains(&addr) && msg.contains("Metadata v12") && msg.contains("correlation"), "{msg}");
+        assert!(
+            msg.contains(&addr) && msg.contains("Metadata v12") && msg.contains("correlation"),
+            "{msg}"
+        );
         server.await.unwrap();
         let err = client.metadata(None).await.unwrap_err();
         assert!(format!("{err:#}").contains("unusable"), "{err:#}");
         let err = client.produce("t", 0, None, b"x").await.unwrap_err();
-        assert!(format!("{err:#}").contains("does not support Produce"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("does not support Produce"),
+            "{err:#}"
+        );
     }
 
     #[tokio::test]
@@ -1428,7 +1624,10 @@ mod tests {
             Ok(_) => panic!("connected to a silent peer"),
             Err(e) => format!("{e:#}"),
         };
-        assert!(err.contains(&addr) && err.contains("ApiVersions") && err.contains("no response"), "{err}");
+        assert!(
+            err.contains(&addr) && err.contains("ApiVersions") && err.contains("no response"),
+            "{err}"
+        );
         drop(listener);
     }
 }

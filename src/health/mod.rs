@@ -8,4 +8,3 @@
 
 pub mod kafka;
 pub mod zookeeper;
-#[cfg(test)] mod live_tmp;

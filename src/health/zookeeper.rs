@@ -123,6 +123,7 @@ pub struct Srvr {
 
 impl Srvr {
     /// The leader epoch: the high 32 bits of the zxid.
+    #[allow(dead_code)] // used by engine/status
     pub fn epoch(&self) -> u32 {
         (self.zxid >> 32) as u32
     }
@@ -276,15 +277,27 @@ fn check_synced(leader: &str, members: usize, mntr: &BTreeMap<String, String>) -
 }
 
 /// Probes every member (`srvr` concurrently, then `mntr` on the leader) and
-/// returns the verdict. `members` are `host:port` client addresses.
-pub async fn probe_ensemble(members: &[String], timeout: Duration) -> EnsembleVerdict {
-    let results = futures::future::join_all(members.iter().map(|m| srvr(m, timeout))).await;
-    let answers: Vec<(String, Result<Srvr>)> = members.iter().cloned().zip(results).collect();
+/// returns each member's answer with the verdict. `members` are
+/// `(name, host:port)` pairs; problems and `leader` use the names.
+#[allow(dead_code)] // used by engine/status
+pub async fn probe_ensemble(
+    members: &[(String, String)],
+    timeout: Duration,
+) -> (Vec<(String, Result<Srvr>)>, EnsembleVerdict) {
+    let results = futures::future::join_all(members.iter().map(|(_, a)| srvr(a, timeout))).await;
+    let answers: Vec<(String, Result<Srvr>)> = members
+        .iter()
+        .map(|(n, _)| n.clone())
+        .zip(results)
+        .collect();
     let first = ensemble_verdict(&answers, None);
-    let Some(leader) = first.leader.clone() else {
-        return first;
+    let Some((leader, addr)) = members
+        .iter()
+        .find(|(n, _)| Some(n) == first.leader.as_ref())
+    else {
+        return (answers, first);
     };
-    match mntr(&leader, timeout).await {
+    let verdict = match mntr(addr, timeout).await {
         Ok(m) => ensemble_verdict(&answers, Some(&m)),
         Err(e) => {
             let mut v = first;
@@ -292,7 +305,8 @@ pub async fn probe_ensemble(members: &[String], timeout: Duration) -> EnsembleVe
             v.healthy = false;
             v
         }
-    }
+    };
+    (answers, verdict)
 }
 
 #[cfg(test)]
@@ -333,7 +347,8 @@ Mode: standalone
 Node count: 5
 ";
     // Excerpt: the real reply has ~400 lines of latency histograms.
-    const MNTR_LEADER: &str = "zk_version\t3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC
+    const MNTR_LEADER: &str =
+        "zk_version\t3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC
 zk_server_state\tleader
 zk_peer_state\tleading - broadcast
 zk_ephemerals_count\t0
@@ -350,7 +365,8 @@ zk_quorum_size\t3
 zk_avg_latency\t0.0
 zk_p99_readlatency\t0
 ";
-    const MNTR_FOLLOWER: &str = "zk_version\t3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC
+    const MNTR_FOLLOWER: &str =
+        "zk_version\t3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC
 zk_server_state\tfollower
 zk_peer_state\tfollowing - broadcast
 zk_quorum_size\t3
@@ -368,7 +384,10 @@ zk_quorum_size\t3
     }
 
     fn mntr_synced(n: usize) -> BTreeMap<String, String> {
-        parse_mntr(&MNTR_LEADER.replace("zk_synced_followers\t2", &format!("zk_synced_followers\t{n}")))
+        parse_mntr(&MNTR_LEADER.replace(
+            "zk_synced_followers\t2",
+            &format!("zk_synced_followers\t{n}"),
+        ))
     }
 
     fn three(modes: [Result<Srvr>; 3]) -> Vec<(String, Result<Srvr>)> {
@@ -496,7 +515,11 @@ zk_quorum_size\t3
         ]);
         let v = ensemble_verdict(&members, None);
         assert!(!v.healthy);
-        assert!(v.problems[0].starts_with("zk1: runs standalone"), "{:?}", v.problems);
+        assert!(
+            v.problems[0].starts_with("zk1: runs standalone"),
+            "{:?}",
+            v.problems
+        );
     }
 
     #[test]
@@ -529,7 +552,11 @@ zk_quorum_size\t3
         ]);
         let v = ensemble_verdict(&members, Some(&parse_mntr(MNTR_FOLLOWER)));
         assert!(!v.healthy);
-        assert!(v.problems[0].contains("zk_server_state=follower"), "{:?}", v.problems);
+        assert!(
+            v.problems[0].contains("zk_server_state=follower"),
+            "{:?}",
+            v.problems
+        );
     }
 
     #[tokio::test]

@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn disk_wins_and_conflicts_are_errors() {
         let err = assign(&names(&["a"]), &map(&[("a", 1)]), &map(&[("a", 2)]), 1).unwrap_err();
-        assert!(err.contains("already has id 2 on disk but the inventory pins 1"), "{err}");
+        assert!(
+            err.contains("already has id 2 on disk but the inventory pins 1"),
+            "{err}"
+        );
         let err = assign(&names(&["a", "b"]), &map(&[("b", 5)]), &map(&[("a", 5)]), 1).unwrap_err();
         assert!(err.contains("already used by host a"), "{err}");
     }

@@ -181,6 +181,9 @@ fn parse_diag(path: &Path, e: &serde_saphyr::Error) -> Diag {
     {
         message = rest[i + 2..].to_string();
     }
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
     let hint = if message.contains("unknown field") {
         "check the spelling; inventories/example.yaml lists every key"
     } else if message.contains("duplicate") {

@@ -26,12 +26,20 @@ fn errors(text: &str) -> Vec<Diag> {
 fn assert_error(text: &str, msg: &str, line: u64, col: u64) {
     let diags = errors(text);
     let hit: Vec<_> = diags.iter().filter(|d| d.message.contains(msg)).collect();
-    assert_eq!(hit.len(), 1, "want one error containing {msg:?}, got {diags:#?}");
+    assert_eq!(
+        hit.len(),
+        1,
+        "want one error containing {msg:?}, got {diags:#?}"
+    );
     let d = hit[0];
     assert_eq!(d.severity, Severity::Error);
     assert_eq!((d.line, d.column), (line, col), "location of {msg:?}: {d}");
     assert!(d.hint.is_some(), "every error has a hint: {d}");
-    assert!(d.to_string().starts_with(&format!("inv.yaml:{line}:{col}: error: ")), "{d}");
+    assert!(
+        d.to_string()
+            .starts_with(&format!("inv.yaml:{line}:{col}: error: ")),
+        "{d}"
+    );
 }
 
 #[test]
@@ -44,7 +52,10 @@ fn reference_inventory_resolves_with_defaults() {
     assert_eq!(inv.kafka.version, DEFAULT_KAFKA_VERSION);
     assert_eq!(inv.kafka.default_replication_factor, 3);
     assert_eq!(inv.kafka.min_insync_replicas, 2);
-    assert_eq!(inv.zookeeper_connect(), "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181");
+    assert_eq!(
+        inv.zookeeper_connect(),
+        "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181"
+    );
     assert_eq!(inv.hosts[0].ssh.user, "root");
     assert_eq!(inv.hosts[0].ssh.port, 22);
     assert!(inv.hosts.iter().all(|h| h.in_kafka && h.in_zookeeper));
@@ -57,7 +68,10 @@ fn published_example_is_valid() {
     let text = text.replace("  key: ~/.ssh/id_ed25519", "");
     let inv = parse(Path::new("inventories/example.yaml"), &text).unwrap();
     assert_eq!(inv.hosts[0].myid, Some(1));
-    assert_eq!(inv.hosts[2].kafka.properties["broker.rack"].to_string(), "rack-c");
+    assert_eq!(
+        inv.hosts[2].kafka.properties["broker.rack"].to_string(),
+        "rack-c"
+    );
 }
 
 #[test]
@@ -100,10 +114,9 @@ fn duplicate_and_out_of_range_ids() {
 
 #[test]
 fn host_in_no_group() {
-    let text = GOOD.replace("kafka: [n1, n2, n3]", "kafka: [n1, n2]").replace(
-        "zookeeper: [n1, n2, n3]",
-        "zookeeper: [n1, n2]",
-    );
+    let text = GOOD
+        .replace("kafka: [n1, n2, n3]", "kafka: [n1, n2]")
+        .replace("zookeeper: [n1, n2, n3]", "zookeeper: [n1, n2]");
     assert_error(&text, "host n3 is in no group", 6, 3);
 }
 
@@ -129,13 +142,23 @@ fn replication_factor_above_brokers() {
 fn port_out_of_range_and_clash() {
     let text = format!("{GOOD}zookeeper:\n  client_port: 70000\n  peer_port: 9092\n");
     assert_error(&text, "zookeeper.client_port 70000 is out of range", 12, 16);
-    assert_error(&text, "kafka.port 9092 is the same port as zookeeper.peer_port", 9, 3);
+    assert_error(
+        &text,
+        "kafka.port 9092 is the same port as zookeeper.peer_port",
+        9,
+        3,
+    );
 }
 
 #[test]
 fn missing_key_file() {
     let text = format!("ssh:\n  key: /nonexistent/id_ed25519\n{GOOD}");
-    assert_error(&text, "ssh key file /nonexistent/id_ed25519 does not exist", 2, 8);
+    assert_error(
+        &text,
+        "ssh key file /nonexistent/id_ed25519 does not exist",
+        2,
+        8,
+    );
 }
 
 #[test]
@@ -146,32 +169,56 @@ fn unknown_jump_host() {
 
 #[test]
 fn even_and_single_ensembles_warn() {
-    let four = GOOD.replace("  n3:\n    address: 10.0.0.3\n", "  n3:\n    address: 10.0.0.3\n  n4:\n    address: 10.0.0.4\n")
+    let four = GOOD
+        .replace(
+            "  n3:\n    address: 10.0.0.3\n",
+            "  n3:\n    address: 10.0.0.3\n  n4:\n    address: 10.0.0.4\n",
+        )
         .replace("zookeeper: [n1, n2, n3]", "zookeeper: [n1, n2, n3, n4]")
         .replace("kafka: [n1, n2, n3]", "kafka: [n1, n2, n3, n4]");
     let inv = parse(Path::new("inv.yaml"), &four).unwrap();
     assert_eq!(inv.warnings.len(), 1);
-    assert!(inv.warnings[0].message.contains("even-sized"), "{}", inv.warnings[0]);
+    assert!(
+        inv.warnings[0].message.contains("even-sized"),
+        "{}",
+        inv.warnings[0]
+    );
     let one = GOOD.replace("zookeeper: [n1, n2, n3]", "zookeeper: [n1]");
     let inv = parse(Path::new("inv.yaml"), &one).unwrap();
-    assert!(inv.warnings[0].message.contains("1-node"), "{}", inv.warnings[0]);
+    assert!(
+        inv.warnings[0].message.contains("1-node"),
+        "{}",
+        inv.warnings[0]
+    );
 }
 
 #[test]
 fn bad_version_and_relative_dir() {
     let text = format!("{GOOD}kafka:\n  version: latest\n  log_dirs: [data]\n");
-    assert_error(&text, "kafka.version `latest` is not a release version", 12, 12);
+    assert_error(
+        &text,
+        "kafka.version `latest` is not a release version",
+        12,
+        12,
+    );
     assert_error(&text, "`data` is not an absolute path", 13, 13);
 }
 
 #[test]
 fn jdk_method_needs_its_setting() {
     let text = format!("{GOOD}jdk:\n  method: tarball\n");
-    assert_error(&text, "jdk.method is tarball but jdk.tarball is not set", 12, 11);
+    assert_error(
+        &text,
+        "jdk.method is tarball but jdk.tarball is not set",
+        12,
+        11,
+    );
 }
 
 #[test]
 fn all_errors_are_reported_at_once() {
-    let text = GOOD.replace("10.0.0.3", "10.0.0.1").replace("kafka: [n1, n2, n3]", "kafka: [n1, n2, n9]");
+    let text = GOOD
+        .replace("10.0.0.3", "10.0.0.1")
+        .replace("kafka: [n1, n2, n3]", "kafka: [n1, n2, n9]");
     assert!(errors(&text).len() >= 2);
 }

@@ -117,7 +117,10 @@ fn check_hosts(d: &mut Diags, path: &Path, raw: &RawInventory) {
             } else if let Some(other) = myids.insert(id.value, n) {
                 d.error(
                     &id.referenced,
-                    format!("host {n}: myid {} is already used by host {other}", id.value),
+                    format!(
+                        "host {n}: myid {} is already used by host {other}",
+                        id.value
+                    ),
                     "every ZooKeeper member needs its own myid",
                 );
             }
@@ -285,8 +288,14 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
     ZkConfig {
         version,
         source: z.source,
-        client_port: z.client_port.as_ref().map_or(2181, |p| port(d, p, "zookeeper.client_port")),
-        peer_port: z.peer_port.as_ref().map_or(2888, |p| port(d, p, "zookeeper.peer_port")),
+        client_port: z
+            .client_port
+            .as_ref()
+            .map_or(2181, |p| port(d, p, "zookeeper.client_port")),
+        peer_port: z
+            .peer_port
+            .as_ref()
+            .map_or(2888, |p| port(d, p, "zookeeper.peer_port")),
         election_port: z
             .election_port
             .as_ref()
@@ -294,10 +303,15 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
         data_dir: z
             .data_dir
             .as_ref()
-            .map_or("/var/lib/zookeeper".into(), |s| absolute(d, s, "zookeeper.data_dir")),
-        data_log_dir: z.data_log_dir.as_ref().map_or("/var/lib/zookeeper/txlog".into(), |s| {
-            absolute(d, s, "zookeeper.data_log_dir")
-        }),
+            .map_or("/var/lib/zookeeper".into(), |s| {
+                absolute(d, s, "zookeeper.data_dir")
+            }),
+        data_log_dir: z
+            .data_log_dir
+            .as_ref()
+            .map_or("/var/lib/zookeeper/txlog".into(), |s| {
+                absolute(d, s, "zookeeper.data_log_dir")
+            }),
         tick_time: z.tick_time.unwrap_or(2000),
         init_limit: z.init_limit.unwrap_or(10),
         sync_limit: z.sync_limit.unwrap_or(5),
@@ -315,7 +329,11 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
             return default_rf as u32;
         };
         if v.value < 1 {
-            d.error(&v.referenced, format!("{key} must be at least 1"), "use 1..=brokers");
+            d.error(
+                &v.referenced,
+                format!("{key} must be at least 1"),
+                "use 1..=brokers",
+            );
         } else if brokers > 0 && v.value > brokers {
             d.error(
                 &v.referenced,
@@ -328,8 +346,14 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
         }
         v.value.max(1) as u32
     };
-    let default_replication_factor = rf(&k.default_replication_factor, "kafka.default_replication_factor");
-    let offsets = rf(&k.offsets_topic_replication_factor, "kafka.offsets_topic_replication_factor");
+    let default_replication_factor = rf(
+        &k.default_replication_factor,
+        "kafka.default_replication_factor",
+    );
+    let offsets = rf(
+        &k.offsets_topic_replication_factor,
+        "kafka.offsets_topic_replication_factor",
+    );
     let txn = rf(
         &k.transaction_state_log_replication_factor,
         "kafka.transaction_state_log_replication_factor",
@@ -354,7 +378,11 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
         None => vec!["/var/lib/kafka/data".to_string()],
         Some(v) => {
             if v.value.is_empty() {
-                d.error(&v.referenced, "kafka.log_dirs is empty", "give at least one directory");
+                d.error(
+                    &v.referenced,
+                    "kafka.log_dirs is empty",
+                    "give at least one directory",
+                );
             }
             for dir in &v.value {
                 if !dir.starts_with('/') {
@@ -372,7 +400,9 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
         version: k
             .version
             .as_ref()
-            .map_or(DEFAULT_KAFKA_VERSION.into(), |v| version(d, v, "kafka.version")),
+            .map_or(DEFAULT_KAFKA_VERSION.into(), |v| {
+                version(d, v, "kafka.version")
+            }),
         scala_version: k.scala_version.clone().unwrap_or_else(|| "2.13".into()),
         port: k.port.as_ref().map_or(9092, |p| port(d, p, "kafka.port")),
         log_dirs,
@@ -392,9 +422,17 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
 fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaConfig) {
     let z = &raw.zookeeper;
     let named = [
-        (z.client_port.as_ref(), zk.client_port, "zookeeper.client_port"),
+        (
+            z.client_port.as_ref(),
+            zk.client_port,
+            "zookeeper.client_port",
+        ),
         (z.peer_port.as_ref(), zk.peer_port, "zookeeper.peer_port"),
-        (z.election_port.as_ref(), zk.election_port, "zookeeper.election_port"),
+        (
+            z.election_port.as_ref(),
+            zk.election_port,
+            "zookeeper.election_port",
+        ),
         (raw.kafka.port.as_ref(), kafka.port, "kafka.port"),
     ];
     let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
@@ -403,7 +441,9 @@ fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaCo
             continue; // already reported as out of range
         }
         if let Some(other) = seen.insert(value, key) {
-            let at = spanned.map(|s| s.referenced).unwrap_or(raw.groups.referenced);
+            let at = spanned
+                .map(|s| s.referenced)
+                .unwrap_or(raw.groups.referenced);
             d.error(
                 &at,
                 format!("{key} {value} is the same port as {other}"),
@@ -434,14 +474,20 @@ fn artifacts(d: &mut Diags, path: &Path, a: &model::ArtifactSettings) -> Artifac
         .unwrap_or_else(|| DEFAULT_MIRROR.into());
     Artifacts {
         mirror: mirror.trim_end_matches('/').to_string(),
-        cache_dir: expand_path(path, a.cache_dir.as_deref().unwrap_or("~/.cache/clusterctl")),
+        cache_dir: expand_path(
+            path,
+            a.cache_dir.as_deref().unwrap_or("~/.cache/clusterctl"),
+        ),
         kafka_tarball: local(d, &a.kafka_tarball, "artifacts.kafka_tarball"),
         zookeeper_tarball: local(d, &a.zookeeper_tarball, "artifacts.zookeeper_tarball"),
     }
 }
 
 fn jdk(d: &mut Diags, path: &Path, j: &model::JdkSettings) -> Jdk {
-    let at = j.method.as_ref().map_or(Location::UNKNOWN, |m| m.referenced);
+    let at = j
+        .method
+        .as_ref()
+        .map_or(Location::UNKNOWN, |m| m.referenced);
     let method = j.method.as_ref().map_or(JdkMethod::Package, |m| m.value);
     match method {
         JdkMethod::Tarball if j.tarball.is_none() => d.error(
@@ -471,7 +517,10 @@ fn jdk(d: &mut Diags, path: &Path, j: &model::JdkSettings) -> Jdk {
         method,
         package: j.package.clone(),
         tarball,
-        java_home: j.java_home.as_ref().map(|s| absolute(d, s, "jdk.java_home")),
+        java_home: j
+            .java_home
+            .as_ref()
+            .map(|s| absolute(d, s, "jdk.java_home")),
     }
 }
 
@@ -485,15 +534,19 @@ fn ssh_target(path: &Path, raw: &RawInventory, name: &str, h: &model::RawHost) -
         .or(raw.ssh.port.as_ref())
         .map_or(22, |p| p.value.clamp(0, 65535) as u16);
     let key = pick(|s| s.key.as_ref().map(|v| v.value.clone())).map(|k| expand_path(path, &k));
-    let known_hosts = pick(|s| s.known_hosts.as_ref().map(|v| v.value.clone()))
-        .map_or_else(|| expand_path(path, "~/.ssh/known_hosts"), |k| expand_path(path, &k));
+    let known_hosts = pick(|s| s.known_hosts.as_ref().map(|v| v.value.clone())).map_or_else(
+        || expand_path(path, "~/.ssh/known_hosts"),
+        |k| expand_path(path, &k),
+    );
     let become_ = h.ssh.become_.or(raw.ssh.become_).unwrap_or(false);
     let connect_timeout = h
         .ssh
         .connect_timeout_secs
         .as_ref()
         .or(raw.ssh.connect_timeout_secs.as_ref())
-        .map_or_else(default_connect_timeout, |s| Duration::from_secs(s.value.max(1)));
+        .map_or_else(default_connect_timeout, |s| {
+            Duration::from_secs(s.value.max(1))
+        });
     // A jump host is resolved one level deep; a bastion's own `jump` is ignored on purpose.
     let jump = pick(|s| s.jump.as_ref().map(|v| v.value.clone()))
         .filter(|j| j != name)
@@ -530,7 +583,9 @@ fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {
 
 fn version(d: &mut Diags, v: &S<String>, key: &str) -> String {
     let ok = v.value.split('.').count() >= 2
-        && v.value.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        && v.value
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     if !ok {
         d.error(
             &v.referenced,

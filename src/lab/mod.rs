@@ -13,8 +13,6 @@ mod image;
 mod nodes;
 mod render;
 mod state;
-#[cfg(test)]
-mod e2e_tmp;
 
 use anyhow::Result;
 use std::path::Path;

@@ -38,13 +38,31 @@ pub struct Ids {
 const EMBEDDED: &[(&str, &str)] = &[
     ("zoo.cfg.j2", include_str!("../../templates/zoo.cfg.j2")),
     ("myid.j2", include_str!("../../templates/myid.j2")),
-    ("server.properties.j2", include_str!("../../templates/server.properties.j2")),
-    ("kafka-log4j.properties", include_str!("../../templates/kafka-log4j.properties")),
-    ("zookeeper-logback.xml", include_str!("../../templates/zookeeper-logback.xml")),
-    ("zookeeper-log4j.properties", include_str!("../../templates/zookeeper-log4j.properties")),
-    ("service.env.j2", include_str!("../../templates/service.env.j2")),
+    (
+        "server.properties.j2",
+        include_str!("../../templates/server.properties.j2"),
+    ),
+    (
+        "kafka-log4j.properties",
+        include_str!("../../templates/kafka-log4j.properties"),
+    ),
+    (
+        "zookeeper-logback.xml",
+        include_str!("../../templates/zookeeper-logback.xml"),
+    ),
+    (
+        "zookeeper-log4j.properties",
+        include_str!("../../templates/zookeeper-log4j.properties"),
+    ),
+    (
+        "service.env.j2",
+        include_str!("../../templates/service.env.j2"),
+    ),
     ("init.sh.j2", include_str!("../../templates/init.sh.j2")),
-    ("unit.service.j2", include_str!("../../templates/unit.service.j2")),
+    (
+        "unit.service.j2",
+        include_str!("../../templates/unit.service.j2"),
+    ),
     ("java.sh.j2", include_str!("../../templates/java.sh.j2")),
 ];
 
@@ -72,7 +90,8 @@ impl Renderer {
 
     fn render(&self, name: &str, ctx: minijinja::Value) -> Result<String> {
         let t = self.env.get_template(name)?;
-        t.render(ctx).with_context(|| format!("rendering template {name}"))
+        t.render(ctx)
+            .with_context(|| format!("rendering template {name}"))
     }
 
     /// Every file clusterctl manages on `host`.
@@ -226,7 +245,11 @@ impl Renderer {
         java_home: &Option<String>,
     ) -> Result<Vec<ManagedFile>> {
         let ctx = context! { svc => svc, java_home };
-        let env = config_file(&svc.env_file, self.render("service.env.j2", ctx.clone())?, svc);
+        let env = config_file(
+            &svc.env_file,
+            self.render("service.env.j2", ctx.clone())?,
+            svc,
+        );
         let launcher = match init {
             InitSystem::SysV => root_file(
                 &format!("/etc/init.d/{}", svc.name),

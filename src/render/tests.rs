@@ -36,7 +36,12 @@ fn setup(text: &str) -> (Inventory, Ids) {
     (inv, ids)
 }
 
-fn files(inv: &Inventory, ids: &Ids, host: usize, init: InitSystem) -> BTreeMap<String, ManagedFile> {
+fn files(
+    inv: &Inventory,
+    ids: &Ids,
+    host: usize,
+    init: InitSystem,
+) -> BTreeMap<String, ManagedFile> {
     Renderer::new(inv)
         .unwrap()
         .host_files(inv, &inv.hosts[host], ids, init)
@@ -49,9 +54,18 @@ fn files(inv: &Inventory, ids: &Ids, host: usize, init: InitSystem) -> BTreeMap<
 /// Parse `key=value` lines (comments and blanks skipped), failing on a duplicated key.
 fn props(text: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not key=value: {l}"));
-        assert!(m.insert(k.to_string(), v.to_string()).is_none(), "duplicate key {k}");
+    for l in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (k, v) = l
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not key=value: {l}"));
+        assert!(
+            m.insert(k.to_string(), v.to_string()).is_none(),
+            "duplicate key {k}"
+        );
     }
     m
 }
@@ -72,7 +86,10 @@ fn zoo_cfg_reference_values() {
     assert_eq!(p["server.2"], "10.0.0.2:2888:3888");
     assert_eq!(p["server.3"], "10.0.0.3:2888:3888");
     assert_eq!(p["4lw.commands.whitelist"], "srvr,mntr,ruok,conf,isro");
-    assert_eq!((zoo.mode, zoo.owner.as_str(), zoo.group.as_str()), (0o640, "root", "zookeeper"));
+    assert_eq!(
+        (zoo.mode, zoo.owner.as_str(), zoo.group.as_str()),
+        (0o640, "root", "zookeeper")
+    );
     assert_eq!(zoo.restarts, Some(Service::ZooKeeper));
     let myid = &f["/var/lib/zookeeper/myid"];
     assert_eq!(myid.content, "2\n");
@@ -81,7 +98,10 @@ fn zoo_cfg_reference_values() {
 
 #[test]
 fn alternative_election_ports() {
-    let text = REFERENCE.replace("  version: 3.8.4\n", "  version: 3.8.4\n  peer_port: 3188\n  election_port: 3288\n");
+    let text = REFERENCE.replace(
+        "  version: 3.8.4\n",
+        "  version: 3.8.4\n  peer_port: 3188\n  election_port: 3288\n",
+    );
     let (inv, ids) = setup(&text);
     let p = props(&files(&inv, &ids, 0, InitSystem::SysV)["/etc/zookeeper/zoo.cfg"].content);
     assert_eq!(p["server.3"], "10.0.0.3:3188:3288");
@@ -96,9 +116,15 @@ fn server_properties_reference_values() {
         let p = props(&sp.content);
         assert_eq!(p["broker.id"], (i + 1).to_string());
         assert_eq!(p["listeners"], format!("PLAINTEXT://{addr}:9092"));
-        assert_eq!(p["advertised.listeners"], format!("PLAINTEXT://{addr}:9092"));
+        assert_eq!(
+            p["advertised.listeners"],
+            format!("PLAINTEXT://{addr}:9092")
+        );
         assert_eq!(p["log.dirs"], "/var/lib/kafka/data");
-        assert_eq!(p["zookeeper.connect"], "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181");
+        assert_eq!(
+            p["zookeeper.connect"],
+            "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181"
+        );
         assert_eq!(p["num.partitions"], "3");
         assert_eq!(p["offsets.topic.replication.factor"], "3");
         assert_eq!(p["default.replication.factor"], "3");
@@ -119,7 +145,10 @@ fn host_override_wins_over_cluster_setting() {
     );
     let (inv, ids) = setup(&text);
     let f = files(&inv, &ids, 2, InitSystem::SysV);
-    assert_eq!(props(&f["/etc/kafka/server.properties"].content)["num.io.threads"], "16");
+    assert_eq!(
+        props(&f["/etc/kafka/server.properties"].content)["num.io.threads"],
+        "16"
+    );
     assert!(f["/etc/kafka/kafka.env"].content.contains("-Xmx1g"));
     let other = files(&inv, &ids, 0, InitSystem::SysV);
     assert!(other["/etc/kafka/kafka.env"].content.contains("-Xmx512m"));
@@ -134,16 +163,26 @@ fn init_scripts_run_java_directly_as_service_users() {
     assert_eq!(zk.mode, 0o755);
     assert!(zk.content.contains("# chkconfig: 2345 20 80"));
     assert!(kafka.content.contains("# chkconfig: 2345 30 70"));
-    assert!(kafka.content.contains("Required-Start:    $network $remote_fs zookeeper"));
+    assert!(
+        kafka
+            .content
+            .contains("Required-Start:    $network $remote_fs zookeeper")
+    );
     let env = props(&f["/etc/kafka/kafka.env"].content);
     assert_eq!(env["MAIN_CLASS"], "kafka.Kafka");
     assert_eq!(env["CLASSPATH"], "'/opt/kafka/libs/*'");
     assert_eq!(env["SERVICE_USER"], "kafka");
     assert_eq!(env["PID_FILE"], "/var/run/kafka/kafka.pid");
     let zenv = props(&f["/etc/zookeeper/zookeeper.env"].content);
-    assert_eq!(zenv["MAIN_CLASS"], "org.apache.zookeeper.server.quorum.QuorumPeerMain");
+    assert_eq!(
+        zenv["MAIN_CLASS"],
+        "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+    );
     assert_eq!(zenv["CLASSPATH"], "'/etc/zookeeper:/opt/zookeeper/lib/*'");
-    assert!(!env.contains_key("JAVA_HOME"), "package JDK uses java from PATH");
+    assert!(
+        !env.contains_key("JAVA_HOME"),
+        "package JDK uses java from PATH"
+    );
     assert!(!f.contains_key("/etc/systemd/system/kafka.service"));
 }
 
@@ -174,11 +213,21 @@ fn jdk_tarball_sets_java_home() {
     let dir = tempfile::tempdir().unwrap();
     let jdk = dir.path().join("jdk.tar.gz");
     std::fs::write(&jdk, b"x").unwrap();
-    let text = format!("{REFERENCE}jdk:\n  method: tarball\n  tarball: {}\n", jdk.display());
+    let text = format!(
+        "{REFERENCE}jdk:\n  method: tarball\n  tarball: {}\n",
+        jdk.display()
+    );
     let (inv, ids) = setup(&text);
     let f = files(&inv, &ids, 0, InitSystem::SysV);
-    assert!(f["/etc/profile.d/java.sh"].content.contains("export JAVA_HOME=/opt/jdk"));
-    assert_eq!(props(&f["/etc/kafka/kafka.env"].content)["JAVA_HOME"], "/opt/jdk");
+    assert!(
+        f["/etc/profile.d/java.sh"]
+            .content
+            .contains("export JAVA_HOME=/opt/jdk")
+    );
+    assert_eq!(
+        props(&f["/etc/kafka/kafka.env"].content)["JAVA_HOME"],
+        "/opt/jdk"
+    );
 }
 
 #[test]
@@ -197,7 +246,10 @@ fn template_override_directory() {
     std::fs::write(dir.path().join("myid.j2"), "custom {{ myid }}\n").unwrap();
     let text = format!("templates_dir: {}\n{REFERENCE}", dir.path().display());
     let (inv, ids) = setup(&text);
-    assert_eq!(files(&inv, &ids, 0, InitSystem::SysV)["/var/lib/zookeeper/myid"].content, "custom 1\n");
+    assert_eq!(
+        files(&inv, &ids, 0, InitSystem::SysV)["/var/lib/zookeeper/myid"].content,
+        "custom 1\n"
+    );
 }
 
 #[test]

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Benchmark clusterctl on the 3-node container lab. Prints figures; asserts nothing.
+
+For RUNS fresh labs: cold apply (artifacts already in the local cache, JDK from the OS package
+inside the nodes), then no-op re-applies and status calls on the running cluster. Reports
+medians, and clusterctl's peak RSS over every measured run (from wait4's rusage).
+
+    bench/run.py [--runs 3] [--repeats 5]
+
+Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide, and a release build
+(`cargo build --release`). Containers and networks are removed at the end, pass or fail.
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "clusterctl")
+
+
+def run(args, env):
+    """Run clusterctl; return (seconds, peak RSS in KiB, exit code)."""
+    start = time.monotonic()
+    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - start
+    err = proc.stderr.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0,):
+        sys.stderr.write(f"clusterctl {' '.join(args)} exited {code}:\n{err}\n")
+    return elapsed, usage.ru_maxrss, code
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3, help="fresh labs (cold applies)")
+    ap.add_argument("--repeats", type=int, default=5, help="no-op applies and status calls per lab")
+    a = ap.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit("build first: cargo build --release")
+    mirror_dir = subprocess.run([os.path.join(ROOT, "scripts", "fixtures.sh")], check=True,
+                                capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                               "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
+    cold, noop, status, rss = [], [], [], []
+    try:
+        time.sleep(0.5)
+        subprocess.run([BIN, "lab", "image"], check=True, env=env)
+        for i in range(a.runs):
+            with tempfile.TemporaryDirectory() as tmp:
+                inv = os.path.join(tmp, "bench.yaml")
+                subprocess.run([BIN, "lab", "up", "--nodes", "3", "--inventory", inv], check=True, env=env,
+                               stderr=subprocess.DEVNULL)
+                try:
+                    t, r, code = run(["apply", inv], env)
+                    if code != 0:
+                        sys.exit("cold apply failed")
+                    cold.append(t)
+                    rss.append(r)
+                    print(f"run {i + 1}: cold apply {t:.1f}s", flush=True)
+                    for _ in range(a.repeats):
+                        t, r, code = run(["apply", inv], env)
+                        noop.append(t)
+                        rss.append(r)
+                        t, r, code = run(["status", inv], env)
+                        status.append(t)
+                        rss.append(r)
+                finally:
+                    subprocess.run([BIN, "lab", "down", "--inventory", inv], env=env,
+                                   stderr=subprocess.DEVNULL)
+    finally:
+        server.kill()
+        server.wait()
+
+    def med(xs):
+        return statistics.median(xs) if xs else float("nan")
+
+    print()
+    print(f"3-node lab, {a.runs} cold applies, {len(noop)} no-op applies, {len(status)} status calls")
+    print(f"cold apply (artifacts cached)  median {med(cold):6.2f} s   (min {min(cold):.2f}, max {max(cold):.2f})")
+    print(f"no-op re-apply                 median {med(noop):6.2f} s   (target <= 3 s)")
+    print(f"status                         median {med(status):6.2f} s   (target <= 1 s)")
+    print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

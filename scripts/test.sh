@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test: machine setup and fixtures first (idempotent, fast when already done), then
+# format and lint gates, then unit, SSH loopback and container end-to-end tests.
+# Run as root on Debian 12 (the lab needs podman; setup installs what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-machine.sh
+scripts/fixtures.sh >/dev/null
+
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+# The end-to-end tests each run a container cluster: one test binary at a time keeps 2 cores
+# and the lab's memory within bounds.
+cargo test --locked -- --test-threads=2

@@ -1,0 +1,454 @@
+//! End to end, all real: a 3-node container lab, real ZooKeeper 3.8 and Kafka 3.9 tarballs
+//! (assembled from Maven Central jars by scripts/fixtures.sh) served by a local HTTP mirror,
+//! the JDK from Debian's package inside the nodes, and checks from outside the tool: raw
+//! `srvr` over TCP, Kafka's own TopicCommand, and kcat.
+//!
+//! Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (the README's test
+//! command runs both). One test, because every check builds on the cluster the first made.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterctl");
+
+fn fixtures_mirror() -> PathBuf {
+    let base = std::env::var_os("CLUSTERCTL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/clusterctl-fixtures")
+        });
+    let mirror = base.join("mirror");
+    assert!(
+        mirror
+            .join("kafka/3.9.1/kafka_2.13-3.9.1.tgz.sha512")
+            .is_file()
+            && mirror
+                .join("zookeeper/zookeeper-3.8.4/apache-zookeeper-3.8.4-bin.tar.gz.sha512")
+                .is_file(),
+        "fixtures missing under {}: run scripts/fixtures.sh",
+        mirror.display()
+    );
+    mirror
+}
+
+/// A local HTTP server laid out like the Apache archive, stopped by PID on drop.
+struct Mirror {
+    child: Child,
+    url: String,
+}
+
+impl Mirror {
+    fn start(dir: &Path) -> Mirror {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "-d",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mirror did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Mirror {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lab down` on drop: containers and network go away, pass or fail.
+struct Lab {
+    inventory: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = Command::new(BIN)
+            .args(["lab", "down", "--inventory"])
+            .arg(&self.inventory)
+            .output()
+            .expect("lab down");
+        eprintln!("lab down: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn clusterctl(args: &[&str], mirror: &str) -> Output {
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(args)
+        .env("CLUSTERCTL_MIRROR", mirror)
+        .output()
+        .expect("run clusterctl");
+    eprintln!(
+        "$ clusterctl {} -> {:?} in {:.1}s\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        start.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The lab's inventory names each node's address; read them back without the tool.
+fn addresses(inventory: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(inventory).unwrap();
+    let mut out = Vec::new();
+    let mut current = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if line.starts_with("  ") && !line.starts_with("    ") && t.ends_with(':') {
+            current = Some(t.trim_end_matches(':').to_string());
+        } else if let (Some(name), Some(addr)) = (&current, t.strip_prefix("address: ")) {
+            out.push((name.clone(), addr.to_string()));
+        }
+    }
+    assert_eq!(out.len(), 3, "3 nodes in {text}");
+    out
+}
+
+/// SSH with OpenSSH's own client and the lab's key: an observer independent of clusterctl.
+fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
+    let out = Command::new("ssh")
+        .arg("-i")
+        .arg(lab_dir.join("id_ed25519"))
+        .arg("-o")
+        .arg(format!(
+            "UserKnownHostsFile={}",
+            lab_dir.join("known_hosts").display()
+        ))
+        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .arg(format!("root@{addr}"))
+        .arg(cmd)
+        .output()
+        .expect("ssh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn srvr(addr: &str) -> String {
+    let mut s = TcpStream::connect_timeout(
+        &format!("{addr}:2181").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .expect("connect to ZooKeeper");
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"srvr").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, &format!("cat /var/run/{svc}/{svc}.pid")))
+        .collect()
+}
+
+/// Kafka's own admin tool, from the fixture tarball, run on this machine's JDK.
+fn kafka_topics(kafka_libs: &Path, bootstrap: &str, args: &[&str]) -> Output {
+    Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_libs.display()))
+        .arg("org.apache.kafka.tools.TopicCommand")
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("java TopicCommand")
+}
+
+fn kcat(args: &[&str], input: Option<&str>) -> Output {
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat (scripts/setup-machine.sh installs it)");
+    if let Some(i) = input {
+        child.stdin.take().unwrap().write_all(i.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn three_node_zookeeper_kafka_cluster() {
+    let mirror_dir = fixtures_mirror();
+    let work = tempfile::tempdir().unwrap();
+    let inventory = work.path().join("cluster.yaml");
+    let lab_dir = work.path().join("cluster.lab");
+    let inv = inventory.to_str().unwrap();
+
+    // Kafka's libs for the independent admin client.
+    let libs = work.path().join("kafka-client");
+    std::fs::create_dir_all(&libs).unwrap();
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(mirror_dir.join("kafka/3.9.1/kafka_2.13-3.9.1.tgz"))
+        .arg("-C")
+        .arg(&libs)
+        .args(["--strip-components=2", "kafka_2.13-3.9.1/libs"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let mirror = Mirror::start(&mirror_dir);
+    let m = mirror.url.as_str();
+    assert!(clusterctl(&["lab", "image"], m).status.success());
+    let _lab = Lab {
+        inventory: inventory.clone(),
+    };
+    let up = clusterctl(&["lab", "up", "--nodes", "3", "--inventory", inv], m);
+    assert!(up.status.success(), "lab up failed");
+    let nodes = addresses(&inventory);
+    let bootstrap = format!("{}:9092", nodes[0].1);
+
+    // A bad inventory is rejected with file:line:column before any host is touched.
+    let bad = work.path().join("bad.yaml");
+    let good_text = std::fs::read_to_string(&inventory).unwrap();
+    std::fs::write(
+        &bad,
+        good_text.replace("  heap: 256m", "  heap: 256m\n  brokers: 3"),
+    )
+    .unwrap();
+    let out = clusterctl(&["apply", bad.to_str().unwrap()], m);
+    assert_eq!(out.status.code(), Some(2), "bad inventory must exit 2");
+    let line = good_text.lines().position(|l| l == "  heap: 256m").unwrap() + 2;
+    assert!(
+        text(&out).contains(&format!(
+            "bad.yaml:{line}:3: error: unknown field `brokers`"
+        )),
+        "location of the error"
+    );
+    for (_, a) in &nodes {
+        assert_eq!(
+            ssh(
+                &lab_dir,
+                a,
+                "{ ls -A /opt; ls -d /etc/zookeeper /etc/kafka; getent passwd kafka zookeeper; } 2>/dev/null | wc -l"
+            ),
+            "0",
+            "host {a} was touched"
+        );
+    }
+
+    // Cold apply.
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply failed");
+
+    // ZooKeeper from outside: one leader, two followers.
+    let modes: Vec<String> = nodes
+        .iter()
+        .map(|(_, a)| {
+            let r = srvr(a);
+            r.lines()
+                .find_map(|l| l.strip_prefix("Mode: "))
+                .unwrap_or_else(|| panic!("no Mode in srvr of {a}: {r}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        modes.iter().filter(|m| *m == "leader").count(),
+        1,
+        "{modes:?}"
+    );
+    assert_eq!(
+        modes.iter().filter(|m| *m == "follower").count(),
+        2,
+        "{modes:?}"
+    );
+    // myid 1..3 and one broker.id per host, as files on the hosts say.
+    let mut myids: Vec<String> = nodes
+        .iter()
+        .map(|(_, a)| ssh(&lab_dir, a, "cat /var/lib/zookeeper/myid"))
+        .collect();
+    myids.sort();
+    assert_eq!(myids, ["1", "2", "3"]);
+    // Services run as their own users, not root.
+    for (_, a) in &nodes {
+        let users = ssh(
+            &lab_dir,
+            a,
+            "ps -o user= -p $(cat /var/run/zookeeper/zookeeper.pid) -p $(cat /var/run/kafka/kafka.pid) | sort | tr '\\n' ' '",
+        );
+        assert_eq!(users, "kafka zookeeper", "service users on {a}");
+    }
+
+    // Kafka from outside: kcat sees 3 brokers; a topic with RF 3 round-trips records.
+    let meta = kcat(&["-b", &bootstrap, "-L"], None);
+    let meta_text = String::from_utf8_lossy(&meta.stdout).to_string();
+    assert!(meta_text.contains(" 3 brokers:"), "kcat -L: {meta_text}");
+    let created = kafka_topics(
+        &libs,
+        &bootstrap,
+        &[
+            "--create",
+            "--topic",
+            "e2e",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    assert!(created.status.success(), "create topic: {}", text(&created));
+    let described = kafka_topics(&libs, &bootstrap, &["--describe", "--topic", "e2e"]);
+    let d = text(&described);
+    assert!(d.contains("ReplicationFactor: 3"), "{d}");
+    let produced = kcat(
+        &["-b", &bootstrap, "-t", "e2e", "-P", "-X", "acks=all"],
+        Some("one\ntwo\nthree\n"),
+    );
+    assert!(produced.status.success(), "kcat -P: {}", text(&produced));
+    let consumed = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "e2e",
+            "-C",
+            "-e",
+            "-o",
+            "beginning",
+            "-q",
+        ],
+        None,
+    );
+    let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["one", "three", "two"], "records round-trip");
+
+    // status: healthy, exit 0, JSON agrees.
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0));
+    assert!(text(&st).contains("HEALTHY"));
+    let js = clusterctl(&["status", inv, "-o", "json"], m);
+    let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["kafka"]["registered"].as_array().unwrap().len(), 3);
+
+    // A second apply changes nothing and restarts nothing.
+    let zk_before = pids(&lab_dir, &nodes, "zookeeper");
+    let kafka_before = pids(&lab_dir, &nodes, "kafka");
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("apply: no change"),
+        "second apply reports no change"
+    );
+    assert_eq!(pids(&lab_dir, &nodes, "zookeeper"), zk_before);
+    assert_eq!(pids(&lab_dir, &nodes, "kafka"), kafka_before);
+
+    // Dry run of a changed property: prints the diff, changes nothing.
+    let changed = good_text.replace(
+        "  heap: 256m",
+        "  heap: 256m\n  properties:\n    num.io.threads: 4",
+    );
+    std::fs::write(&inventory, &changed).unwrap();
+    let out = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("+num.io.threads=4"),
+        "dry run shows the diff"
+    );
+    assert_eq!(
+        pids(&lab_dir, &nodes, "kafka"),
+        kafka_before,
+        "dry run restarted nothing"
+    );
+
+    // One changed Kafka property restarts Kafka only, one broker at a time.
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(summary.matches("restarted kafka").count(), 3, "one restart per broker");
+    assert_eq!(
+        pids(&lab_dir, &nodes, "zookeeper"),
+        zk_before,
+        "ZooKeeper kept running"
+    );
+    let kafka_after = pids(&lab_dir, &nodes, "kafka");
+    for (b, a) in kafka_before.iter().zip(&kafka_after) {
+        assert_ne!(b, a, "every broker restarted");
+    }
+    for (_, a) in &nodes {
+        assert_eq!(
+            ssh(
+                &lab_dir,
+                a,
+                "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
+            ),
+            "1"
+        );
+    }
+    // Records written before the roll are all still there.
+    let consumed = kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "e2e",
+            "-C",
+            "-e",
+            "-o",
+            "beginning",
+            "-q",
+        ],
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
+
+    // A stopped broker makes status exit 1 naming it; apply brings it back.
+    let (victim, victim_addr) = &nodes[1];
+    ssh(&lab_dir, victim_addr, "/etc/init.d/kafka stop");
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(1));
+    assert!(
+        text(&st).contains(&format!("kafka on {victim} is not running")),
+        "status names the stopped broker"
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success());
+    assert!(text(&out).contains(&format!("{victim}: started kafka")));
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0));
+}
