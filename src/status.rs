@@ -249,6 +249,13 @@ fn kafka_status(
     if !offline.is_empty() {
         problems.push(format!("offline partitions: {}", list(&offline)));
     }
+    let offline_replicas = fmt(m.with_offline_replicas());
+    if !offline_replicas.is_empty() {
+        problems.push(format!(
+            "partitions with replicas on an offline log dir: {}",
+            list(&offline_replicas)
+        ));
+    }
     KafkaStatus {
         registered,
         expected: expected.clone(),

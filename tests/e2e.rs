@@ -400,7 +400,11 @@ fn three_node_zookeeper_kafka_cluster() {
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success());
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(summary.matches("restarted kafka").count(), 3, "one restart per broker");
+    assert_eq!(
+        summary.matches("restarted kafka").count(),
+        3,
+        "one restart per broker"
+    );
     assert_eq!(
         pids(&lab_dir, &nodes, "zookeeper"),
         zk_before,

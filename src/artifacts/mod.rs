@@ -18,8 +18,6 @@ pub struct Artifact {
     pub file_name: String,
     pub path: PathBuf,
     pub sha512: String,
-    /// Directory name it is unpacked into on the hosts, e.g. `kafka_2.13-3.9.1`.
-    pub install_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,14 +52,13 @@ pub async fn fetch(inv: &Inventory, product: Product) -> Result<Artifact> {
         Product::Kafka => (&inv.kafka.version, &inv.artifacts.kafka_tarball),
         Product::ZooKeeper => (&inv.zookeeper.version, &inv.artifacts.zookeeper_tarball),
     };
-    let (file_name, rel, install_name) = layout(product, version, &inv.kafka.scala_version);
+    let (file_name, rel, _) = layout(product, version, &inv.kafka.scala_version);
     if let Some(path) = local {
         let sha512 = hash_file(path).await?;
         return Ok(Artifact {
             file_name: path.file_name().unwrap().to_string_lossy().into_owned(),
             path: path.clone(),
             sha512,
-            install_name,
         });
     }
     let url = format!("{}/{rel}", inv.artifacts.mirror);
@@ -80,7 +77,6 @@ pub async fn fetch(inv: &Inventory, product: Product) -> Result<Artifact> {
         file_name,
         path,
         sha512,
-        install_name,
     })
 }
 
@@ -100,10 +96,7 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
             resp.status()
         );
     }
-    Ok(resp
-        .text()
-        .await
-        .with_context(|| format!("reading {url}"))?)
+    resp.text().await.with_context(|| format!("reading {url}"))
 }
 
 /// Stream to a temp file while hashing; only a verified file is renamed into the cache.

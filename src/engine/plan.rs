@@ -15,7 +15,6 @@ pub struct HostPlan {
     pub facts: Facts,
     pub init: InitSystem,
     pub files: Vec<ManagedFile>,
-    pub myid: Option<i64>,
     pub broker_id: Option<i64>,
     /// Services whose files or binaries changed in this run (restart them if running).
     changed: BTreeSet<Service>,
@@ -192,7 +191,6 @@ pub async fn plan_all(
         let init = facts.init.unwrap_or(InitSystem::SysV);
         let files = renderer.host_files(inv, host, &ids, init)?;
         plans.push(HostPlan {
-            myid: ids.myid.get(&host.name).copied(),
             broker_id: ids.broker_id.get(&host.name).copied(),
             host: host.clone(),
             facts,

@@ -23,16 +23,15 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, FetchRequest, FetchResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, VersionRange};
 use kafka_protocol::records::{
@@ -188,7 +187,6 @@ impl ClusterMetadata {
     }
 
     /// Partitions with at least one replica on an offline log dir or broker.
-    #[allow(dead_code)] // used by engine/status
     pub fn with_offline_replicas(&self) -> Vec<(String, i32)> {
         self.partitions_where(|p| !p.offline.is_empty())
     }
@@ -277,7 +275,6 @@ calls! {
     ApiVersionsRequest => ApiVersionsResponse, ApiVersions;
     MetadataRequest => MetadataResponse, Metadata;
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
-    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
     ProduceRequest => ProduceResponse, Produce;
     ListOffsetsRequest => ListOffsetsResponse, ListOffsets;
     FetchRequest => FetchResponse, Fetch;
@@ -519,14 +516,8 @@ impl KafkaClient {
         Ok(client)
     }
 
-    /// The address this client is connected to.
-    #[allow(dead_code)] // used by engine/status
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
     /// The version this client uses for `api` with this broker, if any.
-    #[allow(dead_code)] // used by engine/status
+    #[cfg(test)]
     pub fn api_version(&self, api: ApiKey) -> Option<i16> {
         negotiate(
             api,
@@ -719,61 +710,6 @@ impl KafkaClient {
             Some(_) => Err(self
                 .api_error(
                     ApiKey::CreateTopics,
-                    name,
-                    result.error_code,
-                    result.error_message.as_ref(),
-                )
-                .into()),
-        }
-    }
-
-    /// Deletes a topic; a topic that does not exist is success. Redirects to
-    /// the controller like [`KafkaClient::create_topic`].
-    #[allow(dead_code)] // used by engine/status
-    pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
-        if let AdminOutcome::Done = self.delete_topic_here(name).await? {
-            return Ok(());
-        }
-        let mut controller = self.connect_controller().await?;
-        match controller.delete_topic_here(name).await? {
-            AdminOutcome::Done => Ok(()),
-            AdminOutcome::NotController => Err(controller
-                .api_error(
-                    ApiKey::DeleteTopics,
-                    name,
-                    ResponseError::NotController.code(),
-                    None,
-                )
-                .into()),
-        }
-    }
-
-    async fn delete_topic_here(&mut self, name: &str) -> Result<AdminOutcome> {
-        let version = self.version(ApiKey::DeleteTopics)?;
-        let mut req = DeleteTopicsRequest::default().with_timeout_ms(millis_i32(self.timeout));
-        // v6 moved names into `topics` (which may carry ids instead).
-        if version >= 6 {
-            req.topics = vec![DeleteTopicState::default().with_name(Some(topic_name(name)))];
-        } else {
-            req.topic_names = vec![topic_name(name)];
-        }
-        let resp = self.call_at(&req, version, self.timeout * 2).await?;
-        let result = resp
-            .responses
-            .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
-            .with_context(|| {
-                format!(
-                    "Kafka {}: DeleteTopics response lacks topic {name}",
-                    self.addr
-                )
-            })?;
-        match ResponseError::try_from_code(result.error_code) {
-            None | Some(ResponseError::UnknownTopicOrPartition) => Ok(AdminOutcome::Done),
-            Some(ResponseError::NotController) => Ok(AdminOutcome::NotController),
-            Some(_) => Err(self
-                .api_error(
-                    ApiKey::DeleteTopics,
                     name,
                     result.error_code,
                     result.error_message.as_ref(),
@@ -1120,7 +1056,6 @@ fn ready_partition(
 /// `timeout` bounds the whole call. Each step is retried with backoff while
 /// the cluster may still be settling; every broker call gets at most 10 s.
 /// The topic is kept, so repeated runs reuse it.
-#[allow(dead_code)] // used by engine/status
 pub async fn smoke(
     bootstrap: &[String],
     topic: &str,

@@ -121,14 +121,6 @@ pub struct Srvr {
     pub node_count: Option<u64>,
 }
 
-impl Srvr {
-    /// The leader epoch: the high 32 bits of the zxid.
-    #[allow(dead_code)] // used by engine/status
-    pub fn epoch(&self) -> u32 {
-        (self.zxid >> 32) as u32
-    }
-}
-
 /// Parses a `srvr` (or `stat`) reply. A server without quorum answers with a
 /// fixed sentence instead of the key/value lines; that is an error here.
 pub fn parse_srvr(text: &str) -> Result<Srvr> {
@@ -279,7 +271,6 @@ fn check_synced(leader: &str, members: usize, mntr: &BTreeMap<String, String>) -
 /// Probes every member (`srvr` concurrently, then `mntr` on the leader) and
 /// returns each member's answer with the verdict. `members` are
 /// `(name, host:port)` pairs; problems and `leader` use the names.
-#[allow(dead_code)] // used by engine/status
 pub async fn probe_ensemble(
     members: &[(String, String)],
     timeout: Duration,
@@ -403,7 +394,7 @@ zk_quorum_size\t3
         let s = parse_srvr(SRVR_LEADER).unwrap();
         assert_eq!(s.mode, ZkMode::Leader);
         assert_eq!(s.zxid, 0x1_0000_0000);
-        assert_eq!(s.epoch(), 1);
+        assert_eq!(s.zxid >> 32, 1);
         assert_eq!(s.version, "3.8.4");
         assert_eq!(s.connections, Some(1));
         assert_eq!(s.node_count, Some(5));
@@ -412,7 +403,7 @@ zk_quorum_size\t3
     #[test]
     fn parses_follower_and_standalone_srvr() {
         let f = parse_srvr(SRVR_FOLLOWER).unwrap();
-        assert_eq!((f.zxid, f.epoch()), (0, 0));
+        assert_eq!(f.zxid, 0);
         assert_eq!(f.mode, ZkMode::Follower);
         let s = parse_srvr(SRVR_STANDALONE).unwrap();
         assert_eq!((s.mode, s.zxid), (ZkMode::Standalone, 0x2a));

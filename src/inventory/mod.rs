@@ -203,10 +203,10 @@ fn parse_diag(path: &Path, e: &serde_saphyr::Error) -> Diag {
 
 /// `~/x` and paths relative to the inventory's directory become absolute.
 pub fn expand_path(inventory: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     let pb = PathBuf::from(p);
     if pb.is_absolute() {

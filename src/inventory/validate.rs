@@ -264,7 +264,7 @@ fn check_ensemble(d: &mut Diags, raw: &RawInventory, zk: usize) {
             "a 1-node ZooKeeper ensemble has no fault tolerance",
             "use 3 or 5 members in production",
         );
-    } else if zk > 0 && zk % 2 == 0 {
+    } else if zk > 0 && zk.is_multiple_of(2) {
         d.warn(
             at,
             format!(

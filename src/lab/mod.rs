@@ -19,11 +19,9 @@ use std::path::Path;
 
 /// The node image `clusterctl lab image` builds and `lab up` uses unless told otherwise.
 /// Bump the tag when the image's content changes, so old local images are not reused.
-#[allow(dead_code)] // used by cli
 pub const DEFAULT_IMAGE: &str = "localhost/clusterctl-node:bookworm-1";
 
 /// Builds the node image `name` unless it already exists.
-#[allow(dead_code)] // used by cli
 pub fn image(name: &str) -> Result<()> {
     let engine = engine::Engine::detect()?;
     if engine.image_exists(name)? {
@@ -36,23 +34,15 @@ pub fn image(name: &str) -> Result<()> {
     image::build(engine, name)
 }
 
-/// Whether the node image `name` exists locally.
-#[allow(dead_code)] // used by cli
-pub fn image_exists(name: &str) -> Result<bool> {
-    engine::Engine::detect()?.image_exists(name)
-}
-
 /// Starts `nodes` containers from `image` and writes the inventory file `inventory` for them.
 /// Refuses if a lab recorded beside `inventory` is still up, or if `inventory` exists and was
 /// not written by `lab up`.
-#[allow(dead_code)] // used by cli
 pub fn up(nodes: usize, inventory: &Path, image: &str) -> Result<()> {
     nodes::up(nodes, inventory, image)
 }
 
 /// Removes the containers and network recorded beside `inventory`, then the record. Leaves the
 /// inventory file. Idempotent.
-#[allow(dead_code)] // used by cli
 pub fn down(inventory: &Path) -> Result<()> {
     nodes::down(inventory)
 }

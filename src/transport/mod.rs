@@ -29,7 +29,6 @@ pub struct SshTarget {
 
 /// Host-key policy: strict by default; `AcceptNew` learns unknown hosts. A changed key is
 /// always refused.
-#[allow(dead_code)] // used by engine
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKeyPolicy {
     Strict,
@@ -37,7 +36,6 @@ pub enum HostKeyPolicy {
 }
 
 /// Result of one remote command.
-#[allow(dead_code)] // used by engine
 #[derive(Debug, Clone)]
 pub struct Output {
     pub status: u32,
@@ -45,7 +43,6 @@ pub struct Output {
     pub stderr: String,
 }
 
-#[allow(dead_code)] // used by engine
 impl Output {
     pub fn ok(&self) -> bool {
         self.status == 0
@@ -55,7 +52,6 @@ impl Output {
 /// Quotes `s` as one POSIX shell word: wrapped in single quotes, with each embedded `'`
 /// written as `'\''` (close quote, escaped quote, reopen). Nothing inside single quotes is
 /// special to `sh`, so this is safe for any byte string.
-#[allow(dead_code)] // used by engine
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');

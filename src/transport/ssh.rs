@@ -18,10 +18,8 @@ use tokio::time::timeout;
 use super::{HostKeyPolicy, Output, SshTarget, known_hosts, quote};
 
 /// Default limit for one remote command; package installs can be slow.
-#[allow(dead_code)] // used by engine
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Limit for one upload (100 MB tarballs over slow links).
-#[allow(dead_code)] // used by engine
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Key exchange + authentication budget once TCP is up (russh itself has no timeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,7 +29,6 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// sshd's default MaxSessions is 10 channels per connection; stay below it.
 const MAX_CHANNELS: usize = 8;
 /// Suffix of the temp file an upload writes before renaming it into place.
-#[allow(dead_code)] // used by engine
 pub const UPLOAD_TMP_SUFFIX: &str = ".clusterctl-tmp";
 
 /// A live, authenticated SSH connection. Clones share the connection.
@@ -54,16 +51,11 @@ impl std::fmt::Debug for Session {
     }
 }
 
-#[allow(dead_code)] // used by engine
 impl Session {
     /// Connects and authenticates; see the module docs of `transport` for the policy.
     pub async fn connect(target: &SshTarget, policy: HostKeyPolicy) -> Result<Session> {
         // Boxed because a jump host is connected through this same function.
         Box::pin(connect_inner(target, policy)).await
-    }
-
-    pub fn target(&self) -> &SshTarget {
-        &self.inner.target
     }
 
     /// Runs `cmd` (through `sudo -n` when `become_` applies) with the default timeout.
