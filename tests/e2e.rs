@@ -405,6 +405,29 @@ fn three_node_zookeeper_kafka_cluster() {
         3,
         "one restart per broker"
     );
+    // The controller broker goes last; the progress lines show the order.
+    let log = String::from_utf8_lossy(&out.stderr);
+    let last = log
+        .lines()
+        .find_map(|l| {
+            l.split_once(", one at a time, ")
+                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
+        })
+        .expect("the roll names the host it restarts last");
+    let order: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(": restarted kafka"))
+        .map(|l| {
+            l.split(": restarted kafka")
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!(order[2], last, "controller restarted last: {order:?}");
     assert_eq!(
         pids(&lab_dir, &nodes, "zookeeper"),
         zk_before,

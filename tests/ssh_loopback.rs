@@ -1,185 +1,25 @@
 //! End-to-end tests of `transport::Session` against a throwaway OpenSSH `sshd` on 127.0.0.1.
 //!
-//! Each test starts its own sshd (temp host key, temp client key, free port) and kills it by
-//! PID when done. Requires /usr/sbin/sshd (openssh-server, installed by
-//! scripts/setup-machine.sh).
+//! Each test starts its own sshd (temp host key, temp client key, free port; harness in
+//! tests/support/sshd.rs) and kills it by PID when done. Requires /usr/sbin/sshd
+//! (openssh-server, installed by scripts/setup-machine.sh). ssh-agent authentication is
+//! tested in tests/ssh_agent.rs, which needs its own process to set $SSH_AUTH_SOCK.
 
 // The crate is a binary, so the module is compiled into this test directly.
 #[allow(dead_code)]
 #[path = "../src/transport/mod.rs"]
 mod transport;
 
+#[path = "support/sshd.rs"]
+mod sshd;
+
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tempfile::TempDir;
-use transport::{HostKeyPolicy, Session, SshTarget, quote};
-
-const SSHD: &str = "/usr/sbin/sshd";
-
-/// A running sshd plus its temp dir; killed (by PID) and cleaned up on drop.
-struct Sshd {
-    child: Child,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        // sshd -D forks one child per connection into its own process group (we made the
-        // listener a group leader), so signal the group, then make sure the leader is gone.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} not found: install openssh-server by running scripts/setup-machine.sh"
-        );
-        // sshd refuses to start without its privilege-separation dir (absent in containers).
-        if !Path::new("/run/sshd").exists() {
-            let _ = fs::create_dir_all("/run/sshd");
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        keygen(&d.join("host_ed25519"));
-        keygen(&d.join("client_key"));
-        fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = free_port();
-        let config = d.join("sshd_config");
-        fs::write(&config, sshd_config(d, port)).unwrap();
-        let log = fs::File::create(d.join("sshd.log")).unwrap();
-        let child = std::os::unix::process::CommandExt::process_group(
-            Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config),
-            0,
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn sshd");
-        let mut sshd = Sshd { child, dir, port };
-        sshd.wait_ready();
-        sshd
-    }
-
-    /// Polls the port; fails with sshd's own log if it exits or never listens.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("sshd exited with {status}:\n{}", self.log());
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "sshd did not listen on {} within 10 s:\n{}",
-            self.port,
-            self.log()
-        );
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The server's host key line body (`ssh-ed25519 AAAA...`).
-    fn host_key(&self) -> String {
-        let text = fs::read_to_string(self.path("host_ed25519.pub")).unwrap();
-        let mut words = text.split_whitespace();
-        format!("{} {}", words.next().unwrap(), words.next().unwrap())
-    }
-
-    fn target(&self, known_hosts: &Path) -> SshTarget {
-        SshTarget {
-            host: "loop1".into(),
-            address: "127.0.0.1".into(),
-            port: self.port,
-            user: current_user(),
-            key: Some(self.path("client_key")),
-            known_hosts: known_hosts.to_path_buf(),
-            // Running as root in CI, so no sudo wrapping is exercised here.
-            become_: false,
-            connect_timeout: Duration::from_secs(5),
-            jump: None,
-        }
-    }
-
-    /// A known_hosts file that already trusts this server.
-    fn trusted_known_hosts(&self) -> PathBuf {
-        let file = self.path("known_hosts");
-        fs::write(
-            &file,
-            format!("[127.0.0.1]:{} {}\n", self.port, self.host_key()),
-        )
-        .unwrap();
-        file
-    }
-
-    async fn session(&self) -> Session {
-        let kh = self.trusted_known_hosts();
-        Session::connect(&self.target(&kh), HostKeyPolicy::Strict)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e:#}\nsshd log:\n{}", self.log()))
-    }
-}
-
-fn sshd_config(dir: &Path, port: u16) -> String {
-    let d = dir.display();
-    format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
-         AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-         PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nMaxSessions 10\n\
-         LogLevel ERROR\n"
-    )
-}
-
-fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
-        .arg(path)
-        .status()
-        .expect("run ssh-keygen (openssh-client)");
-    assert!(status.success(), "ssh-keygen failed for {}", path.display());
-}
-
-/// Binding port 0 lets the kernel pick a free port; the listener is dropped before sshd binds.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use sshd::{Sshd, free_port, keygen};
+use transport::{HostKeyPolicy, Session, quote};
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -457,68 +297,4 @@ async fn jump_host_tunnels_to_target() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("bastion"), "{err:#}");
-}
-
-#[tokio::test]
-async fn agent_auth() {
-    // russh reads $SSH_AUTH_SOCK, and changing the environment of this multi-threaded
-    // test process is unsound, so the check runs in a child copy of this binary.
-    let sshd = Sshd::start();
-    let sock = sshd.path("agent.sock");
-    let mut agent = Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("run ssh-agent (openssh-client)");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !sock.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let added = Command::new("ssh-add")
-        .arg("-q")
-        .arg(sshd.path("client_key"))
-        .env("SSH_AUTH_SOCK", &sock)
-        .status()
-        .unwrap();
-    let kh = sshd.trusted_known_hosts();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "agent_auth_child", "--ignored", "--nocapture"])
-        .env("SSH_AUTH_SOCK", &sock)
-        .env("AGENT_TEST_PORT", sshd.port.to_string())
-        .env("AGENT_TEST_KNOWN_HOSTS", &kh)
-        .output()
-        .unwrap();
-    let _ = agent.kill();
-    let _ = agent.wait();
-    assert!(added.success(), "ssh-add failed");
-    let log = String::from_utf8_lossy(&child.stdout).into_owned()
-        + &String::from_utf8_lossy(&child.stderr);
-    assert!(child.status.success() && log.contains("1 passed"), "{log}");
-}
-
-/// Runs only inside `agent_auth` (it sets the environment this needs).
-#[tokio::test]
-#[ignore]
-async fn agent_auth_child() {
-    let Ok(port) = std::env::var("AGENT_TEST_PORT") else {
-        return;
-    };
-    let kh = PathBuf::from(std::env::var("AGENT_TEST_KNOWN_HOSTS").unwrap());
-    let target = SshTarget {
-        host: "agent".into(),
-        address: "127.0.0.1".into(),
-        port: port.parse().unwrap(),
-        user: current_user(),
-        key: None,
-        known_hosts: kh,
-        become_: false,
-        connect_timeout: Duration::from_secs(5),
-        jump: None,
-    };
-    let s = Session::connect(&target, HostKeyPolicy::Strict)
-        .await
-        .unwrap();
-    assert_eq!(s.exec("echo agent").await.unwrap().stdout, "agent\n");
 }

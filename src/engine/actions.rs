@@ -102,6 +102,9 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
         }
         JdkMethod::None => {}
     }
+    if changes.is_empty() && p.facts.java.is_some() {
+        return Ok(changes);
+    }
     let java = super::plan::java_cmd(inv);
     let out = s.exec(&format!("{java} -version 2>&1")).await?;
     if !out.ok() {

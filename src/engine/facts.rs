@@ -162,6 +162,83 @@ mod tests {
         assert_eq!(f.users, vec!["kafka"]);
     }
 
+    /// The real script under a real `sh`, against files made here.
+    #[test]
+    fn script_reports_what_is_on_disk() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+        std::fs::write(p("server.properties"), "hello\n").unwrap();
+        let chmod = |f: &str, m: &str| {
+            assert!(
+                std::process::Command::new("chmod")
+                    .args([m, f])
+                    .status()
+                    .unwrap()
+                    .success()
+            )
+        };
+        chmod(&p("server.properties"), "640");
+        std::fs::create_dir(p("kafka_2.13-3.9.1")).unwrap();
+        std::fs::write(p("kafka_2.13-3.9.1/.clusterctl-sha512"), "abc\n").unwrap();
+        std::os::unix::fs::symlink("kafka_2.13-3.9.1", p("kafka")).unwrap();
+        std::fs::write(p("myid"), "7\n").unwrap();
+        std::fs::write(p("meta.properties"), "version=0\nbroker.id=5\n").unwrap();
+        let q = Query {
+            paths: vec![p("server.properties"), p("missing.cfg")],
+            install_dirs: vec![p("kafka_2.13-3.9.1"), p("zookeeper-3.8.4")],
+            links: vec![p("kafka"), p("zookeeper")],
+            services: vec![],
+            myid_file: Some(p("myid")),
+            meta_properties: vec![p("meta.properties")],
+            java_cmd: "no-such-java-here".into(),
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&q))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let f = parse(&String::from_utf8_lossy(&out.stdout));
+        let who = std::process::Command::new("id")
+            .args(["-un"])
+            .output()
+            .unwrap();
+        let grp = std::process::Command::new("id")
+            .args(["-gn"])
+            .output()
+            .unwrap();
+        let owner = format!(
+            "{}:{}",
+            String::from_utf8_lossy(&who.stdout).trim(),
+            String::from_utf8_lossy(&grp.stdout).trim()
+        );
+        // sha256 of "hello\n".
+        let want =
+            format!("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 640:{owner}");
+        assert_eq!(f.files.get(&p("server.properties")), Some(&want));
+        assert_eq!(f.files.len(), 1, "a missing file is not reported");
+        assert_eq!(
+            f.installed.get(&p("kafka_2.13-3.9.1")).map(String::as_str),
+            Some("abc")
+        );
+        assert_eq!(f.installed.len(), 1);
+        assert_eq!(
+            f.links.get(&p("kafka")).map(String::as_str),
+            Some("kafka_2.13-3.9.1")
+        );
+        assert_eq!(f.links.len(), 1);
+        assert_eq!((f.myid, f.broker_id), (Some(7), Some(5)));
+        assert_eq!(f.java, None);
+        assert!(matches!(
+            f.package_manager.as_str(),
+            "apt" | "dnf" | "yum" | "none"
+        ));
+    }
+
     #[test]
     fn empty_host_has_no_facts() {
         let f = parse("pm none\ninit sysv\n");

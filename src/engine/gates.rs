@@ -200,6 +200,21 @@ pub async fn after_restart(
     Ok(())
 }
 
+/// The host whose restart forces an election: the ZooKeeper leader, or the broker that is
+/// the (ZooKeeper-mode) controller.
+pub async fn leader_host(inv: &Inventory, plans: &[HostPlan], svc: Service) -> Option<String> {
+    match svc {
+        Service::ZooKeeper => zk_probe(inv).await.1.leader,
+        Service::Kafka => {
+            let m = metadata(inv).await.ok()?;
+            plans
+                .iter()
+                .find(|p| p.host.in_kafka && p.broker_id == Some(m.controller_id as i64))
+                .map(|p| p.host.name.clone())
+        }
+    }
+}
+
 pub const SMOKE_TOPIC: &str = "__clusterctl_smoke";
 
 /// A replicated topic, one record produced with acks=all and read back.

@@ -160,10 +160,33 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 })
                 .await?;
                 // Changed configs restart one host at a time, each gated before the next.
-                for &i in &selected {
-                    if !plans[i].restart_pending(svc) {
-                        continue;
+                let mut pending: Vec<usize> = selected
+                    .iter()
+                    .copied()
+                    .filter(|&i| plans[i].restart_pending(svc))
+                    .collect();
+                if !pending.is_empty() {
+                    // Never begin a roll on a cluster that is already degraded.
+                    gates::after_restart(inv, &plans, svc, timeout(step, 60), rep)
+                        .await
+                        .with_context(|| {
+                            format!("before restarting {svc}: the cluster is not healthy; nothing was restarted")
+                        })?;
+                    // The ZooKeeper leader or the controller broker goes last: one election, not several.
+                    if let Some(last) = gates::leader_host(inv, &plans, svc).await {
+                        pending.sort_by_key(|&i| plans[i].host.name == last);
+                        rep.line(&format!(
+                            "  restarting {svc} on {} host(s), one at a time, {last} ({}) last",
+                            pending.len(),
+                            if svc == Service::ZooKeeper {
+                                "leader"
+                            } else {
+                                "controller"
+                            }
+                        ));
                     }
+                }
+                for i in pending {
                     let name = plans[i].host.name.clone();
                     rep.host_busy(&name, &format!("restarting {svc}"));
                     let s = &sessions[&name];
