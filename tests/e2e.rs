@@ -207,6 +207,24 @@ fn kcat(args: &[&str], input: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Every record of `topic` from the beginning, read by kcat.
+fn consume_all(bootstrap: &str, topic: &str) -> Output {
+    kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-C",
+            "-e",
+            "-o",
+            "beginning",
+            "-q",
+        ],
+        None,
+    )
+}
+
 #[test]
 fn three_node_zookeeper_kafka_cluster() {
     let mirror_dir = fixtures_mirror();
@@ -336,20 +354,7 @@ fn three_node_zookeeper_kafka_cluster() {
         Some("one\ntwo\nthree\n"),
     );
     assert!(produced.status.success(), "kcat -P: {}", text(&produced));
-    let consumed = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "e2e",
-            "-C",
-            "-e",
-            "-o",
-            "beginning",
-            "-q",
-        ],
-        None,
-    );
+    let consumed = consume_all(&bootstrap, "e2e");
     let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout)
         .lines()
         .map(str::to_string)
@@ -448,20 +453,7 @@ fn three_node_zookeeper_kafka_cluster() {
         );
     }
     // Records written before the roll are all still there.
-    let consumed = kcat(
-        &[
-            "-b",
-            &bootstrap,
-            "-t",
-            "e2e",
-            "-C",
-            "-e",
-            "-o",
-            "beginning",
-            "-q",
-        ],
-        None,
-    );
+    let consumed = consume_all(&bootstrap, "e2e");
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
     // A stopped broker makes status exit 1 naming it; apply brings it back.
