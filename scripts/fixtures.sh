@@ -11,12 +11,13 @@
 # Progress goes to stderr; the last line of stdout is the mirror directory.
 #
 # Environment (space-separated lists):
-#   KAFKA_VERSIONS="3.9.1"  ZOOKEEPER_VERSIONS="3.8.4"  SCALA_VERSION=2.13
+#   KAFKA_VERSIONS="3.9.1 3.8.1 4.4.0"  ZOOKEEPER_VERSIONS="3.8.4"  SCALA_VERSION=2.13
 #   CLUSTERCTL_FIXTURES=~/.cache/clusterctl-fixtures   (mirror/ and work/ live below it)
 # Needs: mvn, java, python3, tar, gzip, sha512sum (scripts/setup-machine.sh installs them).
 set -euo pipefail
 
-KAFKA_VERSIONS=${KAFKA_VERSIONS:-3.9.1}
+# 3.8.1 is there for the 3.8 -> 3.9 upgrade test; 4.x runs KRaft only (no ZooKeeper).
+KAFKA_VERSIONS=${KAFKA_VERSIONS:-3.9.1 3.8.1 4.4.0}
 ZOOKEEPER_VERSIONS=${ZOOKEEPER_VERSIONS:-3.8.4}
 SCALA_VERSION=${SCALA_VERSION:-2.13}
 ROOT=${CLUSTERCTL_FIXTURES:-$HOME/.cache/clusterctl-fixtures}
@@ -163,12 +164,31 @@ sha512sum_ok() {
 # ---------------------------------------------------------------------------------------------
 # Kafka
 
+# kafka_logging_deps VERSION [LOG4J2_VERSION]: the logging jars the official tarball adds to
+# what the kafka_2.13 pom brings.
 kafka_logging_deps() {
-  # Official Kafka 3.x tarballs log through reload4j; the kafka_2.13 pom leaves the binding out.
   case $1 in
+    # Kafka 3.x logs through reload4j; the kafka_2.13 pom leaves the binding out.
     [0-3].*) echo "org.slf4j:slf4j-reload4j:1.7.36 ch.qos.reload4j:reload4j:1.2.25" ;;
-    *) die "Kafka $1: logging jars for Kafka 4+ (log4j2) are not defined in fixtures.sh yet" ;;
+    # Kafka 4.x logs through log4j2 (KIP-653). Its poms bring log4j-api, log4j-core, slf4j-api
+    # 1.7.36 (slf4j 2 is postponed to Kafka 5, KIP-1064) and jackson-dataformat-yaml (for
+    # config/log4j2.yaml); the tarball adds the SLF4J 1.x binding and the log4j 1.2 bridge
+    # (which reads an old log4j.properties), both at the version of log4j-core.
+    4.*)
+      [[ -n ${2:-} ]] || die "Kafka $1: log4j2 version not known"
+      echo "org.apache.logging.log4j:log4j-slf4j-impl:$2 org.apache.logging.log4j:log4j-1.2-api:$2"
+      ;;
+    *) die "Kafka $1: logging jars are not defined in fixtures.sh for this major version" ;;
   esac
+}
+
+# jar_version DIR ARTIFACT: the version of DIR/ARTIFACT-<version>.jar (exactly one must exist).
+jar_version() {
+  local dir=$1 artifact=$2 jars
+  jars=$(compgen -G "$dir/$artifact-[0-9]*.jar") || die "$artifact jar missing from $dir"
+  [[ $(wc -l <<<"$jars") == 1 ]] || die "several $artifact jars in $dir: $jars"
+  jars=${jars##*/$artifact-}
+  echo "${jars%.jar}"
 }
 
 build_kafka() {
@@ -178,24 +198,59 @@ build_kafka() {
     log "Kafka $v: $tgz present and checksum matches, skipped"
     return
   fi
-  local logging
-  logging=$(kafka_logging_deps "$v")
   local work=$WORK/kafka-$v stage=$WORK/kafka-$v/stage
+  local libs=$stage/$name/libs
   log "Kafka $v: building $tgz"
   rm -rf "$stage"
-  mkdir -p "$work" "$stage/$name/libs" "$stage/$name/config"
+  mkdir -p "$work" "$libs" "$stage/$name/config"
   # kafka-tools carries the admin CLIs (TopicCommand...) that the official tarball ships.
-  pom_xml "kafka-$v" "org.apache.kafka:kafka_${SCALA_VERSION}:$v org.apache.kafka:kafka-tools:$v $logging" >"$work/pom.xml"
-  copy_jars "$work" "$stage/$name/libs"
+  local deps="org.apache.kafka:kafka_${SCALA_VERSION}:$v org.apache.kafka:kafka-tools:$v"
+  case $v in
+    [0-3].*)
+      pom_xml "kafka-$v" "$deps $(kafka_logging_deps "$v")" >"$work/pom.xml"
+      copy_jars "$work" "$libs"
+      ;;
+    *)
+      # The logging jars must match the log4j-core that Kafka's poms resolve to, so they are
+      # resolved second, at that version, into the same libs/.
+      pom_xml "kafka-$v" "$deps" >"$work/pom.xml"
+      copy_jars "$work" "$libs"
+      local log4j
+      log4j=$(jar_version "$libs" log4j-core)
+      mkdir -p "$work/logging"
+      pom_xml "kafka-$v-logging" "$(kafka_logging_deps "$v" "$log4j")" >"$work/logging/pom.xml"
+      copy_jars "$work/logging" "$libs"
+      ;;
+  esac
   echo "Fixture built by clusterctl scripts/fixtures.sh from Maven Central jars (Apache License 2.0)." \
     >"$stage/$name/LICENSE"
-  # What kafka-run-class.sh would point log4j at; the official tarball ships a similar file.
-  cat >"$stage/$name/config/log4j.properties" <<'EOF'
+  case $v in
+    [0-3].*)
+      # What kafka-run-class.sh would point log4j at; the official tarball ships a similar file.
+      cat >"$stage/$name/config/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
 log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
 log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
+      ;;
+    *)
+      # Kafka 4's kafka-run-class.sh passes -Dlog4j2.configurationFile=config/log4j2.yaml.
+      cat >"$stage/$name/config/log4j2.yaml" <<'EOF'
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+EOF
+      ;;
+  esac
   verify_kafka "$stage/$name" "$v"
   pack "$stage" "$name" "$tgz"
   verify_tarball "$tgz" "$name/libs/kafka_${SCALA_VERSION}-$v.jar"
@@ -208,15 +263,40 @@ EOF
 }
 
 verify_kafka() {
-  local home=$1 v=$2 out
-  for jar in "kafka_${SCALA_VERSION}-$v" "kafka-clients-$v" reload4j-1.2.25 slf4j-reload4j-1.7.36; do
+  local home=$1 v=$2 out jar dups
+  local jars=("kafka_${SCALA_VERSION}-$v" "kafka-clients-$v" "kafka-tools-$v")
+  case $v in
+    [0-3].*) jars+=(reload4j-1.2.25 slf4j-reload4j-1.7.36) ;;
+    *)
+      local log4j
+      log4j=$(jar_version "$home/libs" log4j-core)
+      jars+=("log4j-api-$log4j" "log4j-slf4j-impl-$log4j" "log4j-1.2-api-$log4j" slf4j-api-1.7.36)
+      ;;
+  esac
+  for jar in "${jars[@]}"; do
     [[ -f $home/libs/$jar.jar ]] || die "Kafka $v: $jar.jar missing from $home/libs"
   done
+  # Two versions of one logging jar (e.g. from the second resolution of 4.x) would shadow each
+  # other. (Other names may repeat legitimately: yammer's and dropwizard's metrics-core.)
+  dups=$(find "$home/libs" \( -name 'log4j-*.jar' -o -name 'slf4j-*.jar' -o -name 'reload4j-*.jar' \) \
+    -printf '%f\n' | sed -E 's/-[0-9][^-]*\.jar$//' | sort | uniq -d)
+  [[ -z $dups ]] || die "Kafka $v: several versions of: $dups"
   out=$(java -cp "$home/libs/*" kafka.Kafka --version 2>&1) \
     || die "Kafka $v: 'java kafka.Kafka --version' failed: $out"
   # stdout and stderr together: reload4j warns about missing appenders before the version line.
   grep -qx "$v.*" <<<"$out" || die "Kafka $v: 'kafka.Kafka --version' printed: $out"
   log "Kafka $v: kafka.Kafka --version -> $(grep -x "$v.*" <<<"$out")"
+  case $v in
+    [0-3].*) ;;
+    *)
+      # KRaft log dirs must be formatted before the first start: the storage tool must work.
+      out=$(java -cp "$home/libs/*" kafka.tools.StorageTool random-uuid 2>&1) \
+        || die "Kafka $v: 'java kafka.tools.StorageTool random-uuid' failed: $out"
+      grep -qxE '[A-Za-z0-9_-]{22}' <<<"$out" \
+        || die "Kafka $v: 'StorageTool random-uuid' printed: $out"
+      log "Kafka $v: StorageTool random-uuid -> $(grep -xE '[A-Za-z0-9_-]{22}' <<<"$out")"
+      ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------

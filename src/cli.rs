@@ -2,10 +2,13 @@
 
 use crate::engine::{self, ApplyOptions};
 use crate::inventory::{self, Inventory};
+use crate::ops::restart::RollOptions;
+use crate::ops::roller::Policy;
+use crate::render::Service;
 use crate::render::{Ids, InitSystem, Renderer};
 use crate::report::Reporter;
 use crate::transport::HostKeyPolicy;
-use crate::{lab, status};
+use crate::{lab, ops, status};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +63,34 @@ enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: Output,
     },
+    /// Restart services host by host without taking the cluster below its safety margins.
+    Restart {
+        inventory: Option<PathBuf>,
+        /// One host at a time, each gated (the only mode; required so scripts say what they mean).
+        #[arg(long, required = true)]
+        rolling: bool,
+        /// Only this service [default: zookeeper, then kafka].
+        #[arg(long, value_enum)]
+        service: Option<ServiceArg>,
+        /// Only these hosts (comma-separated names).
+        #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
+        limit: Option<Vec<String>>,
+        /// Start even if pre-flight finds the cluster degraded (loudly).
+        #[arg(long)]
+        force: bool,
+        /// Pre-flight tolerates under-replicated partitions as long as every ISR is at or above
+        /// min.insync.replicas.
+        #[arg(long)]
+        allow_under_replicated: bool,
+        /// Accept that topics with replication factor <= min.insync.replicas stop taking
+        /// acks=all writes while a replica restarts.
+        #[arg(long)]
+        allow_unavailable_topics: bool,
+        /// SIGKILL a process still running this many seconds after SIGTERM (default: never kill;
+        /// wait the service's stop timeout and fail).
+        #[arg(long, value_name = "SECS")]
+        sigkill_after: Option<u64>,
+    },
     /// Throwaway hosts in containers (podman or docker) for smoke clusters and tests.
     Lab {
         #[command(subcommand)]
@@ -94,6 +125,12 @@ enum LabCommand {
 enum Output {
     Text,
     Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ServiceArg {
+    Zookeeper,
+    Kafka,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -155,6 +192,34 @@ pub fn run(cli: Cli) -> ExitCode {
                     Output::Text => status::print_text(&s),
                 }
                 if s.healthy { OK } else { FAILED }
+            }
+            Err(code) => code,
+        },
+        Command::Restart {
+            inventory,
+            rolling: _,
+            service,
+            limit,
+            force,
+            allow_under_replicated,
+            allow_unavailable_topics,
+            sigkill_after,
+        } => match load(inventory) {
+            Ok(inv) => {
+                let services = match service {
+                    None => vec![Service::ZooKeeper, Service::Kafka],
+                    Some(ServiceArg::Zookeeper) => vec![Service::ZooKeeper],
+                    Some(ServiceArg::Kafka) => vec![Service::Kafka],
+                };
+                let opts = RollOptions {
+                    policy: Policy {
+                        strict: !allow_under_replicated,
+                        allow_unavailable_low_rf: allow_unavailable_topics,
+                    },
+                    force,
+                    sigkill_after,
+                };
+                restart(&inv, &services, limit.as_deref(), opts)
             }
             Err(code) => code,
         },
@@ -252,6 +317,39 @@ fn apply(inv: &Inventory, opts: &ApplyOptions) -> u8 {
             eprintln!(
                 "apply stopped; fix the cause and re-run: finished steps are skipped as no-ops"
             );
+            FAILED
+        }
+    }
+}
+
+fn restart(
+    inv: &Inventory,
+    services: &[Service],
+    limit: Option<&[String]>,
+    opts: RollOptions,
+) -> u8 {
+    let rep = Reporter::new();
+    let t = std::time::Instant::now();
+    match runtime().block_on(ops::restart_rolling(inv, services, limit, opts, &rep)) {
+        Ok(rolls) => {
+            rep.clear();
+            let parts: f64 = rolls
+                .iter()
+                .map(|r| (r.stop + r.start + r.catch_up).as_secs_f64())
+                .sum();
+            for r in &rolls {
+                println!("  {}: {}: {}", r.host, r.service, r.message);
+            }
+            println!(
+                "restart: {} node(s) rolled in {:.1}s (stop + start + catch-up of each: {parts:.1}s)",
+                rolls.len(),
+                t.elapsed().as_secs_f64()
+            );
+            OK
+        }
+        Err(e) => {
+            rep.clear();
+            eprintln!("error: {e:#}");
             FAILED
         }
     }

@@ -6,6 +6,7 @@ mod engine;
 mod health;
 mod inventory;
 mod lab;
+mod ops;
 mod render;
 mod report;
 mod status;

@@ -252,7 +252,7 @@ fn kafka_status(
     let offline_replicas = fmt(m.with_offline_replicas());
     if !offline_replicas.is_empty() {
         problems.push(format!(
-            "partitions with replicas on an offline log dir: {}",
+            "partitions with offline replicas: {}",
             list(&offline_replicas)
         ));
     }

@@ -456,7 +456,10 @@ fn three_node_zookeeper_kafka_cluster() {
     let consumed = consume_all(&bootstrap, "e2e");
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
-    // A stopped broker makes status exit 1 naming it; apply brings it back.
+    rolling_restart_under_load(&libs, &bootstrap, inv, m);
+
+    // A stopped broker makes status exit 1 naming it, and the roller refuse naming the
+    // under-replicated partitions; apply brings it back.
     let (victim, victim_addr) = &nodes[1];
     ssh(&lab_dir, victim_addr, "/etc/init.d/kafka stop");
     let st = clusterctl(&["status", inv], m);
@@ -465,9 +468,177 @@ fn three_node_zookeeper_kafka_cluster() {
         text(&st).contains(&format!("kafka on {victim} is not running")),
         "status names the stopped broker"
     );
+    let kafka_pids = pids(&lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka");
+    let refused = clusterctl(&["restart", "--rolling", inv, "--service", "kafka"], m);
+    assert_eq!(refused.status.code(), Some(1));
+    let t = text(&refused);
+    assert!(t.contains("refusing to roll kafka"), "roller refuses");
+    assert!(t.contains(&format!("kafka on {victim} is not running")));
+    assert!(
+        t.contains("under-replicated partitions: ") && t.contains("roll-0"),
+        "names the partitions"
+    );
+    assert_eq!(
+        pids(&lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka"),
+        kafka_pids,
+        "nothing restarted"
+    );
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success());
     assert!(text(&out).contains(&format!("{victim}: started kafka")));
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
+}
+
+/// While a producer with acks=all writes continuously to a topic with replication factor 3 and
+/// min.insync.replicas=2, `restart --rolling` restarts every ZooKeeper and Kafka node; then
+/// every acknowledged record is read back, in order per partition. The ZooKeeper leader and
+/// the controller broker go last.
+fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str) {
+    let created = kafka_topics(
+        libs,
+        bootstrap,
+        &[
+            "--create",
+            "--topic",
+            "roll",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+    assert!(created.status.success(), "create topic: {}", text(&created));
+    let producer = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("org.apache.kafka.tools.VerifiableProducer")
+        .args([
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            "roll",
+            "--acks",
+            "-1",
+        ])
+        .args(["--throughput", "200", "--max-messages", "-1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("VerifiableProducer");
+    std::thread::sleep(Duration::from_secs(5));
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    std::thread::sleep(Duration::from_secs(3));
+    // SIGTERM: the producer flushes, reports the last acknowledgements and exits.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(producer.id().to_string())
+        .status()
+        .unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    assert!(out.status.success(), "restart --rolling failed");
+
+    // Order: ZooKeeper followers then the leader, brokers with the controller last.
+    let log = String::from_utf8_lossy(&out.stderr);
+    for (svc, role) in [("zookeeper", "leader"), ("kafka", "controller")] {
+        let announced = log
+            .lines()
+            .find_map(|l| {
+                l.split_once(&format!("restarting {svc} on 3 host(s), one at a time, "))
+                    .map(|(_, r)| r.split(' ').next().unwrap().to_string())
+            })
+            .unwrap_or_else(|| panic!("the roll of {svc} names its {role}"));
+        let order: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!(": restarted {svc}")))
+            .map(|l| {
+                l.split(&format!(": restarted {svc}"))
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .last()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(order.len(), 3, "{svc}: {order:?}");
+        assert_eq!(
+            order[2], announced,
+            "{svc}: the {role} goes last: {order:?}"
+        );
+    }
+
+    // Every acknowledged record is there, with its offset, in order per partition.
+    let mut acked: Vec<(i64, i64, String)> = String::from_utf8_lossy(&produced.stdout)
+        .lines()
+        .filter(|l| l.contains("\"name\":\"producer_send_success\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["partition"].as_i64().unwrap(),
+                v["offset"].as_i64().unwrap(),
+                v["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        acked.len() > 1000,
+        "the producer kept writing through the roll: {} acks",
+        acked.len()
+    );
+    let consumed = kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-t",
+            "roll",
+            "-C",
+            "-e",
+            "-o",
+            "beginning",
+            "-q",
+            "-f",
+            "%p %o %s\\n",
+        ],
+        None,
+    );
+    let stored: std::collections::HashMap<(i64, i64), String> =
+        String::from_utf8_lossy(&consumed.stdout)
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, ' ');
+                let p = f.next().unwrap().parse().unwrap();
+                let o = f.next().unwrap().parse().unwrap();
+                ((p, o), f.next().unwrap_or("").to_string())
+            })
+            .collect();
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(p, o, v)| stored.get(&(*p, *o)) != Some(v))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged records lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    acked.sort();
+    for w in acked.windows(2) {
+        if w[0].0 == w[1].0 {
+            let (a, b): (i64, i64) = (w[0].2.parse().unwrap(), w[1].2.parse().unwrap());
+            assert!(
+                a < b,
+                "partition {}: value {a} at offset {} but {b} at offset {}",
+                w[0].0,
+                w[0].1,
+                w[1].1
+            );
+        }
+    }
+    eprintln!(
+        "rolling restart under load: {} acknowledged records, 0 lost, order kept",
+        acked.len()
+    );
 }

@@ -276,24 +276,62 @@ pub async fn start_if_stopped(
     Ok(vec![format!("started {} (pid {pid})", def.name)])
 }
 
-/// Restart one service on one host and record its new PID.
+/// What one restart cost, for the roller's log and the benchmark.
+pub struct Restarted {
+    pub message: String,
+    pub stop: Duration,
+    pub start: Duration,
+}
+
+/// Stop gracefully (SIGTERM to the recorded PID, then wait), start, record the new PID.
+/// With `sigkill_after`, a process still alive after that many seconds is killed.
 pub async fn restart(
     inv: &Inventory,
     p: &mut HostPlan,
     s: &Session,
     svc: Service,
-) -> Result<String> {
+    sigkill_after: Option<u64>,
+) -> Result<Restarted> {
     let def = ServiceDef::new(svc, inv, &p.host);
     let old = p.running(svc).unwrap_or(0);
-    s.exec_ok_timeout(
-        &service_cmd(p, &def, "restart"),
-        Duration::from_secs(def.stop_timeout as u64 + 60),
-    )
-    .await?;
+    let wait = sigkill_after.unwrap_or(def.stop_timeout as u64);
+    let stop = match (p.init, sigkill_after) {
+        (InitSystem::SysV, Some(n)) => format!(
+            "CLUSTERCTL_STOP_TIMEOUT={n} {}",
+            service_cmd(p, &def, "stop")
+        ),
+        _ => service_cmd(p, &def, "stop"),
+    };
+    let t0 = std::time::Instant::now();
+    let out = s
+        .exec_timeout(&stop, Duration::from_secs(wait + 60))
+        .await?;
+    if !out.ok() {
+        if sigkill_after.is_none() {
+            bail!(
+                "{} on {} did not stop gracefully: {}; nothing was killed (pass --sigkill-after SECS to allow SIGKILL)",
+                def.name,
+                p.host.name,
+                out.stderr.trim()
+            );
+        }
+        s.exec_ok(&format!(
+            "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
+            pf = quote(&def.pid_file)
+        ))
+        .await?;
+    }
+    let stopped = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    s.exec_ok(&service_cmd(p, &def, "start")).await?;
     let pid = read_pid(s, &def).await?;
     p.facts.pids.insert(svc, pid);
     p.clear_changed(svc);
-    Ok(format!("restarted {} (pid {old} -> {pid})", def.name))
+    Ok(Restarted {
+        message: format!("restarted {} (pid {old} -> {pid})", def.name),
+        stop: stopped,
+        start: t1.elapsed(),
+    })
 }
 
 /// The PID the init system recorded, checked to be our live java process.

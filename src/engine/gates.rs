@@ -156,50 +156,6 @@ pub async fn wait(
     }
 }
 
-/// After one host's restart: the cluster must be whole again before the next host.
-pub async fn after_restart(
-    inv: &Inventory,
-    plans: &[HostPlan],
-    svc: Service,
-    timeout: Duration,
-    rep: &Reporter,
-) -> Result<()> {
-    match svc {
-        Service::ZooKeeper => {
-            wait(inv, plans, Gate::ZookeeperQuorum, timeout, rep).await?;
-        }
-        Service::Kafka => {
-            wait(inv, plans, Gate::BrokersRegistered, timeout, rep).await?;
-            poll(
-                "every replica back in sync",
-                timeout,
-                rep,
-                move || async move {
-                    match metadata(inv).await {
-                        Ok(m) => {
-                            let urp = m.under_replicated();
-                            let off = m.offline();
-                            if urp.is_empty() && off.is_empty() {
-                                None
-                            } else {
-                                Some(format!(
-                                    "{} under-replicated, {} offline partition(s)",
-                                    urp.len(),
-                                    off.len()
-                                ))
-                            }
-                        }
-                        Err(e) => Some(format!("{e:#}")),
-                    }
-                },
-            )
-            .await?;
-            rep.clear();
-        }
-    }
-    Ok(())
-}
-
 /// The host whose restart forces an election: the ZooKeeper leader, or the broker that is
 /// the (ZooKeeper-mode) controller.
 pub async fn leader_host(inv: &Inventory, plans: &[HostPlan], svc: Service) -> Option<String> {

@@ -1,7 +1,7 @@
 //! The playbook runner behind `apply`: connect, gather facts, plan, then run each step over
 //! its hosts (in parallel within a step), gated by health checks.
 
-mod actions;
+pub mod actions;
 pub mod facts;
 pub mod gates;
 pub mod plan;
@@ -11,6 +11,8 @@ pub use plan::HostPlan;
 
 use crate::artifacts::{self, Artifact, Product};
 use crate::inventory::Inventory;
+use crate::ops::restart::{RollOptions, Roller};
+use crate::ops::roller::Policy;
 use crate::render::Service;
 use crate::report::Reporter;
 use crate::transport::{HostKeyPolicy, Session};
@@ -159,47 +161,29 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     async move { actions::start_if_stopped(inv, p, &s, svc).await }
                 })
                 .await?;
-                // Changed configs restart one host at a time, each gated before the next.
-                let mut pending: Vec<usize> = selected
+                // Changed configs restart one host at a time through the roller: pre-flight,
+                // leader/controller last, each host back in sync before the next.
+                let pending: Vec<usize> = selected
                     .iter()
                     .copied()
                     .filter(|&i| plans[i].restart_pending(svc))
                     .collect();
-                if !pending.is_empty() {
-                    // Never begin a roll on a cluster that is already degraded.
-                    gates::after_restart(inv, &plans, svc, timeout(step, 60), rep)
-                        .await
-                        .with_context(|| {
-                            format!("before restarting {svc}: the cluster is not healthy; nothing was restarted")
-                        })?;
-                    // The ZooKeeper leader or the controller broker goes last: one election, not several.
-                    if let Some(last) = gates::leader_host(inv, &plans, svc).await {
-                        pending.sort_by_key(|&i| plans[i].host.name == last);
-                        rep.line(&format!(
-                            "  restarting {svc} on {} host(s), one at a time, {last} ({}) last",
-                            pending.len(),
-                            if svc == Service::ZooKeeper {
-                                "leader"
-                            } else {
-                                "controller"
-                            }
-                        ));
-                    }
-                }
-                for i in pending {
-                    let name = plans[i].host.name.clone();
-                    rep.host_busy(&name, &format!("restarting {svc}"));
-                    let s = &sessions[&name];
-                    let msg = actions::restart(inv, &mut plans[i], s, svc)
-                        .await
-                        .with_context(|| format!("{name}: step '{}'", step.name))?;
-                    rep.host_done(&name, &msg);
-                    summary.changes.get_mut(&name).unwrap().push(msg);
-                    gates::after_restart(inv, &plans, svc, timeout(step, 180), rep)
-                        .await
-                        .with_context(|| {
-                            format!("after restarting {svc} on {name}: the cluster did not recover; stopping here")
-                        })?;
+                let roller = Roller {
+                    inv,
+                    sessions: &sessions,
+                    rep,
+                    opts: RollOptions {
+                        policy: Policy::default(),
+                        force: false,
+                        sigkill_after: None,
+                    },
+                };
+                for r in roller
+                    .roll(&mut plans, svc, pending)
+                    .await
+                    .with_context(|| format!("step '{}'", step.name))?
+                {
+                    summary.changes.get_mut(&r.host).unwrap().push(r.message);
                 }
             }
             Action::Wait => {

@@ -1,0 +1,275 @@
+//! The roller: restarts a service host by host without taking the cluster below its safety
+//! margins. `clusterctl restart --rolling` and the config-change path of `apply` share it.
+
+use super::roller::{self, KafkaView, Policy};
+use crate::engine::{HostPlan, actions, gates};
+use crate::health::kafka::ClusterMetadata;
+use crate::inventory::Inventory;
+use crate::render::Service;
+use crate::report::Reporter;
+use crate::transport::Session;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long one node may wait to be allowed down, and to come back in sync.
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL: Duration = Duration::from_millis(500);
+/// "Back in the ISR" must hold for this many polls in a row (ISR can flap right after a start).
+const STABLE_POLLS: u32 = 3;
+
+pub struct RollOptions {
+    pub policy: Policy,
+    /// Roll even if pre-flight finds the cluster degraded.
+    pub force: bool,
+    pub sigkill_after: Option<u64>,
+}
+
+/// One node's restart, with the parts the benchmark sums.
+#[derive(Debug, Clone)]
+pub struct NodeRoll {
+    pub host: String,
+    pub service: Service,
+    pub message: String,
+    pub stop: Duration,
+    pub start: Duration,
+    pub catch_up: Duration,
+}
+
+pub struct Roller<'a> {
+    pub inv: &'a Inventory,
+    pub sessions: &'a BTreeMap<String, Session>,
+    pub rep: &'a Reporter,
+    pub opts: RollOptions,
+}
+
+impl Roller<'_> {
+    /// Restart `svc` on the hosts `todo` (indexes into `plans`), one at a time: pre-flight,
+    /// then for each node: wait until it may go, stop, start, wait until it is back in sync.
+    /// The ZooKeeper leader / controller broker is re-read before each node and goes last.
+    pub async fn roll(
+        &self,
+        plans: &mut [HostPlan],
+        svc: Service,
+        todo: Vec<usize>,
+    ) -> Result<Vec<NodeRoll>> {
+        if todo.is_empty() {
+            return Ok(vec![]);
+        }
+        self.preflight(plans, svc).await?;
+        let first_leader = gates::leader_host(self.inv, plans, svc).await;
+        self.rep.line(&format!(
+            "  restarting {svc} on {} host(s), one at a time, {} last",
+            todo.len(),
+            match (&first_leader, svc) {
+                (Some(l), Service::ZooKeeper) => format!("{l} (leader)"),
+                (Some(l), Service::Kafka) => format!("{l} (controller)"),
+                (None, _) => "the leader".to_string(),
+            }
+        ));
+        let mut left = todo;
+        let mut done = Vec::new();
+        while !left.is_empty() {
+            let leader = gates::leader_host(self.inv, plans, svc).await;
+            let names: Vec<&str> = left.iter().map(|&i| plans[i].host.name.as_str()).collect();
+            let next_name = roller::order_last(&names, leader.as_deref())[0].to_string();
+            let pos = left
+                .iter()
+                .position(|&i| plans[i].host.name == next_name)
+                .unwrap();
+            let i = left.remove(pos);
+            let role = match (&leader, svc) {
+                (Some(l), Service::ZooKeeper) if *l == next_name => " (leader)",
+                (Some(l), Service::Kafka) if *l == next_name => " (controller)",
+                _ => "",
+            };
+            self.rep
+                .host_busy(&next_name, &format!("waiting until {svc} may restart"));
+            self.wait_can_roll(plans, svc, i).await?;
+            self.rep.host_busy(&next_name, &format!("restarting {svc}"));
+            let s = &self.sessions[&next_name];
+            let r = actions::restart(self.inv, &mut plans[i], s, svc, self.opts.sigkill_after)
+                .await
+                .with_context(|| format!("{next_name}: restarting {svc}"))?;
+            self.rep
+                .host_busy(&next_name, &format!("{svc}: waiting until back in sync"));
+            let t = Instant::now();
+            self.wait_ready(plans, svc, i)
+                .await
+                .with_context(|| format!("after restarting {svc} on {next_name}: the cluster did not recover; stopping here"))?;
+            let catch_up = t.elapsed();
+            let message = format!(
+                "{}{role} (stop {:.1}s, start {:.1}s, back in sync {:.1}s)",
+                r.message,
+                r.stop.as_secs_f64(),
+                r.start.as_secs_f64(),
+                catch_up.as_secs_f64()
+            );
+            self.rep.host_done(&next_name, &message);
+            done.push(NodeRoll {
+                host: next_name,
+                service: svc,
+                message,
+                stop: r.stop,
+                start: r.start,
+                catch_up,
+            });
+        }
+        Ok(done)
+    }
+
+    /// Every node of the service up and the cluster whole; otherwise refuse (or warn, forced).
+    async fn preflight(&self, plans: &[HostPlan], svc: Service) -> Result<()> {
+        let mut blockers: Vec<String> = plans
+            .iter()
+            .filter(|p| member(p, svc) && p.running(svc).is_none())
+            .map(|p| format!("{svc} on {} is not running", p.host.name))
+            .collect();
+        match svc {
+            Service::ZooKeeper => {
+                let (_, v) = gates::zk_probe(self.inv).await;
+                blockers.extend(v.problems.into_iter().map(|p| format!("ZooKeeper: {p}")));
+            }
+            Service::Kafka => match self.kafka_view(plans).await {
+                Ok(v) => blockers.extend(roller::kafka_preflight(&v, self.opts.policy)),
+                Err(e) => blockers.push(format!("{e:#}")),
+            },
+        }
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        if self.opts.force {
+            self.rep.line(&format!(
+                "WARNING: --force: rolling {svc} although the cluster is degraded: {}",
+                blockers.join("; ")
+            ));
+            return Ok(());
+        }
+        bail!(
+            "refusing to roll {svc}: the cluster is not healthy (nothing was restarted):\n  {}\nfix these first, or pass --force to roll anyway",
+            blockers.join("\n  ")
+        )
+    }
+
+    async fn wait_can_roll(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<()> {
+        let host = &plans[i].host.name;
+        let members = plans.iter().filter(|p| member(p, svc)).count();
+        self.poll(
+            &format!("{svc} on {host} may restart"),
+            move || async move {
+                match svc {
+                    Service::ZooKeeper => {
+                        let (_, v) = gates::zk_probe(self.inv).await;
+                        // A healthy verdict already includes "leader has members-1 synced followers".
+                        let synced = v.healthy.then_some(members - 1);
+                        roller::can_roll_zookeeper(v.healthy, members, synced)
+                            .map_err(|e| format!("{e}: {}", v.problems.join("; ")))
+                    }
+                    Service::Kafka => {
+                        let id = plans[i].broker_id.unwrap_or(-1) as i32;
+                        let v = self.kafka_view(plans).await.map_err(|e| format!("{e:#}"))?;
+                        roller::can_roll_broker(&v, id, self.opts.policy).map_err(|w| w.join("; "))
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    async fn wait_ready(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<()> {
+        let host = &plans[i].host.name;
+        match svc {
+            Service::ZooKeeper => {
+                self.poll(
+                    &format!("ZooKeeper on {host} following, ensemble whole"),
+                    move || async move {
+                        let (_, v) = gates::zk_probe(self.inv).await;
+                        if v.healthy {
+                            Ok(())
+                        } else {
+                            Err(v.problems.join("; "))
+                        }
+                    },
+                )
+                .await
+            }
+            Service::Kafka => {
+                let id = plans[i].broker_id.unwrap_or(-1) as i32;
+                let streak = std::sync::atomic::AtomicU32::new(0);
+                let streak = &streak;
+                self.poll(
+                    &format!("broker {id} ({host}) back in every ISR"),
+                    || async move {
+                        let v = self.kafka_view(plans).await.map_err(|e| format!("{e:#}"));
+                        match v.and_then(|v| roller::broker_caught_up(&v, id)) {
+                            Ok(()) => {
+                                let n =
+                                    streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                                if n >= STABLE_POLLS {
+                                    Ok(())
+                                } else {
+                                    Err(format!("in sync, confirming ({n}/{STABLE_POLLS})"))
+                                }
+                            }
+                            Err(e) => {
+                                streak.store(0, std::sync::atomic::Ordering::Relaxed);
+                                Err(e)
+                            }
+                        }
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// Metadata plus what the roller needs to judge it.
+    async fn kafka_view(&self, plans: &[HostPlan]) -> Result<KafkaView> {
+        let metadata: ClusterMetadata = gates::metadata(self.inv).await?;
+        Ok(KafkaView {
+            metadata,
+            expected: plans
+                .iter()
+                .filter(|p| p.host.in_kafka)
+                .filter_map(|p| p.broker_id.map(|i| i as i32))
+                .collect(),
+            min_isr: BTreeMap::new(),
+            default_min_isr: default_min_isr(self.inv),
+        })
+    }
+
+    async fn poll<F, Fut>(&self, what: &str, mut probe: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let start = Instant::now();
+        loop {
+            match probe().await {
+                Ok(()) => return Ok(()),
+                Err(why) => {
+                    if start.elapsed() > NODE_TIMEOUT {
+                        bail!("{what}: not within {}s: {why}", NODE_TIMEOUT.as_secs());
+                    }
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn member(p: &HostPlan, svc: Service) -> bool {
+    match svc {
+        Service::ZooKeeper => p.host.in_zookeeper,
+        Service::Kafka => p.host.in_kafka,
+    }
+}
+
+/// The brokers' min.insync.replicas: an explicit property wins over the inventory setting.
+fn default_min_isr(inv: &Inventory) -> usize {
+    inv.kafka
+        .properties
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(inv.kafka.min_insync_replicas as usize)
+}

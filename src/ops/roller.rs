@@ -1,0 +1,423 @@
+//! The rolling-restart decisions, as pure functions over a snapshot of cluster state, so every
+//! rule is unit-tested on fabricated states. Orchestration (src/ops/restart.rs) only asks.
+//!
+//! Rules (after Strimzi's KafkaAvailability, made stricter by default):
+//! - pre-flight: every broker registered, 0 offline partitions, 0 under-min-ISR, and (strict)
+//!   0 under-replicated; the ZooKeeper ensemble healthy;
+//! - a broker may go down only if no partition it is in sync for would fall below its
+//!   min.insync.replicas; a partition whose replication factor is at or below min ISR can never
+//!   keep producing with acks=all while one replica is down, so it blocks unless the operator
+//!   opts in;
+//! - order: ZooKeeper followers, then the leader; brokers with the controller last.
+
+use crate::health::kafka::ClusterMetadata;
+use std::collections::BTreeMap;
+
+/// What the roller knows about Kafka at one instant.
+#[derive(Debug, Clone)]
+pub struct KafkaView {
+    pub metadata: ClusterMetadata,
+    /// Broker ids that must be registered.
+    pub expected: Vec<i32>,
+    /// Effective min.insync.replicas per topic (cluster default where the topic sets none).
+    pub min_isr: BTreeMap<String, usize>,
+    pub default_min_isr: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Refuse to start while any partition is under-replicated (default), not only under min ISR.
+    pub strict: bool,
+    /// Accept that topics with replication factor <= min.insync.replicas stop taking acks=all
+    /// writes while one of their replicas restarts.
+    pub allow_unavailable_low_rf: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            strict: true,
+            allow_unavailable_low_rf: false,
+        }
+    }
+}
+
+impl KafkaView {
+    fn min_isr_of(&self, topic: &str) -> usize {
+        self.min_isr
+            .get(topic)
+            .copied()
+            .unwrap_or(self.default_min_isr)
+    }
+
+    /// Every (topic, partition, replicas, isr, leader) with its min ISR.
+    fn partitions(&self) -> impl Iterator<Item = (&str, i32, &[i32], &[i32], i32, usize)> {
+        self.metadata.topics.iter().flat_map(move |t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.as_str(),
+                    p.id,
+                    p.replicas.as_slice(),
+                    p.isr.as_slice(),
+                    p.leader,
+                    self.min_isr_of(&t.name),
+                )
+            })
+        })
+    }
+}
+
+/// Reasons the whole roll must not start. Empty means go.
+pub fn kafka_preflight(v: &KafkaView, policy: Policy) -> Vec<String> {
+    let mut blockers = Vec::new();
+    let live: Vec<i32> = v.metadata.brokers.iter().map(|b| b.id).collect();
+    let missing: Vec<String> = v
+        .expected
+        .iter()
+        .filter(|id| !live.contains(id))
+        .map(|id| id.to_string())
+        .collect();
+    if !missing.is_empty() {
+        blockers.push(format!("brokers not registered: {}", missing.join(", ")));
+    }
+    let mut offline = Vec::new();
+    let mut under_min = Vec::new();
+    let mut under_rep = Vec::new();
+    for (topic, id, replicas, isr, leader, min_isr) in v.partitions() {
+        let name = format!("{topic}-{id}");
+        if leader < 0 || !live.contains(&leader) {
+            offline.push(name);
+        } else if isr.len() < min_isr.min(replicas.len()) {
+            under_min.push(format!(
+                "{name} (ISR {isr:?} < min.insync.replicas {min_isr})"
+            ));
+        } else if isr.len() < replicas.len() {
+            under_rep.push(format!("{name} (replicas {replicas:?}, ISR {isr:?})"));
+        }
+    }
+    if !offline.is_empty() {
+        blockers.push(format!("offline partitions: {}", short(&offline)));
+    }
+    if !under_min.is_empty() {
+        blockers.push(format!("under-min-ISR partitions: {}", short(&under_min)));
+    }
+    if policy.strict && !under_rep.is_empty() {
+        blockers.push(format!(
+            "under-replicated partitions: {}",
+            short(&under_rep)
+        ));
+    }
+    blockers
+}
+
+/// May `broker` go down now? `Err` lists the partitions that forbid it.
+pub fn can_roll_broker(v: &KafkaView, broker: i32, policy: Policy) -> Result<(), Vec<String>> {
+    let mut why = Vec::new();
+    for (topic, id, replicas, isr, _, min_isr) in v.partitions() {
+        if !replicas.contains(&broker) {
+            continue;
+        }
+        let name = format!("{topic}-{id}");
+        if replicas.len() <= min_isr {
+            if !policy.allow_unavailable_low_rf {
+                why.push(format!(
+                    "{name}: replication factor {} <= min.insync.replicas {min_isr}: acks=all writes stop while broker {broker} restarts (opt in with --allow-unavailable-topics)",
+                    replicas.len()
+                ));
+            }
+            continue;
+        }
+        let in_sync = isr.contains(&broker);
+        let remaining = isr.len() - usize::from(in_sync);
+        if remaining < min_isr {
+            why.push(format!(
+                "{name}: ISR {isr:?} would fall below min.insync.replicas {min_isr} without broker {broker}"
+            ));
+        }
+    }
+    if why.is_empty() { Ok(()) } else { Err(why) }
+}
+
+/// Back to normal after a restart: registered, and in the ISR of every partition it replicates.
+pub fn broker_caught_up(v: &KafkaView, broker: i32) -> Result<(), String> {
+    if v.metadata.broker(broker).is_none() {
+        return Err(format!("broker {broker} is not registered yet"));
+    }
+    let behind: Vec<String> = v
+        .partitions()
+        .filter(|(_, _, replicas, isr, _, _)| replicas.contains(&broker) && !isr.contains(&broker))
+        .map(|(t, p, ..)| format!("{t}-{p}"))
+        .collect();
+    if behind.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "broker {broker} not yet in sync for {}",
+            short(&behind)
+        ))
+    }
+}
+
+/// Roll order for `members` (host names): the `last` one (ZooKeeper leader or controller broker)
+/// at the end, the others in their given order.
+pub fn order_last<'a>(members: &[&'a str], last: Option<&str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = members.to_vec();
+    v.sort_by_key(|m| Some(*m) == last);
+    v
+}
+
+/// May this ZooKeeper member go down? The ensemble must be whole (one leader, every other
+/// member synced) so a majority survives without it.
+pub fn can_roll_zookeeper(
+    healthy: bool,
+    members: usize,
+    synced_followers: Option<usize>,
+) -> Result<(), String> {
+    if !healthy {
+        return Err("the ZooKeeper ensemble is not healthy".into());
+    }
+    if members > 1 && synced_followers != Some(members - 1) {
+        return Err(format!(
+            "the leader has {} synced follower(s), expected {}",
+            synced_followers.map_or("unknown".into(), |n| n.to_string()),
+            members - 1
+        ));
+    }
+    Ok(())
+}
+
+fn short(v: &[String]) -> String {
+    if v.len() <= 10 {
+        v.join(", ")
+    } else {
+        format!("{} and {} more", v[..10].join(", "), v.len() - 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::kafka::{BrokerInfo, PartitionInfo, TopicInfo};
+
+    fn broker(id: i32) -> BrokerInfo {
+        BrokerInfo {
+            id,
+            host: format!("b{id}"),
+            port: 9092,
+            rack: None,
+        }
+    }
+
+    fn part(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
+        PartitionInfo {
+            id,
+            leader,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            offline: vec![],
+            error: None,
+        }
+    }
+
+    fn view(brokers: &[i32], topics: Vec<(&str, Vec<PartitionInfo>)>) -> KafkaView {
+        KafkaView {
+            metadata: ClusterMetadata {
+                brokers: brokers.iter().map(|&i| broker(i)).collect(),
+                controller_id: brokers.first().copied().unwrap_or(-1),
+                cluster_id: None,
+                topics: topics
+                    .into_iter()
+                    .map(|(n, p)| TopicInfo {
+                        name: n.into(),
+                        error: None,
+                        partitions: p,
+                    })
+                    .collect(),
+            },
+            expected: vec![1, 2, 3],
+            min_isr: BTreeMap::new(),
+            default_min_isr: 2,
+        }
+    }
+
+    fn healthy() -> KafkaView {
+        view(
+            &[1, 2, 3],
+            vec![(
+                "orders",
+                vec![
+                    part(0, 1, &[1, 2, 3], &[1, 2, 3]),
+                    part(1, 2, &[2, 3, 1], &[2, 3, 1]),
+                ],
+            )],
+        )
+    }
+
+    #[test]
+    fn healthy_cluster_rolls_every_broker() {
+        let v = healthy();
+        assert!(kafka_preflight(&v, Policy::default()).is_empty());
+        for b in [1, 2, 3] {
+            assert_eq!(can_roll_broker(&v, b, Policy::default()), Ok(()));
+        }
+    }
+
+    #[test]
+    fn offline_partition_blocks_preflight() {
+        let v = view(
+            &[1, 2, 3],
+            vec![("orders", vec![part(0, -1, &[1, 2, 3], &[])])],
+        );
+        let b = kafka_preflight(&v, Policy::default());
+        assert!(
+            b.iter()
+                .any(|m| m.starts_with("offline partitions: orders-0")),
+            "{b:?}"
+        );
+    }
+
+    #[test]
+    fn stopped_broker_blocks_and_names_the_partitions() {
+        let v = view(
+            &[1, 3],
+            vec![(
+                "orders",
+                vec![
+                    part(0, 1, &[1, 2, 3], &[1, 3]),
+                    part(1, 3, &[2, 3, 1], &[3, 1]),
+                ],
+            )],
+        );
+        let b = kafka_preflight(&v, Policy::default());
+        assert!(
+            b.contains(&"brokers not registered: 2".to_string()),
+            "{b:?}"
+        );
+        let urp = b
+            .iter()
+            .find(|m| m.starts_with("under-replicated"))
+            .unwrap();
+        assert!(
+            urp.contains("orders-0") && urp.contains("orders-1"),
+            "{urp}"
+        );
+        // Not strict: under-replicated alone is tolerated, a missing broker is not.
+        let lax = Policy {
+            strict: false,
+            ..Policy::default()
+        };
+        assert_eq!(
+            kafka_preflight(&v, lax),
+            vec!["brokers not registered: 2".to_string()]
+        );
+    }
+
+    #[test]
+    fn under_min_isr_always_blocks() {
+        let v = view(
+            &[1, 2, 3],
+            vec![("orders", vec![part(0, 1, &[1, 2, 3], &[1])])],
+        );
+        let lax = Policy {
+            strict: false,
+            ..Policy::default()
+        };
+        let b = kafka_preflight(&v, lax);
+        assert!(
+            b[0].starts_with("under-min-ISR partitions: orders-0"),
+            "{b:?}"
+        );
+    }
+
+    #[test]
+    fn a_broker_at_min_isr_cannot_go() {
+        // ISR {1,2} with min ISR 2: neither 1 nor 2 may leave; 3 (out of sync) may.
+        let v = view(
+            &[1, 2, 3],
+            vec![("orders", vec![part(0, 1, &[1, 2, 3], &[1, 2])])],
+        );
+        let err = can_roll_broker(&v, 1, Policy::default()).unwrap_err();
+        assert!(
+            err[0].contains("orders-0: ISR [1, 2] would fall below min.insync.replicas 2"),
+            "{err:?}"
+        );
+        assert!(can_roll_broker(&v, 2, Policy::default()).is_err());
+        assert_eq!(can_roll_broker(&v, 3, Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn replication_factor_at_or_below_min_isr_needs_opt_in() {
+        let mut v = view(
+            &[1, 2, 3],
+            vec![("audit", vec![part(0, 1, &[1, 2], &[1, 2])])],
+        );
+        let err = can_roll_broker(&v, 1, Policy::default()).unwrap_err();
+        assert!(
+            err[0].contains("replication factor 2 <= min.insync.replicas 2"),
+            "{err:?}"
+        );
+        let opt_in = Policy {
+            allow_unavailable_low_rf: true,
+            ..Policy::default()
+        };
+        assert_eq!(can_roll_broker(&v, 1, opt_in), Ok(()));
+        // A topic-level min ISR of 1 makes the same topic safe.
+        v.min_isr.insert("audit".into(), 1);
+        assert_eq!(can_roll_broker(&v, 1, Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn brokers_not_hosting_a_partition_are_unaffected() {
+        let v = view(
+            &[1, 2, 3, 4],
+            vec![("orders", vec![part(0, 1, &[1, 2, 3], &[1, 2])])],
+        );
+        assert_eq!(can_roll_broker(&v, 4, Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn caught_up_means_registered_and_in_every_isr() {
+        let v = view(
+            &[1, 3],
+            vec![("orders", vec![part(0, 1, &[1, 2, 3], &[1, 3])])],
+        );
+        assert!(
+            broker_caught_up(&v, 2)
+                .unwrap_err()
+                .contains("not registered")
+        );
+        let v = view(
+            &[1, 2, 3],
+            vec![("orders", vec![part(0, 1, &[1, 2, 3], &[1, 3])])],
+        );
+        assert!(broker_caught_up(&v, 2).unwrap_err().contains("orders-0"));
+        assert_eq!(broker_caught_up(&healthy(), 2), Ok(()));
+    }
+
+    #[test]
+    fn leader_goes_last_even_when_it_moves() {
+        assert_eq!(
+            order_last(&["n1", "n2", "n3"], Some("n1")),
+            vec!["n2", "n3", "n1"]
+        );
+        assert_eq!(
+            order_last(&["n1", "n2", "n3"], None),
+            vec!["n1", "n2", "n3"]
+        );
+        // The orchestrator re-reads the leader before each node: a leader change mid-roll
+        // (n1 -> n3 after n2 restarted) still puts the new leader last among those left.
+        assert_eq!(order_last(&["n3", "n1"], Some("n3")), vec!["n1", "n3"]);
+    }
+
+    #[test]
+    fn zookeeper_member_needs_a_whole_ensemble() {
+        assert_eq!(can_roll_zookeeper(true, 3, Some(2)), Ok(()));
+        assert!(
+            can_roll_zookeeper(true, 3, Some(1))
+                .unwrap_err()
+                .contains("1 synced")
+        );
+        assert!(can_roll_zookeeper(false, 3, Some(2)).is_err());
+        assert_eq!(can_roll_zookeeper(true, 1, None), Ok(()));
+    }
+}
