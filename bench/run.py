@@ -2,8 +2,10 @@
 """Benchmark clusterctl on the 3-node container lab. Prints figures; asserts nothing.
 
 For RUNS fresh labs: cold apply (artifacts already in the local cache, JDK from the OS package
-inside the nodes), then no-op re-applies and status calls on the running cluster. Reports
-medians, and clusterctl's peak RSS over every measured run (from wait4's rusage).
+inside the nodes), then no-op re-applies and status calls on the running cluster, then a rolling
+restart of the 3 brokers next to the sum of its unavoidable parts (each node's stop, start and
+ISR catch-up as the roller measured them). Reports medians, and clusterctl's peak RSS over every
+measured run (from wait4's rusage).
 
     bench/run.py [--runs 3] [--repeats 5]
 
@@ -13,6 +15,7 @@ Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide, and a relea
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -24,13 +27,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "clusterctl")
 
 
-def run(args, env):
-    """Run clusterctl; return (seconds, peak RSS in KiB, exit code)."""
+def run(args, env, out=None):
+    """Run clusterctl; return (seconds, peak RSS in KiB, exit code). `out` collects stdout."""
     start = time.monotonic()
-    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, err = proc.stdout.read(), proc.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.monotonic() - start
-    err = proc.stderr.read().decode(errors="replace")
+    if out is not None:
+        out.append(stdout.decode(errors="replace"))
     code = os.waitstatus_to_exitcode(status)
     if code not in (0,):
         sys.stderr.write(f"clusterctl {' '.join(args)} exited {code}:\n{err}\n")
@@ -58,7 +63,7 @@ def main():
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
-    cold, noop, status, rss = [], [], [], []
+    cold, noop, status, rss, roll, parts = [], [], [], [], [], []
     try:
         time.sleep(0.5)
         subprocess.run([BIN, "lab", "image"], check=True, env=env)
@@ -81,6 +86,17 @@ def main():
                         t, r, code = run(["status", inv], env)
                         status.append(t)
                         rss.append(r)
+                    # Rolling restart of the 3 brokers, and the sum of each node's stop, start and
+                    # catch-up as the roller measured them, in the same run.
+                    text = []
+                    t, r, code = run(["restart", "--rolling", "--service", "kafka", inv], env, text)
+                    rss.append(r)
+                    m = re.search(r"rolled in ([0-9.]+)s \(stop \+ start \+ catch-up of each: ([0-9.]+)s\)", text[0])
+                    if code != 0 or not m:
+                        sys.exit("rolling restart failed")
+                    roll.append(t)
+                    parts.append(float(m.group(2)))
+                    print(f"run {i + 1}: rolling restart {t:.1f}s, parts {parts[-1]:.1f}s", flush=True)
                 finally:
                     subprocess.run([BIN, "lab", "down", "--inventory", inv], env=env,
                                    stderr=subprocess.DEVNULL)
@@ -96,6 +112,9 @@ def main():
     print(f"cold apply (artifacts cached)  median {med(cold):6.2f} s   (min {min(cold):.2f}, max {max(cold):.2f})")
     print(f"no-op re-apply                 median {med(noop):6.2f} s   (target <= 3 s)")
     print(f"status                         median {med(status):6.2f} s   (target <= 1 s)")
+    ratios = [t / p for t, p in zip(roll, parts)]
+    print(f"rolling restart, 3 brokers     median {med(roll):6.2f} s   sum of stop+start+catch-up {med(parts):.2f} s")
+    print(f"roll / unavoidable parts       median {med(ratios):6.2f}     (target <= 1.3)")
     print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
 
 

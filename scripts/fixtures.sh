@@ -187,7 +187,7 @@ jar_version() {
   local dir=$1 artifact=$2 jars
   jars=$(compgen -G "$dir/$artifact-[0-9]*.jar") || die "$artifact jar missing from $dir"
   [[ $(wc -l <<<"$jars") == 1 ]] || die "several $artifact jars in $dir: $jars"
-  jars=${jars##*/$artifact-}
+  jars=${jars##*/"$artifact"-}
   echo "${jars%.jar}"
 }
 

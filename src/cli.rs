@@ -7,6 +7,7 @@ use crate::ops::roller::Policy;
 use crate::render::Service;
 use crate::render::{Ids, InitSystem, Renderer};
 use crate::report::Reporter;
+use crate::topics::{self, TopicCommand};
 use crate::transport::HostKeyPolicy;
 use crate::{lab, ops, status};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -91,11 +92,98 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         sigkill_after: Option<u64>,
     },
+    /// Kafka topics: list, describe, create, delete, alter (Kafka's admin API; no JVM needed).
+    Topics {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        #[arg(long, short = 'i', global = true)]
+        inventory: Option<PathBuf>,
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_enum,
+            default_value = "text",
+            global = true
+        )]
+        output: Output,
+        #[command(subcommand)]
+        command: TopicsArgs,
+    },
     /// Throwaway hosts in containers (podman or docker) for smoke clusters and tests.
     Lab {
         #[command(subcommand)]
         command: LabCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TopicsArgs {
+    /// Every topic with partition count, replication factor and health; internal topics marked.
+    List,
+    /// Per partition: leader, replicas, ISR, offline replicas, flags; and the topic's configs.
+    Describe {
+        /// Omit for every topic.
+        topic: Option<String>,
+    },
+    /// Create a topic; no change when it already exists exactly as asked.
+    Create {
+        topic: String,
+        /// [default: kafka.num_partitions of the inventory]
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// [default: kafka.default_replication_factor of the inventory]
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// Topic config, repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = topics::parse_config_arg)]
+        configs: Vec<(String, String)>,
+    },
+    /// Delete a topic.
+    Delete { topic: String },
+    /// Add partitions (never fewer), set configs, remove config overrides.
+    Alter {
+        topic: String,
+        /// New total partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = topics::parse_config_arg)]
+        set: Vec<(String, String)>,
+        #[arg(long = "delete-config", value_name = "KEY", value_parser = topics::parse_config_key)]
+        delete: Vec<String>,
+    },
+}
+
+impl TopicsArgs {
+    /// The command, with the cluster's defaults where the user gave none.
+    fn command(self, inv: &Inventory) -> TopicCommand {
+        match self {
+            TopicsArgs::List => TopicCommand::List,
+            TopicsArgs::Describe { topic } => TopicCommand::Describe { topic },
+            TopicsArgs::Create {
+                topic,
+                partitions,
+                replication_factor,
+                configs,
+            } => TopicCommand::Create {
+                topic,
+                partitions: partitions.unwrap_or(inv.kafka.num_partitions as i32),
+                replication_factor: replication_factor
+                    .unwrap_or(inv.kafka.default_replication_factor as i16),
+                configs,
+            },
+            TopicsArgs::Delete { topic } => TopicCommand::Delete { topic },
+            TopicsArgs::Alter {
+                topic,
+                partitions,
+                set,
+                delete,
+            } => TopicCommand::Alter {
+                topic,
+                partitions,
+                set,
+                delete,
+            },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -220,6 +308,31 @@ pub fn run(cli: Cli) -> ExitCode {
                     sigkill_after,
                 };
                 restart(&inv, &services, limit.as_deref(), opts)
+            }
+            Err(code) => code,
+        },
+        Command::Topics {
+            inventory,
+            output,
+            command,
+        } => match load(inventory) {
+            Ok(inv) => {
+                let bootstrap = engine::gates::bootstrap(&inv);
+                let json = matches!(output, Output::Json);
+                match runtime().block_on(topics::run(&bootstrap, command.command(&inv), json)) {
+                    Ok(text) => {
+                        println!("{text}");
+                        OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        if e.is::<topics::InvalidArgs>() {
+                            BAD_INPUT
+                        } else {
+                            FAILED
+                        }
+                    }
+                }
             }
             Err(code) => code,
         },

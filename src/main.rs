@@ -10,6 +10,7 @@ mod ops;
 mod render;
 mod report;
 mod status;
+mod topics;
 mod transport;
 
 use clap::Parser;

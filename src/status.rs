@@ -3,7 +3,7 @@
 
 use crate::engine::facts::Facts;
 use crate::engine::{gates, plan};
-use crate::health::kafka::ClusterMetadata;
+use crate::health::kafka::{ClusterMetadata, QuorumInfo};
 use crate::inventory::Inventory;
 use crate::render::Service;
 use crate::transport::{HostKeyPolicy, Session};
@@ -15,8 +15,32 @@ pub struct Status {
     pub healthy: bool,
     pub verdict: String,
     pub hosts: Vec<HostStatus>,
-    pub zookeeper: ZkStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zookeeper: Option<ZkStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kraft: Option<QuorumStatus>,
     pub kafka: KafkaStatus,
+}
+
+/// The KRaft metadata quorum as DescribeQuorum reports it.
+#[derive(Debug, Serialize)]
+pub struct QuorumStatus {
+    /// The active controller's node id (-1: none).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<VoterStatus>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoterStatus {
+    pub id: i32,
+    pub host: Option<String>,
+    pub log_end_offset: i64,
+    /// Records behind the leader's log end.
+    pub lag: i64,
+    pub caught_up: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +95,13 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         s.close().await;
         f
     }));
-    let (facts, zk_probe, metadata) = tokio::join!(reach, zk_members(inv), gates::metadata(inv));
+    let (facts, zk_probe, metadata, quorum) =
+        tokio::join!(reach, zk_members(inv), gates::metadata(inv), async {
+            match inv.kafka.kraft {
+                true => Some(gates::quorum(inv).await),
+                false => None,
+            }
+        });
     let facts: Vec<Result<Facts, String>> = facts
         .into_iter()
         .map(|r| r.map_err(|e| format!("{e:#}")))
@@ -97,7 +127,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         };
         for (svc, member) in [
             (Service::ZooKeeper, h.in_zookeeper),
-            (Service::Kafka, h.in_kafka),
+            (Service::Kafka, h.runs_kafka()),
         ] {
             if !member {
                 continue;
@@ -113,14 +143,28 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                     .find(|m| m.host == h.name)
                     .and_then(|m| m.mode.clone())
                     .unwrap_or_else(|| "not answering".into()),
+                Service::Kafka if !h.in_kafka => {
+                    let id = ids.node_id(&h.name).unwrap_or(-1) as i32;
+                    match &quorum {
+                        Some(Ok(q)) if q.leader_id == id => format!("controller {id}, active"),
+                        Some(Ok(q)) if q.voter(id).is_some() => format!("controller {id}, voter"),
+                        _ => format!("controller {id}, not in the quorum"),
+                    }
+                }
                 Service::Kafka => {
                     let id = ids.broker_id.get(&h.name).map(|i| *i as i32);
+                    let kraft_leader = match &quorum {
+                        Some(Ok(q)) => Some(q.leader_id),
+                        _ => None,
+                    };
                     match (&metadata, id) {
                         (Ok(m), Some(id)) if m.broker(id).is_some() => {
-                            let c = if m.controller_id == id {
-                                ", controller"
-                            } else {
-                                ""
+                            // In KRaft, Metadata's controller id is any broker: ask the quorum.
+                            let c = match kraft_leader {
+                                Some(l) if l == id => ", active controller",
+                                Some(_) => "",
+                                None if m.controller_id == id => ", controller",
+                                None => "",
                             };
                             format!("broker {id} registered{c}")
                         }
@@ -146,6 +190,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     }
 
     problems.extend(zk_probe.problems.iter().cloned());
+    let kraft = quorum.map(|q| quorum_status(inv, &ids, q, &mut problems));
     let expected: BTreeMap<String, i32> = inv
         .kafka_hosts()
         .filter_map(|h| {
@@ -157,9 +202,22 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     let kafka = kafka_status(&metadata, &expected, &mut problems);
     let healthy = problems.is_empty();
     let verdict = if healthy {
+        let quorum = match &kraft {
+            Some(q) => format!(
+                "KRaft quorum with active controller {}",
+                q.voters
+                    .iter()
+                    .find(|v| v.id == q.leader)
+                    .and_then(|v| v.host.clone())
+                    .unwrap_or_else(|| q.leader.to_string())
+            ),
+            None => format!(
+                "ZooKeeper quorum with leader {}",
+                zk_probe.leader.clone().unwrap_or_default()
+            ),
+        };
         format!(
-            "HEALTHY: ZooKeeper quorum with leader {}, {}/{} brokers registered, 0 under-replicated, 0 offline partitions",
-            zk_probe.leader.clone().unwrap_or_default(),
+            "HEALTHY: {quorum}, {}/{} brokers registered, 0 under-replicated, 0 offline partitions",
             kafka.registered.len(),
             expected.len()
         )
@@ -170,8 +228,64 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         healthy,
         verdict,
         hosts,
-        zookeeper: zk_probe,
+        zookeeper: (!inv.kafka.kraft).then_some(zk_probe),
+        kraft,
         kafka,
+    }
+}
+
+fn quorum_status(
+    inv: &Inventory,
+    ids: &crate::render::Ids,
+    q: anyhow::Result<QuorumInfo>,
+    problems: &mut Vec<String>,
+) -> QuorumStatus {
+    let q = match q {
+        Ok(q) => q,
+        Err(e) => {
+            problems.push(format!("KRaft: {e:#}"));
+            return QuorumStatus {
+                leader: -1,
+                leader_epoch: -1,
+                high_watermark: -1,
+                voters: vec![],
+                error: Some(format!("{e:#}")),
+            };
+        }
+    };
+    let host_of = |id: i32| {
+        inv.controller_hosts()
+            .find(|h| ids.node_id(&h.name) == Some(id as i64))
+            .map(|h| h.name.clone())
+    };
+    let expected: Vec<i32> = inv
+        .controller_hosts()
+        .filter_map(|h| ids.node_id(&h.name).map(|i| i as i32))
+        .collect();
+    problems.extend(
+        q.problems(&expected, gates::FETCH_TIMEOUT_MS)
+            .into_iter()
+            .map(|p| format!("KRaft quorum: {p}")),
+    );
+    let leader_end = q
+        .voter(q.leader_id)
+        .map_or(q.high_watermark, |l| l.log_end_offset);
+    QuorumStatus {
+        leader: q.leader_id,
+        leader_epoch: q.leader_epoch,
+        high_watermark: q.high_watermark,
+        voters: q
+            .voters
+            .iter()
+            .map(|v| VoterStatus {
+                id: v.id,
+                host: host_of(v.id),
+                log_end_offset: v.log_end_offset,
+                lag: (leader_end - v.log_end_offset).max(0),
+                caught_up: q.is_caught_up(v, gates::FETCH_TIMEOUT_MS),
+            })
+            .collect(),
+        error: None,
     }
 }
 
@@ -299,16 +413,43 @@ pub fn print_text(s: &Status) {
             }
         );
     }
-    let zk: Vec<String> = s
-        .zookeeper
-        .members
-        .iter()
-        .map(|m| match (&m.mode, &m.zxid) {
-            (Some(mode), Some(z)) => format!("{} {mode} zxid {z}", m.host),
-            _ => format!("{} not answering", m.host),
-        })
-        .collect();
-    println!("zookeeper: {}", zk.join(", "));
+    if let Some(z) = &s.zookeeper {
+        let zk: Vec<String> = z
+            .members
+            .iter()
+            .map(|m| match (&m.mode, &m.zxid) {
+                (Some(mode), Some(z)) => format!("{} {mode} zxid {z}", m.host),
+                _ => format!("{} not answering", m.host),
+            })
+            .collect();
+        println!("zookeeper: {}", zk.join(", "));
+    }
+    if let Some(q) = &s.kraft {
+        let voters: Vec<String> = q
+            .voters
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} (node {}{}, lag {}{})",
+                    v.host.as_deref().unwrap_or("?"),
+                    v.id,
+                    if v.id == q.leader { ", active" } else { "" },
+                    v.lag,
+                    if v.caught_up { "" } else { ", NOT caught up" }
+                )
+            })
+            .collect();
+        match &q.error {
+            Some(e) => println!("kraft quorum: {e}"),
+            None => println!(
+                "kraft quorum: leader node {} epoch {}, high watermark {}; voters: {}",
+                q.leader,
+                q.leader_epoch,
+                q.high_watermark,
+                voters.join(", ")
+            ),
+        }
+    }
     let k = &s.kafka;
     match &k.error {
         Some(e) => println!("kafka: {e}"),

@@ -33,7 +33,7 @@ pub async fn prepare(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<V
             script.push_str(&format!("mkdir_owned {} zookeeper 0750\n", quote(d)));
         }
     }
-    if p.host.in_kafka {
+    if p.host.runs_kafka() {
         script.push_str("mkuser kafka\nmkdir -p /etc/kafka\n");
         for d in inv
             .kafka
@@ -240,6 +240,34 @@ fn write_script(f: &ManagedFile) -> String {
         m = f.mode,
         path = quote(&f.path)
     )
+}
+
+/// KRaft: format the log dirs once, as the kafka user, with the cluster's one id. A host
+/// whose meta.properties exists is never formatted again (and `--ignore-formatted` guards
+/// the other dirs).
+pub async fn format(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    cluster_id: &str,
+) -> Result<Vec<String>> {
+    if p.facts.cluster_id.is_some() {
+        return Ok(vec![]);
+    }
+    let def = ServiceDef::new(Service::Kafka, inv, &p.host);
+    let cmd = format!(
+        "set -e\nset -a\n. {env}\nset +a\nrunuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
+         -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/var/log/kafka \
+         -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted -t {id} -c /etc/kafka/server.properties'",
+        env = quote(&def.env_file),
+        id = quote(cluster_id)
+    );
+    s.exec_ok_timeout(&cmd, Duration::from_secs(120)).await?;
+    p.facts.cluster_id = Some(cluster_id.to_string());
+    Ok(vec![format!(
+        "formatted {} for cluster {cluster_id}",
+        inv.kafka.log_dirs.join(",")
+    )])
 }
 
 fn service_cmd(p: &HostPlan, svc: &ServiceDef, verb: &str) -> String {

@@ -15,7 +15,10 @@ pub struct Facts {
     /// `<sha256> <mode>:<owner>:<group>` of each managed path that exists.
     pub files: BTreeMap<String, String>,
     pub myid: Option<i64>,
+    /// broker.id (ZooKeeper mode) or node.id (KRaft) from meta.properties.
     pub broker_id: Option<i64>,
+    /// KRaft cluster.id from meta.properties: the host is formatted.
+    pub cluster_id: Option<String>,
     /// Content of `<dir>/.clusterctl-sha512` per install dir that has one.
     pub installed: BTreeMap<String, String>,
     /// Target of each stable symlink (`/opt/kafka` -> `kafka_2.13-3.9.1`).
@@ -73,7 +76,7 @@ pub fn script(q: &Query) -> String {
     }
     for m in &q.meta_properties {
         s.push_str(&format!(
-            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p' {m}\n",
+            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p' {m}\n",
             m = quote(m)
         ));
     }
@@ -121,6 +124,7 @@ pub fn parse(out: &str) -> Facts {
             }
             "myid" => f.myid = rest.parse().ok(),
             "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
+            "cluster_id" => f.cluster_id = f.cluster_id.clone().or(Some(rest.to_string())),
             "pid" => {
                 if let Some((name, pid)) = rest.split_once(' ') {
                     let svc = match name {

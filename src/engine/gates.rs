@@ -2,7 +2,7 @@
 
 use super::HostPlan;
 use super::playbook::Gate;
-use crate::health::kafka::{self, ClusterMetadata, KafkaClient};
+use crate::health::kafka::{self, ClusterMetadata, KafkaClient, QuorumInfo};
 use crate::health::zookeeper;
 use crate::inventory::Inventory;
 use crate::render::Service;
@@ -115,6 +115,33 @@ pub async fn wait(
 ) -> Result<String> {
     let start = Instant::now();
     match gate {
+        Gate::ZookeeperQuorum if zk_members(inv).is_empty() => {
+            Ok("no ZooKeeper ensemble (KRaft): skipped".into())
+        }
+        Gate::KraftQuorum if !inv.kafka.kraft => Ok("ZooKeeper mode: no KRaft quorum".into()),
+        Gate::KraftQuorum => {
+            let voters = expected_voters(plans);
+            let leader = &std::sync::atomic::AtomicI32::new(-1);
+            let voters = &voters;
+            poll("KRaft quorum", timeout, rep, move || async move {
+                match quorum(inv).await {
+                    Ok(q) => {
+                        leader.store(q.leader_id, std::sync::atomic::Ordering::Relaxed);
+                        let p = q.problems(voters, FETCH_TIMEOUT_MS);
+                        (!p.is_empty()).then(|| p.join("; "))
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                }
+            })
+            .await?;
+            rep.clear();
+            Ok(format!(
+                "KRaft quorum: active controller {}, {} voter(s) caught up ({:.1}s)",
+                leader.load(std::sync::atomic::Ordering::Relaxed),
+                voters.len(),
+                start.elapsed().as_secs_f64()
+            ))
+        }
         Gate::ZookeeperQuorum => {
             let leader = &std::sync::Mutex::new(None);
             poll("ZooKeeper quorum", timeout, rep, move || async move {
@@ -156,19 +183,46 @@ pub async fn wait(
     }
 }
 
-/// The host whose restart forces an election: the ZooKeeper leader, or the broker that is
-/// the (ZooKeeper-mode) controller.
+/// The host whose restart forces an election: the ZooKeeper leader, the KRaft active
+/// controller (DescribeQuorum's leader; Metadata's controller id is not it in KRaft), or the
+/// ZooKeeper-mode controller broker.
 pub async fn leader_host(inv: &Inventory, plans: &[HostPlan], svc: Service) -> Option<String> {
-    match svc {
-        Service::ZooKeeper => zk_probe(inv).await.1.leader,
-        Service::Kafka => {
-            let m = metadata(inv).await.ok()?;
-            plans
-                .iter()
-                .find(|p| p.host.in_kafka && p.broker_id == Some(m.controller_id as i64))
-                .map(|p| p.host.name.clone())
+    let id = match svc {
+        Service::ZooKeeper => return zk_probe(inv).await.1.leader,
+        Service::Kafka if inv.kafka.kraft => quorum(inv).await.ok()?.leader_id,
+        Service::Kafka => metadata(inv).await.ok()?.controller_id,
+    };
+    plans
+        .iter()
+        .find(|p| p.host.runs_kafka() && p.broker_id == Some(id as i64))
+        .map(|p| p.host.name.clone())
+}
+
+/// KRaft's default controller.quorum.fetch.timeout.ms: a voter further behind is not caught up.
+pub const FETCH_TIMEOUT_MS: i64 = 2000;
+
+/// Node ids of the KRaft voters.
+pub fn expected_voters(plans: &[HostPlan]) -> Vec<i32> {
+    plans
+        .iter()
+        .filter(|p| p.host.in_controller)
+        .filter_map(|p| p.broker_id.map(|i| i as i32))
+        .collect()
+}
+
+/// DescribeQuorum through the first broker that answers (brokers forward it to the controller).
+pub async fn quorum(inv: &Inventory) -> Result<QuorumInfo> {
+    let mut errors = Vec::new();
+    for addr in bootstrap(inv) {
+        match KafkaClient::connect(&addr, PROBE_TIMEOUT).await {
+            Ok(mut c) => match c.describe_quorum().await {
+                Ok(q) => return Ok(q),
+                Err(e) => errors.push(format!("{addr}: {e:#}")),
+            },
+            Err(e) => errors.push(format!("{addr}: {e:#}")),
         }
     }
+    bail!("no broker answered DescribeQuorum: {}", errors.join("; "))
 }
 
 pub const SMOKE_TOPIC: &str = "__clusterctl_smoke";

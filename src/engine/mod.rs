@@ -153,6 +153,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 })
                 .await?
             }
+            Action::Format => {
+                if !inv.kafka.kraft {
+                    continue;
+                }
+                let cluster_id = plan::resolve_cluster_id(inv, &plans)?;
+                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    let id = cluster_id.clone();
+                    async move { actions::format(inv, p, &s, &id).await }
+                })
+                .await?
+            }
             Action::Start => {
                 let svc = step.service().unwrap();
                 // Stopped services start together (a new ensemble needs its members at once).
@@ -190,7 +202,9 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 let gate = step.gate.unwrap();
                 let svc = match gate {
                     playbook::Gate::ZookeeperQuorum => Service::ZooKeeper,
-                    playbook::Gate::BrokersRegistered => Service::Kafka,
+                    playbook::Gate::KraftQuorum | playbook::Gate::BrokersRegistered => {
+                        Service::Kafka
+                    }
                 };
                 // A crashed process fails the gate at once, with its log, instead of at the deadline.
                 let msg = tokio::select! {
@@ -261,7 +275,7 @@ fn in_group(step: &Step, p: &HostPlan) -> bool {
     match step.hosts {
         Some(Hosts::All) | None => true,
         Some(Hosts::Zookeeper) => p.host.in_zookeeper,
-        Some(Hosts::Kafka) => p.host.in_kafka,
+        Some(Hosts::Kafka) => p.host.runs_kafka(),
     }
 }
 

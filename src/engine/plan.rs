@@ -15,6 +15,7 @@ pub struct HostPlan {
     pub facts: Facts,
     pub init: InitSystem,
     pub files: Vec<ManagedFile>,
+    /// Kafka node.id: broker.id for brokers and combined nodes, else the controller's id.
     pub broker_id: Option<i64>,
     /// Services whose files or binaries changed in this run (restart them if running).
     changed: BTreeSet<Service>,
@@ -80,7 +81,7 @@ impl HostPlan {
         if self.host.in_zookeeper {
             v.push(ServiceDef::new(Service::ZooKeeper, inv, &self.host));
         }
-        if self.host.in_kafka {
+        if self.host.runs_kafka() {
             v.push(ServiceDef::new(Service::Kafka, inv, &self.host));
         }
         v
@@ -107,6 +108,7 @@ pub fn query_for<'a>(
     let placeholder = Ids {
         myid: inv.hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
         broker_id: inv.hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
+        controller_id: BTreeMap::new(),
     };
     let mut paths = BTreeSet::new();
     for init in [InitSystem::SysV, InitSystem::Systemd] {
@@ -117,7 +119,7 @@ pub fn query_for<'a>(
     let mut install_dirs = Vec::new();
     let mut links = Vec::new();
     let mut products = Vec::new();
-    if host.in_kafka || (host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka) {
+    if host.runs_kafka() || (host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka) {
         products.push(Product::Kafka);
     }
     if host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball {
@@ -139,7 +141,7 @@ pub fn query_for<'a>(
         myid_file: host
             .in_zookeeper
             .then(|| format!("{}/myid", inv.zookeeper.data_dir)),
-        meta_properties: if host.in_kafka {
+        meta_properties: if host.runs_kafka() {
             inv.kafka
                 .log_dirs
                 .iter()
@@ -157,7 +159,7 @@ pub async fn gather(inv: &Inventory, host: &Host, s: &Session) -> Result<Facts> 
         .into_iter()
         .filter(|svc| match svc {
             Service::ZooKeeper => host.in_zookeeper,
-            Service::Kafka => host.in_kafka,
+            Service::Kafka => host.runs_kafka(),
         })
         .map(|svc| ServiceDef::new(svc, inv, host))
         .collect();
@@ -191,7 +193,7 @@ pub async fn plan_all(
         let init = facts.init.unwrap_or(InitSystem::SysV);
         let files = renderer.host_files(inv, host, &ids, init)?;
         plans.push(HostPlan {
-            broker_id: ids.broker_id.get(&host.name).copied(),
+            broker_id: ids.node_id(&host.name),
             host: host.clone(),
             facts,
             init,
@@ -203,33 +205,109 @@ pub async fn plan_all(
 }
 
 pub fn resolve_ids(inv: &Inventory, facts: &[Facts]) -> Result<Ids> {
-    let mut zk = Vec::new();
-    let mut kafka = Vec::new();
-    let (mut zk_pin, mut zk_disk, mut b_pin, mut b_disk) = Default::default();
-    let pins = |m: &mut BTreeMap<String, i64>, k: &str, v: Option<i64>| {
-        if let Some(v) = v {
-            m.insert(k.to_string(), v);
+    #[derive(Default)]
+    struct Set {
+        hosts: Vec<String>,
+        pinned: BTreeMap<String, i64>,
+        disk: BTreeMap<String, i64>,
+    }
+    impl Set {
+        fn add(&mut self, host: &str, pin: Option<i64>, disk: Option<i64>) {
+            self.hosts.push(host.to_string());
+            self.pinned.extend(pin.map(|p| (host.to_string(), p)));
+            self.disk.extend(disk.map(|d| (host.to_string(), d)));
         }
-    };
-    for (h, f) in inv.hosts.iter().zip(facts) {
-        if h.in_zookeeper {
-            zk.push(h.name.clone());
-            pins(&mut zk_pin, &h.name, h.myid);
-            pins(&mut zk_disk, &h.name, f.myid);
-        }
-        if h.in_kafka {
-            kafka.push(h.name.clone());
-            pins(&mut b_pin, &h.name, h.broker_id);
-            pins(&mut b_disk, &h.name, f.broker_id);
+        fn assign(&self, first: i64, what: &str) -> Result<BTreeMap<String, i64>> {
+            ids::assign(&self.hosts, &self.pinned, &self.disk, first)
+                .map_err(|e| anyhow::anyhow!("{what}: {e}"))
         }
     }
-    let myid = ids::assign(&zk, &zk_pin, &zk_disk, 1).map_err(|e| anyhow::anyhow!("myid: {e}"))?;
-    let broker_id =
-        ids::assign(&kafka, &b_pin, &b_disk, 1).map_err(|e| anyhow::anyhow!("broker.id: {e}"))?;
+    let (mut zk, mut brokers, mut controllers) = (Set::default(), Set::default(), Set::default());
+    for (h, f) in inv.hosts.iter().zip(facts) {
+        if h.in_zookeeper {
+            zk.add(&h.name, h.myid, f.myid);
+        }
+        if h.in_kafka {
+            brokers.add(&h.name, h.broker_id, f.broker_id);
+        } else if h.in_controller {
+            controllers.add(&h.name, h.controller_id, f.broker_id);
+        }
+    }
+    let myid = zk.assign(1, "myid")?;
+    let broker_id = brokers.assign(1, "broker.id")?;
+    // Dedicated controllers number from 3001 (as Kafka's own system tests do): never a broker's id.
+    let controller_id = controllers.assign(3001, "controller node.id")?;
     if let Some((h, id)) = myid.iter().find(|(_, id)| !(1..=255).contains(*id)) {
         bail!("host {h} has myid {id} on disk, outside 1..255; fix or remove its myid file");
     }
-    Ok(Ids { myid, broker_id })
+    for (c, id) in &controller_id {
+        if let Some((b, _)) = broker_id.iter().find(|(_, b)| *b == id) {
+            bail!(
+                "node.id {id} is used by controller {c} and broker {b}; KRaft node ids must be unique"
+            );
+        }
+    }
+    Ok(Ids {
+        myid,
+        broker_id,
+        controller_id,
+    })
+}
+
+/// The KRaft cluster id: the inventory's, else what the hosts' meta.properties say (they
+/// must agree), else a fresh one for a first install.
+pub fn resolve_cluster_id(inv: &Inventory, plans: &[HostPlan]) -> Result<String> {
+    let on_disk: BTreeMap<&str, &str> = plans
+        .iter()
+        .filter_map(|p| {
+            p.facts
+                .cluster_id
+                .as_deref()
+                .map(|c| (p.host.name.as_str(), c))
+        })
+        .collect();
+    let mut distinct: Vec<&str> = on_disk.values().copied().collect();
+    distinct.sort();
+    distinct.dedup();
+    if distinct.len() > 1 {
+        bail!(
+            "hosts disagree on the KRaft cluster id (meta.properties): {}",
+            on_disk
+                .iter()
+                .map(|(h, c)| format!("{h}={c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    match (&inv.kafka.cluster_id, distinct.first()) {
+        (Some(want), Some(have)) if want != have => bail!(
+            "kafka.cluster_id is {want} but the hosts were formatted with {have}; \
+             a formatted cluster keeps its id: fix the inventory"
+        ),
+        (_, Some(have)) => Ok(have.to_string()),
+        (Some(want), None) => Ok(want.clone()),
+        (None, None) => new_cluster_id(),
+    }
+}
+
+/// 16 random bytes as unpadded URL-safe base64, the form `kafka-storage random-uuid` prints.
+fn new_cluster_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(base64url(&b))
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 /// Print, per host, what `apply` would change: packages, artifacts, files as diffs (secrets
@@ -327,4 +405,18 @@ pub async fn print_dry_run(
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        assert_eq!(base64url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(base64url(&[0xff; 16]), "_____________________w");
+        let id = new_cluster_id().unwrap();
+        assert_eq!(id.len(), 22);
+        assert_ne!(id, new_cluster_id().unwrap());
+    }
 }

@@ -14,6 +14,8 @@ pub enum Action {
     Jdk,
     Install,
     Configure,
+    /// KRaft only: format the log dirs of hosts that have never been formatted.
+    Format,
     Start,
     Wait,
     Smoke,
@@ -31,6 +33,7 @@ pub enum Hosts {
 #[serde(rename_all = "kebab-case")]
 pub enum Gate {
     ZookeeperQuorum,
+    KraftQuorum,
     BrokersRegistered,
 }
 
@@ -75,8 +78,11 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Step>> {
         let at = || format!("{name}: step {} ({:?})", i + 1, s.name);
         let needs_service = matches!(
             s.action,
-            Action::Install | Action::Configure | Action::Start
+            Action::Install | Action::Configure | Action::Format | Action::Start
         );
+        if s.action == Action::Format && s.service != Some(ServiceName::Kafka) {
+            bail!("{}: action format needs `service: kafka`", at());
+        }
         if needs_service && s.service.is_none() {
             bail!("{}: action {:?} needs `service`", at(), s.action);
         }
@@ -133,13 +139,16 @@ mod tests {
                 (Wait, None),
                 (Install, Some(Service::Kafka)),
                 (Configure, Some(Service::Kafka)),
+                (Format, Some(Service::Kafka)),
                 (Start, Some(Service::Kafka)),
+                (Wait, None),
                 (Wait, None),
                 (Smoke, None),
             ]
         );
         assert_eq!(steps[5].gate, Some(Gate::ZookeeperQuorum));
-        assert_eq!(steps[9].gate, Some(Gate::BrokersRegistered));
+        assert_eq!(steps[10].gate, Some(Gate::KraftQuorum));
+        assert_eq!(steps[11].gate, Some(Gate::BrokersRegistered));
     }
 
     #[test]

@@ -895,37 +895,6 @@ impl KafkaClient {
         Ok(to_quorum_info(partition))
     }
 
-    /// `(controller id, live brokers)` from DescribeCluster, asked of a
-    /// broker listener (a controller listener answers `MismatchedEndpointType
-    /// (114)`). KRaft trap: brokers report a random live broker as the
-    /// controller; the active controller is `describe_quorum().leader_id`.
-    pub async fn describe_cluster(&mut self) -> Result<(i32, Vec<BrokerInfo>)> {
-        let resp = self
-            .call(&DescribeClusterRequest::default(), self.timeout)
-            .await?;
-        if resp.error_code != 0 {
-            return Err(self
-                .api_error(
-                    ApiKey::DescribeCluster,
-                    "cluster",
-                    resp.error_code,
-                    resp.error_message.as_ref(),
-                )
-                .into());
-        }
-        let brokers = resp
-            .brokers
-            .iter()
-            .map(|b| BrokerInfo {
-                id: b.broker_id.0,
-                host: b.host.to_string(),
-                port: b.port,
-                rack: b.rack.as_ref().map(|r| r.to_string()),
-            })
-            .collect();
-        Ok((resp.controller_id.0, brokers))
-    }
-
     /// Connects to the controller named by this broker's metadata.
     async fn connect_controller(&mut self) -> Result<KafkaClient> {
         let meta = self.metadata(Some(&[])).await?;
@@ -1188,6 +1157,403 @@ fn create_topics_request(
 }
 
 // ---------------------------------------------------------------------------
+// Topic administration
+// ---------------------------------------------------------------------------
+
+/// DeleteTopics, CreatePartitions, DescribeConfigs and IncrementalAlterConfigs
+/// for `clusterctl topics`, as more [`KafkaClient`] methods. A module of its
+/// own so that its imports stay next to it.
+mod admin {
+    use anyhow::{Context, Result};
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::{AdminOutcome, Call, KafkaClient, TopicInfo, code_name, millis_i32, topic_name};
+
+    calls! {
+        DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
+        CreatePartitionsRequest => CreatePartitionsResponse, CreatePartitions;
+        DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs;
+        IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs;
+    }
+
+    /// `ConfigResource.Type.TOPIC`.
+    const RESOURCE_TOPIC: i8 = 2;
+    /// `ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG`: set on the topic itself.
+    const SOURCE_TOPIC_OVERRIDE: i8 = 1;
+    /// `AlterConfigOp.OpType` SET and DELETE.
+    const OP_SET: i8 = 0;
+    const OP_DELETE: i8 = 1;
+
+    impl TopicInfo {
+        /// False when the broker answered `UnknownTopicOrPartition` for it.
+        pub fn exists(&self) -> bool {
+            self.error.as_deref()
+                != Some(code_name(ResponseError::UnknownTopicOrPartition.code()).as_str())
+        }
+    }
+
+    impl KafkaClient {
+        /// Deletes a topic; a topic that does not exist is success. Redirects to
+        /// the controller like [`KafkaClient::create_topic`]. In ZooKeeper mode
+        /// the deletion completes in the background after this returns.
+        pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
+            if let AdminOutcome::Done = self.delete_topic_here(name).await? {
+                return Ok(());
+            }
+            let mut controller = self.connect_controller().await?;
+            match controller.delete_topic_here(name).await? {
+                AdminOutcome::Done => Ok(()),
+                AdminOutcome::NotController => Err(controller
+                    .api_error(
+                        ApiKey::DeleteTopics,
+                        name,
+                        ResponseError::NotController.code(),
+                        None,
+                    )
+                    .into()),
+            }
+        }
+
+        async fn delete_topic_here(&mut self, name: &str) -> Result<AdminOutcome> {
+            let version = self.version(ApiKey::DeleteTopics)?;
+            let req = delete_topics_request(name, version, millis_i32(self.timeout));
+            let resp = self.call_at(&req, version, self.timeout * 2).await?;
+            let result = resp
+                .responses
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == name))
+                .with_context(|| {
+                    format!(
+                        "Kafka {}: DeleteTopics response lacks topic {name}",
+                        self.addr
+                    )
+                })?;
+            match ResponseError::try_from_code(result.error_code) {
+                None | Some(ResponseError::UnknownTopicOrPartition) => Ok(AdminOutcome::Done),
+                Some(ResponseError::NotController) => Ok(AdminOutcome::NotController),
+                Some(_) => Err(self
+                    .api_error(
+                        ApiKey::DeleteTopics,
+                        name,
+                        result.error_code,
+                        result.error_message.as_ref(),
+                    )
+                    .into()),
+            }
+        }
+
+        /// Grows `topic` to `total_count` partitions; new partitions get
+        /// replicas placed by the controller. Kafka cannot shrink a topic: a
+        /// count at or below the current one is an `InvalidPartitions` error.
+        /// Redirects to the controller like [`KafkaClient::create_topic`].
+        pub async fn create_partitions(&mut self, topic: &str, total_count: i32) -> Result<()> {
+            let req = create_partitions_request(topic, total_count, millis_i32(self.timeout));
+            if let AdminOutcome::Done = self.create_partitions_here(&req, topic).await? {
+                return Ok(());
+            }
+            let mut controller = self.connect_controller().await?;
+            match controller.create_partitions_here(&req, topic).await? {
+                AdminOutcome::Done => Ok(()),
+                AdminOutcome::NotController => Err(controller
+                    .api_error(
+                        ApiKey::CreatePartitions,
+                        topic,
+                        ResponseError::NotController.code(),
+                        None,
+                    )
+                    .into()),
+            }
+        }
+
+        async fn create_partitions_here(
+            &mut self,
+            req: &CreatePartitionsRequest,
+            topic: &str,
+        ) -> Result<AdminOutcome> {
+            // The broker waits up to `timeout_ms` for the new partitions.
+            let resp = self.call(req, self.timeout * 2).await?;
+            let result = resp
+                .results
+                .iter()
+                .find(|r| r.name.0.as_str() == topic)
+                .with_context(|| {
+                    format!(
+                        "Kafka {}: CreatePartitions response lacks topic {topic}",
+                        self.addr
+                    )
+                })?;
+            match ResponseError::try_from_code(result.error_code) {
+                None => Ok(AdminOutcome::Done),
+                Some(ResponseError::NotController) => Ok(AdminOutcome::NotController),
+                Some(_) => Err(self
+                    .api_error(
+                        ApiKey::CreatePartitions,
+                        topic,
+                        result.error_code,
+                        result.error_message.as_ref(),
+                    )
+                    .into()),
+            }
+        }
+
+        /// The configs set on `topic` itself (what `kafka-configs --describe
+        /// --entity-type topics` shows), sorted by name: broker settings and
+        /// built-in defaults are left out. Any broker can answer.
+        pub async fn describe_topic_configs(
+            &mut self,
+            topic: &str,
+        ) -> Result<Vec<(String, String)>> {
+            let resource = DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configuration_keys(None);
+            let req = DescribeConfigsRequest::default().with_resources(vec![resource]);
+            let resp = self.call(&req, self.timeout).await?;
+            let result = resp
+                .results
+                .iter()
+                .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == topic)
+                .with_context(|| {
+                    format!(
+                        "Kafka {}: DescribeConfigs response lacks topic {topic}",
+                        self.addr
+                    )
+                })?;
+            if result.error_code != 0 {
+                return Err(self
+                    .api_error(
+                        ApiKey::DescribeConfigs,
+                        topic,
+                        result.error_code,
+                        result.error_message.as_ref(),
+                    )
+                    .into());
+            }
+            Ok(topic_overrides(result))
+        }
+
+        /// Sets (`Some(value)`) or removes (`None`: back to the broker's
+        /// default) configs of `topic` in one IncrementalAlterConfigs call.
+        /// The broker checks names and values and applies all or nothing.
+        pub async fn alter_topic_configs(
+            &mut self,
+            topic: &str,
+            changes: &[(String, Option<String>)],
+        ) -> Result<()> {
+            let req = alter_configs_request(topic, changes);
+            let resp = self.call(&req, self.timeout).await?;
+            let result = resp
+                .responses
+                .iter()
+                .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == topic)
+                .with_context(|| {
+                    format!(
+                        "Kafka {}: IncrementalAlterConfigs response lacks topic {topic}",
+                        self.addr
+                    )
+                })?;
+            if result.error_code != 0 {
+                return Err(self
+                    .api_error(
+                        ApiKey::IncrementalAlterConfigs,
+                        topic,
+                        result.error_code,
+                        result.error_message.as_ref(),
+                    )
+                    .into());
+            }
+            Ok(())
+        }
+    }
+
+    /// v6 moved names into `topics` (which may carry ids instead).
+    fn delete_topics_request(name: &str, version: i16, timeout_ms: i32) -> DeleteTopicsRequest {
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+        if version >= 6 {
+            req.topics = vec![DeleteTopicState::default().with_name(Some(topic_name(name)))];
+        } else {
+            req.topic_names = vec![topic_name(name)];
+        }
+        req
+    }
+
+    fn create_partitions_request(
+        topic: &str,
+        total_count: i32,
+        timeout_ms: i32,
+    ) -> CreatePartitionsRequest {
+        let t = CreatePartitionsTopic::default()
+            .with_name(topic_name(topic))
+            .with_count(total_count)
+            .with_assignments(None);
+        CreatePartitionsRequest::default()
+            .with_topics(vec![t])
+            .with_timeout_ms(timeout_ms)
+    }
+
+    /// Topic-level overrides, sorted by name. Brokers never return the value
+    /// of a sensitive config; it reads `<sensitive>`.
+    fn topic_overrides(result: &DescribeConfigsResult) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = result
+            .configs
+            .iter()
+            .filter(|c| c.config_source == SOURCE_TOPIC_OVERRIDE)
+            .map(|c| {
+                let value = match &c.value {
+                    Some(v) => v.to_string(),
+                    None if c.is_sensitive => "<sensitive>".to_string(),
+                    None => String::new(),
+                };
+                (c.name.to_string(), value)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn alter_configs_request(
+        topic: &str,
+        changes: &[(String, Option<String>)],
+    ) -> IncrementalAlterConfigsRequest {
+        let configs = changes
+            .iter()
+            .map(|(name, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(if value.is_some() { OP_SET } else { OP_DELETE })
+                    .with_value(value.clone().map(StrBytes::from_string))
+            })
+            .collect();
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(configs);
+        IncrementalAlterConfigsRequest::default().with_resources(vec![resource])
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::encode_request;
+        use super::*;
+        use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+
+        #[test]
+        fn delete_request_names_the_topic_in_the_field_of_its_version() {
+            let v6 = delete_topics_request("t", 6, 5000);
+            assert_eq!(v6.topics[0].name.as_ref().map(|n| n.0.as_str()), Some("t"));
+            assert!(v6.topic_names.is_empty());
+            assert!(encode_request(&v6, 6, 1).is_ok());
+            let v5 = delete_topics_request("t", 5, 5000);
+            assert_eq!(v5.topic_names[0].0.as_str(), "t");
+            assert!(v5.topics.is_empty());
+            assert!(encode_request(&v5, 5, 1).is_ok());
+            // A v6 body cannot be sent as v5: the version switch matters.
+            assert!(encode_request(&v6, 5, 1).is_err());
+        }
+
+        #[test]
+        fn create_partitions_request_asks_for_the_total_count() {
+            let req = create_partitions_request("t", 6, 3000);
+            assert_eq!(req.timeout_ms, 3000);
+            assert_eq!(req.topics[0].name.0.as_str(), "t");
+            assert_eq!(req.topics[0].count, 6);
+            assert!(req.topics[0].assignments.is_none());
+            assert!(!req.validate_only);
+            assert!(encode_request(&req, 3, 1).is_ok());
+        }
+
+        #[test]
+        fn alter_request_sets_and_deletes() {
+            let changes = [
+                ("retention.ms".to_string(), Some("60000".to_string())),
+                ("cleanup.policy".to_string(), None),
+            ];
+            let req = alter_configs_request("orders", &changes);
+            // v0 (classic) and v1 (flexible), the versions Kafka 2.3+ offers.
+            for version in 0..=1 {
+                assert!(encode_request(&req, version, 1).is_ok(), "v{version}");
+            }
+            let r = &req.resources[0];
+            assert_eq!((r.resource_type, r.resource_name.as_str()), (2, "orders"));
+            let ops: Vec<_> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.as_str(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.as_str()),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                ops,
+                vec![
+                    ("retention.ms", OP_SET, Some("60000")),
+                    ("cleanup.policy", OP_DELETE, None)
+                ]
+            );
+        }
+
+        #[test]
+        fn only_topic_overrides_are_reported_sorted() {
+            let entry = |name: &str, value: Option<&str>, source: i8, sensitive: bool| {
+                DescribeConfigsResourceResult::default()
+                    .with_name(StrBytes::from_string(name.to_string()))
+                    .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+                    .with_config_source(source)
+                    .with_is_sensitive(sensitive)
+            };
+            let result = DescribeConfigsResult::default().with_configs(vec![
+                entry("segment.bytes", Some("1073741824"), 4, false), // static broker
+                entry("retention.ms", Some("60000"), SOURCE_TOPIC_OVERRIDE, false),
+                entry(
+                    "cleanup.policy",
+                    Some("compact"),
+                    SOURCE_TOPIC_OVERRIDE,
+                    false,
+                ),
+                entry("flush.ms", Some("9223372036854775807"), 5, false), // default
+                entry("secret.thing", None, SOURCE_TOPIC_OVERRIDE, true),
+            ]);
+            assert_eq!(
+                topic_overrides(&result),
+                vec![
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("retention.ms".to_string(), "60000".to_string()),
+                    ("secret.thing".to_string(), "<sensitive>".to_string()),
+                ]
+            );
+        }
+
+        #[test]
+        fn unknown_topic_does_not_exist() {
+            let t = |error: Option<&str>| TopicInfo {
+                name: "t".into(),
+                error: error.map(str::to_string),
+                partitions: vec![],
+            };
+            assert!(!t(Some("UnknownTopicOrPartition (3)")).exists());
+            assert!(t(Some("LeaderNotAvailable (5)")).exists());
+            assert!(t(None).exists());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Smoke test
 // ---------------------------------------------------------------------------
 
@@ -1277,7 +1643,7 @@ where
 }
 
 /// Connects to the first bootstrap address that answers.
-async fn connect_any(bootstrap: &[String], timeout: Duration) -> Result<KafkaClient> {
+pub async fn connect_any(bootstrap: &[String], timeout: Duration) -> Result<KafkaClient> {
     let mut failures = Vec::new();
     for addr in bootstrap {
         match KafkaClient::connect(addr, timeout).await {

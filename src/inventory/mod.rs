@@ -37,11 +37,22 @@ pub struct Host {
     pub address: String,
     pub ssh: SshTarget,
     pub in_zookeeper: bool,
+    /// A Kafka broker (group `kafka`).
     pub in_kafka: bool,
+    /// A KRaft controller (group `controller`); combined when also a broker.
+    pub in_controller: bool,
     pub myid: Option<i64>,
     pub broker_id: Option<i64>,
+    pub controller_id: Option<i64>,
     pub zookeeper: HostServiceOverride,
     pub kafka: HostServiceOverride,
+}
+
+impl Host {
+    /// Runs the Kafka process: as a broker, a KRaft controller, or both.
+    pub fn runs_kafka(&self) -> bool {
+        self.in_kafka || self.in_controller
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,7 +94,11 @@ pub struct ZkConfig {
 pub struct KafkaConfig {
     pub version: String,
     pub scala_version: String,
+    /// KRaft mode (group `controller` is not empty) rather than ZooKeeper mode.
+    pub kraft: bool,
     pub port: u16,
+    pub controller_port: u16,
+    pub cluster_id: Option<String>,
     pub log_dirs: Vec<String>,
     pub heap: String,
     pub jvm_opts: String,
@@ -104,6 +119,10 @@ impl Inventory {
 
     pub fn kafka_hosts(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.in_kafka)
+    }
+
+    pub fn controller_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.in_controller)
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {

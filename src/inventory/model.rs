@@ -51,6 +51,8 @@ pub struct RawHost {
     pub ssh: SshSettings,
     pub myid: Option<S<i64>>,
     pub broker_id: Option<S<i64>>,
+    /// KRaft `node.id` of a dedicated controller (combined nodes use `broker_id`).
+    pub controller_id: Option<S<i64>>,
     #[serde(default)]
     pub zookeeper: HostServiceOverride,
     #[serde(default)]
@@ -74,6 +76,9 @@ pub struct RawGroups {
     pub zookeeper: Vec<S<String>>,
     #[serde(default)]
     pub kafka: Vec<S<String>>,
+    /// KRaft controllers; a host also in `kafka` runs combined (broker,controller).
+    #[serde(default)]
+    pub controller: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -138,6 +143,10 @@ pub struct KafkaSettings {
     pub version: Option<S<String>>,
     pub scala_version: Option<String>,
     pub port: Option<S<i64>>,
+    /// KRaft controller listener port.
+    pub controller_port: Option<S<i64>>,
+    /// KRaft cluster id; generated on first install when not given, then read from the hosts.
+    pub cluster_id: Option<S<String>>,
     pub log_dirs: Option<S<Vec<String>>>,
     pub heap: Option<String>,
     pub jvm_opts: Option<String>,

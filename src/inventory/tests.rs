@@ -222,3 +222,56 @@ fn all_errors_are_reported_at_once() {
         .replace("kafka: [n1, n2, n3]", "kafka: [n1, n2, n9]");
     assert!(errors(&text).len() >= 2);
 }
+
+#[test]
+fn kraft_and_zookeeper_modes_are_exclusive() {
+    let text = GOOD.replace(
+        "  kafka: [n1, n2, n3]",
+        "  kafka: [n1, n2, n3]\n  controller: [n1, n2, n3]",
+    );
+    assert_error(
+        &text,
+        "groups.controller (KRaft) and groups.zookeeper (ZooKeeper mode) are both set",
+        9,
+        3,
+    );
+}
+
+#[test]
+fn kafka_4_needs_kraft() {
+    let text = format!("{GOOD}kafka:\n  version: 4.4.0\n");
+    assert_error(&text, "Kafka 4.4.0 has no ZooKeeper mode", 12, 12);
+    let kraft = text.replace(
+        "  zookeeper: [n1, n2, n3]\n",
+        "  controller: [n1, n2, n3]\n",
+    );
+    let inv = parse(Path::new("inv.yaml"), &kraft).unwrap();
+    assert!(inv.kafka.kraft && inv.hosts.iter().all(|h| h.in_controller && h.in_kafka));
+}
+
+#[test]
+fn controller_id_only_on_dedicated_controllers() {
+    let text = GOOD
+        .replace(
+            "  zookeeper: [n1, n2, n3]\n",
+            "  controller: [n1, n2, n3]\n",
+        )
+        .replace("10.0.0.1\n", "10.0.0.1\n    controller_id: 7\n");
+    assert_error(
+        &text,
+        "host n1 pins a controller_id but is not a dedicated controller",
+        4,
+        20,
+    );
+}
+
+#[test]
+fn bad_cluster_id() {
+    let text = format!("{GOOD}kafka:\n  cluster_id: not-an-id\n");
+    assert_error(
+        &text,
+        "kafka.cluster_id `not-an-id` is not a Kafka cluster id",
+        12,
+        15,
+    );
+}

@@ -12,13 +12,18 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
     let host_names: Vec<&str> = raw.hosts.iter().map(|(n, _)| n.value.as_str()).collect();
 
     check_hosts(&mut d, path, &raw);
-    let (zk_members, kafka_members) = check_groups(&mut d, &raw, &host_names);
+    let (zk_members, kafka_members, controllers) = check_groups(&mut d, &raw, &host_names);
 
     let zookeeper = zk_config(&mut d, &raw.zookeeper, raw.kafka.version.as_ref());
     let brokers = kafka_members.len() as i64;
-    let kafka = kafka_config(&mut d, &raw.kafka, brokers);
+    let kafka = kafka_config(&mut d, &raw.kafka, brokers, !controllers.is_empty());
+    check_mode(&mut d, &raw, &kafka, zk_members.len());
     check_ports(&mut d, &raw, &zookeeper, &kafka);
-    check_ensemble(&mut d, &raw, zk_members.len());
+    if kafka.kraft {
+        check_quorum(&mut d, &raw, controllers.len(), "KRaft controller quorum");
+    } else {
+        check_quorum(&mut d, &raw, zk_members.len(), "ZooKeeper ensemble");
+    }
     let artifacts = artifacts(&mut d, path, &raw.artifacts);
     let jdk = jdk(&mut d, path, &raw.jdk);
 
@@ -49,8 +54,10 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
             ssh,
             in_zookeeper: zk_members.contains(name.value.as_str()),
             in_kafka: kafka_members.contains(name.value.as_str()),
+            in_controller: controllers.contains(name.value.as_str()),
             myid: h.myid.as_ref().map(|s| s.value),
             broker_id: h.broker_id.as_ref().map(|s| s.value),
+            controller_id: h.controller_id.as_ref().map(|s| s.value),
             zookeeper: h.zookeeper.clone(),
             kafka: h.kafka.clone(),
         });
@@ -178,11 +185,13 @@ fn check_ssh(d: &mut Diags, path: &Path, s: &SshSettings, names: &BTreeSet<&str>
     }
 }
 
+type Members<'a> = BTreeSet<&'a str>;
+
 fn check_groups<'a>(
     d: &mut Diags,
     raw: &'a RawInventory,
     names: &[&str],
-) -> (BTreeSet<&'a str>, BTreeSet<&'a str>) {
+) -> (Members<'a>, Members<'a>, Members<'a>) {
     let mut member = |list: &'a [S<String>], group: &str| {
         let mut set = BTreeSet::new();
         for m in list {
@@ -204,6 +213,7 @@ fn check_groups<'a>(
     };
     let zk = member(&raw.groups.value.zookeeper, "zookeeper");
     let kafka = member(&raw.groups.value.kafka, "kafka");
+    let controllers = member(&raw.groups.value.controller, "controller");
     let jumps: BTreeSet<&str> = raw
         .hosts
         .iter()
@@ -213,12 +223,27 @@ fn check_groups<'a>(
         .collect();
     for (name, h) in &raw.hosts {
         let n = name.value.as_str();
-        if !zk.contains(n) && !kafka.contains(n) && !jumps.contains(n) {
+        if !zk.contains(n) && !kafka.contains(n) && !controllers.contains(n) && !jumps.contains(n) {
             d.error(
                 &name.referenced,
                 format!("host {n} is in no group"),
-                "add it to groups.zookeeper and/or groups.kafka, or remove it",
+                "add it to groups.zookeeper, groups.kafka or groups.controller, or remove it",
             );
+        }
+        if let Some(id) = &h.controller_id {
+            if !controllers.contains(n) || kafka.contains(n) {
+                d.error(
+                    &id.referenced,
+                    format!("host {n} pins a controller_id but is not a dedicated controller"),
+                    "controller_id is for hosts only in groups.controller; combined nodes use broker_id as node.id",
+                );
+            } else if !(0..=i32::MAX as i64).contains(&id.value) {
+                d.error(
+                    &id.referenced,
+                    format!("host {n}: controller_id {} is out of range", id.value),
+                    "use 0..2147483647",
+                );
+            }
         }
         if let Some(id) = &h.myid
             && !zk.contains(n)
@@ -246,32 +271,73 @@ fn check_groups<'a>(
             "list the hosts that run a Kafka broker under groups.kafka",
         );
     }
-    if zk.is_empty() {
+    if zk.is_empty() && controllers.is_empty() {
         d.error(
             &raw.groups.referenced,
-            "group zookeeper is empty; Kafka in ZooKeeper mode needs an ensemble",
-            "list 3 (or 5) hosts under groups.zookeeper",
+            "no ZooKeeper ensemble and no KRaft controllers",
+            "list 3 hosts under groups.zookeeper (ZooKeeper mode) or groups.controller (KRaft)",
         );
     }
-    (zk, kafka)
+    (zk, kafka, controllers)
 }
 
-fn check_ensemble(d: &mut Diags, raw: &RawInventory, zk: usize) {
+/// Quorums need a majority: 1 member tolerates no failure, an even size no more than one less.
+fn check_quorum(d: &mut Diags, raw: &RawInventory, n: usize, what: &str) {
     let at = &raw.groups.referenced;
-    if zk == 1 {
+    if n == 1 {
         d.warn(
             at,
-            "a 1-node ZooKeeper ensemble has no fault tolerance",
+            format!("a 1-node {what} has no fault tolerance"),
             "use 3 or 5 members in production",
         );
-    } else if zk > 0 && zk.is_multiple_of(2) {
+    } else if n > 0 && n.is_multiple_of(2) {
         d.warn(
             at,
             format!(
-                "an even-sized ZooKeeper ensemble ({zk}) tolerates no more failures than {}",
-                zk - 1
+                "an even-sized {what} ({n}) tolerates no more failures than {}",
+                n - 1
             ),
             "use an odd number of members (3 or 5)",
+        );
+    }
+}
+
+/// ZooKeeper mode and KRaft exclude each other, and Kafka 4 has no ZooKeeper mode.
+fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members: usize) {
+    let at = &raw.groups.referenced;
+    let major: u32 = kafka
+        .version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let minor: u32 = kafka
+        .version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if kafka.kraft && zk_members > 0 {
+        d.error(
+            at,
+            "groups.controller (KRaft) and groups.zookeeper (ZooKeeper mode) are both set",
+            "a cluster runs one or the other; clusterctl does not migrate ZooKeeper to KRaft",
+        );
+    }
+    if !kafka.kraft && major >= 4 {
+        let v = raw.kafka.version.as_ref().map_or(*at, |v| v.referenced);
+        d.error(
+            &v,
+            format!("Kafka {} has no ZooKeeper mode", kafka.version),
+            "list the KRaft controllers under groups.controller (hosts may also be in groups.kafka)",
+        );
+    }
+    if kafka.kraft && (major, minor) < (3, 3) {
+        let v = raw.kafka.version.as_ref().map_or(*at, |v| v.referenced);
+        d.error(
+            &v,
+            format!("KRaft needs Kafka 3.3 or later, not {}", kafka.version),
+            "use a newer Kafka, or ZooKeeper mode (groups.zookeeper)",
         );
     }
 }
@@ -322,7 +388,7 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
     }
 }
 
-fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaConfig {
+fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bool) -> KafkaConfig {
     let default_rf = brokers.clamp(1, 3);
     let mut rf = |v: &Option<S<i64>>, key: &str| -> u32 {
         let Some(v) = v else {
@@ -404,7 +470,22 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64) -> KafkaC
                 version(d, v, "kafka.version")
             }),
         scala_version: k.scala_version.clone().unwrap_or_else(|| "2.13".into()),
+        kraft,
         port: k.port.as_ref().map_or(9092, |p| port(d, p, "kafka.port")),
+        controller_port: k
+            .controller_port
+            .as_ref()
+            .map_or(9093, |p| port(d, p, "kafka.controller_port")),
+        cluster_id: k.cluster_id.as_ref().map(|c| {
+            if !valid_cluster_id(&c.value) {
+                d.error(
+                    &c.referenced,
+                    format!("kafka.cluster_id `{}` is not a Kafka cluster id", c.value),
+                    "a cluster id is 22 characters of URL-safe base64 (16 bytes), as `kafka-storage random-uuid` prints",
+                );
+            }
+            c.value.clone()
+        }),
         log_dirs,
         heap: k.heap.clone().unwrap_or_else(|| "512m".into()),
         jvm_opts: k.jvm_opts.clone().unwrap_or_default(),
@@ -434,6 +515,11 @@ fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaCo
             "zookeeper.election_port",
         ),
         (raw.kafka.port.as_ref(), kafka.port, "kafka.port"),
+        (
+            raw.kafka.controller_port.as_ref(),
+            kafka.controller_port,
+            "kafka.controller_port",
+        ),
     ];
     let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
     for (spanned, value, key) in named {
@@ -605,6 +691,13 @@ fn absolute(d: &mut Diags, s: &S<String>, key: &str) -> String {
         );
     }
     s.value.trim_end_matches('/').to_string()
+}
+
+fn valid_cluster_id(id: &str) -> bool {
+    id.len() == 22
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_name(n: &str) -> bool {

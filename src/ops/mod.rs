@@ -48,7 +48,7 @@ pub async fn restart_rolling(
             .enumerate()
             .filter(|(_, p)| match svc {
                 Service::ZooKeeper => p.host.in_zookeeper,
-                Service::Kafka => p.host.in_kafka,
+                Service::Kafka => p.host.runs_kafka(),
             })
             .filter(|(_, p)| limit.is_none_or(|l| l.contains(&p.host.name)))
             .map(|(i, _)| i)

@@ -71,7 +71,16 @@ impl Roller<'_> {
         let mut done = Vec::new();
         while !left.is_empty() {
             let leader = gates::leader_host(self.inv, plans, svc).await;
-            let names: Vec<&str> = left.iter().map(|&i| plans[i].host.name.as_str()).collect();
+            // KRaft controllers before pure brokers; within each, the leader last.
+            let pure_broker = |i: usize| plans[i].host.in_kafka && !plans[i].host.in_controller;
+            let (controllers, brokers): (Vec<usize>, Vec<usize>) =
+                left.iter().partition(|&&i| !pure_broker(i));
+            let group = if controllers.is_empty() {
+                brokers
+            } else {
+                controllers
+            };
+            let names: Vec<&str> = group.iter().map(|&i| plans[i].host.name.as_str()).collect();
             let next_name = roller::order_last(&names, leader.as_deref())[0].to_string();
             let pos = left
                 .iter()
@@ -130,10 +139,22 @@ impl Roller<'_> {
                 let (_, v) = gates::zk_probe(self.inv).await;
                 blockers.extend(v.problems.into_iter().map(|p| format!("ZooKeeper: {p}")));
             }
-            Service::Kafka => match self.kafka_view(plans).await {
-                Ok(v) => blockers.extend(roller::kafka_preflight(&v, self.opts.policy)),
-                Err(e) => blockers.push(format!("{e:#}")),
-            },
+            Service::Kafka => {
+                match self.kafka_view(plans).await {
+                    Ok(v) => blockers.extend(roller::kafka_preflight(&v, self.opts.policy)),
+                    Err(e) => blockers.push(format!("{e:#}")),
+                }
+                if self.inv.kafka.kraft {
+                    match gates::quorum(self.inv).await {
+                        Ok(q) => blockers.extend(
+                            q.problems(&gates::expected_voters(plans), gates::FETCH_TIMEOUT_MS)
+                                .into_iter()
+                                .map(|p| format!("KRaft quorum: {p}")),
+                        ),
+                        Err(e) => blockers.push(format!("{e:#}")),
+                    }
+                }
+            }
         }
         if blockers.is_empty() {
             return Ok(());
@@ -166,9 +187,20 @@ impl Roller<'_> {
                             .map_err(|e| format!("{e}: {}", v.problems.join("; ")))
                     }
                     Service::Kafka => {
+                        let host = &plans[i].host;
                         let id = plans[i].broker_id.unwrap_or(-1) as i32;
-                        let v = self.kafka_view(plans).await.map_err(|e| format!("{e:#}"))?;
-                        roller::can_roll_broker(&v, id, self.opts.policy).map_err(|w| w.join("; "))
+                        if host.in_controller {
+                            let q = gates::quorum(self.inv)
+                                .await
+                                .map_err(|e| format!("{e:#}"))?;
+                            q.can_restart_voter(id, gates::FETCH_TIMEOUT_MS)?;
+                        }
+                        if host.in_kafka {
+                            let v = self.kafka_view(plans).await.map_err(|e| format!("{e:#}"))?;
+                            roller::can_roll_broker(&v, id, self.opts.policy)
+                                .map_err(|w| w.join("; "))?;
+                        }
+                        Ok(())
                     }
                 }
             },
@@ -195,29 +227,51 @@ impl Roller<'_> {
             }
             Service::Kafka => {
                 let id = plans[i].broker_id.unwrap_or(-1) as i32;
+                let (controller, broker) = (plans[i].host.in_controller, plans[i].host.in_kafka);
                 let streak = std::sync::atomic::AtomicU32::new(0);
                 let streak = &streak;
-                self.poll(
-                    &format!("broker {id} ({host}) back in every ISR"),
-                    || async move {
-                        let v = self.kafka_view(plans).await.map_err(|e| format!("{e:#}"));
-                        match v.and_then(|v| roller::broker_caught_up(&v, id)) {
-                            Ok(()) => {
-                                let n =
-                                    streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                                if n >= STABLE_POLLS {
+                self.poll(&format!("node {id} ({host}) back in sync"), || async move {
+                    let quorum_ok = if controller {
+                        match gates::quorum(self.inv).await {
+                            Ok(q) => {
+                                let p = q.problems(
+                                    &gates::expected_voters(plans),
+                                    gates::FETCH_TIMEOUT_MS,
+                                );
+                                if p.is_empty() {
                                     Ok(())
                                 } else {
-                                    Err(format!("in sync, confirming ({n}/{STABLE_POLLS})"))
+                                    Err(p.join("; "))
                                 }
                             }
-                            Err(e) => {
-                                streak.store(0, std::sync::atomic::Ordering::Relaxed);
-                                Err(e)
+                            Err(e) => Err(format!("{e:#}")),
+                        }
+                    } else {
+                        Ok(())
+                    };
+                    let caught_up = if broker {
+                        self.kafka_view(plans)
+                            .await
+                            .map_err(|e| format!("{e:#}"))
+                            .and_then(|v| roller::broker_caught_up(&v, id))
+                    } else {
+                        Ok(())
+                    };
+                    match quorum_ok.and(caught_up) {
+                        Ok(()) => {
+                            let n = streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if n >= STABLE_POLLS {
+                                Ok(())
+                            } else {
+                                Err(format!("in sync, confirming ({n}/{STABLE_POLLS})"))
                             }
                         }
-                    },
-                )
+                        Err(e) => {
+                            streak.store(0, std::sync::atomic::Ordering::Relaxed);
+                            Err(e)
+                        }
+                    }
+                })
                 .await
             }
         }
@@ -261,7 +315,7 @@ impl Roller<'_> {
 fn member(p: &HostPlan, svc: Service) -> bool {
     match svc {
         Service::ZooKeeper => p.host.in_zookeeper,
-        Service::Kafka => p.host.in_kafka,
+        Service::Kafka => p.host.runs_kafka(),
     }
 }
 

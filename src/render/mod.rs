@@ -33,6 +33,18 @@ pub enum InitSystem {
 pub struct Ids {
     pub myid: BTreeMap<String, i64>,
     pub broker_id: BTreeMap<String, i64>,
+    /// KRaft node.id of dedicated controllers (brokers and combined nodes use `broker_id`).
+    pub controller_id: BTreeMap<String, i64>,
+}
+
+impl Ids {
+    /// Kafka's node.id (broker.id in ZooKeeper mode) of a host running Kafka.
+    pub fn node_id(&self, host: &str) -> Option<i64> {
+        self.broker_id
+            .get(host)
+            .or_else(|| self.controller_id.get(host))
+            .copied()
+    }
 }
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -115,7 +127,7 @@ impl Renderer {
         if host.in_zookeeper {
             files.extend(self.zookeeper_files(inv, host, ids, init, &java_home)?);
         }
-        if host.in_kafka {
+        if host.runs_kafka() {
             files.extend(self.kafka_files(inv, host, ids, init, &java_home)?);
         }
         Ok(files)
@@ -196,10 +208,29 @@ impl Renderer {
     ) -> Result<Vec<ManagedFile>> {
         let k = &inv.kafka;
         let svc = ServiceDef::new(Service::Kafka, inv, host);
-        let broker_id = *ids
-            .broker_id
-            .get(&host.name)
-            .with_context(|| format!("no broker.id assigned to {}", host.name))?;
+        let node_id = ids
+            .node_id(&host.name)
+            .with_context(|| format!("no node id assigned to {}", host.name))?;
+        let voters: Vec<String> = inv
+            .controller_hosts()
+            .map(|h| {
+                let id = ids.node_id(&h.name).unwrap_or(-1);
+                format!("{id}@{}:{}", h.address, k.controller_port)
+            })
+            .collect();
+        let mut listeners = Vec::new();
+        let mut roles = Vec::new();
+        if host.in_kafka {
+            listeners.push(format!("PLAINTEXT://{}:{}", host.address, k.port));
+            roles.push("broker");
+        }
+        if host.in_controller {
+            listeners.push(format!(
+                "CONTROLLER://{}:{}",
+                host.address, k.controller_port
+            ));
+            roles.push("controller");
+        }
         let mut properties = k.properties.clone();
         properties.extend(
             host.kafka
@@ -210,7 +241,12 @@ impl Renderer {
         let server = self.render(
             "server.properties.j2",
             context! {
-                broker_id,
+                kraft => k.kraft,
+                node_id,
+                roles => roles.join(","),
+                broker => host.in_kafka,
+                voters => voters.join(","),
+                listeners => listeners.join(","),
                 host => context!{ name => host.name, address => host.address },
                 kafka => context!{
                     port => k.port, log_dirs => k.log_dirs, num_partitions => k.num_partitions,

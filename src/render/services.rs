@@ -93,7 +93,11 @@ impl ServiceDef {
                 service,
                 name,
                 user: "kafka",
-                description: "Apache Kafka broker",
+                description: match (host.in_kafka, host.in_controller) {
+                    (true, true) => "Apache Kafka broker and KRaft controller",
+                    (false, true) => "Apache Kafka KRaft controller",
+                    _ => "Apache Kafka broker",
+                },
                 main_class: "kafka.Kafka",
                 classpath: format!("{}/kafka/libs/*", inv.install_dir),
                 args: "/etc/kafka/server.properties".into(),

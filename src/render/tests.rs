@@ -27,12 +27,8 @@ kafka:
 
 fn setup(text: &str) -> (Inventory, Ids) {
     let inv = inventory::parse(Path::new("inv.yaml"), text).unwrap();
-    let names: Vec<String> = inv.hosts.iter().map(|h| h.name.clone()).collect();
-    let none = BTreeMap::new();
-    let ids = Ids {
-        myid: inventory::ids::assign(&names, &none, &none, 1).unwrap(),
-        broker_id: inventory::ids::assign(&names, &none, &none, 1).unwrap(),
-    };
+    let no_facts = vec![Default::default(); inv.hosts.len()];
+    let ids = crate::engine::plan::resolve_ids(&inv, &no_facts).unwrap();
     (inv, ids)
 }
 
@@ -263,4 +259,65 @@ fn strict_undefined_variables() {
         .host_files(&inv, &inv.hosts[0], &ids, InitSystem::SysV)
         .unwrap_err();
     assert!(format!("{err:#}").contains("undefined"), "{err:#}");
+}
+
+const KRAFT: &str = "\
+hosts:
+  k1: { address: 10.0.0.1 }
+  k2: { address: 10.0.0.2 }
+  k3: { address: 10.0.0.3 }
+  c1: { address: 10.0.0.11 }
+groups:
+  kafka: [k1, k2, k3]
+  controller: [k1, k2, k3]
+kafka:
+  version: 4.4.0
+";
+
+#[test]
+fn kraft_combined_nodes() {
+    let (inv, ids) = setup(&KRAFT.replace("  c1: { address: 10.0.0.11 }\n", ""));
+    assert!(inv.kafka.kraft);
+    let f = files(&inv, &ids, 1, InitSystem::SysV);
+    let p = props(&f["/etc/kafka/server.properties"].content);
+    assert_eq!(p["process.roles"], "broker,controller");
+    assert_eq!(p["node.id"], "2");
+    assert_eq!(
+        p["controller.quorum.voters"],
+        "1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093"
+    );
+    assert_eq!(
+        p["listeners"],
+        "PLAINTEXT://10.0.0.2:9092,CONTROLLER://10.0.0.2:9093"
+    );
+    assert_eq!(p["advertised.listeners"], "PLAINTEXT://10.0.0.2:9092");
+    assert_eq!(p["controller.listener.names"], "CONTROLLER");
+    assert_eq!(
+        p["listener.security.protocol.map"],
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    );
+    assert_eq!(p["inter.broker.listener.name"], "PLAINTEXT");
+    assert!(!p.contains_key("zookeeper.connect") && !p.contains_key("broker.id"));
+    assert!(!f.contains_key("/etc/zookeeper/zoo.cfg"));
+}
+
+#[test]
+fn kraft_dedicated_controllers_get_disjoint_ids() {
+    let text = KRAFT.replace("  controller: [k1, k2, k3]", "  controller: [c1]");
+    let (inv, ids) = setup(&text);
+    let c = files(&inv, &ids, 3, InitSystem::SysV);
+    let p = props(&c["/etc/kafka/server.properties"].content);
+    assert_eq!(p["process.roles"], "controller");
+    assert_eq!(p["node.id"], "3001");
+    assert_eq!(p["listeners"], "CONTROLLER://10.0.0.11:9093");
+    assert!(
+        !p.contains_key("advertised.listeners"),
+        "controllers advertise no broker listener"
+    );
+    let b = files(&inv, &ids, 0, InitSystem::SysV);
+    let p = props(&b["/etc/kafka/server.properties"].content);
+    assert_eq!(p["process.roles"], "broker");
+    assert_eq!(p["node.id"], "1");
+    assert_eq!(p["controller.quorum.voters"], "3001@10.0.0.11:9093");
+    assert_eq!(p["listeners"], "PLAINTEXT://10.0.0.1:9092");
 }
