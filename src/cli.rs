@@ -201,6 +201,9 @@ enum LabCommand {
         inventory: PathBuf,
         #[arg(long, default_value = lab::DEFAULT_IMAGE)]
         image: String,
+        /// KRaft: the first 3 nodes are combined broker+controller nodes, no ZooKeeper.
+        #[arg(long)]
+        kraft: bool,
     },
     /// Remove the containers and network that `lab up` made for this inventory.
     Down {
@@ -343,7 +346,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     nodes,
                     inventory,
                     image,
-                } => lab::up(nodes, &inventory, &image),
+                    kraft,
+                } => lab::up(nodes, &inventory, &image, kraft),
                 LabCommand::Down { inventory } => lab::down(&inventory),
             },
             FAILED,

@@ -189,7 +189,9 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         });
     }
 
-    problems.extend(zk_probe.problems.iter().cloned());
+    if !inv.kafka.kraft {
+        problems.extend(zk_probe.problems.iter().cloned());
+    }
     let kraft = quorum.map(|q| quorum_status(inv, &ids, q, &mut problems));
     let expected: BTreeMap<String, i32> = inv
         .kafka_hosts()

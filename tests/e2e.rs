@@ -225,41 +225,95 @@ fn consume_all(bootstrap: &str, topic: &str) -> Output {
     )
 }
 
+/// The labs of the tests in this file run one at a time: two clusters of JVMs on 2 cores
+/// would make every timing gate flaky.
+static ONE_LAB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A running lab with what every test needs; everything is removed on drop.
+/// Fields drop in order: the lab goes first (its record lives in `work`), the lock last.
+struct Setup {
+    _lab: Lab,
+    mirror: Mirror,
+    inventory: PathBuf,
+    lab_dir: PathBuf,
+    libs: PathBuf,
+    nodes: Vec<(String, String)>,
+    bootstrap: String,
+    work: tempfile::TempDir,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Setup {
+    /// `lab up` 3 nodes (`extra` flags, e.g. --kraft), and Kafka `version`'s jars unpacked here
+    /// for the independent Kafka tools.
+    fn new(version: &str, extra: &[&str]) -> Setup {
+        let lock = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mirror_dir = fixtures_mirror();
+        let work = tempfile::tempdir().unwrap();
+        let inventory = work.path().join("cluster.yaml");
+        let libs = work.path().join("kafka-client");
+        std::fs::create_dir_all(&libs).unwrap();
+        let name = format!("kafka_2.13-{version}");
+        let st = Command::new("tar")
+            .arg("-xzf")
+            .arg(mirror_dir.join(format!("kafka/{version}/{name}.tgz")))
+            .arg("-C")
+            .arg(&libs)
+            .args(["--strip-components=2", &format!("{name}/libs")])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mirror = Mirror::start(&mirror_dir);
+        assert!(clusterctl(&["lab", "image"], &mirror.url).status.success());
+        let lab = Lab {
+            inventory: inventory.clone(),
+        };
+        let mut args = vec![
+            "lab",
+            "up",
+            "--nodes",
+            "3",
+            "--inventory",
+            inventory.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        assert!(
+            clusterctl(&args, &mirror.url).status.success(),
+            "lab up failed"
+        );
+        let nodes = addresses(&inventory);
+        let bootstrap = format!("{}:9092", nodes[0].1);
+        Setup {
+            _lock: lock,
+            lab_dir: work.path().join("cluster.lab"),
+            work,
+            inventory,
+            libs,
+            mirror,
+            nodes,
+            bootstrap,
+            _lab: lab,
+        }
+    }
+}
+
 #[test]
 fn three_node_zookeeper_kafka_cluster() {
-    let mirror_dir = fixtures_mirror();
-    let work = tempfile::tempdir().unwrap();
-    let inventory = work.path().join("cluster.yaml");
-    let lab_dir = work.path().join("cluster.lab");
+    let setup = Setup::new("3.9.1", &[]);
+    let (work, inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.work,
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
     let inv = inventory.to_str().unwrap();
-
-    // Kafka's libs for the independent admin client.
-    let libs = work.path().join("kafka-client");
-    std::fs::create_dir_all(&libs).unwrap();
-    let st = Command::new("tar")
-        .arg("-xzf")
-        .arg(mirror_dir.join("kafka/3.9.1/kafka_2.13-3.9.1.tgz"))
-        .arg("-C")
-        .arg(&libs)
-        .args(["--strip-components=2", "kafka_2.13-3.9.1/libs"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-
-    let mirror = Mirror::start(&mirror_dir);
-    let m = mirror.url.as_str();
-    assert!(clusterctl(&["lab", "image"], m).status.success());
-    let _lab = Lab {
-        inventory: inventory.clone(),
-    };
-    let up = clusterctl(&["lab", "up", "--nodes", "3", "--inventory", inv], m);
-    assert!(up.status.success(), "lab up failed");
-    let nodes = addresses(&inventory);
-    let bootstrap = format!("{}:9092", nodes[0].1);
+    let m = setup.mirror.url.as_str();
 
     // A bad inventory is rejected with file:line:column before any host is touched.
     let bad = work.path().join("bad.yaml");
-    let good_text = std::fs::read_to_string(&inventory).unwrap();
+    let good_text = std::fs::read_to_string(inventory).unwrap();
     std::fs::write(
         &bad,
         good_text.replace("  heap: 256m", "  heap: 256m\n  brokers: 3"),
@@ -274,10 +328,10 @@ fn three_node_zookeeper_kafka_cluster() {
         )),
         "location of the error"
     );
-    for (_, a) in &nodes {
+    for (_, a) in nodes {
         assert_eq!(
             ssh(
-                &lab_dir,
+                lab_dir,
                 a,
                 "{ ls -A /opt; ls -d /etc/zookeeper /etc/kafka; getent passwd kafka zookeeper; } 2>/dev/null | wc -l"
             ),
@@ -314,14 +368,14 @@ fn three_node_zookeeper_kafka_cluster() {
     // myid 1..3 and one broker.id per host, as files on the hosts say.
     let mut myids: Vec<String> = nodes
         .iter()
-        .map(|(_, a)| ssh(&lab_dir, a, "cat /var/lib/zookeeper/myid"))
+        .map(|(_, a)| ssh(lab_dir, a, "cat /var/lib/zookeeper/myid"))
         .collect();
     myids.sort();
     assert_eq!(myids, ["1", "2", "3"]);
     // Services run as their own users, not root.
-    for (_, a) in &nodes {
+    for (_, a) in nodes {
         let users = ssh(
-            &lab_dir,
+            lab_dir,
             a,
             "ps -o user= -p $(cat /var/run/zookeeper/zookeeper.pid) -p $(cat /var/run/kafka/kafka.pid) | sort | tr '\\n' ' '",
         );
@@ -329,12 +383,12 @@ fn three_node_zookeeper_kafka_cluster() {
     }
 
     // Kafka from outside: kcat sees 3 brokers; a topic with RF 3 round-trips records.
-    let meta = kcat(&["-b", &bootstrap, "-L"], None);
+    let meta = kcat(&["-b", bootstrap, "-L"], None);
     let meta_text = String::from_utf8_lossy(&meta.stdout).to_string();
     assert!(meta_text.contains(" 3 brokers:"), "kcat -L: {meta_text}");
     let created = kafka_topics(
-        &libs,
-        &bootstrap,
+        libs,
+        bootstrap,
         &[
             "--create",
             "--topic",
@@ -346,15 +400,15 @@ fn three_node_zookeeper_kafka_cluster() {
         ],
     );
     assert!(created.status.success(), "create topic: {}", text(&created));
-    let described = kafka_topics(&libs, &bootstrap, &["--describe", "--topic", "e2e"]);
+    let described = kafka_topics(libs, bootstrap, &["--describe", "--topic", "e2e"]);
     let d = text(&described);
     assert!(d.contains("ReplicationFactor: 3"), "{d}");
     let produced = kcat(
-        &["-b", &bootstrap, "-t", "e2e", "-P", "-X", "acks=all"],
+        &["-b", bootstrap, "-t", "e2e", "-P", "-X", "acks=all"],
         Some("one\ntwo\nthree\n"),
     );
     assert!(produced.status.success(), "kcat -P: {}", text(&produced));
-    let consumed = consume_all(&bootstrap, "e2e");
+    let consumed = consume_all(bootstrap, "e2e");
     let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout)
         .lines()
         .map(str::to_string)
@@ -372,23 +426,23 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(v["kafka"]["registered"].as_array().unwrap().len(), 3);
 
     // A second apply changes nothing and restarts nothing.
-    let zk_before = pids(&lab_dir, &nodes, "zookeeper");
-    let kafka_before = pids(&lab_dir, &nodes, "kafka");
+    let zk_before = pids(lab_dir, nodes, "zookeeper");
+    let kafka_before = pids(lab_dir, nodes, "kafka");
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success());
     assert!(
         text(&out).contains("apply: no change"),
         "second apply reports no change"
     );
-    assert_eq!(pids(&lab_dir, &nodes, "zookeeper"), zk_before);
-    assert_eq!(pids(&lab_dir, &nodes, "kafka"), kafka_before);
+    assert_eq!(pids(lab_dir, nodes, "zookeeper"), zk_before);
+    assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
     // Dry run of a changed property: prints the diff, changes nothing.
     let changed = good_text.replace(
         "  heap: 256m",
         "  heap: 256m\n  properties:\n    num.io.threads: 4",
     );
-    std::fs::write(&inventory, &changed).unwrap();
+    std::fs::write(inventory, &changed).unwrap();
     let out = clusterctl(&["apply", inv, "--dry-run"], m);
     assert!(out.status.success());
     assert!(
@@ -396,7 +450,7 @@ fn three_node_zookeeper_kafka_cluster() {
         "dry run shows the diff"
     );
     assert_eq!(
-        pids(&lab_dir, &nodes, "kafka"),
+        pids(lab_dir, nodes, "kafka"),
         kafka_before,
         "dry run restarted nothing"
     );
@@ -434,18 +488,18 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(order.len(), 3, "{order:?}");
     assert_eq!(order[2], last, "controller restarted last: {order:?}");
     assert_eq!(
-        pids(&lab_dir, &nodes, "zookeeper"),
+        pids(lab_dir, nodes, "zookeeper"),
         zk_before,
         "ZooKeeper kept running"
     );
-    let kafka_after = pids(&lab_dir, &nodes, "kafka");
+    let kafka_after = pids(lab_dir, nodes, "kafka");
     for (b, a) in kafka_before.iter().zip(&kafka_after) {
         assert_ne!(b, a, "every broker restarted");
     }
-    for (_, a) in &nodes {
+    for (_, a) in nodes {
         assert_eq!(
             ssh(
-                &lab_dir,
+                lab_dir,
                 a,
                 "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
             ),
@@ -453,22 +507,22 @@ fn three_node_zookeeper_kafka_cluster() {
         );
     }
     // Records written before the roll are all still there.
-    let consumed = consume_all(&bootstrap, "e2e");
+    let consumed = consume_all(bootstrap, "e2e");
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
-    rolling_restart_under_load(&libs, &bootstrap, inv, m);
+    rolling_restart_under_load(libs, bootstrap, inv, m, &["zookeeper", "kafka"]);
 
     // A stopped broker makes status exit 1 naming it, and the roller refuse naming the
     // under-replicated partitions; apply brings it back.
     let (victim, victim_addr) = &nodes[1];
-    ssh(&lab_dir, victim_addr, "/etc/init.d/kafka stop");
+    ssh(lab_dir, victim_addr, "/etc/init.d/kafka stop");
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(1));
     assert!(
         text(&st).contains(&format!("kafka on {victim} is not running")),
         "status names the stopped broker"
     );
-    let kafka_pids = pids(&lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka");
+    let kafka_pids = pids(lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka");
     let refused = clusterctl(&["restart", "--rolling", inv, "--service", "kafka"], m);
     assert_eq!(refused.status.code(), Some(1));
     let t = text(&refused);
@@ -479,7 +533,7 @@ fn three_node_zookeeper_kafka_cluster() {
         "names the partitions"
     );
     assert_eq!(
-        pids(&lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka"),
+        pids(lab_dir, &[nodes[0].clone(), nodes[2].clone()], "kafka"),
         kafka_pids,
         "nothing restarted"
     );
@@ -494,7 +548,7 @@ fn three_node_zookeeper_kafka_cluster() {
 /// min.insync.replicas=2, `restart --rolling` restarts every ZooKeeper and Kafka node; then
 /// every acknowledged record is read back, in order per partition. The ZooKeeper leader and
 /// the controller broker go last.
-fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str) {
+fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, services: &[&str]) {
     let created = kafka_topics(
         libs,
         bootstrap,
@@ -542,7 +596,12 @@ fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str) 
 
     // Order: ZooKeeper followers then the leader, brokers with the controller last.
     let log = String::from_utf8_lossy(&out.stderr);
-    for (svc, role) in [("zookeeper", "leader"), ("kafka", "controller")] {
+    for svc in services {
+        let role = if *svc == "zookeeper" {
+            "leader"
+        } else {
+            "controller"
+        };
         let announced = log
             .lines()
             .find_map(|l| {
@@ -641,4 +700,196 @@ fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str) 
         "rolling restart under load: {} acknowledged records, 0 lost, order kept",
         acked.len()
     );
+}
+
+/// KRaft with Kafka 4.x on 3 combined broker+controller nodes: no ZooKeeper anywhere, one
+/// cluster id formatted once, a quorum Kafka's own tool agrees with, no-op re-apply, a rolling
+/// restart under an acks=all producer losing nothing with the active controller last, and
+/// topic operations checked with Kafka's own TopicCommand.
+#[test]
+fn three_node_kraft_cluster() {
+    let version = "4.4.0";
+    let setup = Setup::new(version, &["--kraft"]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let text0 = std::fs::read_to_string(inventory).unwrap();
+    assert!(text0.contains("  controller: [n1, n2, n3]") && !text0.contains("zookeeper"));
+    std::fs::write(
+        inventory,
+        text0.replace(
+            "kafka:\n  heap: 256m\n",
+            &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
+        ),
+    )
+    .unwrap();
+
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply failed");
+    assert!(text(&out).contains("formatted /var/lib/kafka/data for cluster "));
+
+    // One cluster id on every host, no ZooKeeper process anywhere.
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|(_, a)| {
+            ssh(
+                lab_dir,
+                a,
+                "sed -n 's/^cluster.id=//p' /var/lib/kafka/data/meta.properties",
+            )
+        })
+        .collect();
+    assert!(
+        ids[0].len() == 22 && ids.iter().all(|i| *i == ids[0]),
+        "{ids:?}"
+    );
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "ps -eo args | grep -c '[Q]uorumPeerMain' || true"
+            ),
+            "0"
+        );
+    }
+    // Kafka's own quorum tool: a leader and the 3 voters.
+    let q = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .args([
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            "--bootstrap-server",
+            bootstrap,
+            "describe",
+            "--status",
+        ])
+        .output()
+        .unwrap();
+    let qt = text(&q);
+    assert!(q.status.success(), "{qt}");
+    let leader: i32 = qt
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .unwrap_or_else(|| panic!("no LeaderId in {qt}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&leader), "{qt}");
+    assert!(
+        qt.contains("CurrentVoters:")
+            && ["\"id\": 1", "\"id\": 2", "\"id\": 3"]
+                .iter()
+                .all(|v| qt.contains(v)),
+        "{qt}"
+    );
+    let meta = kcat(&["-b", bootstrap, "-L"], None);
+    assert!(String::from_utf8_lossy(&meta.stdout).contains(" 3 brokers:"));
+
+    // status agrees, and names the same active controller.
+    let js = clusterctl(&["status", inv, "-o", "json"], m);
+    assert_eq!(js.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(v["kraft"]["leader"], leader);
+    assert_eq!(v["kraft"]["voters"].as_array().unwrap().len(), 3);
+    assert!(v.get("zookeeper").is_none());
+
+    // Re-apply: no change, nothing restarted, storage not formatted again.
+    let before = pids(lab_dir, nodes, "kafka");
+    let meta_before: Vec<String> = nodes
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "stat -c %Y /var/lib/kafka/data/meta.properties"))
+        .collect();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success());
+    assert!(text(&out).contains("apply: no change"));
+    assert_eq!(pids(lab_dir, nodes, "kafka"), before);
+    let meta_after: Vec<String> = nodes
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "stat -c %Y /var/lib/kafka/data/meta.properties"))
+        .collect();
+    assert_eq!(meta_before, meta_after);
+
+    // Topics through clusterctl, checked with Kafka's TopicCommand.
+    let t = clusterctl(
+        &[
+            "topics",
+            "-i",
+            inv,
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--replication-factor",
+            "3",
+            "--config",
+            "retention.ms=3600000",
+        ],
+        m,
+    );
+    assert!(t.status.success());
+    let d = text(&kafka_topics(
+        libs,
+        bootstrap,
+        &["--describe", "--topic", "orders"],
+    ));
+    assert!(
+        d.contains("PartitionCount: 3")
+            && d.contains("ReplicationFactor: 3")
+            && d.contains("retention.ms=3600000"),
+        "{d}"
+    );
+    let t = clusterctl(
+        &[
+            "topics",
+            "-i",
+            inv,
+            "alter",
+            "orders",
+            "--partitions",
+            "6",
+            "--config",
+            "retention.ms=7200000",
+        ],
+        m,
+    );
+    assert!(t.status.success());
+    let d = text(&kafka_topics(
+        libs,
+        bootstrap,
+        &["--describe", "--topic", "orders"],
+    ));
+    assert!(
+        d.contains("PartitionCount: 6") && d.contains("retention.ms=7200000"),
+        "{d}"
+    );
+    let t = clusterctl(
+        &["topics", "-i", inv, "alter", "orders", "--partitions", "2"],
+        m,
+    );
+    assert_eq!(t.status.code(), Some(1));
+    assert!(text(&t).contains("cannot reduce"));
+    let t = clusterctl(&["topics", "-i", inv, "describe", "orders"], m);
+    assert!(t.status.success() && text(&t).contains("PartitionCount: 6"));
+    let t = clusterctl(&["topics", "-i", inv, "delete", "orders"], m);
+    assert!(t.status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = text(&kafka_topics(libs, bootstrap, &["--list"]));
+        if !l.lines().any(|x| x == "orders") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "topic still listed: {l}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    rolling_restart_under_load(libs, bootstrap, inv, m, &["kafka"]);
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0));
 }

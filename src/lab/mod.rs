@@ -37,8 +37,8 @@ pub fn image(name: &str) -> Result<()> {
 /// Starts `nodes` containers from `image` and writes the inventory file `inventory` for them.
 /// Refuses if a lab recorded beside `inventory` is still up, or if `inventory` exists and was
 /// not written by `lab up`.
-pub fn up(nodes: usize, inventory: &Path, image: &str) -> Result<()> {
-    nodes::up(nodes, inventory, image)
+pub fn up(nodes: usize, inventory: &Path, image: &str, kraft: bool) -> Result<()> {
+    nodes::up(nodes, inventory, image, kraft)
 }
 
 /// Removes the containers and network recorded beside `inventory`, then the record. Leaves the

@@ -79,8 +79,9 @@ pub struct Node {
 }
 
 /// The inventory `lab up` writes: every node runs Kafka, the first three (or all, if fewer)
-/// form the ZooKeeper ensemble; small heaps so several JVMs fit one machine.
-pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node]) -> String {
+/// form the ZooKeeper ensemble, or with `kraft` the KRaft controller quorum (combined nodes);
+/// small heaps so several JVMs fit one machine.
+pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kraft: bool) -> String {
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let zk = &names[..names.len().min(3)];
     let mut s = String::new();
@@ -101,9 +102,12 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node]) -> String {
         ));
     }
     s.push_str("groups:\n");
-    s.push_str(&format!("  zookeeper: [{}]\n", zk.join(", ")));
+    let quorum = if kraft { "controller" } else { "zookeeper" };
+    s.push_str(&format!("  {quorum}: [{}]\n", zk.join(", ")));
     s.push_str(&format!("  kafka: [{}]\n", names.join(", ")));
-    s.push_str("zookeeper:\n  heap: 128m\n");
+    if !kraft {
+        s.push_str("zookeeper:\n  heap: 128m\n");
+    }
     s.push_str("kafka:\n  heap: 256m\n");
     s
 }
@@ -148,6 +152,7 @@ mod tests {
             &PathBuf::from("/abs/path/x.lab/id_ed25519"),
             &PathBuf::from("/abs/path/x.lab/known_hosts"),
             &nodes(4),
+            false,
         );
         assert_eq!(
             text,
@@ -178,9 +183,17 @@ kafka:
 
     #[test]
     fn fewer_than_three_nodes_all_run_zookeeper() {
-        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(2));
+        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(2), false);
         assert!(text.contains("  zookeeper: [n1, n2]\n"), "{text}");
         assert!(text.contains("  kafka: [n1, n2]\n"), "{text}");
+    }
+
+    #[test]
+    fn kraft_lab_has_combined_controllers_and_no_zookeeper() {
+        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(4), true);
+        assert!(text.contains("  controller: [n1, n2, n3]\n"), "{text}");
+        assert!(text.contains("  kafka: [n1, n2, n3, n4]\n"), "{text}");
+        assert!(!text.contains("zookeeper"), "{text}");
     }
 
     #[test]
@@ -189,6 +202,7 @@ kafka:
             Path::new("/home/a b/x.lab/id_ed25519"),
             Path::new("/k: \"h\""),
             &nodes(1),
+            false,
         );
         assert!(
             text.contains("  key: \"/home/a b/x.lab/id_ed25519\"\n"),

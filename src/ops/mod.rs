@@ -53,6 +53,9 @@ pub async fn restart_rolling(
             .filter(|(_, p)| limit.is_none_or(|l| l.contains(&p.host.name)))
             .map(|(i, _)| i)
             .collect();
+        if todo.is_empty() {
+            continue;
+        }
         rep.line(&format!("rolling restart of {svc}"));
         done.extend(roller.roll(&mut plans, svc, todo).await?);
     }
