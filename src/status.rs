@@ -456,11 +456,15 @@ pub fn print_text(s: &Status) {
     match &k.error {
         Some(e) => println!("kafka: {e}"),
         None => println!(
-            "kafka: {}/{} brokers registered, controller {}, {} topic(s), {} under-replicated, {} offline partition(s)",
+            "kafka: {}/{} brokers registered{}, {} topic(s), {} under-replicated, {} offline partition(s)",
             k.registered.len(),
             k.expected.len(),
-            k.controller
-                .map_or("none".into(), |c| format!("broker {c}")),
+            // In KRaft the active controller is the quorum leader, printed above.
+            match (&s.kraft, k.controller) {
+                (Some(_), _) => String::new(),
+                (None, Some(c)) => format!(", controller broker {c}"),
+                (None, None) => ", NO controller".into(),
+            },
             k.topics.len(),
             k.under_replicated.len(),
             k.offline.len()
