@@ -54,6 +54,11 @@ enum Command {
         /// Learn host keys of hosts not yet in known_hosts (a changed key is still refused).
         #[arg(long)]
         accept_new_host_keys: bool,
+        /// Second phase of an upgrade, once every node runs the new version: drop the old
+        /// inter-broker protocol pin (ZooKeeper mode, rolls the brokers) or raise
+        /// metadata.version (KRaft). Cannot be undone.
+        #[arg(long)]
+        finalize_upgrade: bool,
         /// Run this playbook instead of the built-in playbooks/apply.yaml.
         #[arg(long, value_name = "FILE")]
         playbook: Option<PathBuf>,
@@ -262,11 +267,13 @@ pub fn run(cli: Cli) -> ExitCode {
             dry_run,
             limit,
             accept_new_host_keys,
+            finalize_upgrade,
             playbook,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = ApplyOptions {
                     dry_run,
+                    finalize_upgrade,
                     limit,
                     policy: policy(accept_new_host_keys),
                     playbook,

@@ -544,57 +544,158 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(st.status.code(), Some(0));
 }
 
-/// While a producer with acks=all writes continuously to a topic with replication factor 3 and
-/// min.insync.replicas=2, `restart --rolling` restarts every ZooKeeper and Kafka node; then
-/// every acknowledged record is read back, in order per partition. The ZooKeeper leader and
-/// the controller broker go last.
-fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, services: &[&str]) {
-    let created = kafka_topics(
-        libs,
-        bootstrap,
-        &[
-            "--create",
-            "--topic",
-            "roll",
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-            "--config",
-            "min.insync.replicas=2",
-        ],
-    );
-    assert!(created.status.success(), "create topic: {}", text(&created));
-    let producer = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()))
-        .arg("org.apache.kafka.tools.VerifiableProducer")
-        .args([
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            "roll",
-            "--acks",
-            "-1",
-        ])
-        .args(["--throughput", "200", "--max-messages", "-1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("VerifiableProducer");
-    std::thread::sleep(Duration::from_secs(5));
-    let out = clusterctl(&["restart", "--rolling", inv], m);
-    std::thread::sleep(Duration::from_secs(3));
-    // SIGTERM: the producer flushes, reports the last acknowledgements and exits.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(producer.id().to_string())
-        .status()
-        .unwrap();
-    let produced = producer.wait_with_output().unwrap();
-    assert!(out.status.success(), "restart --rolling failed");
+/// A producer with acks=all writing continuously (Kafka's VerifiableProducer) to a topic with
+/// replication factor 3 and min.insync.replicas=2; it reports every acknowledged record.
+struct Producer {
+    child: Option<Child>,
+    topic: String,
+}
 
-    // Order: ZooKeeper followers then the leader, brokers with the controller last.
+impl Producer {
+    fn start(libs: &Path, bootstrap: &str, topic: &str) -> Producer {
+        let created = kafka_topics(
+            libs,
+            bootstrap,
+            &[
+                "--create",
+                "--topic",
+                topic,
+                "--partitions",
+                "3",
+                "--replication-factor",
+                "3",
+                "--config",
+                "min.insync.replicas=2",
+            ],
+        );
+        assert!(created.status.success(), "create topic: {}", text(&created));
+        let child = Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}/*", libs.display()))
+            .arg("org.apache.kafka.tools.VerifiableProducer")
+            .args([
+                "--bootstrap-server",
+                bootstrap,
+                "--topic",
+                topic,
+                "--acks",
+                "-1",
+            ])
+            .args(["--throughput", "200", "--max-messages", "-1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("VerifiableProducer");
+        std::thread::sleep(Duration::from_secs(5));
+        Producer {
+            child: Some(child),
+            topic: topic.to_string(),
+        }
+    }
+
+    /// Stop (SIGTERM: it flushes and reports the last acknowledgements), then prove every
+    /// acknowledged record is stored at its offset, in order per partition.
+    fn stop_and_verify(mut self, bootstrap: &str) -> usize {
+        std::thread::sleep(Duration::from_secs(3));
+        let child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let produced = child.wait_with_output().unwrap();
+        let mut acked: Vec<(i64, i64, String)> = String::from_utf8_lossy(&produced.stdout)
+            .lines()
+            .filter(|l| l.contains("\"name\":\"producer_send_success\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["partition"].as_i64().unwrap(),
+                    v["offset"].as_i64().unwrap(),
+                    v["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert!(
+            acked.len() > 1000,
+            "the producer kept writing: {} acks",
+            acked.len()
+        );
+        let consumed = kcat(
+            &[
+                "-b",
+                bootstrap,
+                "-t",
+                &self.topic,
+                "-C",
+                "-e",
+                "-o",
+                "beginning",
+                "-q",
+                "-f",
+                "%p %o %s\\n",
+            ],
+            None,
+        );
+        let stored: std::collections::HashMap<(i64, i64), String> =
+            String::from_utf8_lossy(&consumed.stdout)
+                .lines()
+                .map(|l| {
+                    let mut f = l.splitn(3, ' ');
+                    let p = f.next().unwrap().parse().unwrap();
+                    let o = f.next().unwrap().parse().unwrap();
+                    ((p, o), f.next().unwrap_or("").to_string())
+                })
+                .collect();
+        let lost: Vec<_> = acked
+            .iter()
+            .filter(|(p, o, v)| stored.get(&(*p, *o)) != Some(v))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{} of {} acknowledged records lost, e.g. {:?}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(5)]
+        );
+        acked.sort();
+        for w in acked.windows(2) {
+            if w[0].0 == w[1].0 {
+                let (a, b): (i64, i64) = (w[0].2.parse().unwrap(), w[1].2.parse().unwrap());
+                assert!(
+                    a < b,
+                    "partition {}: value {a} at offset {} but {b} at offset {}",
+                    w[0].0,
+                    w[0].1,
+                    w[1].1
+                );
+            }
+        }
+        eprintln!(
+            "{}: {} acknowledged records, 0 lost, order kept",
+            self.topic,
+            acked.len()
+        );
+        acked.len()
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Under the producer, `restart --rolling` restarts every node of `services`; 0 acknowledged
+/// records are lost, and the ZooKeeper leader / active controller goes last.
+fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, services: &[&str]) {
+    let producer = Producer::start(libs, bootstrap, "roll");
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    producer.stop_and_verify(bootstrap);
+    assert!(out.status.success(), "restart --rolling failed");
     let log = String::from_utf8_lossy(&out.stderr);
     for svc in services {
         let role = if *svc == "zookeeper" {
@@ -609,97 +710,120 @@ fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, 
                     .map(|(_, r)| r.split(' ').next().unwrap().to_string())
             })
             .unwrap_or_else(|| panic!("the roll of {svc} names its {role}"));
-        let order: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains(&format!(": restarted {svc}")))
-            .map(|l| {
-                l.split(&format!(": restarted {svc}"))
-                    .next()
-                    .unwrap()
-                    .split_whitespace()
-                    .last()
-                    .unwrap()
-            })
-            .collect();
+        let order = restart_order(&log, svc);
         assert_eq!(order.len(), 3, "{svc}: {order:?}");
         assert_eq!(
             order[2], announced,
             "{svc}: the {role} goes last: {order:?}"
         );
     }
+}
 
-    // Every acknowledged record is there, with its offset, in order per partition.
-    let mut acked: Vec<(i64, i64, String)> = String::from_utf8_lossy(&produced.stdout)
-        .lines()
-        .filter(|l| l.contains("\"name\":\"producer_send_success\""))
+/// Hosts in the order the progress log shows `svc` restarted.
+fn restart_order<'a>(log: &'a str, svc: &str) -> Vec<&'a str> {
+    let marker = format!(": restarted {svc}");
+    log.lines()
+        .filter(|l| l.contains(&marker))
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["partition"].as_i64().unwrap(),
-                v["offset"].as_i64().unwrap(),
-                v["value"].as_str().unwrap().to_string(),
-            )
+            l.split(&marker)
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .last()
+                .unwrap()
         })
-        .collect();
-    assert!(
-        acked.len() > 1000,
-        "the producer kept writing through the roll: {} acks",
-        acked.len()
+        .collect()
+}
+
+/// Kafka 3.8.1 -> 3.9.1 in ZooKeeper mode, Kafka's two phases, under an acks=all producer:
+/// the new version rolls in with inter.broker.protocol.version pinned to 3.8, re-applies keep
+/// the pin, `--finalize-upgrade` rolls again without it; 0 acknowledged records lost.
+#[test]
+fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
+    let setup = Setup::new("3.9.1", &[]);
+    let (inventory, lab_dir, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.nodes,
+        &setup.bootstrap,
     );
-    let consumed = kcat(
-        &[
-            "-b",
-            bootstrap,
-            "-t",
-            "roll",
-            "-C",
-            "-e",
-            "-o",
-            "beginning",
-            "-q",
-            "-f",
-            "%p %o %s\\n",
-        ],
-        None,
-    );
-    let stored: std::collections::HashMap<(i64, i64), String> =
-        String::from_utf8_lossy(&consumed.stdout)
-            .lines()
-            .map(|l| {
-                let mut f = l.splitn(3, ' ');
-                let p = f.next().unwrap().parse().unwrap();
-                let o = f.next().unwrap().parse().unwrap();
-                ((p, o), f.next().unwrap_or("").to_string())
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let base = std::fs::read_to_string(inventory).unwrap();
+    let with_version = |v: &str| {
+        base.replace(
+            "kafka:\n  heap: 256m\n",
+            &format!("kafka:\n  heap: 256m\n  version: {v}\n"),
+        )
+    };
+    let running = |v: &str| {
+        nodes.iter().all(|(_, a)| {
+            ssh(
+                lab_dir,
+                a,
+                "tr '\\0' ' ' < /proc/$(cat /var/run/kafka/kafka.pid)/cmdline",
+            )
+            .contains(&format!("kafka_2.13-{v}/libs"))
+        })
+    };
+    let pins = || -> Vec<String> {
+        nodes
+            .iter()
+            .map(|(_, a)| {
+                ssh(
+                    lab_dir,
+                    a,
+                    "sed -n 's/^inter.broker.protocol.version=//p' /etc/kafka/server.properties",
+                )
             })
-            .collect();
-    let lost: Vec<_> = acked
-        .iter()
-        .filter(|(p, o, v)| stored.get(&(*p, *o)) != Some(v))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged records lost, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(5)]
+            .collect()
+    };
+
+    std::fs::write(inventory, with_version("3.8.1")).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success());
+    assert!(running("3.8.1"), "brokers run 3.8.1");
+    assert_eq!(pins(), ["", "", ""], "a fresh cluster has no pin");
+
+    let producer = Producer::start(&setup.libs, bootstrap, "upgrade");
+    std::fs::write(inventory, with_version("3.9.1")).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "upgrade apply failed");
+    assert_eq!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
+        3
     );
-    acked.sort();
-    for w in acked.windows(2) {
-        if w[0].0 == w[1].0 {
-            let (a, b): (i64, i64) = (w[0].2.parse().unwrap(), w[1].2.parse().unwrap());
-            assert!(
-                a < b,
-                "partition {}: value {a} at offset {} but {b} at offset {}",
-                w[0].0,
-                w[0].1,
-                w[1].1
-            );
-        }
+    assert!(running("3.9.1"), "brokers run 3.9.1");
+    assert_eq!(
+        pins(),
+        ["3.8", "3.8", "3.8"],
+        "phase 1 keeps the old protocol"
+    );
+    // The old version stays on disk (a rollback is a version change away); the link moved.
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "readlink /opt/kafka; ls -d /opt/kafka_2.13-3.8.1"
+            ),
+            "kafka_2.13-3.9.1\n/opt/kafka_2.13-3.8.1"
+        );
     }
-    eprintln!(
-        "rolling restart under load: {} acknowledged records, 0 lost, order kept",
-        acked.len()
+    let out = clusterctl(&["apply", inv], m);
+    assert!(
+        text(&out).contains("apply: no change"),
+        "the pin is kept until finalized"
     );
+
+    let out = clusterctl(&["apply", inv, "--finalize-upgrade"], m);
+    assert!(out.status.success(), "finalize failed");
+    assert_eq!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
+        3
+    );
+    assert_eq!(pins(), ["", "", ""], "phase 2 drops the pin");
+    producer.stop_and_verify(bootstrap);
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
 
 /// KRaft with Kafka 4.x on 3 combined broker+controller nodes: no ZooKeeper anywhere, one

@@ -19,6 +19,8 @@ pub struct Facts {
     pub broker_id: Option<i64>,
     /// KRaft cluster.id from meta.properties: the host is formatted.
     pub cluster_id: Option<String>,
+    /// `inter.broker.protocol.version` in the host's current server.properties.
+    pub ibp: Option<String>,
     /// Content of `<dir>/.clusterctl-sha512` per install dir that has one.
     pub installed: BTreeMap<String, String>,
     /// Target of each stable symlink (`/opt/kafka` -> `kafka_2.13-3.9.1`).
@@ -36,6 +38,7 @@ pub struct Query<'a> {
     pub services: Vec<&'a ServiceDef>,
     pub myid_file: Option<String>,
     pub meta_properties: Vec<String>,
+    pub server_properties: Option<String>,
     pub java_cmd: String,
 }
 
@@ -78,6 +81,12 @@ pub fn script(q: &Query) -> String {
         s.push_str(&format!(
             "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p' {m}\n",
             m = quote(m)
+        ));
+    }
+    if let Some(sp) = &q.server_properties {
+        s.push_str(&format!(
+            "[ -f {p} ] && sed -n 's/^inter.broker.protocol.version=/ibp /p' {p}\n",
+            p = quote(sp)
         ));
     }
     for svc in &q.services {
@@ -125,6 +134,7 @@ pub fn parse(out: &str) -> Facts {
             "myid" => f.myid = rest.parse().ok(),
             "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
             "cluster_id" => f.cluster_id = f.cluster_id.clone().or(Some(rest.to_string())),
+            "ibp" => f.ibp = Some(rest.to_string()),
             "pid" => {
                 if let Some((name, pid)) = rest.split_once(' ') {
                     let svc = match name {
@@ -194,6 +204,7 @@ mod tests {
             services: vec![],
             myid_file: Some(p("myid")),
             meta_properties: vec![p("meta.properties")],
+            server_properties: None,
             java_cmd: "no-such-java-here".into(),
         };
         let out = std::process::Command::new("sh")

@@ -24,6 +24,9 @@ use std::time::Duration;
 
 pub struct ApplyOptions {
     pub dry_run: bool,
+    /// Second phase of an upgrade: drop the old inter-broker protocol pin (ZooKeeper mode) or
+    /// raise metadata.version (KRaft) once every node runs the new version.
+    pub finalize_upgrade: bool,
     pub limit: Option<Vec<String>>,
     pub policy: HostKeyPolicy,
     pub playbook: Option<PathBuf>,
@@ -83,7 +86,10 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
     let sessions = connect_all(inv, opts.policy).await?;
     rep.line("gathering facts");
-    let mut plans = plan::plan_all(inv, &sessions).await?;
+    let mut plans = plan::plan_all_with(inv, &sessions, opts.finalize_upgrade).await?;
+    if opts.finalize_upgrade {
+        finalize_preflight(inv, &plans)?;
+    }
     if opts.dry_run {
         rep.clear();
         plan::print_dry_run(inv, &plans, &sessions).await?;
@@ -226,11 +232,69 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             }
         }
     }
+    if opts.finalize_upgrade && inv.kafka.kraft {
+        let msg = finalize_kraft(inv, &plans, &sessions).await?;
+        rep.line(&format!("  {msg}"));
+        let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
+        summary.changes.get_mut(&first.host.name).unwrap().push(msg);
+    }
     rep.clear();
     for s in sessions.values() {
         s.close().await;
     }
     Ok(summary)
+}
+
+/// Finalizing is one-way: every Kafka host must already run this inventory's version.
+fn finalize_preflight(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
+    let behind: Vec<String> = plans
+        .iter()
+        .filter(|p| p.host.runs_kafka() && p.needs_install(inv, Product::Kafka))
+        .map(|p| p.host.name.clone())
+        .collect();
+    if !behind.is_empty() {
+        bail!(
+            "--finalize-upgrade: {} not on Kafka {} yet; run `clusterctl apply` first (finalizing cannot be undone)",
+            behind.join(", "),
+            inv.kafka.version
+        );
+    }
+    Ok(())
+}
+
+/// KRaft: raise metadata.version to this release's, with Kafka's own FeatureCommand run on
+/// a broker host (the operator's machine needs no JVM).
+async fn finalize_kraft(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    sessions: &BTreeMap<String, Session>,
+) -> Result<String> {
+    let p = plans.iter().find(|p| p.host.in_kafka).unwrap();
+    let def = crate::render::ServiceDef::new(Service::Kafka, inv, &p.host);
+    let release: String = inv
+        .kafka
+        .version
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let cmd = format!(
+        "set -a; . {env}; set +a; \"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx128m \
+         -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/tmp \
+         -cp \"$CLASSPATH\" org.apache.kafka.tools.FeatureCommand \
+         --bootstrap-server {addr}:{port} upgrade --release-version {release}",
+        env = crate::transport::quote(&def.env_file),
+        addr = p.host.address,
+        port = inv.kafka.port,
+    );
+    let out = sessions[&p.host.name]
+        .exec_ok(&cmd)
+        .await
+        .context("finalizing the upgrade (kafka-features upgrade)")?;
+    Ok(format!(
+        "metadata.version raised to release {release}: {}",
+        out.stdout.trim()
+    ))
 }
 
 /// Returns (only) when a service process that should run on some host is gone, with the

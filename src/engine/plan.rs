@@ -150,6 +150,9 @@ pub fn query_for<'a>(
         } else {
             vec![]
         },
+        server_properties: host
+            .runs_kafka()
+            .then(|| "/etc/kafka/server.properties".to_string()),
         java_cmd: java_cmd(inv),
     })
 }
@@ -176,6 +179,15 @@ pub async fn plan_all(
     inv: &Inventory,
     sessions: &BTreeMap<String, Session>,
 ) -> Result<Vec<HostPlan>> {
+    plan_all_with(inv, sessions, false).await
+}
+
+/// `finalize`: drop the inter-broker protocol pin an upgrade left (the second phase).
+pub async fn plan_all_with(
+    inv: &Inventory,
+    sessions: &BTreeMap<String, Session>,
+    finalize: bool,
+) -> Result<Vec<HostPlan>> {
     let gathered = futures::future::join_all(
         inv.hosts
             .iter()
@@ -187,11 +199,20 @@ pub async fn plan_all(
         all_facts.push(r?);
     }
     let ids = resolve_ids(inv, &all_facts)?;
-    let renderer = Renderer::new(inv)?;
+    // The inventory as rendered: with the protocol pin of an upgrade in progress.
+    let mut effective = inv.clone();
+    if let Some(v) = protocol_pin(inv, &all_facts, finalize) {
+        effective
+            .kafka
+            .properties
+            .entry("inter.broker.protocol.version".into())
+            .or_insert(v);
+    }
+    let renderer = Renderer::new(&effective)?;
     let mut plans = Vec::new();
     for (host, facts) in inv.hosts.iter().zip(all_facts) {
         let init = facts.init.unwrap_or(InitSystem::SysV);
-        let files = renderer.host_files(inv, host, &ids, init)?;
+        let files = renderer.host_files(&effective, host, &ids, init)?;
         plans.push(HostPlan {
             broker_id: ids.node_id(&host.name),
             host: host.clone(),
@@ -202,6 +223,44 @@ pub async fn plan_all(
         });
     }
     Ok(plans)
+}
+
+/// Kafka's two-phase upgrade in ZooKeeper mode: while brokers move to a new version, they keep
+/// speaking the old inter-broker protocol (`major.minor` of the oldest version running), so a
+/// half-upgraded cluster, or a rollback, works. The pin stays, read back from the hosts, until
+/// `apply --finalize-upgrade`. An explicit property in the inventory always wins (the caller
+/// inserts the pin only where none is set).
+pub fn protocol_pin(inv: &Inventory, facts: &[Facts], finalize: bool) -> Option<String> {
+    if inv.kafka.kraft || finalize {
+        return None;
+    }
+    let link = format!("{}/kafka", inv.install_dir);
+    let mm = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let want = mm(&inv.kafka.version);
+    let mut pins: Vec<String> = inv
+        .hosts
+        .iter()
+        .zip(facts)
+        .filter(|(h, _)| h.in_kafka)
+        .flat_map(|(_, f)| {
+            // `kafka_2.13-3.8.1` -> 3.8: a host still on another version.
+            let running = f
+                .links
+                .get(&link)
+                .and_then(|n| n.rsplit('-').next())
+                .map(mm);
+            running
+                .filter(|r| *r != want)
+                .into_iter()
+                .chain(f.ibp.clone())
+        })
+        .collect();
+    pins.sort_by_key(|v| {
+        v.split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    pins.into_iter().next()
 }
 
 pub fn resolve_ids(inv: &Inventory, facts: &[Facts]) -> Result<Ids> {
@@ -410,6 +469,49 @@ pub async fn print_dry_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zk_mode(version: &str) -> Inventory {
+        let text = format!(
+            "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n\
+             groups:\n  zookeeper: [a]\n  kafka: [a, b]\nkafka:\n  version: {version}\n"
+        );
+        crate::inventory::parse(std::path::Path::new("i.yaml"), &text).unwrap()
+    }
+
+    fn on(version: &str, ibp: Option<&str>) -> Facts {
+        let mut f = Facts::default();
+        f.links
+            .insert("/opt/kafka".into(), format!("kafka_2.13-{version}"));
+        f.ibp = ibp.map(str::to_string);
+        f
+    }
+
+    #[test]
+    fn upgrade_pins_the_old_protocol_until_finalized() {
+        let inv = zk_mode("3.9.1");
+        // First install: nothing to pin.
+        assert_eq!(
+            protocol_pin(&inv, &[Facts::default(), Facts::default()], false),
+            None
+        );
+        // Hosts still on 3.8.1: pin 3.8 while they move.
+        let facts = [on("3.8.1", None), on("3.8.1", None)];
+        assert_eq!(protocol_pin(&inv, &facts, false).as_deref(), Some("3.8"));
+        // Half-way, and after every host moved, the pin read back from the hosts stays.
+        let facts = [on("3.9.1", Some("3.8")), on("3.8.1", Some("3.8"))];
+        assert_eq!(protocol_pin(&inv, &facts, false).as_deref(), Some("3.8"));
+        let facts = [on("3.9.1", Some("3.8")), on("3.9.1", Some("3.8"))];
+        assert_eq!(protocol_pin(&inv, &facts, false).as_deref(), Some("3.8"));
+        // Finalized: no pin; a cluster on one version with no pin stays unpinned.
+        assert_eq!(protocol_pin(&inv, &facts, true), None);
+        assert_eq!(
+            protocol_pin(&inv, &[on("3.9.1", None), on("3.9.1", None)], false),
+            None
+        );
+        // The oldest version wins (3.7 and 3.8 hosts while going to 3.9).
+        let facts = [on("3.8.1", None), on("3.7.2", None)];
+        assert_eq!(protocol_pin(&inv, &facts, false).as_deref(), Some("3.7"));
+    }
 
     #[test]
     fn cluster_ids_look_like_kafkas() {

@@ -1,7 +1,18 @@
 //! The services clusterctl runs, and how each is launched: main class, classpath from the
 //! unpacked jars, its own user, PID file, logs. Shared by rendering, the engine and status.
 
+use crate::artifacts::{Product, layout};
 use crate::inventory::{Host, Inventory, ZkSource};
+
+/// `/opt/kafka_2.13-3.9.1`: where this inventory's version of a product is unpacked.
+pub fn install_path(inv: &Inventory, product: Product) -> String {
+    let version = match product {
+        Product::Kafka => &inv.kafka.version,
+        Product::ZooKeeper => &inv.zookeeper.version,
+    };
+    let (_, _, name) = layout(product, version, &inv.kafka.scala_version);
+    format!("{}/{name}", inv.install_dir)
+}
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -55,9 +66,12 @@ impl ServiceDef {
         let log_dir = format!("/var/log/{name}");
         match service {
             Service::ZooKeeper => {
+                // The versioned directory, not the stable symlink: a running JVM keeps finding its
+                // jars while an upgrade swaps the symlink, and a new version changes this file,
+                // which is what restarts the service.
                 let lib = match inv.zookeeper.source {
-                    ZkSource::Tarball => format!("{}/zookeeper/lib/*", inv.install_dir),
-                    ZkSource::Kafka => format!("{}/kafka/libs/*", inv.install_dir),
+                    ZkSource::Tarball => format!("{}/lib/*", install_path(inv, Product::ZooKeeper)),
+                    ZkSource::Kafka => format!("{}/libs/*", install_path(inv, Product::Kafka)),
                 };
                 ServiceDef {
                     service,
@@ -99,7 +113,7 @@ impl ServiceDef {
                     _ => "Apache Kafka broker",
                 },
                 main_class: "kafka.Kafka",
-                classpath: format!("{}/kafka/libs/*", inv.install_dir),
+                classpath: format!("{}/libs/*", install_path(inv, Product::Kafka)),
                 args: "/etc/kafka/server.properties".into(),
                 heap: host
                     .kafka

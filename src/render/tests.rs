@@ -166,7 +166,7 @@ fn init_scripts_run_java_directly_as_service_users() {
     );
     let env = props(&f["/etc/kafka/kafka.env"].content);
     assert_eq!(env["MAIN_CLASS"], "kafka.Kafka");
-    assert_eq!(env["CLASSPATH"], "'/opt/kafka/libs/*'");
+    assert_eq!(env["CLASSPATH"], "'/opt/kafka_2.13-3.9.1/libs/*'");
     assert_eq!(env["SERVICE_USER"], "kafka");
     assert_eq!(env["PID_FILE"], "/var/run/kafka/kafka.pid");
     let zenv = props(&f["/etc/zookeeper/zookeeper.env"].content);
@@ -174,7 +174,10 @@ fn init_scripts_run_java_directly_as_service_users() {
         zenv["MAIN_CLASS"],
         "org.apache.zookeeper.server.quorum.QuorumPeerMain"
     );
-    assert_eq!(zenv["CLASSPATH"], "'/etc/zookeeper:/opt/zookeeper/lib/*'");
+    assert_eq!(
+        zenv["CLASSPATH"],
+        "'/etc/zookeeper:/opt/zookeeper-3.8.4/lib/*'"
+    );
     assert!(
         !env.contains_key("JAVA_HOME"),
         "package JDK uses java from PATH"
@@ -199,7 +202,10 @@ fn zookeeper_from_the_kafka_tarball() {
     let (inv, ids) = setup(&text);
     let f = files(&inv, &ids, 0, InitSystem::SysV);
     let env = props(&f["/etc/zookeeper/zookeeper.env"].content);
-    assert_eq!(env["CLASSPATH"], "'/etc/zookeeper:/opt/kafka/libs/*'");
+    assert_eq!(
+        env["CLASSPATH"],
+        "'/etc/zookeeper:/opt/kafka_2.13-3.9.1/libs/*'"
+    );
     assert!(f.contains_key("/etc/zookeeper/log4j.properties"));
     assert_eq!(inv.zookeeper.version, "3.9.1");
 }
