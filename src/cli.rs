@@ -59,6 +59,9 @@ enum Command {
         /// metadata.version (KRaft). Cannot be undone.
         #[arg(long)]
         finalize_upgrade: bool,
+        /// Delete every topic (but Kafka's internal `__` ones) the inventory does not declare.
+        #[arg(long)]
+        prune_topics: bool,
         /// Run this playbook instead of the built-in playbooks/apply.yaml.
         #[arg(long, value_name = "FILE")]
         playbook: Option<PathBuf>,
@@ -268,12 +271,14 @@ pub fn run(cli: Cli) -> ExitCode {
             limit,
             accept_new_host_keys,
             finalize_upgrade,
+            prune_topics,
             playbook,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = ApplyOptions {
                     dry_run,
                     finalize_upgrade,
+                    prune_topics,
                     limit,
                     policy: policy(accept_new_host_keys),
                     playbook,

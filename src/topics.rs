@@ -923,6 +923,100 @@ async fn alter(
     })
 }
 
+/// `apply`'s declared topics: create the missing ones, grow partitions, set declared configs
+/// that differ. Never shrinks, never changes a replication factor (that is a reassignment),
+/// and deletes a topic only with `prune` (then every non-internal topic not declared).
+pub async fn converge(
+    bootstrap: &[String],
+    specs: &[crate::inventory::TopicSpec],
+    prune: bool,
+) -> Result<Vec<String>> {
+    let mut client = kafka::connect_any(bootstrap, CALL_TIMEOUT).await?;
+    let meta = client.metadata(None).await?;
+    let mut changes = Vec::new();
+    for spec in specs {
+        let configs: Vec<(String, String)> = spec
+            .configs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let Some(t) = meta
+            .topics
+            .iter()
+            .find(|t| t.name == spec.name && t.exists())
+        else {
+            client
+                .create_topic(
+                    &spec.name,
+                    spec.partitions,
+                    spec.replication_factor,
+                    &configs,
+                )
+                .await?;
+            changes.push(format!(
+                "created topic {} ({} partitions, replication factor {})",
+                spec.name, spec.partitions, spec.replication_factor
+            ));
+            continue;
+        };
+        let (have, rf) = (t.partitions.len() as i32, topic_rf(t));
+        if rf != spec.replication_factor as usize {
+            bail!(
+                "topic {}: replication factor is {rf}, the inventory says {}; clusterctl does not \
+                 reassign replicas (use kafka-reassign-partitions), so fix the inventory",
+                spec.name,
+                spec.replication_factor
+            );
+        }
+        if spec.partitions < have {
+            bail!(
+                "topic {} has {have} partitions, the inventory says {}; Kafka cannot remove \
+                 partitions: raise the inventory's count",
+                spec.name,
+                spec.partitions
+            );
+        }
+        if spec.partitions > have {
+            client
+                .create_partitions(&spec.name, spec.partitions)
+                .await?;
+            changes.push(format!(
+                "topic {}: partitions {have} -> {}",
+                spec.name, spec.partitions
+            ));
+        }
+        let current: BTreeMap<String, String> = client
+            .describe_topic_configs(&spec.name)
+            .await?
+            .into_iter()
+            .collect();
+        let set: Vec<(String, Option<String>)> = configs
+            .iter()
+            .filter(|(k, v)| current.get(k) != Some(v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        if !set.is_empty() {
+            client.alter_topic_configs(&spec.name, &set).await?;
+            for (k, v) in &set {
+                changes.push(format!(
+                    "topic {}: set {k}={}",
+                    spec.name,
+                    v.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if prune {
+        for t in sorted_topics(&meta) {
+            if !is_internal(&t.name) && !specs.iter().any(|s| s.name == t.name) {
+                client.delete_topic(&t.name).await?;
+                changes.push(format!("deleted undeclared topic {}", t.name));
+            }
+        }
+    }
+    Ok(changes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

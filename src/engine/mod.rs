@@ -27,6 +27,8 @@ pub struct ApplyOptions {
     /// Second phase of an upgrade: drop the old inter-broker protocol pin (ZooKeeper mode) or
     /// raise metadata.version (KRaft) once every node runs the new version.
     pub finalize_upgrade: bool,
+    /// Delete every non-internal topic the inventory does not declare.
+    pub prune_topics: bool,
     pub limit: Option<Vec<String>>,
     pub policy: HostKeyPolicy,
     pub playbook: Option<PathBuf>,
@@ -219,6 +221,27 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 }
                 .with_context(|| format!("step '{}'", step.name))?;
                 rep.line(&format!("  {msg}"));
+            }
+            Action::Topics => {
+                if inv.topics.is_empty() && !opts.prune_topics {
+                    continue;
+                }
+                let changes =
+                    crate::topics::converge(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
+                        .await
+                        .with_context(|| format!("step '{}'", step.name))?;
+                if changes.is_empty() {
+                    rep.line(&format!(
+                        "  {} declared topic(s) as wanted",
+                        inv.topics.len()
+                    ));
+                }
+                // Topic changes belong to the cluster, reported under the first broker.
+                let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
+                for c in changes {
+                    rep.line(&format!("  {c}"));
+                    summary.changes.get_mut(&first.host.name).unwrap().push(c);
+                }
             }
             Action::Smoke => {
                 if !summary.changed() {

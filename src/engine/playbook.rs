@@ -18,6 +18,8 @@ pub enum Action {
     Format,
     Start,
     Wait,
+    /// Create or grow the topics the inventory declares.
+    Topics,
     Smoke,
 }
 
@@ -92,7 +94,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Step>> {
         if (s.action == Action::Wait) != s.gate.is_some() {
             bail!("{}: `gate` goes with action wait, and only there", at());
         }
-        let hostless = matches!(s.action, Action::Wait | Action::Smoke);
+        let hostless = matches!(s.action, Action::Wait | Action::Topics | Action::Smoke);
         if hostless == s.hosts.is_some() {
             bail!(
                 "{}: action {:?} {} `hosts`",
@@ -143,6 +145,7 @@ mod tests {
                 (Start, Some(Service::Kafka)),
                 (Wait, None),
                 (Wait, None),
+                (Topics, None),
                 (Smoke, None),
             ]
         );

@@ -28,7 +28,17 @@ pub struct Inventory {
     pub jdk: Jdk,
     pub zookeeper: ZkConfig,
     pub kafka: KafkaConfig,
+    pub topics: Vec<TopicSpec>,
     pub warnings: Vec<Diag>,
+}
+
+/// A topic the inventory declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

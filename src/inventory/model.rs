@@ -28,6 +28,18 @@ pub struct RawInventory {
     pub zookeeper: ZkSettings,
     #[serde(default)]
     pub kafka: KafkaSettings,
+    /// Topics `apply` creates or grows (it never deletes one unless told to).
+    #[serde(default, deserialize_with = "ordered::topics")]
+    pub topics: Vec<(S<String>, RawTopic)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    pub partitions: Option<S<i64>>,
+    pub replication_factor: Option<S<i64>>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, PropValue>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -185,7 +197,7 @@ impl std::fmt::Display for PropValue {
 /// Hosts keep the order of the file (a map would sort them); duplicate names are already
 /// rejected by the YAML parser.
 mod ordered {
-    use super::{RawHost, S};
+    use super::{RawHost, RawTopic, S};
     use serde::de::{Deserializer, MapAccess, Visitor};
     use std::fmt;
 
@@ -197,6 +209,24 @@ mod ordered {
             type Value = Vec<(S<String>, RawHost)>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of host name to host settings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+
+    pub fn topics<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(S<String>, RawTopic)>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(S<String>, RawTopic)>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of topic name to topic settings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();

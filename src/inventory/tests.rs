@@ -275,3 +275,28 @@ fn bad_cluster_id() {
         15,
     );
 }
+
+#[test]
+fn declared_topics() {
+    let text = format!(
+        "{GOOD}topics:\n  orders:\n    partitions: 6\n    configs:\n      retention.ms: 60000\n  bad/name:\n    replication_factor: 4\n  __mine: {{}}\n"
+    );
+    assert_error(&text, "topic name `bad/name` is not valid", 16, 3);
+    assert_error(
+        &text,
+        "topic bad/name: replication_factor 4 but group kafka has 3 broker(s)",
+        17,
+        25,
+    );
+    assert_error(&text, "topic `__mine` is internal", 18, 3);
+    let ok = format!(
+        "{GOOD}topics:\n  orders:\n    partitions: 6\n    configs:\n      retention.ms: 60000\n"
+    );
+    let inv = parse(Path::new("inv.yaml"), &ok).unwrap();
+    let t = &inv.topics[0];
+    assert_eq!(
+        (t.name.as_str(), t.partitions, t.replication_factor),
+        ("orders", 6, 3)
+    );
+    assert_eq!(t.configs["retention.ms"], "60000");
+}

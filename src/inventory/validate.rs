@@ -33,6 +33,7 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
         .map(|s| absolute(&mut d, s, "install_dir"))
         .unwrap_or_else(|| "/opt".into());
 
+    let topics = topics(&mut d, &raw, &kafka, brokers);
     let templates_dir = raw.templates_dir.as_ref().map(|t| {
         let p = expand_path(path, &t.value);
         if !p.is_dir() {
@@ -75,6 +76,7 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
         jdk,
         zookeeper,
         kafka,
+        topics,
         warnings: d.items,
     })
 }
@@ -498,6 +500,63 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
         log_segment_bytes: k.log_segment_bytes.unwrap_or(1_073_741_824),
         properties: props(&k.properties),
     }
+}
+
+fn topics(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, brokers: i64) -> Vec<TopicSpec> {
+    let mut out = Vec::new();
+    for (name, t) in &raw.topics {
+        let n = &name.value;
+        let valid = !n.is_empty()
+            && n.len() <= 249
+            && n != "."
+            && n != ".."
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            d.error(
+                &name.referenced,
+                format!("topic name `{n}` is not valid"),
+                "Kafka topic names use up to 249 ASCII letters, digits, '.', '_' and '-'",
+            );
+        }
+        if n.starts_with("__") {
+            d.error(
+                &name.referenced,
+                format!("topic `{n}` is internal (names starting with `__` belong to Kafka)"),
+                "choose another name",
+            );
+        }
+        let partitions = t
+            .partitions
+            .as_ref()
+            .map_or(kafka.num_partitions as i64, |p| {
+                if p.value < 1 {
+                    d.error(
+                        &p.referenced,
+                        format!("topic {n}: partitions must be at least 1"),
+                        "use 1 or more",
+                    );
+                }
+                p.value
+            });
+        let rf = t.replication_factor.as_ref().map_or(kafka.default_replication_factor as i64, |r| {
+            if r.value < 1 || (brokers > 0 && r.value > brokers) {
+                d.error(
+                    &r.referenced,
+                    format!("topic {n}: replication_factor {} but group kafka has {brokers} broker(s)", r.value),
+                    "use 1..=brokers (3 is usual)",
+                );
+            }
+            r.value
+        });
+        out.push(TopicSpec {
+            name: n.clone(),
+            partitions: partitions.clamp(1, i32::MAX as i64) as i32,
+            replication_factor: rf.clamp(1, i16::MAX as i64) as i16,
+            configs: props(&t.configs),
+        });
+    }
+    out
 }
 
 fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaConfig) {
