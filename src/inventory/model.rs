@@ -29,7 +29,7 @@ pub struct RawInventory {
     #[serde(default)]
     pub kafka: KafkaSettings,
     /// Topics `apply` creates or grows (it never deletes one unless told to).
-    #[serde(default, deserialize_with = "ordered::topics")]
+    #[serde(default, deserialize_with = "ordered::deserialize")]
     pub topics: Vec<(S<String>, RawTopic)>,
 }
 
@@ -194,21 +194,25 @@ impl std::fmt::Display for PropValue {
     }
 }
 
-/// Hosts keep the order of the file (a map would sort them); duplicate names are already
-/// rejected by the YAML parser.
+/// Hosts and topics keep the order of the file (a map would sort them); duplicate names are
+/// already rejected by the YAML parser.
 mod ordered {
-    use super::{RawHost, RawTopic, S};
+    use super::S;
+    use serde::Deserialize;
     use serde::de::{Deserializer, MapAccess, Visitor};
     use std::fmt;
+    use std::marker::PhantomData;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Vec<(S<String>, RawHost)>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Vec<(S<String>, RawHost)>;
+    pub fn deserialize<'de, D, V>(d: D) -> Result<Vec<(S<String>, V)>, D::Error>
+    where
+        D: Deserializer<'de>,
+        V: Deserialize<'de>,
+    {
+        struct Entries<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = Vec<(S<String>, V)>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of host name to host settings")
+                f.write_str("a map of names to settings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
@@ -218,24 +222,6 @@ mod ordered {
                 Ok(out)
             }
         }
-        d.deserialize_map(V)
-    }
-
-    pub fn topics<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(S<String>, RawTopic)>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Vec<(S<String>, RawTopic)>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of topic name to topic settings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = m.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(V)
+        d.deserialize_map(Entries(PhantomData))
     }
 }
