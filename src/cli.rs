@@ -2,9 +2,9 @@
 
 use crate::engine::{self, ApplyOptions};
 use crate::inventory::{self, Inventory};
+use crate::ops::Target;
 use crate::ops::restart::RollOptions;
 use crate::ops::roller::Policy;
-use crate::render::Service;
 use crate::render::{Ids, InitSystem, Renderer};
 use crate::report::Reporter;
 use crate::topics::{self, TopicCommand};
@@ -229,6 +229,9 @@ enum Output {
 #[derive(Clone, Copy, ValueEnum)]
 enum ServiceArg {
     Zookeeper,
+    /// KRaft controllers only.
+    Controller,
+    /// Every Kafka node (KRaft controllers first, then brokers).
     Kafka,
 }
 
@@ -309,10 +312,11 @@ pub fn run(cli: Cli) -> ExitCode {
             sigkill_after,
         } => match load(inventory) {
             Ok(inv) => {
-                let services = match service {
-                    None => vec![Service::ZooKeeper, Service::Kafka],
-                    Some(ServiceArg::Zookeeper) => vec![Service::ZooKeeper],
-                    Some(ServiceArg::Kafka) => vec![Service::Kafka],
+                let targets = match service {
+                    None => vec![Target::ZooKeeper, Target::Kafka],
+                    Some(ServiceArg::Zookeeper) => vec![Target::ZooKeeper],
+                    Some(ServiceArg::Controller) => vec![Target::Controllers],
+                    Some(ServiceArg::Kafka) => vec![Target::Kafka],
                 };
                 let opts = RollOptions {
                     policy: Policy {
@@ -322,7 +326,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     force,
                     sigkill_after,
                 };
-                restart(&inv, &services, limit.as_deref(), opts)
+                restart(&inv, &targets, limit.as_deref(), opts)
             }
             Err(code) => code,
         },
@@ -451,15 +455,10 @@ fn apply(inv: &Inventory, opts: &ApplyOptions) -> u8 {
     }
 }
 
-fn restart(
-    inv: &Inventory,
-    services: &[Service],
-    limit: Option<&[String]>,
-    opts: RollOptions,
-) -> u8 {
+fn restart(inv: &Inventory, targets: &[Target], limit: Option<&[String]>, opts: RollOptions) -> u8 {
     let rep = Reporter::new();
     let t = std::time::Instant::now();
-    match runtime().block_on(ops::restart_rolling(inv, services, limit, opts, &rep)) {
+    match runtime().block_on(ops::restart_rolling(inv, targets, limit, opts, &rep)) {
         Ok(rolls) => {
             rep.clear();
             let parts: f64 = rolls

@@ -520,6 +520,9 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
     rolling_restart_under_load(libs, bootstrap, inv, m, &["zookeeper", "kafka"]);
+    let wrong = clusterctl(&["restart", "--rolling", inv, "--service", "controller"], m);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(text(&wrong).contains("ZooKeeper mode and has no KRaft controllers"));
 
     // A stopped broker makes status exit 1 naming it, and the roller refuse naming the
     // under-replicated partitions; apply brings it back.

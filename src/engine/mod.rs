@@ -188,16 +188,16 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     .copied()
                     .filter(|&i| plans[i].restart_pending(svc))
                     .collect();
-                let roller = Roller {
+                let roller = Roller::new(
                     inv,
-                    sessions: &sessions,
+                    &sessions,
                     rep,
-                    opts: RollOptions {
+                    RollOptions {
                         policy: Policy::default(),
                         force: false,
                         sigkill_after: None,
                     },
-                };
+                );
                 for r in roller
                     .roll(&mut plans, svc, pending)
                     .await

@@ -11,15 +11,30 @@ use crate::transport::HostKeyPolicy;
 use anyhow::{Result, bail};
 use restart::{NodeRoll, RollOptions, Roller};
 
-/// `clusterctl restart --rolling`: every requested service on every (or each `limit`ed) host,
+/// What `restart --rolling --service` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    ZooKeeper,
+    /// KRaft controllers only (dedicated and combined nodes).
+    Controllers,
+    /// Every host running Kafka: controllers first, then brokers.
+    Kafka,
+}
+
+/// `clusterctl restart --rolling`: every requested target on every (or each `limit`ed) host,
 /// ZooKeeper before Kafka.
 pub async fn restart_rolling(
     inv: &Inventory,
-    services: &[Service],
+    targets: &[Target],
     limit: Option<&[String]>,
     opts: RollOptions,
     rep: &Reporter,
 ) -> Result<Vec<NodeRoll>> {
+    if targets.contains(&Target::Controllers) && !inv.kafka.kraft {
+        bail!(
+            "--service controller: this cluster runs in ZooKeeper mode and has no KRaft controllers"
+        );
+    }
     if let Some(l) = limit {
         for name in l {
             if inv.host(name).is_none() {
@@ -32,23 +47,23 @@ pub async fn restart_rolling(
     }
     let sessions = engine::connect_all(inv, HostKeyPolicy::Strict).await?;
     let mut plans = plan::plan_all(inv, &sessions).await?;
-    let roller = Roller {
-        inv,
-        sessions: &sessions,
-        rep,
-        opts,
-    };
+    let roller = Roller::new(inv, &sessions, rep, opts);
     let mut done = Vec::new();
-    for svc in [Service::ZooKeeper, Service::Kafka] {
-        if !services.contains(&svc) {
+    for target in [Target::ZooKeeper, Target::Controllers, Target::Kafka] {
+        if !targets.contains(&target) {
             continue;
         }
+        let svc = match target {
+            Target::ZooKeeper => Service::ZooKeeper,
+            Target::Controllers | Target::Kafka => Service::Kafka,
+        };
         let todo: Vec<usize> = plans
             .iter()
             .enumerate()
-            .filter(|(_, p)| match svc {
-                Service::ZooKeeper => p.host.in_zookeeper,
-                Service::Kafka => p.host.runs_kafka(),
+            .filter(|(_, p)| match target {
+                Target::ZooKeeper => p.host.in_zookeeper,
+                Target::Controllers => p.host.in_controller,
+                Target::Kafka => p.host.runs_kafka(),
             })
             .filter(|(_, p)| limit.is_none_or(|l| l.contains(&p.host.name)))
             .map(|(i, _)| i)

@@ -37,13 +37,30 @@ pub struct NodeRoll {
 }
 
 pub struct Roller<'a> {
-    pub inv: &'a Inventory,
-    pub sessions: &'a BTreeMap<String, Session>,
-    pub rep: &'a Reporter,
-    pub opts: RollOptions,
+    inv: &'a Inventory,
+    sessions: &'a BTreeMap<String, Session>,
+    rep: &'a Reporter,
+    opts: RollOptions,
+    /// Topics' own min.insync.replicas, read once per topic (configs do not change mid-roll).
+    topic_min_isr: std::sync::Mutex<BTreeMap<String, Option<usize>>>,
 }
 
-impl Roller<'_> {
+impl<'a> Roller<'a> {
+    pub fn new(
+        inv: &'a Inventory,
+        sessions: &'a BTreeMap<String, Session>,
+        rep: &'a Reporter,
+        opts: RollOptions,
+    ) -> Self {
+        Roller {
+            inv,
+            sessions,
+            rep,
+            opts,
+            topic_min_isr: Default::default(),
+        }
+    }
+
     /// Restart `svc` on the hosts `todo` (indexes into `plans`), one at a time: pre-flight,
     /// then for each node: wait until it may go, stop, start, wait until it is back in sync.
     /// The ZooKeeper leader / controller broker is re-read before each node and goes last.
@@ -280,6 +297,7 @@ impl Roller<'_> {
     /// Metadata plus what the roller needs to judge it.
     async fn kafka_view(&self, plans: &[HostPlan]) -> Result<KafkaView> {
         let metadata: ClusterMetadata = gates::metadata(self.inv).await?;
+        let min_isr = self.topic_min_isr(&metadata).await?;
         Ok(KafkaView {
             metadata,
             expected: plans
@@ -287,9 +305,38 @@ impl Roller<'_> {
                 .filter(|p| p.host.in_kafka)
                 .filter_map(|p| p.broker_id.map(|i| i as i32))
                 .collect(),
-            min_isr: BTreeMap::new(),
+            min_isr,
             default_min_isr: default_min_isr(self.inv),
         })
+    }
+
+    /// Per-topic min.insync.replicas overrides (DescribeConfigs), for topics not seen yet.
+    async fn topic_min_isr(&self, m: &ClusterMetadata) -> Result<BTreeMap<String, usize>> {
+        let unknown: Vec<String> = {
+            let cache = self.topic_min_isr.lock().unwrap();
+            m.topics
+                .iter()
+                .filter(|t| !cache.contains_key(&t.name))
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        if !unknown.is_empty() {
+            let mut client =
+                crate::health::kafka::connect_any(&gates::bootstrap(self.inv), POLL * 20).await?;
+            for topic in unknown {
+                let configs = client.describe_topic_configs(&topic).await?;
+                let v = configs
+                    .iter()
+                    .find(|(k, _)| k == "min.insync.replicas")
+                    .and_then(|(_, v)| v.parse().ok());
+                self.topic_min_isr.lock().unwrap().insert(topic, v);
+            }
+        }
+        let cache = self.topic_min_isr.lock().unwrap();
+        Ok(cache
+            .iter()
+            .filter_map(|(t, v)| v.map(|v| (t.clone(), v)))
+            .collect())
     }
 
     async fn poll<F, Fut>(&self, what: &str, mut probe: F) -> Result<()>
