@@ -119,11 +119,9 @@ impl<'a> Roller<'a> {
                 .with_context(|| format!("{next_name}: restarting {svc}"))?;
             self.rep
                 .host_busy(&next_name, &format!("{svc}: waiting until back in sync"));
-            let t = Instant::now();
-            self.wait_ready(plans, svc, i)
+            let catch_up = self.wait_ready(plans, svc, i)
                 .await
                 .with_context(|| format!("after restarting {svc} on {next_name}: the cluster did not recover; stopping here"))?;
-            let catch_up = t.elapsed();
             let message = format!(
                 "{}{role} (stop {:.1}s, start {:.1}s, back in sync {:.1}s)",
                 r.message,
@@ -225,8 +223,11 @@ impl<'a> Roller<'a> {
         .await
     }
 
-    async fn wait_ready(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<()> {
+    /// Returns how long the node took to catch up: until the first of the in-sync polls that
+    /// confirmed it (the confirming polls are the roller's own cost, not the node's).
+    async fn wait_ready(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<Duration> {
         let host = &plans[i].host.name;
+        let start = Instant::now();
         match svc {
             Service::ZooKeeper => {
                 self.poll(
@@ -240,13 +241,15 @@ impl<'a> Roller<'a> {
                         }
                     },
                 )
-                .await
+                .await?;
+                Ok(start.elapsed())
             }
             Service::Kafka => {
                 let id = plans[i].broker_id.unwrap_or(-1) as i32;
                 let (controller, broker) = (plans[i].host.in_controller, plans[i].host.in_kafka);
                 let streak = std::sync::atomic::AtomicU32::new(0);
                 let streak = &streak;
+                let first_in_sync = &std::sync::Mutex::new(None);
                 self.poll(&format!("node {id} ({host}) back in sync"), || async move {
                     let quorum_ok = if controller {
                         match gates::quorum(self.inv).await {
@@ -277,6 +280,9 @@ impl<'a> Roller<'a> {
                     match quorum_ok.and(caught_up) {
                         Ok(()) => {
                             let n = streak.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if n == 1 {
+                                *first_in_sync.lock().unwrap() = Some(start.elapsed());
+                            }
                             if n >= STABLE_POLLS {
                                 Ok(())
                             } else {
@@ -289,7 +295,9 @@ impl<'a> Roller<'a> {
                         }
                     }
                 })
-                .await
+                .await?;
+                let caught_up = first_in_sync.lock().unwrap().take();
+                Ok(caught_up.unwrap_or_else(|| start.elapsed()))
             }
         }
     }
