@@ -114,16 +114,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             .collect();
         match step.action {
             Action::Install => {
+                // ZooKeeper bundled in Kafka (`zookeeper.source: kafka`) runs from the Kafka tarball.
                 let product = match step.service() {
-                    Some(Service::ZooKeeper) => Product::ZooKeeper,
+                    Some(Service::ZooKeeper)
+                        if inv.zookeeper.source == crate::inventory::ZkSource::Tarball =>
+                    {
+                        Product::ZooKeeper
+                    }
                     _ => Product::Kafka,
                 };
-                if product == Product::ZooKeeper
-                    && inv.zookeeper.source == crate::inventory::ZkSource::Kafka
-                {
-                    rep.line("  ZooKeeper runs from the Kafka tarball: nothing to install");
-                    continue;
-                }
                 let needs = selected
                     .iter()
                     .any(|&i| plans[i].needs_install(inv, product));
