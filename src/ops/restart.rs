@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// How long one node may wait to be allowed down, and to come back in sync.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(250);
 /// "Back in the ISR" must hold for this many polls in a row (ISR can flap right after a start).
 const STABLE_POLLS: u32 = 3;
 
@@ -329,8 +329,11 @@ impl<'a> Roller<'a> {
                 .collect()
         };
         if !unknown.is_empty() {
-            let mut client =
-                crate::health::kafka::connect_any(&gates::bootstrap(self.inv), POLL * 20).await?;
+            let mut client = crate::health::kafka::connect_any(
+                &gates::bootstrap(self.inv),
+                Duration::from_secs(10),
+            )
+            .await?;
             for topic in unknown {
                 let configs = client.describe_topic_configs(&topic).await?;
                 let v = configs
