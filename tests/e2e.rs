@@ -588,6 +588,62 @@ fn three_node_zookeeper_kafka_cluster() {
     let meta = kcat(&["-b", bootstrap, "-L"], None);
     assert!(String::from_utf8_lossy(&meta.stdout).contains(" 4 brokers:"));
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // A ZooKeeper member added: zoo.cfg changes everywhere; the new member starts (it syncs as
+    // a non-voting follower), the others roll with the leader last, then the brokers roll
+    // (their zookeeper.connect changed). The ensemble ends with 1 leader and 3 followers.
+    let zk_before = pids(lab_dir, nodes, "zookeeper");
+    let with_zk = std::fs::read_to_string(inventory).unwrap().replace(
+        "  zookeeper: [n1, n2, n3]",
+        &format!("  zookeeper: [n1, n2, n3, {spare}]"),
+    );
+    std::fs::write(inventory, with_zk).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "adding a ZooKeeper member failed");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(log.contains(&format!("{spare}: started zookeeper")));
+    let announced = log
+        .lines()
+        .find_map(|l| {
+            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
+                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
+        })
+        .expect("the ZooKeeper roll names its leader");
+    let order = restart_order(&log, "zookeeper");
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!(order[2], announced, "the leader restarts last: {order:?}");
+    for (b, a) in zk_before.iter().zip(pids(lab_dir, nodes, "zookeeper")) {
+        assert_ne!(
+            *b, a,
+            "every old member restarted with the new configuration"
+        );
+    }
+    assert_eq!(
+        restart_order(&log, "kafka").len(),
+        4,
+        "brokers rolled for zookeeper.connect"
+    );
+    let modes: Vec<String> = setup
+        .nodes
+        .iter()
+        .map(|(_, a)| {
+            srvr(a)
+                .lines()
+                .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        modes.iter().filter(|m| *m == "leader").count(),
+        1,
+        "{modes:?}"
+    );
+    assert_eq!(
+        modes.iter().filter(|m| *m == "follower").count(),
+        3,
+        "{modes:?}"
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
 
 /// A producer with acks=all writing continuously (Kafka's VerifiableProducer) to a topic with

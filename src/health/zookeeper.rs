@@ -259,7 +259,11 @@ fn check_synced(leader: &str, members: usize, mntr: &BTreeMap<String, String>) -
     let Some(followers) = count("zk_synced_followers") else {
         return Some(format!("{leader}: mntr has no zk_synced_followers"));
     };
-    let synced = followers + count("zk_synced_observers").unwrap_or(0);
+    // A member just added to the ensemble syncs as a non-voting follower until the leader
+    // restarts with the new configuration: it is in sync all the same.
+    let synced = followers
+        + count("zk_synced_observers").unwrap_or(0)
+        + count("zk_synced_non_voting_followers").unwrap_or(0);
     (synced != members - 1).then(|| {
         format!(
             "{leader}: leader has {synced} synced follower(s)/observer(s), expected {}",
@@ -466,6 +470,19 @@ zk_quorum_size\t3
         ]);
         let mut mntr = mntr_synced(1);
         mntr.insert("zk_synced_observers".into(), "1".into());
+        assert!(ensemble_verdict(&members, Some(&mntr)).healthy);
+    }
+
+    #[test]
+    fn a_new_member_syncing_as_non_voting_follower_counts() {
+        // Added to zoo.cfg everywhere, but the leader still runs the old configuration.
+        let members = three([
+            srvr_with(ZkMode::Leader),
+            srvr_with(ZkMode::Follower),
+            srvr_with(ZkMode::Follower),
+        ]);
+        let mut mntr = mntr_synced(1);
+        mntr.insert("zk_synced_non_voting_followers".into(), "1".into());
         assert!(ensemble_verdict(&members, Some(&mntr)).healthy);
     }
 
