@@ -325,6 +325,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     },
                     force,
                     sigkill_after,
+                    settle: std::time::Duration::ZERO,
                 };
                 restart(&inv, &targets, limit.as_deref(), opts)
             }

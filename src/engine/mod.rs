@@ -195,6 +195,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                         policy: Policy::default(),
                         force: false,
                         sigkill_after: None,
+                        settle: Duration::from_secs(60),
                     },
                 );
                 for r in roller

@@ -23,6 +23,9 @@ pub struct RollOptions {
     /// Roll even if pre-flight finds the cluster degraded.
     pub force: bool,
     pub sigkill_after: Option<u64>,
+    /// How long pre-flight may wait for a healthy cluster before refusing: `apply` has just
+    /// started services that need a moment to join; `restart` answers at once.
+    pub settle: Duration,
 }
 
 /// One node's restart, with the parts the benchmark sums.
@@ -144,6 +147,32 @@ impl<'a> Roller<'a> {
 
     /// Every node of the service up and the cluster whole; otherwise refuse (or warn, forced).
     async fn preflight(&self, plans: &[HostPlan], svc: Service) -> Result<()> {
+        let start = Instant::now();
+        let blockers = loop {
+            let b = self.blockers(plans, svc).await;
+            if b.is_empty() || start.elapsed() >= self.opts.settle {
+                break b;
+            }
+            tokio::time::sleep(POLL * 4).await;
+        };
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        if self.opts.force {
+            self.rep.line(&format!(
+                "WARNING: --force: rolling {svc} although the cluster is degraded: {}",
+                blockers.join("; ")
+            ));
+            return Ok(());
+        }
+        bail!(
+            "refusing to roll {svc}: the cluster is not healthy (nothing was restarted):\n  {}\nfix these first, or pass --force to roll anyway",
+            blockers.join("\n  ")
+        )
+    }
+
+    /// What forbids a roll of `svc` now.
+    async fn blockers(&self, plans: &[HostPlan], svc: Service) -> Vec<String> {
         let mut blockers: Vec<String> = plans
             .iter()
             .filter(|p| member(p, svc) && p.running(svc).is_none())
@@ -171,20 +200,7 @@ impl<'a> Roller<'a> {
                 }
             }
         }
-        if blockers.is_empty() {
-            return Ok(());
-        }
-        if self.opts.force {
-            self.rep.line(&format!(
-                "WARNING: --force: rolling {svc} although the cluster is degraded: {}",
-                blockers.join("; ")
-            ));
-            return Ok(());
-        }
-        bail!(
-            "refusing to roll {svc}: the cluster is not healthy (nothing was restarted):\n  {}\nfix these first, or pass --force to roll anyway",
-            blockers.join("\n  ")
-        )
+        blockers
     }
 
     async fn wait_can_roll(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<()> {
