@@ -446,6 +446,31 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(pids(lab_dir, nodes, "zookeeper"), zk_before);
     assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
+    // A non-root login with passwordless sudo (`become: true`) sees the same cluster: every
+    // command goes through `sudo -n`, nothing changes.
+    for (_, a) in nodes {
+        ssh(
+            lab_dir,
+            a,
+            "id -u ops >/dev/null 2>&1 || useradd -m -s /bin/sh ops; \
+             install -d -o ops -g ops -m 700 /home/ops/.ssh; \
+             install -o ops -g ops -m 600 /root/.ssh/authorized_keys /home/ops/.ssh/authorized_keys; \
+             echo 'ops ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ops; chmod 440 /etc/sudoers.d/ops",
+        );
+    }
+    let as_ops = work.path().join("as-ops.yaml");
+    let ops_text = three.replace("  user: root\n", "  user: ops\n  become: true\n");
+    assert!(ops_text.contains("  user: ops\n"), "{ops_text}");
+    std::fs::write(&as_ops, ops_text).unwrap();
+    let out = clusterctl(&["apply", as_ops.to_str().unwrap()], m);
+    assert!(
+        out.status.success() && text(&out).contains("apply: no change"),
+        "apply as a sudo user"
+    );
+    let st = clusterctl(&["status", as_ops.to_str().unwrap()], m);
+    assert_eq!(st.status.code(), Some(0), "status as a sudo user");
+    assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
+
     // Dry run of a changed property: prints the diff, changes nothing.
     let changed = good_text.replace(
         "  heap: 256m",
