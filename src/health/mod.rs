@@ -2,9 +2,11 @@
 //!
 //! * [`zookeeper`]: four-letter words (`srvr` on every member, `mntr` on the
 //!   leader) and a pure ensemble verdict.
-//! * [`kafka`]: a minimal async Kafka client (Metadata, CreateTopics,
-//!   DeleteTopics, Produce, ListOffsets, Fetch) on top of `kafka-protocol`,
-//!   metadata-based verdict helpers, and an end-to-end produce/read smoke test.
+//! * [`kafka`]: a minimal async Kafka client on top of `kafka-protocol`
+//!   (Metadata, DescribeQuorum, CreateTopics, DeleteTopics, CreatePartitions,
+//!   DescribeConfigs, IncrementalAlterConfigs, Produce, ListOffsets, Fetch),
+//!   verdict helpers over metadata and the KRaft quorum, and an end-to-end
+//!   produce/read smoke test.
 
 pub mod kafka;
 pub mod zookeeper;
