@@ -7,7 +7,7 @@ mod model;
 mod validate;
 
 pub use diag::{Diag, Severity};
-pub use model::{HostServiceOverride, JdkMethod, ZkSource};
+pub use model::{JdkMethod, ZkSource};
 
 use crate::transport::SshTarget;
 use std::collections::BTreeMap;
@@ -54,8 +54,16 @@ pub struct Host {
     pub myid: Option<i64>,
     pub broker_id: Option<i64>,
     pub controller_id: Option<i64>,
-    pub zookeeper: HostServiceOverride,
-    pub kafka: HostServiceOverride,
+    pub zookeeper: ServiceOverride,
+    pub kafka: ServiceOverride,
+}
+
+/// What a host overrides of its group's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOverride {
+    pub heap: Option<String>,
+    pub jvm_opts: Option<String>,
+    pub properties: BTreeMap<String, String>,
 }
 
 impl Host {

@@ -72,14 +72,17 @@ pub struct RawHost {
 }
 
 /// What a host may override of its group's settings.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HostServiceOverride {
     pub heap: Option<String>,
     pub jvm_opts: Option<String>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, PropValue>,
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub properties: Props,
 }
+
+/// Extra `key: value` lines, each key with its location (to reject keys clusterctl manages).
+pub type Props = Vec<(S<String>, PropValue)>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,8 +148,8 @@ pub struct ZkSettings {
     pub max_client_cnxns: Option<u32>,
     pub heap: Option<String>,
     pub jvm_opts: Option<String>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, PropValue>,
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub properties: Props,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -169,8 +172,8 @@ pub struct KafkaSettings {
     pub min_insync_replicas: Option<S<i64>>,
     pub log_retention_hours: Option<u32>,
     pub log_segment_bytes: Option<u64>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, PropValue>,
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub properties: Props,
 }
 
 /// A property value as YAML gives it; rendered as text into .properties / zoo.cfg.

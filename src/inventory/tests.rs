@@ -300,3 +300,41 @@ fn declared_topics() {
     );
     assert_eq!(t.configs["retention.ms"], "60000");
 }
+
+#[test]
+fn properties_cannot_override_what_clusterctl_manages() {
+    let text = format!(
+        "{GOOD}kafka:\n  properties:\n    broker.id: 7\n    auto.create.topics.enable: false\nzookeeper:\n  properties:\n    server.9: 10.0.0.9:2888:3888\n"
+    );
+    assert_error(
+        &text,
+        "kafka.properties sets `broker.id`, which clusterctl manages",
+        13,
+        5,
+    );
+    assert_error(
+        &text,
+        "zookeeper.properties sets `server.9`, which clusterctl manages",
+        17,
+        5,
+    );
+    let host = GOOD.replace(
+        "10.0.0.2\n",
+        "10.0.0.2\n    kafka:\n      properties:\n        listeners: PLAINTEXT://0.0.0.0:9092\n",
+    );
+    assert_error(
+        &host,
+        "kafka.properties sets `listeners`, which clusterctl manages",
+        8,
+        9,
+    );
+    let errs = errors(&text);
+    let d = errs
+        .iter()
+        .find(|d| d.message.contains("broker.id"))
+        .unwrap();
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("set hosts.<name>.broker_id instead")
+    );
+}

@@ -2,7 +2,7 @@
 //! all problems are collected so the user fixes them in one pass.
 
 use super::diag::Diags;
-use super::model::{self, PropValue, RawInventory, S, SshSettings};
+use super::model::{self, RawInventory, S, SshSettings};
 use super::*;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,8 +59,16 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
             myid: h.myid.as_ref().map(|s| s.value),
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
-            zookeeper: h.zookeeper.clone(),
-            kafka: h.kafka.clone(),
+            zookeeper: ServiceOverride {
+                heap: h.zookeeper.heap.clone(),
+                jvm_opts: h.zookeeper.jvm_opts.clone(),
+                properties: props(&mut d, &h.zookeeper.properties, ZK_MANAGED, "zookeeper"),
+            },
+            kafka: ServiceOverride {
+                heap: h.kafka.heap.clone(),
+                jvm_opts: h.kafka.jvm_opts.clone(),
+                properties: props(&mut d, &h.kafka.properties, KAFKA_MANAGED, "kafka"),
+            },
         });
     }
 
@@ -386,7 +394,7 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
         max_client_cnxns: z.max_client_cnxns.unwrap_or(60),
         heap: z.heap.clone().unwrap_or_else(|| "256m".into()),
         jvm_opts: z.jvm_opts.clone().unwrap_or_default(),
-        properties: props(&z.properties),
+        properties: props(d, &z.properties, ZK_MANAGED, "zookeeper"),
     }
 }
 
@@ -498,7 +506,7 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
         min_insync_replicas: min_isr,
         log_retention_hours: k.log_retention_hours.unwrap_or(168),
         log_segment_bytes: k.log_segment_bytes.unwrap_or(1_073_741_824),
-        properties: props(&k.properties),
+        properties: props(d, &k.properties, KAFKA_MANAGED, "kafka"),
     }
 }
 
@@ -553,7 +561,11 @@ fn topics(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, brokers: i64) 
             name: n.clone(),
             partitions: partitions.clamp(1, i32::MAX as i64) as i32,
             replication_factor: rf.clamp(1, i16::MAX as i64) as i16,
-            configs: props(&t.configs),
+            configs: t
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
         });
     }
     out
@@ -765,6 +777,87 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn props(m: &BTreeMap<String, PropValue>) -> BTreeMap<String, String> {
-    m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+/// Keys clusterctl writes itself, and what to set instead. An extra property with one of
+/// these names would silently override (Java Properties: the last line wins) an id, a
+/// listener or a directory that the rest of the tool relies on.
+const KAFKA_MANAGED: &[(&str, &str)] = &[
+    ("broker.id", "hosts.<name>.broker_id"),
+    ("node.id", "hosts.<name>.broker_id or controller_id"),
+    ("process.roles", "groups.kafka and groups.controller"),
+    (
+        "listeners",
+        "kafka.port, kafka.controller_port and the hosts' addresses",
+    ),
+    (
+        "advertised.listeners",
+        "kafka.port and the hosts' addresses",
+    ),
+    ("controller.quorum.voters", "groups.controller"),
+    ("controller.listener.names", "groups.controller"),
+    ("inter.broker.listener.name", "kafka.port"),
+    (
+        "zookeeper.connect",
+        "groups.zookeeper and zookeeper.client_port",
+    ),
+    ("log.dirs", "kafka.log_dirs"),
+    ("num.partitions", "kafka.num_partitions"),
+    (
+        "default.replication.factor",
+        "kafka.default_replication_factor",
+    ),
+    ("min.insync.replicas", "kafka.min_insync_replicas"),
+    (
+        "offsets.topic.replication.factor",
+        "kafka.offsets_topic_replication_factor",
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        "kafka.transaction_state_log_replication_factor",
+    ),
+    ("log.retention.hours", "kafka.log_retention_hours"),
+    ("log.segment.bytes", "kafka.log_segment_bytes"),
+];
+
+const ZK_MANAGED: &[(&str, &str)] = &[
+    ("dataDir", "zookeeper.data_dir"),
+    ("dataLogDir", "zookeeper.data_log_dir"),
+    ("clientPort", "zookeeper.client_port"),
+    ("tickTime", "zookeeper.tick_time"),
+    ("initLimit", "zookeeper.init_limit"),
+    ("syncLimit", "zookeeper.sync_limit"),
+    ("maxClientCnxns", "zookeeper.max_client_cnxns"),
+    (
+        "4lw.commands.whitelist",
+        "nothing: clusterctl's health checks need exactly these",
+    ),
+    (
+        "server.",
+        "groups.zookeeper, zookeeper.peer_port and zookeeper.election_port",
+    ),
+];
+
+fn props(
+    d: &mut Diags,
+    m: &model::Props,
+    managed: &[(&str, &str)],
+    section: &str,
+) -> BTreeMap<String, String> {
+    for (k, _) in m {
+        let hit = managed.iter().find(|(name, _)| {
+            k.value == *name || (name.ends_with('.') && k.value.starts_with(name))
+        });
+        if let Some((_, instead)) = hit {
+            d.error(
+                &k.referenced,
+                format!(
+                    "{section}.properties sets `{}`, which clusterctl manages",
+                    k.value
+                ),
+                &format!("set {instead} instead"),
+            );
+        }
+    }
+    m.iter()
+        .map(|(k, v)| (k.value.clone(), v.to_string()))
+        .collect()
 }

@@ -393,11 +393,7 @@ fn member(p: &HostPlan, svc: Service) -> bool {
     }
 }
 
-/// The brokers' min.insync.replicas: an explicit property wins over the inventory setting.
+/// The brokers' min.insync.replicas (a topic's own setting overrides it).
 fn default_min_isr(inv: &Inventory) -> usize {
-    inv.kafka
-        .properties
-        .get("min.insync.replicas")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(inv.kafka.min_insync_replicas as usize)
+    inv.kafka.min_insync_replicas as usize
 }
