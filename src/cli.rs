@@ -250,11 +250,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate { inventory } => match load(inventory) {
             Ok(inv) => {
                 println!(
-                    "{}: ok ({} hosts: {} ZooKeeper, {} Kafka)",
+                    "{}: ok ({} hosts: {}, {} Kafka broker(s) {})",
                     inv.file.display(),
                     inv.hosts.len(),
-                    inv.zookeeper_hosts().count(),
-                    inv.kafka_hosts().count()
+                    if inv.kafka.kraft {
+                        format!("{} KRaft controller(s)", inv.controller_hosts().count())
+                    } else {
+                        format!("{} ZooKeeper", inv.zookeeper_hosts().count())
+                    },
+                    inv.kafka_hosts().count(),
+                    inv.kafka.version
                 );
                 OK
             }

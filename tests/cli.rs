@@ -1,0 +1,112 @@
+//! The offline commands through the real binary: validate and render, exit codes and output.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterctl");
+
+const INVENTORY: &str = "\
+hosts:
+  k1: { address: 10.0.0.1 }
+  k2: { address: 10.0.0.2 }
+  k3: { address: 10.0.0.3 }
+groups:
+  controller: [k1, k2, k3]
+  kafka: [k1, k2, k3]
+kafka:
+  version: 4.4.0
+";
+
+#[test]
+fn validate_good_and_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, INVENTORY).unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok (3 hosts: 3 KRaft controller(s), 3 Kafka broker(s) 4.4.0)"),
+        "{stdout}"
+    );
+
+    // $CLUSTERCTL_INVENTORY names the default inventory.
+    let out = Command::new(BIN)
+        .arg("validate")
+        .env("CLUSTERCTL_INVENTORY", &good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, INVENTORY.replace("  controller: [k1, k2, k3]\n", "")).unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:6:3: error: no ZooKeeper ensemble and no KRaft controllers"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:8:12: error: Kafka 4.4.0 has no ZooKeeper mode"),
+        "{stderr}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(dir.path().join("missing.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN).arg("no-such-command").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn render_writes_every_hosts_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(&inv, INVENTORY).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new(BIN)
+        .arg("render")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (host, id) in [("k1", 1), ("k2", 2), ("k3", 3)] {
+        let sp = std::fs::read_to_string(out_dir.join(host).join("etc/kafka/server.properties"))
+            .unwrap();
+        assert!(sp.contains(&format!("node.id={id}\n")), "{sp}");
+        assert!(sp.contains("process.roles=broker,controller\n"));
+        assert!(out_dir.join(host).join("etc/init.d/kafka").is_file());
+    }
+    let systemd = dir.path().join("systemd");
+    let out = Command::new(BIN)
+        .arg("render")
+        .arg(&inv)
+        .args(["--init", "systemd", "--out"])
+        .arg(&systemd)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        systemd
+            .join("k1/etc/systemd/system/kafka.service")
+            .is_file()
+    );
+}
