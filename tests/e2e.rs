@@ -876,7 +876,13 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     );
     let inv = inventory.to_str().unwrap();
     let m = setup.mirror.url.as_str();
-    let base = std::fs::read_to_string(inventory).unwrap();
+    // ZooKeeper runs from the jars of the Kafka tarball (`zookeeper.source: kafka`), so the
+    // upgrade also rolls ZooKeeper onto the new jars, leader last.
+    let base = std::fs::read_to_string(inventory).unwrap().replace(
+        "zookeeper:\n  heap: 128m\n",
+        "zookeeper:\n  heap: 128m\n  source: kafka\n",
+    );
+    assert!(base.contains("  source: kafka\n"), "{base}");
     let with_version = |v: &str| {
         base.replace(
             "kafka:\n  heap: 256m\n",
@@ -885,12 +891,14 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     };
     let running = |v: &str| {
         nodes.iter().all(|(_, a)| {
-            ssh(
-                lab_dir,
-                a,
-                "tr '\\0' ' ' < /proc/$(cat /var/run/kafka/kafka.pid)/cmdline",
-            )
-            .contains(&format!("kafka_2.13-{v}/libs"))
+            ["kafka", "zookeeper"].iter().all(|svc| {
+                ssh(
+                    lab_dir,
+                    a,
+                    &format!("tr '\\0' ' ' < /proc/$(cat /var/run/{svc}/{svc}.pid)/cmdline"),
+                )
+                .contains(&format!("kafka_2.13-{v}/libs"))
+            })
         })
     };
     let pins = || -> Vec<String> {
@@ -908,18 +916,36 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
 
     std::fs::write(inventory, with_version("3.8.1")).unwrap();
     assert!(clusterctl(&["apply", inv], m).status.success());
-    assert!(running("3.8.1"), "brokers run 3.8.1");
+    assert!(running("3.8.1"), "brokers and ZooKeeper run 3.8.1's jars");
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(lab_dir, a, "ls -d /opt/zookeeper* 2>/dev/null | wc -l"),
+            "0",
+            "no ZooKeeper tarball"
+        );
+    }
     assert_eq!(pins(), ["", "", ""], "a fresh cluster has no pin");
 
     let producer = Producer::start(&setup.libs, bootstrap, "upgrade");
     std::fs::write(inventory, with_version("3.9.1")).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "upgrade apply failed");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    let zk_order = restart_order(&log, "zookeeper");
+    let zk_leader = log
+        .lines()
+        .find_map(|l| {
+            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
+                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
+        })
+        .expect("the ZooKeeper roll names its leader");
+    assert_eq!(zk_order.len(), 3, "{zk_order:?}");
+    assert_eq!(zk_order[2], zk_leader, "ZooKeeper leader last");
     assert_eq!(
         restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
         3
     );
-    assert!(running("3.9.1"), "brokers run 3.9.1");
+    assert!(running("3.9.1"), "brokers and ZooKeeper run 3.9.1's jars");
     assert_eq!(
         pins(),
         ["3.8", "3.8", "3.8"],
