@@ -19,6 +19,7 @@ cargo build --release --locked
 bin=target/release/clusterctl
 
 $bin lab image
+mkdir -p "$(dirname "$INVENTORY")"
 [[ -f $INVENTORY ]] || $bin lab up --nodes 3 --inventory "$INVENTORY"
 
 # A local mirror in Apache's archive layout, only for the apply.
