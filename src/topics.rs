@@ -1021,17 +1021,7 @@ pub async fn converge(
 mod tests {
     use super::*;
     use crate::health::kafka::BrokerInfo;
-
-    fn partition(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
-        PartitionInfo {
-            id,
-            leader,
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
-            offline: vec![],
-            error: None,
-        }
-    }
+    use crate::health::kafka::fixtures::partition;
 
     fn topic(name: &str, partitions: Vec<PartitionInfo>) -> TopicInfo {
         TopicInfo {

@@ -1804,13 +1804,21 @@ fn check_read_back(records: &[FetchedRecord], offset: i64, key: &[u8], value: &[
     Ok(())
 }
 
+/// Fabricated metadata for unit tests across the crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use kafka_protocol::messages::MetadataRequest;
-    use kafka_protocol::protocol::buf::ByteBuf;
+pub mod fixtures {
+    use super::{BrokerInfo, PartitionInfo};
 
-    fn partition(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
+    pub fn broker(id: i32) -> BrokerInfo {
+        BrokerInfo {
+            id,
+            host: format!("kafka{id}"),
+            port: 9092,
+            rack: None,
+        }
+    }
+
+    pub fn partition(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
         PartitionInfo {
             id,
             leader,
@@ -1820,15 +1828,14 @@ mod tests {
             error: None,
         }
     }
+}
 
-    fn broker(id: i32) -> BrokerInfo {
-        BrokerInfo {
-            id,
-            host: format!("kafka{id}"),
-            port: 9092,
-            rack: None,
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{broker, partition};
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+    use kafka_protocol::protocol::buf::ByteBuf;
 
     fn cluster(brokers: &[i32], partitions: Vec<PartitionInfo>) -> ClusterMetadata {
         ClusterMetadata {

@@ -197,27 +197,8 @@ fn short(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::kafka::{BrokerInfo, PartitionInfo, TopicInfo};
-
-    fn broker(id: i32) -> BrokerInfo {
-        BrokerInfo {
-            id,
-            host: format!("b{id}"),
-            port: 9092,
-            rack: None,
-        }
-    }
-
-    fn part(id: i32, leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
-        PartitionInfo {
-            id,
-            leader,
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
-            offline: vec![],
-            error: None,
-        }
-    }
+    use crate::health::kafka::fixtures::{broker, partition as part};
+    use crate::health::kafka::{PartitionInfo, TopicInfo};
 
     fn view(brokers: &[i32], topics: Vec<(&str, Vec<PartitionInfo>)>) -> KafkaView {
         KafkaView {
