@@ -84,7 +84,8 @@ fn blob_path(cache: &Path, sha512: &str, file_name: &str) -> PathBuf {
     cache.join("sha512").join(sha512).join(file_name)
 }
 
-async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
+/// A successful response, or an error naming the URL and what to check.
+async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
     let resp = client
         .get(url)
         .send()
@@ -96,19 +97,20 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
             resp.status()
         );
     }
-    resp.text().await.with_context(|| format!("reading {url}"))
+    Ok(resp)
+}
+
+async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
+    get(client, url)
+        .await?
+        .text()
+        .await
+        .with_context(|| format!("reading {url}"))
 }
 
 /// Stream to a temp file while hashing; only a verified file is renamed into the cache.
 async fn download(client: &reqwest::Client, url: &str, dest: &Path, want: &str) -> Result<()> {
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    if !resp.status().is_success() {
-        bail!("GET {url}: HTTP {}", resp.status());
-    }
+    let resp = get(client, url).await?;
     let dir = dest.parent().unwrap();
     tokio::fs::create_dir_all(dir)
         .await
