@@ -61,7 +61,9 @@ fn expected_brokers(plans: &[HostPlan]) -> BTreeSet<i32> {
         .collect()
 }
 
-/// Every expected broker registered (by id), as seen by a live broker.
+/// Every expected broker registered (by id), as seen by a live broker, and every partition
+/// fully replicated again: a broker that was just (re)started must have caught up before
+/// apply calls the cluster healthy.
 fn brokers_problem(m: &ClusterMetadata, plans: &[HostPlan]) -> Option<String> {
     let seen: BTreeSet<i32> = m.brokers.iter().map(|b| b.id).collect();
     let missing: Vec<String> = plans
@@ -76,6 +78,15 @@ fn brokers_problem(m: &ClusterMetadata, plans: &[HostPlan]) -> Option<String> {
     }
     if m.controller_id < 0 {
         return Some("no active controller".into());
+    }
+    let lagging = m.under_replicated();
+    let offline = m.offline();
+    if !lagging.is_empty() || !offline.is_empty() {
+        return Some(format!(
+            "{} under-replicated, {} offline partition(s)",
+            lagging.len(),
+            offline.len()
+        ));
     }
     None
 }
@@ -175,7 +186,7 @@ pub async fn wait(
             rep.clear();
             let controller = controller.load(std::sync::atomic::Ordering::Relaxed);
             Ok(format!(
-                "{} broker(s) registered, controller is broker {controller} ({:.1}s)",
+                "{} broker(s) registered, every partition fully replicated, controller is broker {controller} ({:.1}s)",
                 expected_brokers(plans).len(),
                 start.elapsed().as_secs_f64()
             ))
