@@ -192,6 +192,15 @@ fn kafka_topics(kafka_libs: &Path, bootstrap: &str, args: &[&str]) -> Output {
         .expect("java TopicCommand")
 }
 
+/// `TopicCommand --describe` of one topic, as text.
+fn describe_topic(libs: &Path, bootstrap: &str, topic: &str) -> String {
+    text(&kafka_topics(
+        libs,
+        bootstrap,
+        &["--describe", "--topic", topic],
+    ))
+}
+
 fn kcat(args: &[&str], input: Option<&str>) -> Output {
     let mut child = Command::new("kcat")
         .args(args)
@@ -1111,11 +1120,7 @@ fn three_node_kraft_cluster() {
         m,
     );
     assert!(t.status.success());
-    let d = text(&kafka_topics(
-        libs,
-        bootstrap,
-        &["--describe", "--topic", "orders"],
-    ));
+    let d = describe_topic(libs, bootstrap, "orders");
     assert!(
         d.contains("PartitionCount: 3")
             && d.contains("ReplicationFactor: 3")
@@ -1137,11 +1142,7 @@ fn three_node_kraft_cluster() {
         m,
     );
     assert!(t.status.success());
-    let d = text(&kafka_topics(
-        libs,
-        bootstrap,
-        &["--describe", "--topic", "orders"],
-    ));
+    let d = describe_topic(libs, bootstrap, "orders");
     assert!(
         d.contains("PartitionCount: 6") && d.contains("retention.ms=7200000"),
         "{d}"
@@ -1175,11 +1176,7 @@ fn three_node_kraft_cluster() {
         out.status.success()
             && text(&out).contains("created topic payments (3 partitions, replication factor 3)")
     );
-    let d = text(&kafka_topics(
-        libs,
-        bootstrap,
-        &["--describe", "--topic", "payments"],
-    ));
+    let d = describe_topic(libs, bootstrap, "payments");
     assert!(
         d.contains("PartitionCount: 3")
             && d.contains("ReplicationFactor: 3")
@@ -1193,11 +1190,7 @@ fn three_node_kraft_cluster() {
     .unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success() && text(&out).contains("topic payments: partitions 3 -> 6"));
-    let d = text(&kafka_topics(
-        libs,
-        bootstrap,
-        &["--describe", "--topic", "payments"],
-    ));
+    let d = describe_topic(libs, bootstrap, "payments");
     assert!(d.contains("PartitionCount: 6"), "{d}");
     let out = clusterctl(&["apply", inv], m);
     assert!(text(&out).contains("apply: no change"));

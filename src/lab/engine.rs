@@ -136,12 +136,8 @@ fn failure(cmd: &Command, status: &str, stderr: &str) -> anyhow::Error {
     }
 }
 
-/// Runs to completion; returns stdout. Failure = the command line plus its stderr.
-pub fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run `{}`", describe(cmd)))?;
+/// The stdout of a finished command, or its failure with stderr.
+fn stdout_of(cmd: &Command, out: std::process::Output) -> Result<String> {
     if !out.status.success() {
         return Err(failure(
             cmd,
@@ -150,6 +146,15 @@ pub fn run(cmd: &mut Command) -> Result<String> {
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs to completion; returns stdout. Failure = the command line plus its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `{}`", describe(cmd)))?;
+    stdout_of(cmd, out)
 }
 
 /// Like [`run`], with `input` on stdin.
@@ -170,14 +175,7 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Result<String> {
     let out = child
         .wait_with_output()
         .with_context(|| format!("waiting for `{}`", describe(cmd)))?;
-    if !out.status.success() {
-        return Err(failure(
-            cmd,
-            &out.status.to_string(),
-            &String::from_utf8_lossy(&out.stderr),
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    stdout_of(cmd, out)
 }
 
 /// Runs with inherited stdout/stderr so long jobs (debootstrap, build) show progress.
