@@ -210,8 +210,11 @@ enum LabCommand {
         #[arg(long, default_value = lab::DEFAULT_IMAGE)]
         image: String,
         /// KRaft: the first 3 nodes are combined broker+controller nodes, no ZooKeeper.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "nisshi")]
         kraft: bool,
+        /// The nisshi broker: the first node runs PostgreSQL, the others the broker.
+        #[arg(long)]
+        nisshi: bool,
     },
     /// Remove the containers and network that `lab up` made for this inventory.
     Down {
@@ -248,6 +251,22 @@ const BAD_INPUT: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(match cli.command {
         Command::Validate { inventory } => match load(inventory) {
+            Ok(inv) if inv.flavor == crate::inventory::Flavor::Nisshi => {
+                let n = inv.nisshi.as_ref().unwrap();
+                println!(
+                    "{}: ok ({} hosts: {} nisshi broker(s) {}, storage {})",
+                    inv.file.display(),
+                    inv.hosts.len(),
+                    inv.kafka_hosts().count(),
+                    n.version,
+                    match (&n.storage, inv.storage_host()) {
+                        (crate::inventory::Storage::Sqlite, _) => "sqlite".to_string(),
+                        (_, Some(h)) => format!("PostgreSQL on {}", h.name),
+                        _ => "external PostgreSQL".to_string(),
+                    }
+                );
+                OK
+            }
             Ok(inv) => {
                 println!(
                     "{}: ok ({} hosts: {}, {} Kafka broker(s) {})",
@@ -369,7 +388,15 @@ pub fn run(cli: Cli) -> ExitCode {
                     inventory,
                     image,
                     kraft,
-                } => lab::up(nodes, &inventory, &image, kraft),
+                    nisshi,
+                } => {
+                    let kind = match (kraft, nisshi) {
+                        (true, _) => lab::Kind::Kraft,
+                        (_, true) => lab::Kind::Nisshi,
+                        _ => lab::Kind::ZooKeeper,
+                    };
+                    lab::up(nodes, &inventory, &image, kind)
+                }
                 LabCommand::Down { inventory } => lab::down(&inventory),
             },
             FAILED,

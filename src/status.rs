@@ -19,7 +19,36 @@ pub struct Status {
     pub zookeeper: Option<ZkStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kraft: Option<QuorumStatus>,
-    pub kafka: KafkaStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nisshi: Option<NisshiStatus>,
+}
+
+/// The nisshi flavor: each broker asked itself (they do not know each other), and the store.
+#[derive(Debug, Serialize)]
+pub struct NisshiStatus {
+    pub brokers: Vec<NisshiBroker>,
+    /// The managed PostgreSQL's host and whether it runs (`None`: external or sqlite).
+    pub storage: Option<StorageStatus>,
+    pub topics: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NisshiBroker {
+    pub host: String,
+    pub answering: bool,
+    /// How many Kafka APIs it offers (ApiVersions).
+    pub apis: Option<usize>,
+    pub topics: Option<usize>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StorageStatus {
+    pub host: String,
+    pub online: bool,
+    pub error: Option<String>,
 }
 
 /// The KRaft metadata quorum as DescribeQuorum reports it.
@@ -89,6 +118,9 @@ pub struct KafkaStatus {
 }
 
 pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
+    if inv.flavor == crate::inventory::Flavor::Nisshi {
+        return collect_nisshi(inv, policy).await;
+    }
     let reach = futures::future::join_all(inv.hosts.iter().map(|h| async move {
         let s = Session::connect(&h.ssh, policy).await?;
         let f = plan::gather(inv, h, &s).await;
@@ -151,7 +183,8 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                         _ => format!("controller {id}, not in the quorum"),
                     }
                 }
-                Service::Kafka => {
+                // A broker (this loop never sees the nisshi flavor's service).
+                _ => {
                     let id = ids.broker_id.get(&h.name).map(|i| *i as i32);
                     let kraft_leader = match &quorum {
                         Some(Ok(q)) => Some(q.leader_id),
@@ -232,7 +265,125 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         hosts,
         zookeeper: (!inv.kafka.kraft).then_some(zk_probe),
         kraft,
-        kafka,
+        kafka: Some(kafka),
+        nisshi: None,
+    }
+}
+
+/// SSH facts (is the process there), each broker's own answer, the storage host's PostgreSQL.
+async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
+    let reach = futures::future::join_all(inv.hosts.iter().map(|h| async move {
+        let s = Session::connect(&h.ssh, policy).await?;
+        let f = plan::gather(inv, h, &s).await;
+        let online = match h.in_storage {
+            true => Some(crate::engine::storage_online(&s).await),
+            false => None,
+        };
+        s.close().await;
+        Ok::<_, anyhow::Error>((f?, online))
+    }));
+    let answers =
+        futures::future::join_all(inv.kafka_hosts().map(|h| gates::nisshi_answer(inv, h)));
+    let (reach, answers) = tokio::join!(reach, answers);
+    let mut problems = Vec::new();
+    let mut hosts = Vec::new();
+    let mut storage = None;
+    let mut brokers = Vec::new();
+    let mut answers = answers.into_iter();
+    for (h, r) in inv.hosts.iter().zip(reach) {
+        let (facts, online, error) = match r {
+            Ok((f, online)) => (Some(f), online, None),
+            Err(e) => {
+                problems.push(format!("{} unreachable", h.name));
+                (None, None, Some(format!("{e:#}")))
+            }
+        };
+        if h.in_storage {
+            let (online, err) = match online {
+                Some(Ok(o)) => (o, None),
+                Some(Err(e)) => (false, Some(format!("{e:#}"))),
+                None => (false, error.clone()),
+            };
+            if !online {
+                problems.push(format!("PostgreSQL on {} is not running", h.name));
+            }
+            storage = Some(StorageStatus {
+                host: h.name.clone(),
+                online,
+                error: err,
+            });
+        }
+        let mut services = Vec::new();
+        if h.in_kafka {
+            let pid = facts
+                .as_ref()
+                .and_then(|f| f.pids.get(&Service::Nisshi).copied());
+            if facts.is_some() && pid.is_none() {
+                problems.push(format!("nisshi on {} is not running", h.name));
+            }
+            let a = answers.next().expect("one answer per broker");
+            let state = match &a {
+                Ok(a) => format!(
+                    "answering as {}, {} APIs, {} topics",
+                    a.advertised, a.apis, a.topics
+                ),
+                Err(e) => {
+                    problems.push(format!("nisshi on {} not answering", h.name));
+                    format!("not answering: {e:#}")
+                }
+            };
+            brokers.push(NisshiBroker {
+                host: h.name.clone(),
+                answering: a.is_ok(),
+                apis: a.as_ref().ok().map(|a| a.apis),
+                topics: a.as_ref().ok().map(|a| a.topics),
+                error: a.as_ref().err().map(|e| format!("{e:#}")),
+            });
+            services.push(ServiceStatus {
+                service: "nisshi".into(),
+                running: pid.is_some(),
+                pid,
+                state,
+            });
+        }
+        hosts.push(HostStatus {
+            name: h.name.clone(),
+            address: h.address.clone(),
+            reachable: error.is_none(),
+            error,
+            services,
+        });
+    }
+    let topics = match gates::metadata(inv).await {
+        Ok(m) => m.topics.iter().map(|t| t.name.clone()).collect(),
+        Err(_) => vec![],
+    };
+    let healthy = problems.is_empty();
+    let verdict = if healthy {
+        format!(
+            "HEALTHY: {}/{} nisshi brokers answering{}",
+            brokers.len(),
+            brokers.len(),
+            match &storage {
+                Some(s) => format!(", PostgreSQL on {} running", s.host),
+                None => String::new(),
+            }
+        )
+    } else {
+        format!("UNHEALTHY: {}", problems.join("; "))
+    };
+    Status {
+        healthy,
+        verdict,
+        hosts,
+        zookeeper: None,
+        kraft: None,
+        kafka: None,
+        nisshi: Some(NisshiStatus {
+            brokers,
+            storage,
+            topics,
+        }),
     }
 }
 
@@ -452,10 +603,20 @@ pub fn print_text(s: &Status) {
             ),
         }
     }
-    let k = &s.kafka;
-    match &k.error {
-        Some(e) => println!("kafka: {e}"),
-        None => println!(
+    if let Some(n) = &s.nisshi {
+        if let Some(st) = &n.storage {
+            println!(
+                "storage: PostgreSQL on {} {}",
+                st.host,
+                if st.online { "running" } else { "NOT running" }
+            );
+        }
+        println!("topics: {}", list(&n.topics));
+    }
+    match &s.kafka {
+        None => {}
+        Some(KafkaStatus { error: Some(e), .. }) => println!("kafka: {e}"),
+        Some(k) => println!(
             "kafka: {}/{} brokers registered{}, {} topic(s), {} under-replicated, {} offline partition(s)",
             k.registered.len(),
             k.expected.len(),

@@ -1,6 +1,7 @@
 //! Release tarballs: resolved by version in Apache's archive layout under a mirror (or given as
 //! a local file), verified against the published `.sha512`, cached locally by checksum.
 
+pub mod nisshi;
 mod sha512;
 
 pub use sha512::parse_sha512;

@@ -28,6 +28,8 @@ pub struct Facts {
     /// PID of each running service (verified against its main class).
     pub pids: BTreeMap<Service, u32>,
     pub users: Vec<String>,
+    /// The host's own IPv4 address for its inventory address (a name resolved on the host).
+    pub ip: Option<String>,
 }
 
 /// What to ask a host about.
@@ -40,6 +42,8 @@ pub struct Query<'a> {
     pub meta_properties: Vec<String>,
     pub server_properties: Option<String>,
     pub java_cmd: String,
+    /// A name to resolve to an IPv4 address on the host itself.
+    pub resolve: Option<String>,
 }
 
 /// The one shell command that gathers everything in `q`. Each answer is one tagged line.
@@ -102,6 +106,12 @@ pub fn script(q: &Query) -> String {
             u = svc.user
         ));
     }
+    if let Some(name) = &q.resolve {
+        s.push_str(&format!(
+            "getent ahostsv4 {} | awk 'NR==1 {{print \"ip \" $1}}'\n",
+            quote(name)
+        ));
+    }
     s.push_str("true\n");
     s
 }
@@ -139,6 +149,7 @@ pub fn parse(out: &str) -> Facts {
                 if let Some((name, pid)) = rest.split_once(' ') {
                     let svc = match name {
                         "zookeeper" => Service::ZooKeeper,
+                        "nisshi" => Service::Nisshi,
                         _ => Service::Kafka,
                     };
                     if let Ok(pid) = pid.trim().parse() {
@@ -147,6 +158,7 @@ pub fn parse(out: &str) -> Facts {
                 }
             }
             "user" => f.users.push(rest.to_string()),
+            "ip" => f.ip = Some(rest.to_string()),
             _ => {}
         }
     }
@@ -206,6 +218,7 @@ mod tests {
             meta_properties: vec![p("meta.properties")],
             server_properties: None,
             java_cmd: "no-such-java-here".into(),
+            resolve: Some("localhost".into()),
         };
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -248,6 +261,7 @@ mod tests {
         assert_eq!(f.links.len(), 1);
         assert_eq!((f.myid, f.broker_id), (Some(7), Some(5)));
         assert_eq!(f.java, None);
+        assert_eq!(f.ip.as_deref(), Some("127.0.0.1"));
         assert!(matches!(
             f.package_manager.as_str(),
             "apt" | "dnf" | "yum" | "none"

@@ -200,6 +200,8 @@ pub async fn wait(
 pub async fn leader_host(inv: &Inventory, plans: &[HostPlan], svc: Service) -> Option<String> {
     let id = match svc {
         Service::ZooKeeper => return zk_probe(inv).await.1.leader,
+        // Stateless brokers: none leads anything.
+        Service::Nisshi => return None,
         Service::Kafka if inv.kafka.kraft => quorum(inv).await.ok()?.leader_id,
         Service::Kafka => metadata(inv).await.ok()?.controller_id,
     };
@@ -251,4 +253,45 @@ pub async fn smoke(inv: &Inventory, plans: &[HostPlan], timeout: Duration) -> Re
         r.leader_id,
         r.elapsed.as_secs_f64()
     ))
+}
+
+/// What one nisshi broker answered.
+#[derive(Debug, Clone)]
+pub struct NisshiAnswer {
+    /// Kafka APIs it offers (ApiVersions).
+    pub apis: usize,
+    pub topics: usize,
+    /// The broker Metadata names (every nisshi broker calls itself node 111).
+    pub advertised: String,
+}
+
+/// ApiVersions and Metadata asked of one nisshi broker directly: brokers do not know each
+/// other, so "the cluster answers" proves nothing about any one of them.
+pub async fn nisshi_answer(inv: &Inventory, host: &crate::inventory::Host) -> Result<NisshiAnswer> {
+    let addr = format!("{}:{}", host.address, inv.kafka.port);
+    let mut c = KafkaClient::connect(&addr, PROBE_TIMEOUT).await?;
+    let m = c.metadata(None).await?;
+    let b = m
+        .brokers
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("Kafka {addr}: Metadata names no broker"))?;
+    Ok(NisshiAnswer {
+        apis: c.api_count(),
+        topics: m.topics.len(),
+        advertised: b.addr(),
+    })
+}
+
+/// Brokers (all but `except`) that do not answer, each with why.
+pub async fn nisshi_problems(inv: &Inventory, except: Option<&str>) -> Vec<String> {
+    let hosts: Vec<_> = inv
+        .kafka_hosts()
+        .filter(|h| Some(h.name.as_str()) != except)
+        .collect();
+    let answers = futures::future::join_all(hosts.iter().map(|h| nisshi_answer(inv, h))).await;
+    hosts
+        .iter()
+        .zip(answers)
+        .filter_map(|(h, a)| a.err().map(|e| format!("nisshi on {}: {e:#}", h.name)))
+        .collect()
 }

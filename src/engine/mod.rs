@@ -4,9 +4,11 @@
 pub mod actions;
 pub mod facts;
 pub mod gates;
+mod nisshi;
 pub mod plan;
 pub mod playbook;
 
+pub use nisshi::storage_online;
 pub use plan::HostPlan;
 
 use crate::artifacts::{self, Artifact, Product};
@@ -74,17 +76,11 @@ pub async fn connect_all(
 }
 
 pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Result<Summary> {
-    let steps = playbook::load(opts.playbook.as_deref())?;
-    if let Some(limit) = &opts.limit {
-        for name in limit {
-            if inv.host(name).is_none() {
-                bail!(
-                    "--limit names `{name}`, which is not a host of {}",
-                    inv.file.display()
-                );
-            }
-        }
+    if inv.flavor == crate::inventory::Flavor::Nisshi {
+        return nisshi::apply(inv, opts, rep).await;
     }
+    let steps = playbook::load(opts.playbook.as_deref())?;
+    check_limit(inv, opts)?;
     rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
     let sessions = connect_all(inv, opts.policy).await?;
     rep.line("gathering facts");
@@ -131,7 +127,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     let a = artifacts::fetch(inv, product).await?;
                     artifacts.insert(product, a);
                 }
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let a = artifacts.get(&product).cloned();
                     let s = sessions[&p.host.name].clone();
                     async move { actions::install(inv, p, &s, product, a.as_ref()).await }
@@ -139,14 +135,14 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 .await?;
             }
             Action::Prepare => {
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     async move { actions::prepare(inv, p, &s).await }
                 })
                 .await?
             }
             Action::Jdk => {
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     async move { actions::jdk(inv, p, &s).await }
                 })
@@ -154,7 +150,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             }
             Action::Configure => {
                 let svc = step.service().unwrap();
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     async move { actions::configure(p, &s, svc).await }
                 })
@@ -165,7 +161,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     continue;
                 }
                 let cluster_id = plan::resolve_cluster_id(inv, &plans)?;
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     let id = cluster_id.clone();
                     async move { actions::format(inv, p, &s, &id).await }
@@ -175,7 +171,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             Action::Start => {
                 let svc = step.service().unwrap();
                 // Stopped services start together (a new ensemble needs its members at once).
-                run_hosts(&mut plans, &selected, step, rep, &mut summary, |p| {
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     async move { actions::start_if_stopped(inv, p, &s, svc).await }
                 })
@@ -266,6 +262,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         s.close().await;
     }
     Ok(summary)
+}
+
+fn check_limit(inv: &Inventory, opts: &ApplyOptions) -> Result<()> {
+    for name in opts.limit.iter().flatten() {
+        if inv.host(name).is_none() {
+            bail!(
+                "--limit names `{name}`, which is not a host of {}",
+                inv.file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Finalizing is one-way: every Kafka host must already run this inventory's version.
@@ -371,7 +379,7 @@ fn in_group(step: &Step, p: &HostPlan) -> bool {
 async fn run_hosts<'a, F, Fut>(
     plans: &'a mut [HostPlan],
     selected: &[usize],
-    step: &Step,
+    step: &str,
     rep: &Reporter,
     summary: &mut Summary,
     f: F,
@@ -386,7 +394,7 @@ where
         .filter(|(i, _)| selected.contains(i))
         .map(|(_, p)| {
             let name = p.host.name.clone();
-            rep.host_busy(&name, &step.name);
+            rep.host_busy(&name, step);
             let fut = f(p);
             async move { (name, fut.await) }
         });
@@ -405,7 +413,7 @@ where
             }
             Err(e) => {
                 rep.host_done(&name, "FAILED");
-                errors.push(format!("{name}: step '{}': {e:#}", step.name));
+                errors.push(format!("{name}: step '{step}': {e:#}"));
             }
         }
     }

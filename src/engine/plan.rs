@@ -3,7 +3,7 @@
 
 use super::facts::{self, Facts, Query};
 use crate::artifacts::{self, Product};
-use crate::inventory::{Host, Inventory, JdkMethod, ZkSource, ids};
+use crate::inventory::{Flavor, Host, Inventory, JdkMethod, ZkSource, ids};
 use crate::render::{Ids, InitSystem, ManagedFile, Renderer, Service, ServiceDef, mask_secrets};
 use crate::transport::Session;
 use anyhow::{Context, Result, bail};
@@ -77,14 +77,10 @@ impl HostPlan {
     }
 
     pub fn services(&self, inv: &Inventory) -> Vec<ServiceDef> {
-        let mut v = Vec::new();
-        if self.host.in_zookeeper {
-            v.push(ServiceDef::new(Service::ZooKeeper, inv, &self.host));
-        }
-        if self.host.runs_kafka() {
-            v.push(ServiceDef::new(Service::Kafka, inv, &self.host));
-        }
-        v
+        host_services(inv, &self.host)
+            .into_iter()
+            .map(|svc| ServiceDef::new(svc, inv, &self.host))
+            .collect()
     }
 }
 
@@ -103,6 +99,9 @@ pub fn query_for<'a>(
     host: &Host,
     services: &'a [ServiceDef],
 ) -> Result<Query<'a>> {
+    if inv.flavor == Flavor::Nisshi {
+        return Ok(super::nisshi::query(inv, host, services));
+    }
     let r = Renderer::new(inv)?;
     // Paths do not depend on ids: render with placeholders to learn them.
     let placeholder = Ids {
@@ -154,16 +153,13 @@ pub fn query_for<'a>(
             .runs_kafka()
             .then(|| "/etc/kafka/server.properties".to_string()),
         java_cmd: java_cmd(inv),
+        resolve: None,
     })
 }
 
 pub async fn gather(inv: &Inventory, host: &Host, s: &Session) -> Result<Facts> {
-    let services: Vec<ServiceDef> = [Service::ZooKeeper, Service::Kafka]
+    let services: Vec<ServiceDef> = host_services(inv, host)
         .into_iter()
-        .filter(|svc| match svc {
-            Service::ZooKeeper => host.in_zookeeper,
-            Service::Kafka => host.runs_kafka(),
-        })
         .map(|svc| ServiceDef::new(svc, inv, host))
         .collect();
     let q = query_for(inv, host, &services)?;
@@ -172,6 +168,21 @@ pub async fn gather(inv: &Inventory, host: &Host, s: &Session) -> Result<Facts> 
         .await
         .with_context(|| format!("{}: gathering facts", host.name))?;
     Ok(facts::parse(&out.stdout))
+}
+
+/// The services clusterctl runs on `host`.
+pub fn host_services(inv: &Inventory, host: &Host) -> Vec<Service> {
+    match inv.flavor {
+        Flavor::Nisshi if host.in_kafka => vec![Service::Nisshi],
+        Flavor::Nisshi => vec![],
+        Flavor::Jvm => [
+            (host.in_zookeeper, Service::ZooKeeper),
+            (host.runs_kafka(), Service::Kafka),
+        ]
+        .into_iter()
+        .filter_map(|(runs, svc)| runs.then_some(svc))
+        .collect(),
+    }
 }
 
 /// Facts from every host, ids resolved (disk wins, then pins, then free ids), files rendered.
@@ -197,6 +208,22 @@ pub async fn plan_all_with(
     let mut all_facts = Vec::new();
     for r in gathered {
         all_facts.push(r?);
+    }
+    if inv.flavor == Flavor::Nisshi {
+        // No ids; files need the storage password, rendered once the storage step has it.
+        return Ok(inv
+            .hosts
+            .iter()
+            .zip(all_facts)
+            .map(|(host, facts)| HostPlan {
+                host: host.clone(),
+                init: facts.init.unwrap_or(InitSystem::SysV),
+                facts,
+                files: vec![],
+                broker_id: None,
+                changed: BTreeSet::new(),
+            })
+            .collect());
     }
     let ids = resolve_ids(inv, &all_facts)?;
     // The inventory as rendered: with the protocol pin of an upgrade in progress.
@@ -351,13 +378,17 @@ pub fn resolve_cluster_id(inv: &Inventory, plans: &[HostPlan]) -> Result<String>
 
 /// 16 random bytes as unpadded URL-safe base64, the form `kafka-storage random-uuid` prints.
 fn new_cluster_id() -> Result<String> {
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(base64url(&b))
+    Ok(base64url(&random_bytes::<16>()?))
 }
 
-fn base64url(bytes: &[u8]) -> String {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    use std::io::Read;
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+pub(crate) fn base64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
@@ -404,6 +435,37 @@ pub async fn print_dry_run(
                 ));
             }
         }
+        lines.extend(file_and_service_lines(inv, p, s).await?);
+        if lines.is_empty() {
+            println!("{}: no change", p.host.name);
+        } else {
+            any = true;
+            println!("{}: would change", p.host.name);
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+    println!(
+        "{}",
+        if any {
+            "dry run: nothing was changed"
+        } else {
+            "dry run: every host is up to date"
+        }
+    );
+    Ok(())
+}
+
+/// Dry-run lines for one host: each changed file as a diff (secrets masked), then the
+/// services that would start or restart.
+pub async fn file_and_service_lines(
+    inv: &Inventory,
+    p: &HostPlan,
+    s: &Session,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    {
         let mut restart = BTreeSet::new();
         for f in p.changed_files() {
             let old = s
@@ -445,25 +507,8 @@ pub async fn print_dry_run(
                 Some(_) => {}
             }
         }
-        if lines.is_empty() {
-            println!("{}: no change", p.host.name);
-        } else {
-            any = true;
-            println!("{}: would change", p.host.name);
-            for l in lines {
-                println!("{l}");
-            }
-        }
     }
-    println!(
-        "{}",
-        if any {
-            "dry run: nothing was changed"
-        } else {
-            "dry run: every host is up to date"
-        }
-    );
-    Ok(())
+    Ok(lines)
 }
 
 #[cfg(test)]

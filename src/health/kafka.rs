@@ -725,6 +725,11 @@ impl KafkaClient {
         Ok(client)
     }
 
+    /// How many APIs the broker offers (its ApiVersions answer).
+    pub fn api_count(&self) -> usize {
+        self.versions.len()
+    }
+
     /// The version this client uses for `api` with this broker, if any.
     #[cfg(test)]
     pub fn api_version(&self, api: ApiKey) -> Option<i16> {

@@ -4,10 +4,11 @@
 mod diag;
 pub mod ids;
 mod model;
+mod nisshi;
 mod validate;
 
 pub use diag::{Diag, Severity};
-pub use model::{JdkMethod, ZkSource};
+pub use model::{Flavor, JdkMethod, ZkSource};
 
 use crate::transport::SshTarget;
 use std::collections::BTreeMap;
@@ -29,7 +30,50 @@ pub struct Inventory {
     pub zookeeper: ZkConfig,
     pub kafka: KafkaConfig,
     pub topics: Vec<TopicSpec>,
+    pub flavor: Flavor,
+    /// Set exactly when `flavor` is nisshi.
+    pub nisshi: Option<NisshiConfig>,
     pub warnings: Vec<Diag>,
+}
+
+pub const DEFAULT_NISSHI_VERSION: &str = "0.8.1";
+
+/// The nisshi broker: one binary per host, stateless, sharing one store.
+#[derive(Debug, Clone)]
+pub struct NisshiConfig {
+    pub version: String,
+    pub binary: BinarySource,
+    pub port: u16,
+    pub cluster_id: String,
+    pub storage: Storage,
+    pub log: String,
+    /// Extra environment variables for the broker.
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinarySource {
+    /// A binary on the operator's machine, optionally with the sha256 it must have.
+    Path {
+        path: PathBuf,
+        sha256: Option<String>,
+    },
+    Url {
+        url: String,
+        sha256: String,
+    },
+    /// `cargo install nisshi --version V --locked`, once, cached under artifacts.cache_dir.
+    Cargo,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    /// PostgreSQL installed and run by clusterctl on the `storage` group's host.
+    ManagedPostgres,
+    /// A PostgreSQL URL the operator runs (a secret: never printed).
+    ExternalPostgres(String),
+    /// A file in the broker's working directory: one broker only.
+    Sqlite,
 }
 
 /// A topic the inventory declares.
@@ -51,6 +95,8 @@ pub struct Host {
     pub in_kafka: bool,
     /// A KRaft controller (group `controller`); combined when also a broker.
     pub in_controller: bool,
+    /// Runs the PostgreSQL that nisshi brokers share (group `storage`).
+    pub in_storage: bool,
     pub myid: Option<i64>,
     pub broker_id: Option<i64>,
     pub controller_id: Option<i64>,
@@ -141,6 +187,10 @@ impl Inventory {
 
     pub fn controller_hosts(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.in_controller)
+    }
+
+    pub fn storage_host(&self) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.in_storage)
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {

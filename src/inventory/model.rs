@@ -10,6 +10,8 @@ pub type S<T> = Spanned<T>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInventory {
+    /// What runs the brokers: the JVM stack (default) or the nisshi broker.
+    pub flavor: Option<S<Flavor>>,
     #[serde(default)]
     pub ssh: SshSettings,
     #[serde(default)]
@@ -22,12 +24,11 @@ pub struct RawInventory {
     pub groups: S<RawGroups>,
     #[serde(default)]
     pub artifacts: ArtifactSettings,
-    #[serde(default)]
-    pub jdk: JdkSettings,
-    #[serde(default)]
-    pub zookeeper: ZkSettings,
-    #[serde(default)]
-    pub kafka: KafkaSettings,
+    /// The JVM flavor's sections: absent (not merely empty) in a nisshi inventory.
+    pub jdk: Option<S<JdkSettings>>,
+    pub zookeeper: Option<S<ZkSettings>>,
+    pub kafka: Option<S<KafkaSettings>>,
+    pub nisshi: Option<S<NisshiSettings>>,
     /// Topics `apply` creates or grows (it never deletes one unless told to).
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub topics: Vec<(S<String>, RawTopic)>,
@@ -94,6 +95,44 @@ pub struct RawGroups {
     /// KRaft controllers; a host also in `kafka` runs combined (broker,controller).
     #[serde(default)]
     pub controller: Vec<S<String>>,
+    /// The PostgreSQL host the nisshi brokers share.
+    #[serde(default)]
+    pub storage: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    #[default]
+    Jvm,
+    Nisshi,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NisshiSettings {
+    pub version: Option<S<String>>,
+    /// A local binary; or `url` + `sha256`; neither: built with `cargo install` and cached.
+    pub binary: Option<S<String>>,
+    pub url: Option<S<String>>,
+    pub sha256: Option<S<String>>,
+    pub port: Option<S<i64>>,
+    pub cluster_id: Option<S<String>>,
+    pub storage: Option<S<StorageKind>>,
+    /// An external PostgreSQL instead of the `storage` group's.
+    pub storage_url: Option<S<String>>,
+    /// RUST_LOG of the brokers.
+    pub log: Option<S<String>>,
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub environment: Vec<(S<String>, PropValue)>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -2,7 +2,7 @@
 //! all problems are collected so the user fixes them in one pass.
 
 use super::diag::Diags;
-use super::model::{self, RawInventory, S, SshSettings};
+use super::model::{self, Flavor, RawInventory, S, SshSettings};
 use super::*;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,22 +10,43 @@ use std::collections::{BTreeMap, BTreeSet};
 pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryError> {
     let mut d = Diags::new(path);
     let host_names: Vec<&str> = raw.hosts.iter().map(|(n, _)| n.value.as_str()).collect();
+    let flavor = raw.flavor.as_ref().map_or(Flavor::Jvm, |f| f.value);
+    let (no_zk, no_kafka, no_jdk) = Default::default();
+    let z: &model::ZkSettings = raw.zookeeper.as_ref().map_or(&no_zk, |s| &s.value);
+    let k: &model::KafkaSettings = raw.kafka.as_ref().map_or(&no_kafka, |s| &s.value);
+    let j: &model::JdkSettings = raw.jdk.as_ref().map_or(&no_jdk, |s| &s.value);
 
     check_hosts(&mut d, path, &raw);
-    let (zk_members, kafka_members, controllers) = check_groups(&mut d, &raw, &host_names);
+    let (zk_members, kafka_members, controllers, storage) =
+        check_groups(&mut d, &raw, &host_names, flavor);
 
-    let zookeeper = zk_config(&mut d, &raw.zookeeper, raw.kafka.version.as_ref());
+    let zookeeper = zk_config(&mut d, z, k.version.as_ref());
     let brokers = kafka_members.len() as i64;
-    let kafka = kafka_config(&mut d, &raw.kafka, brokers, !controllers.is_empty());
-    check_mode(&mut d, &raw, &kafka, zk_members.len());
-    check_ports(&mut d, &raw, &zookeeper, &kafka);
-    if kafka.kraft {
-        check_quorum(&mut d, &raw, controllers.len(), "KRaft controller quorum");
-    } else {
-        check_quorum(&mut d, &raw, zk_members.len(), "ZooKeeper ensemble");
-    }
+    let mut kafka = kafka_config(&mut d, k, brokers, !controllers.is_empty());
+    let nisshi = match flavor {
+        Flavor::Jvm => {
+            super::nisshi::reject_in_jvm(&mut d, &raw);
+            check_mode(&mut d, &raw, k, &kafka, zk_members.len());
+            check_ports(&mut d, &raw, z, k, &zookeeper, &kafka);
+            if kafka.kraft {
+                check_quorum(&mut d, &raw, controllers.len(), "KRaft controller quorum");
+            } else {
+                check_quorum(&mut d, &raw, zk_members.len(), "ZooKeeper ensemble");
+            }
+            None
+        }
+        Flavor::Nisshi => {
+            let n = super::nisshi::resolve(&mut d, path, &raw, brokers as usize, storage.len());
+            // The Kafka-protocol code (gates, topics) finds brokers at kafka.port; nisshi has
+            // no replicas, so topics default to replication factor 1.
+            kafka.port = n.port;
+            kafka.default_replication_factor = 1;
+            kafka.min_insync_replicas = 1;
+            Some(n)
+        }
+    };
     let artifacts = artifacts(&mut d, path, &raw.artifacts);
-    let jdk = jdk(&mut d, path, &raw.jdk);
+    let jdk = jdk(&mut d, path, j);
 
     let install_dir = raw
         .install_dir
@@ -56,6 +77,7 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
             in_zookeeper: zk_members.contains(name.value.as_str()),
             in_kafka: kafka_members.contains(name.value.as_str()),
             in_controller: controllers.contains(name.value.as_str()),
+            in_storage: storage.contains(name.value.as_str()),
             myid: h.myid.as_ref().map(|s| s.value),
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
@@ -85,6 +107,8 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
         zookeeper,
         kafka,
         topics,
+        flavor,
+        nisshi,
         warnings: d.items,
     })
 }
@@ -201,7 +225,8 @@ fn check_groups<'a>(
     d: &mut Diags,
     raw: &'a RawInventory,
     names: &[&str],
-) -> (Members<'a>, Members<'a>, Members<'a>) {
+    flavor: Flavor,
+) -> (Members<'a>, Members<'a>, Members<'a>, Members<'a>) {
     let mut member = |list: &'a [S<String>], group: &str| {
         let mut set = BTreeSet::new();
         for m in list {
@@ -224,6 +249,7 @@ fn check_groups<'a>(
     let zk = member(&raw.groups.value.zookeeper, "zookeeper");
     let kafka = member(&raw.groups.value.kafka, "kafka");
     let controllers = member(&raw.groups.value.controller, "controller");
+    let storage = member(&raw.groups.value.storage, "storage");
     let jumps: BTreeSet<&str> = raw
         .hosts
         .iter()
@@ -233,11 +259,17 @@ fn check_groups<'a>(
         .collect();
     for (name, h) in &raw.hosts {
         let n = name.value.as_str();
-        if !zk.contains(n) && !kafka.contains(n) && !controllers.contains(n) && !jumps.contains(n) {
+        let grouped = [&zk, &kafka, &controllers, &storage, &jumps];
+        if !grouped.iter().any(|g| g.contains(n)) {
             d.error(
                 &name.referenced,
                 format!("host {n} is in no group"),
-                "add it to groups.zookeeper, groups.kafka or groups.controller, or remove it",
+                match flavor {
+                    Flavor::Jvm => {
+                        "add it to groups.zookeeper, groups.kafka or groups.controller, or remove it"
+                    }
+                    Flavor::Nisshi => "add it to groups.kafka or groups.storage, or remove it",
+                },
             );
         }
         if let Some(id) = &h.controller_id {
@@ -281,14 +313,14 @@ fn check_groups<'a>(
             "list the hosts that run a Kafka broker under groups.kafka",
         );
     }
-    if zk.is_empty() && controllers.is_empty() {
+    if flavor == Flavor::Jvm && zk.is_empty() && controllers.is_empty() {
         d.error(
             &raw.groups.referenced,
             "no ZooKeeper ensemble and no KRaft controllers",
             "list 3 hosts under groups.zookeeper (ZooKeeper mode) or groups.controller (KRaft)",
         );
     }
-    (zk, kafka, controllers)
+    (zk, kafka, controllers, storage)
 }
 
 /// Quorums need a majority: 1 member tolerates no failure, an even size no more than one less.
@@ -313,7 +345,13 @@ fn check_quorum(d: &mut Diags, raw: &RawInventory, n: usize, what: &str) {
 }
 
 /// ZooKeeper mode and KRaft exclude each other, and Kafka 4 has no ZooKeeper mode.
-fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members: usize) {
+fn check_mode(
+    d: &mut Diags,
+    raw: &RawInventory,
+    k: &model::KafkaSettings,
+    kafka: &KafkaConfig,
+    zk_members: usize,
+) {
     let at = &raw.groups.referenced;
     let major: u32 = kafka
         .version
@@ -335,7 +373,7 @@ fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members
         );
     }
     if !kafka.kraft && major >= 4 {
-        let v = raw.kafka.version.as_ref().map_or(*at, |v| v.referenced);
+        let v = k.version.as_ref().map_or(*at, |v| v.referenced);
         d.error(
             &v,
             format!("Kafka {} has no ZooKeeper mode", kafka.version),
@@ -343,7 +381,7 @@ fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members
         );
     }
     if kafka.kraft && (major, minor) < (3, 3) {
-        let v = raw.kafka.version.as_ref().map_or(*at, |v| v.referenced);
+        let v = k.version.as_ref().map_or(*at, |v| v.referenced);
         d.error(
             &v,
             format!("KRaft needs Kafka 3.3 or later, not {}", kafka.version),
@@ -571,8 +609,14 @@ fn topics(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, brokers: i64) 
     out
 }
 
-fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaConfig) {
-    let z = &raw.zookeeper;
+fn check_ports(
+    d: &mut Diags,
+    raw: &RawInventory,
+    z: &model::ZkSettings,
+    k: &model::KafkaSettings,
+    zk: &ZkConfig,
+    kafka: &KafkaConfig,
+) {
     let named = [
         (
             z.client_port.as_ref(),
@@ -585,9 +629,9 @@ fn check_ports(d: &mut Diags, raw: &RawInventory, zk: &ZkConfig, kafka: &KafkaCo
             zk.election_port,
             "zookeeper.election_port",
         ),
-        (raw.kafka.port.as_ref(), kafka.port, "kafka.port"),
+        (k.port.as_ref(), kafka.port, "kafka.port"),
         (
-            raw.kafka.controller_port.as_ref(),
+            k.controller_port.as_ref(),
             kafka.controller_port,
             "kafka.controller_port",
         ),
@@ -726,7 +770,7 @@ fn ssh_target(path: &Path, raw: &RawInventory, name: &str, h: &model::RawHost) -
     }
 }
 
-fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {
+pub(super) fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {
     if !(1..=65535).contains(&p.value) {
         d.error(
             &p.referenced,
@@ -738,7 +782,7 @@ fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {
     p.value as u16
 }
 
-fn version(d: &mut Diags, v: &S<String>, key: &str) -> String {
+pub(super) fn version(d: &mut Diags, v: &S<String>, key: &str) -> String {
     let ok = v.value.split('.').count() >= 2
         && v.value
             .split('.')

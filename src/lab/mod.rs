@@ -17,6 +17,8 @@ mod state;
 use anyhow::Result;
 use std::path::Path;
 
+pub use render::Kind;
+
 /// The node image `clusterctl lab image` builds and `lab up` uses unless told otherwise.
 /// Bump the tag when the image's content changes, so old local images are not reused.
 pub const DEFAULT_IMAGE: &str = "localhost/clusterctl-node:bookworm-1";
@@ -37,8 +39,8 @@ pub fn image(name: &str) -> Result<()> {
 /// Starts `nodes` containers from `image` and writes the inventory file `inventory` for them.
 /// Refuses if a lab recorded beside `inventory` is still up, or if `inventory` exists and was
 /// not written by `lab up`.
-pub fn up(nodes: usize, inventory: &Path, image: &str, kraft: bool) -> Result<()> {
-    nodes::up(nodes, inventory, image, kraft)
+pub fn up(nodes: usize, inventory: &Path, image: &str, kind: Kind) -> Result<()> {
+    nodes::up(nodes, inventory, image, kind)
 }
 
 /// Removes the containers and network recorded beside `inventory`, then the record. Leaves the

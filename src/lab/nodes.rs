@@ -17,10 +17,14 @@ const MAX_NODES: usize = 20;
 /// Marks resources as made by `lab up` (for a person looking at `podman ps`; removal is by name).
 const LABEL: &str = "clusterctl.lab";
 
-pub fn up(nodes: usize, inventory: &Path, image: &str, kraft: bool) -> Result<()> {
+pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Result<()> {
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
         "lab up: {nodes} nodes: expected 1 to {MAX_NODES}"
+    );
+    ensure!(
+        kind != render::Kind::Nisshi || nodes >= 2,
+        "lab up --nisshi: one PostgreSQL node plus at least one broker: use --nodes 2 or more"
     );
     let started = Instant::now();
     let inventory = state::absolute(inventory)?;
@@ -52,7 +56,7 @@ pub fn up(nodes: usize, inventory: &Path, image: &str, kraft: bool) -> Result<()
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Recorded before anything exists, so even a crashed `up` can be undone by `down`.
     st.save(&dir)?;
-    if let Err(e) = create(&mut st, &dir, &inventory, kraft) {
+    if let Err(e) = create(&mut st, &dir, &inventory, kind) {
         eprintln!("lab up: failed; removing what it created");
         if let Err(cleanup) = teardown(&st, &dir) {
             eprintln!("lab up: cleanup failed too: {cleanup:#}");
@@ -109,7 +113,7 @@ fn check_may_write(inventory: &Path, dir: &Path) -> Result<Option<State>> {
     Ok(Some(st))
 }
 
-fn create(st: &mut State, dir: &Path, inventory: &Path, kraft: bool) -> Result<()> {
+fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> Result<()> {
     let engine = st.runtime;
     let key = dir.join(state::KEY_FILE);
     let pub_key = generate_client_key(&key, &st.prefix)?;
@@ -169,7 +173,7 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kraft: bool) -> Result<(
             address: h.address.clone(),
         })
         .collect();
-    let text = render::inventory(&key, &known_hosts_path, &nodes, kraft);
+    let text = render::inventory(&key, &known_hosts_path, &nodes, kind);
     state::write_atomic(inventory, text.as_bytes())
 }
 

@@ -78,10 +78,19 @@ pub struct Node {
     pub address: String,
 }
 
-/// The inventory `lab up` writes: every node runs Kafka, the first three (or all, if fewer)
-/// form the ZooKeeper ensemble, or with `kraft` the KRaft controller quorum (combined nodes);
-/// small heaps so several JVMs fit one machine.
-pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kraft: bool) -> String {
+/// What `lab up` lays out on its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Every node runs Kafka; the first three (or all, if fewer) run ZooKeeper.
+    ZooKeeper,
+    /// Every node runs Kafka; the first three (or all) are combined KRaft controllers.
+    Kraft,
+    /// The first node runs PostgreSQL; the others run the nisshi broker.
+    Nisshi,
+}
+
+/// The inventory `lab up` writes for `kind`, with small heaps so several JVMs fit one machine.
+pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kind: Kind) -> String {
     let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let zk = &names[..names.len().min(3)];
     let mut s = String::new();
@@ -102,13 +111,30 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kraft: bool) ->
         ));
     }
     s.push_str("groups:\n");
-    let quorum = if kraft { "controller" } else { "zookeeper" };
-    s.push_str(&format!("  {quorum}: [{}]\n", zk.join(", ")));
-    s.push_str(&format!("  kafka: [{}]\n", names.join(", ")));
-    if !kraft {
-        s.push_str("zookeeper:\n  heap: 128m\n");
+    match kind {
+        Kind::Nisshi => {
+            s.push_str(&format!("  storage: [{}]\n", names[0]));
+            s.push_str(&format!("  kafka: [{}]\n", names[1..].join(", ")));
+            // The broker is built once with cargo and cached (scripts/nisshi.sh).
+            s.push_str(&format!(
+                "flavor: nisshi\nnisshi:\n  version: {}\n",
+                crate::inventory::DEFAULT_NISSHI_VERSION
+            ));
+        }
+        Kind::ZooKeeper | Kind::Kraft => {
+            let quorum = if kind == Kind::Kraft {
+                "controller"
+            } else {
+                "zookeeper"
+            };
+            s.push_str(&format!("  {quorum}: [{}]\n", zk.join(", ")));
+            s.push_str(&format!("  kafka: [{}]\n", names.join(", ")));
+            if kind == Kind::ZooKeeper {
+                s.push_str("zookeeper:\n  heap: 128m\n");
+            }
+            s.push_str("kafka:\n  heap: 256m\n");
+        }
     }
-    s.push_str("kafka:\n  heap: 256m\n");
     s
 }
 
@@ -152,7 +178,7 @@ mod tests {
             &PathBuf::from("/abs/path/x.lab/id_ed25519"),
             &PathBuf::from("/abs/path/x.lab/known_hosts"),
             &nodes(4),
-            false,
+            Kind::ZooKeeper,
         );
         assert_eq!(
             text,
@@ -183,17 +209,36 @@ kafka:
 
     #[test]
     fn fewer_than_three_nodes_all_run_zookeeper() {
-        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(2), false);
+        let text = inventory(
+            Path::new("/k"),
+            Path::new("/kh"),
+            &nodes(2),
+            Kind::ZooKeeper,
+        );
         assert!(text.contains("  zookeeper: [n1, n2]\n"), "{text}");
         assert!(text.contains("  kafka: [n1, n2]\n"), "{text}");
     }
 
     #[test]
     fn kraft_lab_has_combined_controllers_and_no_zookeeper() {
-        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(4), true);
+        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(4), Kind::Kraft);
         assert!(text.contains("  controller: [n1, n2, n3]\n"), "{text}");
         assert!(text.contains("  kafka: [n1, n2, n3, n4]\n"), "{text}");
         assert!(!text.contains("zookeeper"), "{text}");
+    }
+
+    #[test]
+    fn nisshi_lab_has_one_storage_node_and_brokers() {
+        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(4), Kind::Nisshi);
+        assert!(text.contains("  storage: [n1]\n"), "{text}");
+        assert!(text.contains("  kafka: [n2, n3, n4]\n"), "{text}");
+        assert!(text.contains("flavor: nisshi\n"), "{text}");
+        assert!(
+            !text.contains("zookeeper") && !text.contains("heap"),
+            "{text}"
+        );
+        let inv = crate::inventory::parse(Path::new("/x/lab.yaml"), &text).unwrap();
+        assert_eq!(inv.storage_host().unwrap().name, "n1");
     }
 
     #[test]
@@ -202,7 +247,7 @@ kafka:
             Path::new("/home/a b/x.lab/id_ed25519"),
             Path::new("/k: \"h\""),
             &nodes(1),
-            false,
+            Kind::ZooKeeper,
         );
         assert!(
             text.contains("  key: \"/home/a b/x.lab/id_ed25519\"\n"),

@@ -45,6 +45,10 @@ pub async fn restart_rolling(
             }
         }
     }
+    let nisshi = inv.flavor == crate::inventory::Flavor::Nisshi;
+    if nisshi && !targets.contains(&Target::Kafka) {
+        bail!("--service: a nisshi cluster runs only brokers (no ZooKeeper, no controllers)");
+    }
     let sessions = engine::connect_all(inv, HostKeyPolicy::Strict).await?;
     let mut plans = plan::plan_all(inv, &sessions).await?;
     let roller = Roller::new(inv, &sessions, rep, opts);
@@ -54,6 +58,7 @@ pub async fn restart_rolling(
             continue;
         }
         let svc = match target {
+            _ if nisshi => Service::Nisshi,
             Target::ZooKeeper => Service::ZooKeeper,
             Target::Controllers | Target::Kafka => Service::Kafka,
         };
@@ -61,6 +66,7 @@ pub async fn restart_rolling(
             .iter()
             .enumerate()
             .filter(|(_, p)| match target {
+                _ if nisshi => p.host.in_kafka && target == Target::Kafka,
                 Target::ZooKeeper => p.host.in_zookeeper,
                 Target::Controllers => p.host.in_controller,
                 Target::Kafka => p.host.runs_kafka(),

@@ -83,7 +83,8 @@ impl<'a> Roller<'a> {
             todo.len(),
             match (&first_leader, svc) {
                 (Some(l), Service::ZooKeeper) => format!("{l} (leader)"),
-                (Some(l), Service::Kafka) => format!("{l} (controller)"),
+                (Some(l), _) => format!("{l} (controller)"),
+                (None, Service::Nisshi) => "no leader (stateless brokers)".to_string(),
                 (None, _) => "the leader".to_string(),
             }
         ));
@@ -199,6 +200,7 @@ impl<'a> Roller<'a> {
                     }
                 }
             }
+            Service::Nisshi => blockers.extend(gates::nisshi_problems(self.inv, None).await),
         }
         blockers
     }
@@ -233,6 +235,15 @@ impl<'a> Roller<'a> {
                         }
                         Ok(())
                     }
+                    // Clients need another broker to go to while this one restarts.
+                    Service::Nisshi => {
+                        let p = gates::nisshi_problems(self.inv, Some(host)).await;
+                        if p.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(p.join("; "))
+                        }
+                    }
                 }
             },
         )
@@ -245,6 +256,21 @@ impl<'a> Roller<'a> {
         let host = &plans[i].host.name;
         let start = Instant::now();
         match svc {
+            // Stateless: back means answering ApiVersions and Metadata (it has nothing to sync).
+            Service::Nisshi => {
+                let only = plans[i].host.clone();
+                self.poll(&format!("nisshi on {host} answering"), move || {
+                    let only = only.clone();
+                    async move {
+                        match gates::nisshi_answer(self.inv, &only).await {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(format!("{e:#}")),
+                        }
+                    }
+                })
+                .await?;
+                Ok(start.elapsed())
+            }
             Service::ZooKeeper => {
                 self.poll(
                     &format!("ZooKeeper on {host} following, ensemble whole"),
@@ -390,6 +416,7 @@ fn member(p: &HostPlan, svc: Service) -> bool {
     match svc {
         Service::ZooKeeper => p.host.in_zookeeper,
         Service::Kafka => p.host.runs_kafka(),
+        Service::Nisshi => p.host.in_kafka,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Desired files per host, rendered from templates embedded in the binary (or overridden from
 //! the inventory's `templates_dir`). Pure: no network, so `render` and `--dry-run` are offline.
 
-mod services;
+pub mod services;
 
 pub use services::{Service, ServiceDef};
 
@@ -76,6 +76,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/unit.service.j2"),
     ),
     ("java.sh.j2", include_str!("../../templates/java.sh.j2")),
+    (
+        "nisshi.env.j2",
+        include_str!("../../templates/nisshi.env.j2"),
+    ),
 ];
 
 pub struct Renderer {
@@ -114,6 +118,14 @@ impl Renderer {
         ids: &Ids,
         init: InitSystem,
     ) -> Result<Vec<ManagedFile>> {
+        if inv.flavor == crate::inventory::Flavor::Nisshi {
+            // Offline preview (`render`): apply fills in the store's URL, which holds the
+            // password kept on the storage host, and the address resolved on the host.
+            return match host.in_kafka {
+                true => self.nisshi_files(inv, host, &host.address, "<set by apply>", init),
+                false => Ok(vec![]),
+            };
+        }
         let mut files = Vec::new();
         let java_home = java_home(inv);
         if inv.jdk.method == JdkMethod::Tarball {
@@ -194,8 +206,18 @@ impl Renderer {
             self.render(log_conf.1, context! {})?,
             &svc,
         ));
-        files.extend(self.service_files(&svc, init, java_home)?);
+        files.extend(self.jvm_service_files(&svc, init, java_home)?);
         Ok(files)
+    }
+
+    fn jvm_service_files(
+        &self,
+        svc: &ServiceDef,
+        init: InitSystem,
+        java_home: &Option<String>,
+    ) -> Result<Vec<ManagedFile>> {
+        let env = self.render("service.env.j2", context! { svc => svc, java_home })?;
+        self.service_files(svc, init, env)
     }
 
     fn kafka_files(
@@ -269,8 +291,30 @@ impl Renderer {
                 &svc,
             ),
         ];
-        files.extend(self.service_files(&svc, init, java_home)?);
+        files.extend(self.jvm_service_files(&svc, init, java_home)?);
         Ok(files)
+    }
+
+    /// A nisshi broker's env file and launcher. `listen_ip` is the host's address as an IP
+    /// (the broker does not resolve names); `storage_engine` holds the store's password.
+    pub fn nisshi_files(
+        &self,
+        inv: &Inventory,
+        host: &Host,
+        listen_ip: &str,
+        storage_engine: &str,
+        init: InitSystem,
+    ) -> Result<Vec<ManagedFile>> {
+        let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
+        let svc = ServiceDef::new(Service::Nisshi, inv, host);
+        let env = self.render(
+            "nisshi.env.j2",
+            context! {
+                svc => svc, cluster_id => n.cluster_id, listen_ip, address => host.address,
+                port => n.port, storage_engine, log => n.log, environment => n.environment,
+            },
+        )?;
+        self.service_files(&svc, init, env)
     }
 
     /// The launch environment plus the init script or systemd unit of one service.
@@ -278,14 +322,10 @@ impl Renderer {
         &self,
         svc: &ServiceDef,
         init: InitSystem,
-        java_home: &Option<String>,
+        env: String,
     ) -> Result<Vec<ManagedFile>> {
-        let ctx = context! { svc => svc, java_home };
-        let env = config_file(
-            &svc.env_file,
-            self.render("service.env.j2", ctx.clone())?,
-            svc,
-        );
+        let ctx = context! { svc => svc };
+        let env = config_file(&svc.env_file, env, svc);
         let launcher = match init {
             InitSystem::SysV => root_file(
                 &format!("/etc/init.d/{}", svc.name),
@@ -339,9 +379,16 @@ pub fn java_home(inv: &Inventory) -> Option<String> {
 /// Property keys whose values never reach a terminal or a log.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "jaas", "token", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "credential",
+        "storage_engine",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// `key=value` lines with secret values replaced, for diffs and dry runs.

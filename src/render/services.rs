@@ -19,6 +19,8 @@ use serde::Serialize;
 pub enum Service {
     ZooKeeper,
     Kafka,
+    /// The nisshi broker (flavor nisshi).
+    Nisshi,
 }
 
 impl Service {
@@ -26,6 +28,7 @@ impl Service {
         match self {
             Service::ZooKeeper => "zookeeper",
             Service::Kafka => "kafka",
+            Service::Nisshi => "nisshi",
         }
     }
 }
@@ -43,7 +46,14 @@ pub struct ServiceDef {
     pub name: &'static str,
     pub user: &'static str,
     pub description: &'static str,
+    /// What the live process's command line contains: the JVM main class, or `nisshi broker`.
     pub main_class: &'static str,
+    /// The command line the init script runs (after sourcing the env file).
+    pub launch: String,
+    /// systemd's ExecStart.
+    pub exec_start: String,
+    /// The process's working directory (nisshi resolves a sqlite path against it).
+    pub work_dir: String,
     pub classpath: String,
     pub args: String,
     pub heap: String,
@@ -60,11 +70,49 @@ pub struct ServiceDef {
     pub after: &'static str,
 }
 
+/// `/opt/nisshi-0.8.1/nisshi`: a versioned path, so a new version changes the env file (and
+/// restarts the broker) while the running one keeps its binary.
+pub fn nisshi_binary(inv: &Inventory) -> String {
+    let version = inv.nisshi.as_ref().map_or("", |n| &n.version);
+    format!("{}/nisshi-{version}/nisshi", inv.install_dir)
+}
+
+pub const NISSHI_DATA_DIR: &str = "/var/lib/nisshi";
+
+const JVM_LAUNCH: &str = "$JAVA $JVM_OPTS -cp '$CLASSPATH' $MAIN_CLASS $MAIN_ARGS";
+const JVM_EXEC_START: &str = "/bin/sh -c 'exec ${JAVA_HOME:+$JAVA_HOME/bin/}java $JVM_OPTS -cp \"$CLASSPATH\" $MAIN_CLASS $MAIN_ARGS'";
+
 impl ServiceDef {
     pub fn new(service: Service, inv: &Inventory, host: &Host) -> Self {
         let name = service.name();
         let log_dir = format!("/var/log/{name}");
         match service {
+            Service::Nisshi => {
+                let bin = nisshi_binary(inv);
+                ServiceDef {
+                    service,
+                    name,
+                    user: "nisshi",
+                    description: "nisshi Kafka-compatible broker",
+                    main_class: "nisshi broker",
+                    launch: format!("{bin} broker"),
+                    exec_start: format!("{bin} broker"),
+                    work_dir: NISSHI_DATA_DIR.into(),
+                    classpath: String::new(),
+                    args: String::new(),
+                    heap: String::new(),
+                    jvm_opts: String::new(),
+                    log_opts: String::new(),
+                    log_dir,
+                    env_file: "/etc/nisshi/nisshi.env".into(),
+                    pid_file: "/var/run/nisshi/nisshi.pid".into(),
+                    // It waits at most 5 s for open connections on SIGTERM.
+                    stop_timeout: 30,
+                    start_priority: 30,
+                    stop_priority: 70,
+                    after: "",
+                }
+            }
             Service::ZooKeeper => {
                 // The versioned directory, not the stable symlink: a running JVM keeps finding its
                 // jars while an upgrade swaps the symlink, and a new version changes this file,
@@ -79,6 +127,9 @@ impl ServiceDef {
                     user: "zookeeper",
                     description: "Apache ZooKeeper",
                     main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    launch: JVM_LAUNCH.into(),
+                    exec_start: JVM_EXEC_START.into(),
+                    work_dir: log_dir.clone(),
                     classpath: format!("/etc/zookeeper:{lib}"),
                     args: "/etc/zookeeper/zoo.cfg".into(),
                     heap: host
@@ -113,6 +164,9 @@ impl ServiceDef {
                     _ => "Apache Kafka broker",
                 },
                 main_class: "kafka.Kafka",
+                launch: JVM_LAUNCH.into(),
+                exec_start: JVM_EXEC_START.into(),
+                work_dir: log_dir.clone(),
                 classpath: format!("{}/libs/*", install_path(inv, Product::Kafka)),
                 args: "/etc/kafka/server.properties".into(),
                 heap: host

@@ -1,0 +1,186 @@
+//! The nisshi broker binary on the operator's machine: a given file, a download checked
+//! against its sha256, or a `cargo install` build cached by version.
+
+use super::{Artifact, hash_file};
+use crate::inventory::{BinarySource, Inventory, NisshiConfig};
+use crate::report::Reporter;
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Where `cargo install` puts a version's binary (scripts/nisshi.sh builds the same path).
+pub fn cargo_binary(cache: &Path, version: &str) -> PathBuf {
+    cargo_root(cache, version).join("bin/nisshi")
+}
+
+fn cargo_root(cache: &Path, version: &str) -> PathBuf {
+    cache.join("nisshi").join(version)
+}
+
+/// The binary to push, with the sha512 that marks it installed on a host.
+pub async fn resolve(inv: &Inventory, n: &NisshiConfig, rep: &Reporter) -> Result<Artifact> {
+    let cache = &inv.artifacts.cache_dir;
+    let path = match &n.binary {
+        BinarySource::Path { path, sha256 } => {
+            if let Some(want) = sha256 {
+                let got = sha256_file(path).await?;
+                if &got != want {
+                    bail!(
+                        "nisshi.binary {}: sha256 is {got}, the inventory says {want}",
+                        path.display()
+                    );
+                }
+            }
+            path.clone()
+        }
+        BinarySource::Url { url, sha256 } => {
+            let dest = cache.join("sha256").join(sha256).join("nisshi");
+            if !dest.is_file() {
+                rep.line(&format!("  downloading {url}"));
+                download(url, &dest, sha256).await?;
+            }
+            dest
+        }
+        BinarySource::Cargo => {
+            let bin = cargo_binary(cache, &n.version);
+            if !bin.is_file() {
+                rep.line(&format!(
+                    "  building nisshi {} with cargo install (once per version; about 16 minutes on 2 cores)",
+                    n.version
+                ));
+                cargo_install(cache, &n.version).await?;
+            }
+            bin
+        }
+    };
+    Ok(Artifact {
+        file_name: "nisshi".into(),
+        sha512: hash_file(&path).await?,
+        path,
+    })
+}
+
+fn cargo_command(cache: &Path, version: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("cargo");
+    c.args([
+        "install",
+        "nisshi",
+        "--version",
+        version,
+        "--locked",
+        "--root",
+    ])
+    .arg(cargo_root(cache, version))
+    // A separate target dir survives an interrupted build, so a re-run resumes.
+    .env("CARGO_TARGET_DIR", cache.join("nisshi/target"));
+    c
+}
+
+async fn cargo_install(cache: &Path, version: &str) -> Result<()> {
+    let out = cargo_command(cache, version)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .context("running cargo (is a Rust toolchain installed?)")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        bail!(
+            "cargo install nisshi --version {version} --locked failed ({}):\n{}\n\
+             nisshi 0.8.1 needs rustc 1.96 or later: `rustup toolchain install 1.96.0` and run with \
+             RUSTUP_TOOLCHAIN=1.96.0, or set nisshi.binary to a built binary",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    let bin = cargo_binary(cache, version);
+    if !bin.is_file() {
+        bail!("cargo install succeeded but {} is missing", bin.display());
+    }
+    Ok(())
+}
+
+async fn sha256_file(path: &Path) -> Result<String> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<String> {
+        let mut f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h)?;
+        Ok(hex::encode(h.finalize()))
+    })
+    .await?
+}
+
+/// Stream to a temp file while hashing; only a verified binary is renamed into the cache.
+async fn download(url: &str, dest: &Path, want: &str) -> Result<()> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()?;
+    let resp = super::get(&client, url).await?;
+    let dir = dest.parent().unwrap();
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dest.with_extension("part");
+    let mut out = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut hasher = Sha256::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("downloading {url}"))?;
+        hasher.update(&chunk);
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    drop(out);
+    let got = hex::encode(hasher.finalize());
+    if got != want {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        bail!("checksum mismatch for {url}: nisshi.sha256 says {want}, the download is {got}");
+    }
+    tokio::fs::rename(&tmp, dest).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_build_lands_where_the_cache_looks() {
+        let cache = Path::new("/c");
+        assert_eq!(
+            cargo_binary(cache, "0.8.1"),
+            PathBuf::from("/c/nisshi/0.8.1/bin/nisshi")
+        );
+        let c = cargo_command(cache, "0.8.1");
+        let args: Vec<_> = c.as_std().get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(
+            args,
+            [
+                "install",
+                "nisshi",
+                "--version",
+                "0.8.1",
+                "--locked",
+                "--root",
+                "/c/nisshi/0.8.1"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_given_binary_must_match_its_sha256() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("nisshi");
+        std::fs::write(&f, b"hello\n").unwrap();
+        assert_eq!(
+            sha256_file(&f).await.unwrap(),
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+    }
+}

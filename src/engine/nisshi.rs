@@ -1,0 +1,787 @@
+//! `apply` for the nisshi flavor: PostgreSQL on the storage host, then one binary, one
+//! environment file and one service per broker. Brokers are stateless and know nothing of each
+//! other, so every check asks each broker itself.
+
+use super::facts::Query;
+use super::{ApplyOptions, HostPlan, Summary, actions, check_limit, gates, plan, run_hosts};
+use crate::artifacts::{self, Artifact};
+use crate::health::kafka::KafkaClient;
+use crate::inventory::{Host, Inventory, NisshiConfig, Storage};
+use crate::ops::restart::{RollOptions, Roller};
+use crate::ops::roller::Policy;
+use crate::render::{
+    ManagedFile, Renderer, Service, ServiceDef,
+    services::{NISSHI_DATA_DIR, nisshi_binary},
+};
+use crate::report::Reporter;
+use crate::transport::{Session, quote};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Where the storage host keeps the generated database password (root only).
+const SECRET_FILE: &str = "/etc/clusterctl/nisshi-db.password";
+const DB: &str = "nisshi";
+const PACKAGE_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// What to ask a broker host: its managed files, the installed binary, the process, and its
+/// address as an IP (the broker's listener needs one).
+pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Query<'a> {
+    let (dir, link, _) = install_dir(inv);
+    let broker = host.in_kafka;
+    Query {
+        paths: if broker {
+            vec![
+                "/etc/nisshi/nisshi.env".into(),
+                "/etc/init.d/nisshi".into(),
+                "/etc/systemd/system/nisshi.service".into(),
+            ]
+        } else {
+            vec![]
+        },
+        install_dirs: if broker { vec![dir] } else { vec![] },
+        links: if broker { vec![link] } else { vec![] },
+        services: services.iter().collect(),
+        myid_file: None,
+        meta_properties: vec![],
+        server_properties: None,
+        java_cmd: "java".into(),
+        resolve: Some(host.address.clone()),
+    }
+}
+
+/// (`/opt/nisshi-0.8.1`, `/opt/nisshi`, `nisshi-0.8.1`)
+fn install_dir(inv: &Inventory) -> (String, String, String) {
+    let bin = nisshi_binary(inv);
+    let dir = bin.trim_end_matches("/nisshi").to_string();
+    let name = dir.rsplit('/').next().unwrap_or_default().to_string();
+    (dir, format!("{}/nisshi", inv.install_dir), name)
+}
+
+fn needs_install(inv: &Inventory, p: &HostPlan, a: &Artifact) -> bool {
+    let (dir, link, name) = install_dir(inv);
+    p.facts.installed.get(&dir) != Some(&a.sha512) || p.facts.links.get(&link) != Some(&name)
+}
+
+pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Result<Summary> {
+    let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
+    if opts.playbook.is_some() {
+        bail!("--playbook drives the jvm flavor; a nisshi inventory has its own fixed steps");
+    }
+    if opts.finalize_upgrade {
+        bail!(
+            "--finalize-upgrade is for Kafka's two-phase upgrades; nisshi brokers upgrade in one roll"
+        );
+    }
+    check_limit(inv, opts)?;
+    rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
+    let sessions = super::connect_all(inv, opts.policy).await?;
+    rep.line("gathering facts");
+    let mut plans = plan::plan_all(inv, &sessions).await?;
+    let binary = artifacts::nisshi::resolve(inv, n, rep).await?;
+
+    if opts.dry_run {
+        rep.clear();
+        let engine = match storage_probe(inv, &sessions).await? {
+            Some(probe) => {
+                let host = inv.storage_host().unwrap();
+                let lines = probe.dry_run_lines();
+                print_host(&host.name, &lines);
+                storage_url(
+                    inv,
+                    n,
+                    probe.port,
+                    probe.password.as_deref().unwrap_or("new"),
+                )
+            }
+            None => storage_url(inv, n, 0, ""),
+        };
+        render_files(inv, &mut plans, &engine)?;
+        let mut any = false;
+        for p in plans.iter().filter(|p| p.host.in_kafka) {
+            let mut lines = Vec::new();
+            if needs_install(inv, p, &binary) {
+                let (dir, link, name) = install_dir(inv);
+                lines.push(format!(
+                    "  push nisshi {} into {dir}; link {link} -> {name}",
+                    n.version
+                ));
+            }
+            lines.extend(plan::file_and_service_lines(inv, p, &sessions[&p.host.name]).await?);
+            any |= !lines.is_empty();
+            print_host(&p.host.name, &lines);
+        }
+        println!(
+            "{}",
+            if any {
+                "dry run: nothing was changed"
+            } else {
+                "dry run: every broker is up to date"
+            }
+        );
+        return Ok(Summary::default());
+    }
+
+    let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
+    let brokers: Vec<usize> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.host.in_kafka && in_limit(&p.host.name))
+        .map(|(i, _)| i)
+        .collect();
+    let mut summary = Summary::default();
+    for p in &plans {
+        summary.changes.insert(p.host.name.clone(), Vec::new());
+    }
+    let total = 8;
+    let step = |i: usize, name: &'static str| {
+        rep.step(i, total, name);
+        name
+    };
+
+    let st = step(1, "storage (PostgreSQL for the brokers)");
+    let engine = match inv.storage_host() {
+        Some(host) if n.storage == Storage::ManagedPostgres => {
+            rep.host_busy(&host.name, st);
+            let s = &sessions[&host.name];
+            let (changes, port, password) = ensure_postgres(&plans, s)
+                .await
+                .with_context(|| format!("{}: step '{}'", host.name, st))?;
+            rep.host_done(
+                &host.name,
+                &if changes.is_empty() {
+                    "ok (no change)".to_string()
+                } else {
+                    changes.join("; ")
+                },
+            );
+            summary.changes.get_mut(&host.name).unwrap().extend(changes);
+            storage_url(inv, n, port, &password)
+        }
+        _ => {
+            rep.line(match n.storage {
+                Storage::Sqlite => "  sqlite on the broker: nothing to do",
+                _ => "  external PostgreSQL (nisshi.storage_url): nothing to do",
+            });
+            storage_url(inv, n, 0, "")
+        }
+    };
+    render_files(inv, &mut plans, &engine)?;
+
+    let st = step(2, "prepare brokers (user, directories)");
+    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
+        let s = sessions[&p.host.name].clone();
+        async move { prepare(inv, &s).await }
+    })
+    .await?;
+
+    let st = step(3, "install the nisshi binary");
+    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
+        let s = sessions[&p.host.name].clone();
+        let a = &binary;
+        async move { install(inv, p, &s, a).await }
+    })
+    .await?;
+
+    let st = step(4, "configure nisshi (environment file, init script)");
+    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
+        let s = sessions[&p.host.name].clone();
+        async move { actions::configure(p, &s, Service::Nisshi).await }
+    })
+    .await?;
+
+    let st = step(5, "start nisshi (changed brokers restart one at a time)");
+    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
+        let s = sessions[&p.host.name].clone();
+        async move { actions::start_if_stopped(inv, p, &s, Service::Nisshi).await }
+    })
+    .await?;
+    let pending: Vec<usize> = brokers
+        .iter()
+        .copied()
+        .filter(|&i| plans[i].restart_pending(Service::Nisshi))
+        .collect();
+    let roller = Roller::new(
+        inv,
+        &sessions,
+        rep,
+        RollOptions {
+            policy: Policy::default(),
+            force: false,
+            sigkill_after: None,
+            settle: Duration::from_secs(60),
+        },
+    );
+    for r in roller
+        .roll(&mut plans, Service::Nisshi, pending)
+        .await
+        .with_context(|| format!("step '{}'", st))?
+    {
+        summary.changes.get_mut(&r.host).unwrap().push(r.message);
+    }
+
+    let st = step(
+        6,
+        "wait until every broker answers ApiVersions and Metadata",
+    );
+    let started = Instant::now();
+    let msg = tokio::select! {
+        r = wait_answering(inv, Duration::from_secs(120), rep) => r,
+        dead = super::watch_processes(inv, &plans, &sessions, Service::Nisshi) => Err(dead),
+    }
+    .with_context(|| format!("step '{}'", st))?;
+    rep.line(&format!(
+        "  {msg} ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let st = step(
+        7,
+        "declared topics (create; never delete unless --prune-topics)",
+    );
+    if !inv.topics.is_empty() || opts.prune_topics {
+        let changes =
+            crate::topics::converge(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
+                .await
+                .with_context(|| format!("step '{}'", st))?;
+        if changes.is_empty() {
+            rep.line(&format!(
+                "  {} declared topic(s) as wanted",
+                inv.topics.len()
+            ));
+        }
+        let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
+        for c in changes {
+            rep.line(&format!("  {c}"));
+            summary.changes.get_mut(&first.host.name).unwrap().push(c);
+        }
+    }
+
+    step(
+        8,
+        "smoke test (produce through each broker, consume through another)",
+    );
+    if summary.changed() {
+        let msg = smoke(inv, Duration::from_secs(120))
+            .await
+            .context("step 'smoke test'")?;
+        rep.line(&format!("  {msg}"));
+    } else {
+        rep.line("  nothing changed: smoke test skipped (every broker answered above)");
+    }
+    rep.clear();
+    for s in sessions.values() {
+        s.close().await;
+    }
+    Ok(summary)
+}
+
+fn print_host(name: &str, lines: &[String]) {
+    if lines.is_empty() {
+        println!("{name}: no change");
+    } else {
+        println!("{name}: would change");
+        for l in lines {
+            println!("{l}");
+        }
+    }
+}
+
+/// STORAGE_ENGINE for the brokers. Debian's PostgreSQL turns ssl on with a self-signed
+/// certificate the broker does not trust, and the broker does not fall back to plaintext:
+/// hence sslmode=disable (the password itself goes over SCRAM, never in clear).
+fn storage_url(inv: &Inventory, n: &NisshiConfig, port: u16, password: &str) -> String {
+    match &n.storage {
+        Storage::Sqlite => "sqlite://nisshi.db".into(),
+        Storage::ExternalPostgres(url) => url.clone(),
+        Storage::ManagedPostgres => {
+            let host = inv.storage_host().map_or("", |h| h.address.as_str());
+            format!("postgres://{DB}:{password}@{host}:{port}/{DB}?sslmode=disable")
+        }
+    }
+}
+
+fn render_files(inv: &Inventory, plans: &mut [HostPlan], engine: &str) -> Result<()> {
+    let r = Renderer::new(inv)?;
+    for p in plans.iter_mut().filter(|p| p.host.in_kafka) {
+        let ip = listen_ip(p)?;
+        p.files = r.nisshi_files(inv, &p.host, &ip, engine, p.init)?;
+    }
+    Ok(())
+}
+
+/// The broker binds its listener to an IP literal only.
+fn listen_ip(p: &HostPlan) -> Result<String> {
+    if p.host.address.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(p.host.address.clone());
+    }
+    p.facts.ip.clone().with_context(|| {
+        format!(
+            "{}: address {} does not resolve to an IPv4 address on the host (the nisshi listener needs an IP)",
+            p.host.name, p.host.address
+        )
+    })
+}
+
+async fn prepare(inv: &Inventory, s: &Session) -> Result<Vec<String>> {
+    let script = format!(
+        "set -e\n\
+         if ! id -u nisshi >/dev/null 2>&1; then \
+           useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nisshi 2>/dev/null \
+           || useradd -r -M -s /sbin/nologin nisshi; echo 'created user nisshi'; fi\n\
+         mkdir -p {install} /etc/nisshi\n\
+         for d in {data} /var/log/nisshi; do [ -d \"$d\" ] || echo \"created $d\"; \
+           install -d -o nisshi -g nisshi -m 0750 \"$d\"; done\n",
+        install = quote(&inv.install_dir),
+        data = NISSHI_DATA_DIR,
+    );
+    let out = s.exec_ok(&script).await?;
+    Ok(out.stdout.lines().map(str::to_string).collect())
+}
+
+/// Push the binary (into a fresh versioned directory), then swap the stable symlink.
+async fn install(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    a: &Artifact,
+) -> Result<Vec<String>> {
+    if !needs_install(inv, p, a) {
+        return Ok(vec![]);
+    }
+    let (dir, link, name) = install_dir(inv);
+    let tmp = format!("{}/.clusterctl-nisshi.new", inv.install_dir);
+    s.upload(&a.path, &tmp, 0o755).await?;
+    let tmp_link = format!("{link}.clusterctl-new");
+    s.exec_ok(&format!(
+        "set -e\nmkdir -p {dir}\nmv -f {tmp} {dir}/nisshi\necho {sha} > {dir}/.clusterctl-sha512\n\
+         ln -sfn {name} {tl} && mv -Tf {tl} {link}\n",
+        dir = quote(&dir),
+        tmp = quote(&tmp),
+        sha = quote(&a.sha512),
+        name = quote(&name),
+        tl = quote(&tmp_link),
+        link = quote(&link),
+    ))
+    .await?;
+    p.facts.installed.insert(dir.clone(), a.sha512.clone());
+    p.facts.links.insert(link.clone(), name.clone());
+    // A new binary means the running process is stale.
+    p.mark_changed(Service::Nisshi);
+    Ok(vec![format!("installed {dir}/nisshi; {link} -> {name}")])
+}
+
+async fn wait_answering(inv: &Inventory, timeout: Duration, rep: &Reporter) -> Result<String> {
+    let start = Instant::now();
+    loop {
+        let problems = gates::nisshi_problems(inv, None).await;
+        if problems.is_empty() {
+            rep.clear();
+            return Ok(format!(
+                "{} broker(s) answer ApiVersions and Metadata",
+                inv.kafka_hosts().count()
+            ));
+        }
+        rep.host_busy("gate", &problems.join("; "));
+        if start.elapsed() >= timeout {
+            rep.clear();
+            bail!(
+                "brokers not answering within {}s: {}",
+                timeout.as_secs(),
+                problems.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Through each broker in turn: produce one record, then read it back through the next broker
+/// (they share only the storage, so this proves the storage is shared and each broker serves).
+async fn smoke(inv: &Inventory, timeout: Duration) -> Result<String> {
+    let addrs = gates::bootstrap(inv);
+    let deadline = Instant::now() + timeout;
+    let call = Duration::from_secs(10);
+    let topic = gates::SMOKE_TOPIC;
+    let started = Instant::now();
+    retry(deadline, || async {
+        let mut c = KafkaClient::connect(&addrs[0], call).await?;
+        c.create_topic(topic, 1, 1, &[]).await
+    })
+    .await
+    .context("smoke: create topic")?;
+    for (i, from) in addrs.iter().enumerate() {
+        let to = &addrs[(i + 1) % addrs.len()];
+        let value = format!("clusterctl-smoke via {from} pid={}", std::process::id());
+        let offset = retry(deadline, || async {
+            let mut c = KafkaClient::connect(from, call).await?;
+            c.produce(topic, 0, Some(b"clusterctl-smoke"), value.as_bytes())
+                .await
+        })
+        .await
+        .with_context(|| format!("smoke: produce through {from}"))?;
+        retry(deadline, || async {
+            let mut c = KafkaClient::connect(to, call).await?;
+            let records = c.fetch_all(topic, 0, offset, call).await?;
+            match records.iter().find(|(o, _, _)| *o == offset) {
+                Some((_, _, v)) if v.as_deref() == Some(value.as_bytes()) => Ok(()),
+                Some(_) => bail!("offset {offset} holds another record"),
+                None => bail!("offset {offset} not returned"),
+            }
+        })
+        .await
+        .with_context(|| format!("smoke: read back through {to} what {from} took"))?;
+    }
+    Ok(format!(
+        "smoke: a record produced through each of {} broker(s) was read back through another ({:.1}s)",
+        addrs.len(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+async fn retry<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() + delay >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL on the storage host
+
+/// What the storage host has now (read-only).
+struct StorageProbe {
+    installed: bool,
+    /// `15 main` and whether it runs.
+    cluster: Option<(String, String, bool)>,
+    port: u16,
+    password: Option<String>,
+}
+
+impl StorageProbe {
+    fn dry_run_lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.installed {
+            v.push("  install package postgresql".to_string());
+        }
+        match &self.cluster {
+            Some((_, _, true)) => {}
+            _ => v.push("  start PostgreSQL".into()),
+        }
+        if self.password.is_none() {
+            v.push(format!(
+                "  generate the database password ({SECRET_FILE}); create role and database {DB}"
+            ));
+        }
+        v
+    }
+}
+
+const PROBE: &str = "command -v pg_lsclusters >/dev/null 2>&1 && echo installed\n\
+    command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h | awk 'NR==1 {print \"cluster\", $1, $2, $3, $4}'\n\
+    [ -s /etc/clusterctl/nisshi-db.password ] && echo \"secret $(cat /etc/clusterctl/nisshi-db.password)\"\n\
+    true\n";
+
+fn parse_probe(out: &str) -> StorageProbe {
+    let mut p = StorageProbe {
+        installed: false,
+        cluster: None,
+        port: 5432,
+        password: None,
+    };
+    for line in out.lines() {
+        let mut f = line.split_whitespace();
+        match f.next() {
+            Some("installed") => p.installed = true,
+            Some("cluster") => {
+                let (v, name, port, status) = (f.next(), f.next(), f.next(), f.next());
+                if let (Some(v), Some(name)) = (v, name) {
+                    p.cluster = Some((v.into(), name.into(), status == Some("online")));
+                }
+                p.port = port.and_then(|x| x.parse().ok()).unwrap_or(5432);
+            }
+            Some("secret") => p.password = f.next().map(str::to_string),
+            _ => {}
+        }
+    }
+    p
+}
+
+async fn storage_probe(
+    inv: &Inventory,
+    sessions: &BTreeMap<String, Session>,
+) -> Result<Option<StorageProbe>> {
+    let n = inv.nisshi.as_ref().unwrap();
+    match inv.storage_host() {
+        Some(h) if n.storage == Storage::ManagedPostgres => {
+            let out = sessions[&h.name].exec_ok(PROBE).await?;
+            Ok(Some(parse_probe(&out.stdout)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Install, configure and start PostgreSQL, and make the role and database the brokers use.
+/// Returns the changes, the port and the password (generated once, kept on the host).
+async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>, u16, String)> {
+    let mut changes = Vec::new();
+    let mut probe = parse_probe(&s.exec_ok(PROBE).await?.stdout);
+    if !probe.installed {
+        s.exec_ok_timeout(
+            "set -e\ncommand -v apt-get >/dev/null || { echo 'no apt-get: install PostgreSQL yourself and set nisshi.storage_url' >&2; exit 1; }\n\
+             export DEBIAN_FRONTEND=noninteractive\napt-get update -qq\n\
+             apt-get install -y -qq --no-install-recommends postgresql >/dev/null\n",
+            PACKAGE_TIMEOUT,
+        )
+        .await?;
+        changes.push("installed package postgresql".to_string());
+        probe = parse_probe(&s.exec_ok(PROBE).await?.stdout);
+    }
+    let (version, cluster, online) = match probe.cluster.clone() {
+        Some(c) => c,
+        None => bail!(
+            "PostgreSQL is installed but has no cluster (pg_lsclusters is empty); create one with pg_createcluster"
+        ),
+    };
+    let conf_dir = format!("/etc/postgresql/{version}/{cluster}");
+    let hba_path = format!("{conf_dir}/clusterctl_hba.conf");
+    let brokers: Vec<String> = plans
+        .iter()
+        .filter(|p| p.host.in_kafka)
+        .map(listen_ip)
+        .collect::<Result<_>>()?;
+    // Each broker pools up to 16 connections; keep room for admin sessions.
+    let max_connections = (16 * brokers.len() + 20).max(100);
+    let conf = ManagedFile {
+        path: format!("{conf_dir}/conf.d/clusterctl.conf"),
+        content: format!(
+            "# Managed by clusterctl: PostgreSQL for the nisshi brokers.\n\
+             listen_addresses = '*'\nmax_connections = {max_connections}\nhba_file = '{hba_path}'\n"
+        ),
+        mode: 0o644,
+        owner: "postgres".into(),
+        group: "postgres".into(),
+        restarts: None,
+    };
+    let mut hba = String::from(
+        "# Managed by clusterctl: local administration, and the nisshi brokers by address.\n\
+         local all postgres peer\nlocal all all peer\n",
+    );
+    for ip in &brokers {
+        hba.push_str(&format!("host {DB} {DB} {ip}/32 scram-sha-256\n"));
+    }
+    let hba = ManagedFile {
+        path: hba_path,
+        content: hba,
+        mode: 0o640,
+        owner: "postgres".into(),
+        group: "postgres".into(),
+        restarts: None,
+    };
+    let conf_changed = write_if_changed(s, &conf).await?;
+    let hba_changed = write_if_changed(s, &hba).await?;
+    for (f, c) in [(&conf, conf_changed), (&hba, hba_changed)] {
+        if c {
+            changes.push(format!("wrote {}", f.path));
+        }
+    }
+    let ctl = format!("pg_ctlcluster {version} {cluster}");
+    if !online {
+        s.exec_ok(&format!("{ctl} start")).await?;
+        changes.push(format!("started PostgreSQL {version}/{cluster}"));
+    } else if conf_changed {
+        // listen_addresses, max_connections and hba_file take effect only on a restart.
+        s.exec_ok(&format!("{ctl} restart")).await?;
+        changes.push(format!("restarted PostgreSQL {version}/{cluster}"));
+    } else if hba_changed {
+        s.exec_ok(&format!("{ctl} reload")).await?;
+        changes.push(format!("reloaded PostgreSQL {version}/{cluster}"));
+    }
+    let (password, new) = match probe.password {
+        Some(p) => (p, false),
+        None => {
+            let p = plan::base64url(&plan::random_bytes::<24>()?);
+            let secret = ManagedFile {
+                path: SECRET_FILE.into(),
+                content: p.clone(),
+                mode: 0o600,
+                owner: "root".into(),
+                group: "root".into(),
+                restarts: None,
+            };
+            write_if_changed(s, &secret).await?;
+            changes.push(format!("generated the database password ({SECRET_FILE})"));
+            (p, true)
+        }
+    };
+    let out = s
+        .exec_with_input_ok(&role_script(new), password.as_bytes())
+        .await
+        .context("creating the role and database (psql)")?;
+    changes.extend(out.stdout.lines().map(str::to_string));
+    Ok((changes, probe.port, password))
+}
+
+/// Role and database, idempotently. The password arrives on stdin (never on a command line)
+/// and psql's errors are masked before they can echo it. `set_password`: the password was
+/// just generated, so an existing role gets it too.
+fn role_script(set_password: bool) -> String {
+    format!(
+        "set -e\ncd /\npw=$(cat)\n\
+         q() {{ runuser -u postgres -- psql -XtAq -v ON_ERROR_STOP=1 -d postgres \"$@\"; }}\n\
+         role=$(q -c \"SELECT 1 FROM pg_roles WHERE rolname='{DB}'\")\n\
+         if [ \"$role\" != 1 ] || [ {set} = 1 ]; then\n\
+           if [ \"$role\" = 1 ]; then verb=ALTER; done_msg='set the password of role {DB}'; \
+           else verb=CREATE; done_msg='created role {DB}'; fi\n\
+           err=$(mktemp)\n\
+           if ! printf \"%s ROLE {DB} LOGIN PASSWORD '%s'\" \"$verb\" \"$pw\" | q 2>\"$err\"; then\n\
+             sed \"s/PASSWORD '[^']*'/PASSWORD '********'/g\" \"$err\" >&2; rm -f \"$err\"; exit 1\n\
+           fi\n\
+           rm -f \"$err\"; echo \"$done_msg\"\n\
+         fi\n\
+         db=$(q -c \"SELECT 1 FROM pg_database WHERE datname='{DB}'\")\n\
+         if [ \"$db\" != 1 ]; then runuser -u postgres -- createdb -O {DB} {DB}; echo 'created database {DB}'; fi\n",
+        set = if set_password { 1 } else { 0 },
+    )
+}
+
+/// Write `f` only if its content, mode or owner differ; returns whether it wrote.
+async fn write_if_changed(s: &Session, f: &ManagedFile) -> Result<bool> {
+    let dir = f.path.rsplit_once('/').map_or("/", |(d, _)| d);
+    let want = format!("{:o}:{}:{}", f.mode, f.owner, f.group);
+    let script = format!(
+        "set -e\nmkdir -p {dir}\nt=$(mktemp {dir}/.clusterctl.XXXXXX)\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n\
+         if cmp -s \"$t\" {path} && [ \"$(stat -c '%a:%U:%G' {path})\" = {want} ]; then exit 0; fi\n\
+         chown {o}:{g} \"$t\"\nchmod {m:o} \"$t\"\nmv -f \"$t\" {path}\ntrap - EXIT\necho changed\n",
+        dir = quote(dir),
+        path = quote(&f.path),
+        want = quote(&want),
+        o = f.owner,
+        g = f.group,
+        m = f.mode,
+    );
+    let out = s
+        .exec_with_input_ok(&script, f.content.as_bytes())
+        .await
+        .with_context(|| format!("writing {}", f.path))?;
+    Ok(out.stdout.trim() == "changed")
+}
+
+/// For status: is the storage host's PostgreSQL running?
+pub async fn storage_online(s: &Session) -> Result<bool> {
+    let p = parse_probe(&s.exec_ok(PROBE).await?.stdout);
+    Ok(matches!(p.cluster, Some((_, _, true))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_output_parses() {
+        let p = parse_probe("installed\ncluster 15 main 5433 online\nsecret abc\n");
+        assert!(p.installed);
+        assert_eq!(p.cluster, Some(("15".into(), "main".into(), true)));
+        assert_eq!((p.port, p.password.as_deref()), (5433, Some("abc")));
+        let p = parse_probe("installed\ncluster 15 main 5432 down\n");
+        assert_eq!(p.cluster, Some(("15".into(), "main".into(), false)));
+        assert!(p.password.is_none());
+        assert!(!parse_probe("").installed);
+        assert_eq!(
+            parse_probe("").dry_run_lines().len(),
+            3,
+            "install, start, password"
+        );
+    }
+
+    /// The real script under a real `sh` with a fake `runuser`/`psql` that records its input:
+    /// the password reaches psql on stdin only, and psql's error output is masked.
+    #[test]
+    fn role_script_never_leaks_the_password() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let log = d.path().join("log");
+        // runuser -u postgres -- psql ARGS: answers "no role/db" to queries, and fails a
+        // CREATE ROLE fed on stdin, echoing it on stderr as psql does for a syntax error.
+        std::fs::write(
+            bin.join("runuser"),
+            format!(
+                "#!/bin/sh\nshift 3\necho \"ARGS $*\" >> {log}\n\
+                 case \"$*\" in *-c*) exit 0;; esac\n\
+                 if [ \"$1\" = createdb ]; then exit 0; fi\n\
+                 sql=$(cat); echo \"STDIN $sql\" >> {log}\n\
+                 echo \"ERROR: boom LINE 1: $sql\" >&2; exit 1\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .args(["+x", bin.join("runuser").to_str().unwrap()])
+            .status()
+            .unwrap();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(role_script(true))
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"s3cretPW").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("PASSWORD '********'"), "{stderr}");
+        assert!(!stderr.contains("s3cretPW"), "{stderr}");
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            log.contains("STDIN CREATE ROLE nisshi LOGIN PASSWORD 's3cretPW'"),
+            "{log}"
+        );
+        assert!(
+            log.lines()
+                .filter(|l| l.starts_with("ARGS"))
+                .all(|l| !l.contains("s3cretPW")),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn install_dir_is_versioned() {
+        let inv = crate::inventory::parse(
+            std::path::Path::new("/x/inv.yaml"),
+            "flavor: nisshi\nhosts:\n  b1: {address: 10.0.0.1}\n  pg: {address: 10.0.0.9}\n\
+             groups:\n  kafka: [b1]\n  storage: [pg]\nnisshi:\n  version: 0.8.1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            install_dir(&inv),
+            (
+                "/opt/nisshi-0.8.1".into(),
+                "/opt/nisshi".into(),
+                "nisshi-0.8.1".into()
+            )
+        );
+        let n = inv.nisshi.as_ref().unwrap();
+        assert_eq!(
+            storage_url(&inv, n, 5432, "pw"),
+            "postgres://nisshi:pw@10.0.0.9:5432/nisshi?sslmode=disable"
+        );
+    }
+}
