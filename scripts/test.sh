@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/setup-machine.sh
 scripts/fixtures.sh >/dev/null
+# The Rust broker for the nisshi end-to-end test: built once per machine (~16 min), then cached.
+scripts/nisshi.sh >/dev/null
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

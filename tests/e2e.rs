@@ -689,21 +689,24 @@ struct Producer {
 
 impl Producer {
     fn start(libs: &Path, bootstrap: &str, topic: &str) -> Producer {
-        let created = kafka_topics(
+        Self::start_on(
             libs,
             bootstrap,
+            topic,
             &[
-                "--create",
-                "--topic",
-                topic,
-                "--partitions",
-                "3",
                 "--replication-factor",
                 "3",
                 "--config",
                 "min.insync.replicas=2",
             ],
-        );
+        )
+    }
+
+    /// `replication`: how TopicCommand creates the 3-partition topic.
+    fn start_on(libs: &Path, bootstrap: &str, topic: &str, replication: &[&str]) -> Producer {
+        let mut create = vec!["--create", "--topic", topic, "--partitions", "3"];
+        create.extend(replication);
+        let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
         let child = Command::new("java")
             .arg("-cp")
@@ -1203,4 +1206,167 @@ fn three_node_kraft_cluster() {
     rolling_restart_under_load(libs, bootstrap, inv, m, &["kafka"]);
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
+}
+
+/// The nisshi flavor: a PostgreSQL node and 3 nisshi brokers sharing it, no JDK on any node.
+/// Records produced through one broker are read through another with kcat; a rolling restart
+/// under Kafka's VerifiableProducer (acks=all) loses nothing; a re-apply changes nothing.
+#[test]
+fn nisshi_brokers_sharing_postgresql() {
+    // Kafka 4.4's tools: their clients re-bootstrap when the one broker they know restarts
+    // (every nisshi broker calls itself node 111).
+    let setup = Setup::new("4.4.0", 4, &["--nisshi"]);
+    let (lab_dir, libs, nodes) = (&setup.lab_dir, &setup.libs, &setup.nodes);
+    let inv = setup.inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let pg = &nodes[0].1;
+    let brokers: Vec<&(String, String)> = nodes[1..].iter().collect();
+    let at = |i: usize| format!("{}:9092", brokers[i].1);
+
+    let out = clusterctl(&["validate", inv], m);
+    assert!(
+        text(&out).contains("3 nisshi broker(s) 0.8.1, storage PostgreSQL on n1"),
+        "{}",
+        text(&out)
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply failed");
+    let applied = text(&out);
+    assert!(
+        applied.contains("installed package postgresql"),
+        "{applied}"
+    );
+    assert!(applied.contains("created role nisshi"), "{applied}");
+    assert!(
+        applied.contains("read back through another"),
+        "smoke ran: {applied}"
+    );
+    // The generated password stays on the storage host and out of the output.
+    let password = ssh(lab_dir, pg, "cat /etc/clusterctl/nisshi-db.password");
+    assert!(password.len() >= 32, "a generated password");
+    assert!(!applied.contains(&password), "the password was printed");
+    assert_eq!(
+        ssh(
+            lab_dir,
+            pg,
+            "stat -c %a:%U /etc/clusterctl/nisshi-db.password"
+        ),
+        "600:root"
+    );
+    // The broker created its own schema in the database it was given.
+    let tables = ssh(
+        lab_dir,
+        pg,
+        "cd / && runuser -u postgres -- psql -XtA -d nisshi -c \"SELECT count(*) FROM pg_tables WHERE tableowner='nisshi'\"",
+    );
+    assert!(tables.parse::<u32>().unwrap() > 0, "tables: {tables}");
+
+    for (_, a) in &brokers {
+        assert_eq!(ssh(lab_dir, a, "command -v java || echo none"), "none");
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "ps -o user= -p $(cat /var/run/nisshi/nisshi.pid)"
+            ),
+            "nisshi"
+        );
+        assert_eq!(
+            ssh(lab_dir, a, "stat -c %a:%U:%G /etc/nisshi/nisshi.env"),
+            "640:root:nisshi"
+        );
+        // Each broker answers for itself: one broker, node 111, at its own address.
+        let meta = kcat(&["-L", "-b", &format!("{a}:9092")], None);
+        let meta = text(&meta);
+        assert!(
+            meta.contains("1 brokers:") && meta.contains(&format!("broker 111 at {a}:9092")),
+            "{meta}"
+        );
+    }
+
+    // Produced through the first broker, consumed through the second (an independent client).
+    let created = kafka_topics(
+        libs,
+        &at(0),
+        &[
+            "--create",
+            "--topic",
+            "cross",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "1",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let produced = kcat(
+        &["-b", &at(0), "-t", "cross", "-P"],
+        Some("one\ntwo\nthree\n"),
+    );
+    assert!(produced.status.success(), "{}", text(&produced));
+    let consumed = consume_all(&at(1), "cross");
+    assert_eq!(
+        String::from_utf8_lossy(&consumed.stdout),
+        "one\ntwo\nthree\n"
+    );
+
+    let out = clusterctl(&["status", "-o", "json", inv], m);
+    assert_eq!(out.status.code(), Some(0), "status: {}", text(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answering = s["nisshi"]["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["answering"] == true)
+        .count();
+    assert_eq!(answering, 3, "{s}");
+    assert_eq!(s["nisshi"]["storage"]["online"], true, "{s}");
+
+    // A second apply changes nothing and restarts nothing.
+    let before: Vec<String> = brokers
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
+        .collect();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "re-apply failed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no change"),
+        "{}",
+        text(&out)
+    );
+    let after: Vec<String> = brokers
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
+        .collect();
+    assert_eq!(before, after, "a no-op apply restarted a broker");
+
+    // Rolling restart under an acks=all producer that knows all three brokers.
+    let all = (0..3).map(at).collect::<Vec<_>>().join(",");
+    let producer = Producer::start_on(libs, &all, "roll", &["--replication-factor", "1"]);
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    producer.stop_and_verify(&at(2));
+    assert!(out.status.success(), "restart --rolling failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let order = restart_order(&log, "nisshi");
+    assert_eq!(order.len(), 3, "each broker once: {order:?}");
+    let rolled: Vec<String> = brokers
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
+        .collect();
+    assert!(
+        rolled.iter().zip(&after).all(|(a, b)| a != b),
+        "every broker got a new process: {after:?} -> {rolled:?}"
+    );
+
+    // A stopped broker: status says so and exits 1; apply brings it back.
+    ssh(lab_dir, &brokers[1].1, "/etc/init.d/nisshi stop");
+    let out = clusterctl(&["status", inv], m);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(&format!("nisshi on {} is not running", brokers[1].0)),
+        "{}",
+        text(&out)
+    );
+    assert!(clusterctl(&["apply", inv], m).status.success());
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }

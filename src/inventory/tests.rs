@@ -338,3 +338,119 @@ fn properties_cannot_override_what_clusterctl_manages() {
         Some("set hosts.<name>.broker_id instead")
     );
 }
+
+const NISSHI: &str = "\
+flavor: nisshi
+hosts:
+  pg:
+    address: 10.0.0.9
+  b1:
+    address: 10.0.0.1
+  b2:
+    address: 10.0.0.2
+groups:
+  storage: [pg]
+  kafka: [b1, b2]
+";
+
+#[test]
+fn nisshi_inventory_resolves_with_defaults() {
+    let inv = parse(Path::new("inv.yaml"), NISSHI).unwrap();
+    assert_eq!(inv.flavor, Flavor::Nisshi);
+    let n = inv.nisshi.as_ref().unwrap();
+    assert_eq!(n.version, DEFAULT_NISSHI_VERSION);
+    assert_eq!((n.port, n.cluster_id.as_str()), (9092, "nisshi_cluster"));
+    assert_eq!(n.storage, Storage::ManagedPostgres);
+    assert_eq!(n.binary, BinarySource::Cargo);
+    assert_eq!(inv.storage_host().unwrap().name, "pg");
+    assert_eq!(inv.kafka_hosts().count(), 2);
+    // Topics default to no replicas: nisshi keeps none.
+    assert_eq!(inv.kafka.default_replication_factor, 1);
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+}
+
+#[test]
+fn nisshi_rejects_jvm_settings_and_bad_storage() {
+    assert_error(
+        &format!("{NISSHI}kafka:\n  heap: 1g\n"),
+        "`kafka:` settings belong to the jvm flavor",
+        13,
+        3,
+    );
+    assert_error(
+        &NISSHI.replace(
+            "  kafka: [b1, b2]\n",
+            "  kafka: [b1, b2]\n  zookeeper: [b1]\n",
+        ),
+        "groups.zookeeper has no meaning",
+        12,
+        15,
+    );
+    assert_error(
+        &NISSHI.replace("  storage: [pg]\n", ""),
+        "exactly one host in groups.storage",
+        10,
+        3,
+    );
+    assert_error(
+        &format!("{NISSHI}nisshi:\n  storage: sqlite\n"),
+        "sqlite storage with 2 brokers",
+        13,
+        12,
+    );
+    assert_error(
+        &format!("{NISSHI}nisshi:\n  storage_url: postgres://u:p@db/x\n"),
+        "groups.storage and nisshi.storage_url are both set",
+        10,
+        13,
+    );
+    assert_error(
+        &format!("{NISSHI}nisshi:\n  url: https://example.org/nisshi\n"),
+        "nisshi.url needs nisshi.sha256",
+        13,
+        8,
+    );
+    assert_error(
+        &format!("{NISSHI}nisshi:\n  environment:\n    STORAGE_ENGINE: x\n"),
+        "sets STORAGE_ENGINE, which clusterctl manages",
+        14,
+        5,
+    );
+    assert_error(
+        &format!("{NISSHI}topics:\n  t:\n    replication_factor: 3\n"),
+        "nisshi keeps no replicas",
+        14,
+        25,
+    );
+    assert_error(
+        &NISSHI.replace(
+            "    address: 10.0.0.1\n",
+            "    address: 10.0.0.1\n    broker_id: 4\n",
+        ),
+        "nisshi brokers have no broker ids",
+        7,
+        16,
+    );
+    // A nisshi section without the flavor is a mistake worth naming.
+    assert_error(
+        &format!("{GOOD}nisshi:\n  version: 0.8.1\n"),
+        "`nisshi:` settings need `flavor: nisshi`",
+        12,
+        3,
+    );
+}
+
+#[test]
+fn an_external_storage_url_is_never_echoed() {
+    let diags = errors(&format!(
+        "{}nisshi:\n  storage_url: \"mysql://u:hunter2@db/x\"\n",
+        NISSHI
+            .replace("  storage: [pg]\n", "")
+            .replace("  pg:\n    address: 10.0.0.9\n", "")
+    ));
+    assert!(!diags.is_empty());
+    assert!(
+        diags.iter().all(|d| !d.to_string().contains("hunter2")),
+        "{diags:#?}"
+    );
+}

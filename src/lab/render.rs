@@ -229,7 +229,10 @@ kafka:
 
     #[test]
     fn nisshi_lab_has_one_storage_node_and_brokers() {
-        let text = inventory(Path::new("/k"), Path::new("/kh"), &nodes(4), Kind::Nisshi);
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("k");
+        std::fs::write(&key, "").unwrap();
+        let text = inventory(&key, Path::new("/kh"), &nodes(4), Kind::Nisshi);
         assert!(text.contains("  storage: [n1]\n"), "{text}");
         assert!(text.contains("  kafka: [n2, n3, n4]\n"), "{text}");
         assert!(text.contains("flavor: nisshi\n"), "{text}");
