@@ -7,10 +7,13 @@ restart of the 3 brokers next to the sum of its unavoidable parts (each node's s
 ISR catch-up as the roller measured them). Reports medians, and clusterctl's peak RSS over every
 measured run (from wait4's rusage).
 
-    bench/run.py [--runs 3] [--repeats 5]
+    bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi]
 
-Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide, and a release build
-(`cargo build --release`). Containers and networks are removed at the end, pass or fail.
+`--flavor nisshi`: 4-node labs, PostgreSQL on one node (from Debian's package) and the nisshi
+broker on 3 (the binary from scripts/nisshi.sh's cache).
+
+Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (and scripts/nisshi.sh for
+the nisshi flavor), and a release build (`cargo build --release`). Containers and networks are removed at the end, pass or fail.
 """
 
 import argparse
@@ -54,7 +57,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3, help="fresh labs (cold applies)")
     ap.add_argument("--repeats", type=int, default=5, help="no-op applies and status calls per lab")
+    ap.add_argument("--flavor", choices=["jvm", "nisshi"], default="jvm")
     a = ap.parse_args()
+    lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", "3"]
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     mirror_dir = subprocess.run([os.path.join(ROOT, "scripts", "fixtures.sh")], check=True,
@@ -70,7 +75,7 @@ def main():
         for i in range(a.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 inv = os.path.join(tmp, "bench.yaml")
-                subprocess.run([BIN, "lab", "up", "--nodes", "3", "--inventory", inv], check=True, env=env,
+                subprocess.run([BIN, "lab", "up", *lab_args, "--inventory", inv], check=True, env=env,
                                stderr=subprocess.DEVNULL)
                 try:
                     t, r, code = run(["apply", inv], env)
@@ -108,11 +113,13 @@ def main():
         return statistics.median(xs) if xs else float("nan")
 
     print()
-    print(f"3-node lab, {a.runs} cold applies, {len(noop)} no-op applies, {len(status)} status calls")
+    what = "nisshi: PostgreSQL + 3 brokers" if a.flavor == "nisshi" else "3-node lab"
+    print(f"{what}, {a.runs} cold applies, {len(noop)} no-op applies, {len(status)} status calls")
     print(f"cold apply (artifacts cached)  median {med(cold):6.2f} s   (min {min(cold):.2f}, max {max(cold):.2f})")
     print(f"no-op re-apply                 median {med(noop):6.2f} s   (target <= 3 s)")
     print(f"status                         median {med(status):6.2f} s   (target <= 1 s)")
     ratios = [t / p for t, p in zip(roll, parts)]
+    # nisshi brokers have nothing to catch up: "catch-up" is until the broker answers again.
     print(f"rolling restart, 3 brokers     median {med(roll):6.2f} s   sum of stop+start+catch-up {med(parts):.2f} s")
     print(f"roll / unavoidable parts       median {med(ratios):6.2f}     (target <= 1.3)")
     print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
