@@ -78,15 +78,15 @@ impl<'a> Roller<'a> {
         }
         self.preflight(plans, svc).await?;
         let first_leader = gates::leader_host(self.inv, plans, svc).await;
+        let last = match (&first_leader, svc) {
+            (_, Service::Nisshi) => "(stateless brokers: no leader to keep for last)".to_string(),
+            (Some(l), Service::ZooKeeper) => format!("{l} (leader) last"),
+            (Some(l), _) => format!("{l} (controller) last"),
+            (None, _) => "the leader last".to_string(),
+        };
         self.rep.line(&format!(
-            "  restarting {svc} on {} host(s), one at a time, {} last",
+            "  restarting {svc} on {} host(s), one at a time, {last}",
             todo.len(),
-            match (&first_leader, svc) {
-                (Some(l), Service::ZooKeeper) => format!("{l} (leader)"),
-                (Some(l), _) => format!("{l} (controller)"),
-                (None, Service::Nisshi) => "no leader (stateless brokers)".to_string(),
-                (None, _) => "the leader".to_string(),
-            }
         ));
         let mut left = todo;
         let mut done = Vec::new();
@@ -127,10 +127,15 @@ impl<'a> Roller<'a> {
                 .await
                 .with_context(|| format!("after restarting {svc} on {next_name}: the cluster did not recover; stopping here"))?;
             let message = format!(
-                "{}{role} (stop {:.1}s, start {:.1}s, back in sync {:.1}s)",
+                "{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s)",
                 r.message,
                 r.stop.as_secs_f64(),
                 r.start.as_secs_f64(),
+                if svc == Service::Nisshi {
+                    "answering again after"
+                } else {
+                    "back in sync"
+                },
                 catch_up.as_secs_f64()
             );
             self.rep.host_done(&next_name, &message);
