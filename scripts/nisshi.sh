@@ -6,7 +6,7 @@
 #
 # The build takes about 16 minutes on 2 cores, so it is skipped when the binary is there and
 # reports the right version. Interrupting is safe: cargo installs the binary only at the end,
-# and the target dir is kept, so a rerun resumes where it stopped.
+# and the target dir is kept until then, so a rerun resumes where it stopped.
 # The last line of stdout is the binary's path.
 #
 # Environment: NISSHI_VERSION=0.8.1  CLUSTERCTL_CACHE=~/.cache/clusterctl
@@ -36,4 +36,6 @@ log "building $VERSION with cargo install (about 16 minutes on 2 cores)"
 CARGO_TARGET_DIR=$CACHE/nisshi/target cargo "+$TOOLCHAIN" install nisshi --version "$VERSION" \
   --locked --root "$ROOT" >&2
 "$BIN" --version >&2
+# The build tree (~1.7 GB) is only worth keeping while a build is unfinished.
+rm -rf "$CACHE/nisshi/target"
 echo "$BIN"

@@ -99,6 +99,8 @@ async fn cargo_install(cache: &Path, version: &str) -> Result<()> {
     if !bin.is_file() {
         bail!("cargo install succeeded but {} is missing", bin.display());
     }
+    // The build tree (~1.7 GB) is only worth keeping while a build is unfinished.
+    let _ = tokio::fs::remove_dir_all(cache.join("nisshi/target")).await;
     Ok(())
 }
 
@@ -174,7 +176,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_given_binary_must_match_its_sha256() {
+    async fn a_given_binary_is_checked_against_its_sha256() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("nisshi"), b"hello\n").unwrap();
+        let inv = |sha: &str| {
+            crate::inventory::parse(
+                &d.path().join("inv.yaml"),
+                &format!(
+                    "flavor: nisshi\nhosts:\n  b1: {{address: 10.0.0.1}}\ngroups:\n  kafka: [b1]\n\
+                     nisshi:\n  storage: sqlite\n  binary: nisshi\n  sha256: {sha}\n"
+                ),
+            )
+            .unwrap()
+        };
+        let good = inv("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+        let a = resolve(&good, good.nisshi.as_ref().unwrap(), &Reporter::new())
+            .await
+            .unwrap();
+        assert_eq!(a.path, d.path().join("nisshi"));
+        assert_eq!(a.sha512.len(), 128);
+        let bad = inv(&"0".repeat(64));
+        let e = resolve(&bad, bad.nisshi.as_ref().unwrap(), &Reporter::new())
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("the inventory says 0000"),
+            "{e:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sha256_of_a_file() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("nisshi");
         std::fs::write(&f, b"hello\n").unwrap();

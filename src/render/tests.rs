@@ -327,3 +327,55 @@ fn kraft_dedicated_controllers_get_disjoint_ids() {
     assert_eq!(p["controller.quorum.voters"], "3001@10.0.0.11:9093");
     assert_eq!(p["listeners"], "PLAINTEXT://10.0.0.1:9092");
 }
+
+#[test]
+fn nisshi_env_and_launchers() {
+    let inv = inventory::parse(
+        Path::new("inv.yaml"),
+        concat!(
+            "flavor: nisshi\nhosts:\n  pg: {address: 10.0.0.9}\n  b1: {address: b1.example}\n",
+            "groups:\n  storage: [pg]\n  kafka: [b1]\n",
+            "nisshi:\n  cluster_id: prod\n  port: 9095\n",
+            "  environment:\n    GROUP_POLL_INTERVAL: 250ms\n",
+        ),
+    )
+    .unwrap();
+    let r = Renderer::new(&inv).unwrap();
+    let url = "postgres://nisshi:pw@10.0.0.9:5432/nisshi?sslmode=disable";
+    let by_path = |init| -> BTreeMap<String, ManagedFile> {
+        r.nisshi_files(&inv, &inv.hosts[1], "10.0.0.1", url, init)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect()
+    };
+    let f = by_path(InitSystem::SysV);
+    let env = &f["/etc/nisshi/nisshi.env"];
+    assert_eq!(
+        (env.mode, env.owner.as_str(), env.group.as_str()),
+        (0o640, "root", "nisshi"),
+        "it holds the database password"
+    );
+    let vars = props(&env.content);
+    assert_eq!(vars["CLUSTER_ID"], "prod");
+    // Listen on the IP (the broker resolves no names), advertise the inventory address.
+    assert_eq!(vars["LISTENER_URL"], "tcp://10.0.0.1:9095");
+    assert_eq!(vars["ADVERTISED_LISTENER_URL"], "tcp://b1.example:9095");
+    assert_eq!(vars["STORAGE_ENGINE"], format!("'{url}'"));
+    assert_eq!(vars["RUST_LOG"], "'warn'");
+    assert_eq!(vars["GROUP_POLL_INTERVAL"], "'250ms'");
+    assert!(env.content.ends_with("GROUP_POLL_INTERVAL='250ms'\n"));
+    assert!(!mask_secrets(&env.content).contains("pw@"));
+    let init = &f["/etc/init.d/nisshi"].content;
+    assert!(init.contains("cd '/var/lib/nisshi' && setsid /opt/nisshi-0.8.1/nisshi broker >>"));
+    assert!(init.contains("grep -q -- 'nisshi broker'"));
+    assert!(
+        init.contains("set -a\n. /etc/nisshi/nisshi.env\nset +a"),
+        "exported to the broker"
+    );
+    let unit = &by_path(InitSystem::Systemd)["/etc/systemd/system/nisshi.service"].content;
+    assert!(unit.contains("User=nisshi"));
+    assert!(unit.contains("WorkingDirectory=/var/lib/nisshi"));
+    assert!(unit.contains("ExecStart=/opt/nisshi-0.8.1/nisshi broker\n"));
+    assert!(unit.contains("Restart=on-failure"));
+}
