@@ -141,6 +141,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
 
     let st = step(1, "storage (PostgreSQL for the brokers)");
     let engine = match inv.storage_host() {
+        // --limit leaves the storage host alone: only read its port and password.
+        Some(host) if n.storage == Storage::ManagedPostgres && !in_limit(&host.name) => {
+            let probe = parse_probe(&sessions[&host.name].exec_ok(PROBE).await?.stdout);
+            let password = probe.password.with_context(|| {
+                format!(
+                    "{}: no database password yet; run apply without --limit (or with {} in it) first",
+                    host.name, host.name
+                )
+            })?;
+            rep.line(&format!("  {}: not in --limit, left as it is", host.name));
+            storage_url(inv, n, probe.port, &password)
+        }
         Some(host) if n.storage == Storage::ManagedPostgres => {
             rep.host_busy(&host.name, st);
             let s = &sessions[&host.name];

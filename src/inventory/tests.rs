@@ -454,3 +454,13 @@ fn an_external_storage_url_is_never_echoed() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn published_nisshi_example_is_valid() {
+    let text = include_str!("../../inventories/nisshi.yaml");
+    let text = text.replace("  key: ~/.ssh/id_ed25519", "");
+    let inv = parse(Path::new("inventories/nisshi.yaml"), &text).unwrap();
+    assert_eq!(inv.storage_host().unwrap().name, "pg1");
+    assert_eq!(inv.kafka_hosts().count(), 3);
+    assert_eq!(inv.topics[0].replication_factor, 1);
+}
