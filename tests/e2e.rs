@@ -1461,6 +1461,27 @@ fn nisshi_brokers_sharing_postgresql() {
         "every broker got a new process: {after:?} -> {rolled:?}"
     );
 
+    // The broker process is killed: its supervisor (no systemd in the lab) starts it again.
+    let b = &brokers[0].1;
+    let supervisor = ssh(lab_dir, b, "cat /var/run/nisshi/nisshi.pid");
+    let child = || ssh(lab_dir, b, &format!("ps -o pid= --ppid {supervisor}"));
+    let killed = child();
+    assert!(!killed.is_empty(), "the broker runs under its supervisor");
+    ssh(lab_dir, b, &format!("kill -KILL {killed}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = child();
+        if !now.is_empty() && now != killed && clusterctl(&["status", inv], m).status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the broker did not come back");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        ssh(lab_dir, b, "cat /var/run/nisshi/nisshi.pid"),
+        supervisor
+    );
+
     // A stopped broker: status says so and exits 1; apply brings it back.
     ssh(lab_dir, &brokers[1].1, "/etc/init.d/nisshi stop");
     let out = clusterctl(&["status", inv], m);

@@ -57,9 +57,44 @@ pub async fn resolve(inv: &Inventory, n: &NisshiConfig, rep: &Reporter) -> Resul
     };
     Ok(Artifact {
         file_name: "nisshi".into(),
-        sha512: hash_file(&path).await?,
+        sha512: sha512_memo(cache, &path).await?,
         path,
     })
+}
+
+/// The binary's sha512, remembered by path, size and mtime: hashing ~75 MB on every apply
+/// would be most of a no-op apply's time.
+async fn sha512_memo(cache: &Path, path: &Path) -> Result<String> {
+    let meta = tokio::fs::metadata(path)
+        .await
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let stamp = format!("{} {mtime}", meta.len());
+    let key = hex::encode(Sha256::digest(path.to_string_lossy().as_bytes()));
+    let memo = cache.join("sha512-memo").join(key);
+    if let Ok(text) = tokio::fs::read_to_string(&memo).await
+        && let Some((s, sha)) = text.trim().rsplit_once(' ')
+        && s == stamp
+    {
+        return Ok(sha.to_string());
+    }
+    let sha = hash_file(path).await?;
+    // Best effort: without the memo the next apply just hashes again.
+    let tmp = memo.with_extension("tmp");
+    if tokio::fs::create_dir_all(memo.parent().unwrap())
+        .await
+        .is_ok()
+        && tokio::fs::write(&tmp, format!("{stamp} {sha}\n"))
+            .await
+            .is_ok()
+    {
+        let _ = tokio::fs::rename(&tmp, &memo).await;
+    }
+    Ok(sha)
 }
 
 fn cargo_command(cache: &Path, version: &str) -> tokio::process::Command {
@@ -203,6 +238,20 @@ mod tests {
             format!("{e:#}").contains("the inventory says 0000"),
             "{e:#}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_sha512_memo_follows_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("nisshi");
+        std::fs::write(&f, b"one").unwrap();
+        let first = sha512_memo(d.path(), &f).await.unwrap();
+        assert_eq!(first, hash_file(&f).await.unwrap());
+        assert_eq!(sha512_memo(d.path(), &f).await.unwrap(), first, "memo hit");
+        std::fs::write(&f, b"other").unwrap();
+        let second = sha512_memo(d.path(), &f).await.unwrap();
+        assert_ne!(second, first, "a changed file is hashed again");
+        assert_eq!(second, hash_file(&f).await.unwrap());
     }
 
     #[tokio::test]

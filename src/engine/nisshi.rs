@@ -35,6 +35,7 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
                 "/etc/nisshi/nisshi.env".into(),
                 "/etc/init.d/nisshi".into(),
                 "/etc/systemd/system/nisshi.service".into(),
+                crate::render::SUPERVISE.into(),
             ]
         } else {
             vec![]

@@ -11,6 +11,9 @@ use minijinja::{Environment, UndefinedBehavior, context};
 use std::collections::BTreeMap;
 
 /// One file clusterctl owns on a host.
+/// Restarts a process that fails, on hosts without systemd (see templates/supervise.sh.j2).
+pub const SUPERVISE: &str = "/usr/local/lib/clusterctl/supervise";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManagedFile {
     pub path: String,
@@ -79,6 +82,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         "nisshi.env.j2",
         include_str!("../../templates/nisshi.env.j2"),
+    ),
+    (
+        "supervise.sh.j2",
+        include_str!("../../templates/supervise.sh.j2"),
     ),
 ];
 
@@ -314,7 +321,18 @@ impl Renderer {
                 port => n.port, storage_engine, log => n.log, environment => n.environment,
             },
         )?;
-        self.service_files(&svc, init, env)
+        let mut files = self.service_files(&svc, init, env)?;
+        if init == InitSystem::SysV {
+            // The broker exits when its store is unreachable (after a reboot, PostgreSQL may
+            // come up later): without systemd, a small supervisor restarts it.
+            files.push(root_file(
+                SUPERVISE,
+                self.render("supervise.sh.j2", context! { delay => 2 })?,
+                0o755,
+                Some(Service::Nisshi),
+            ));
+        }
+        Ok(files)
     }
 
     /// The launch environment plus the init script or systemd unit of one service.

@@ -95,7 +95,7 @@ impl ServiceDef {
                     user: "nisshi",
                     description: "nisshi Kafka-compatible broker",
                     main_class: "nisshi broker",
-                    launch: format!("{bin} broker"),
+                    launch: format!("{} {bin} broker", super::SUPERVISE),
                     exec_start: format!("{bin} broker"),
                     work_dir: NISSHI_DATA_DIR.into(),
                     classpath: String::new(),

@@ -367,15 +367,66 @@ fn nisshi_env_and_launchers() {
     assert!(env.content.ends_with("GROUP_POLL_INTERVAL='250ms'\n"));
     assert!(!mask_secrets(&env.content).contains("pw@"));
     let init = &f["/etc/init.d/nisshi"].content;
-    assert!(init.contains("cd '/var/lib/nisshi' && setsid /opt/nisshi-0.8.1/nisshi broker >>"));
+    assert!(init.contains(
+        "cd '/var/lib/nisshi' && setsid /usr/local/lib/clusterctl/supervise /opt/nisshi-0.8.1/nisshi broker >>"
+    ));
+    assert_eq!(f[SUPERVISE].mode, 0o755);
     assert!(init.contains("grep -q -- 'nisshi broker'"));
     assert!(
         init.contains("set -a\n. /etc/nisshi/nisshi.env\nset +a"),
         "exported to the broker"
     );
-    let unit = &by_path(InitSystem::Systemd)["/etc/systemd/system/nisshi.service"].content;
+    let units = by_path(InitSystem::Systemd);
+    assert!(!units.contains_key(SUPERVISE), "systemd restarts it itself");
+    let unit = &units["/etc/systemd/system/nisshi.service"].content;
     assert!(unit.contains("User=nisshi"));
     assert!(unit.contains("WorkingDirectory=/var/lib/nisshi"));
     assert!(unit.contains("ExecStart=/opt/nisshi-0.8.1/nisshi broker\n"));
     assert!(unit.contains("Restart=on-failure"));
+}
+
+/// The supervisor under a real `sh`: a failing command starts again, a clean exit ends it,
+/// SIGTERM reaches the child and ends the loop.
+#[test]
+fn supervise_restarts_on_failure_and_passes_sigterm() {
+    let inv = inventory::parse(Path::new("inv.yaml"), REFERENCE).unwrap();
+    let script = Renderer::new(&inv)
+        .unwrap()
+        .render("supervise.sh.j2", context! { delay => 0 })
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let sup = d.path().join("supervise");
+    std::fs::write(&sup, script).unwrap();
+    // Fails twice, then succeeds.
+    let runs = d.path().join("runs");
+    let cmd = format!(
+        "echo x >> {r}; [ $(wc -l < {r}) -ge 3 ]",
+        r = runs.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg(&sup)
+        .args(["sh", "-c", &cmd])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 3);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exited with status 1"));
+
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new("sh")
+        .arg(&sup)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "SIGTERM ended the child, not its 30 s sleep"
+    );
 }
