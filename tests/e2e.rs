@@ -1443,6 +1443,47 @@ fn nisshi_brokers_sharing_postgresql() {
         .collect();
     assert_eq!(before, after, "a no-op apply restarted a broker");
 
+    // The same binary from a URL with its sha256, through an empty cache (so really downloaded
+    // and checked): same bytes as installed, so nothing changes. A wrong sha256 stops apply
+    // before any host is changed.
+    let built = PathBuf::from(std::env::var("HOME").unwrap())
+        .join(".cache/clusterctl/nisshi/0.8.1/bin/nisshi");
+    let served = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&built, served.path().join("nisshi")).unwrap();
+    let web = Mirror::start(served.path());
+    let sum = Command::new("sha256sum").arg(&built).output().unwrap();
+    let sha = String::from_utf8_lossy(&sum.stdout)[..64].to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let lab_text = std::fs::read_to_string(&setup.inventory).unwrap();
+    let with_url = |sha: &str| {
+        format!(
+            "{lab_text}  url: {}/nisshi\n  sha256: {sha}\nartifacts:\n  cache_dir: {}\n",
+            web.url,
+            cache.path().display()
+        )
+    };
+    std::fs::write(&setup.inventory, with_url(&"0".repeat(64))).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
+    std::fs::write(&setup.inventory, with_url(&sha)).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply with url failed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no change"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        cache
+            .path()
+            .join("sha256")
+            .join(&sha)
+            .join("nisshi")
+            .is_file()
+    );
+    std::fs::write(&setup.inventory, &lab_text).unwrap();
+
     // Rolling restart under an acks=all producer that knows all three brokers.
     let all = (0..3).map(at).collect::<Vec<_>>().join(",");
     let producer = Producer::start_on(libs, &all, "roll", &["--replication-factor", "1"]);
