@@ -1335,6 +1335,17 @@ fn nisshi_brokers_sharing_postgresql() {
         "cd / && runuser -u postgres -- psql -XtA -d nisshi -c \"SELECT count(*) FROM pg_tables WHERE tableowner='nisshi'\"",
     );
     assert!(tables.parse::<u32>().unwrap() > 0, "tables: {tables}");
+    // Every broker connection to the database is TLS (the server refuses anything else).
+    let conns = ssh(
+        lab_dir,
+        pg,
+        "cd / && runuser -u postgres -- psql -XtA -d nisshi -c \"SELECT count(*) FILTER (WHERE ssl), count(*) FILTER (WHERE NOT ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename='nisshi'\"",
+    );
+    let (tls, plain) = conns.split_once('|').unwrap();
+    assert!(
+        tls.parse::<u32>().unwrap() > 0 && plain == "0",
+        "tls|plain: {conns}"
+    );
 
     for (_, a) in &brokers {
         assert_eq!(ssh(lab_dir, a, "command -v java || echo none"), "none");

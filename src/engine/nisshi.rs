@@ -10,7 +10,7 @@ use crate::inventory::{Host, Inventory, NisshiConfig, Storage};
 use crate::ops::restart::{RollOptions, Roller};
 use crate::ops::roller::Policy;
 use crate::render::{
-    ManagedFile, Renderer, Service, ServiceDef,
+    ManagedFile, Renderer, Service, ServiceDef, StorageAccess,
     services::{NISSHI_DATA_DIR, nisshi_binary},
 };
 use crate::report::Reporter;
@@ -36,6 +36,7 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
                 "/etc/init.d/nisshi".into(),
                 "/etc/systemd/system/nisshi.service".into(),
                 crate::render::SUPERVISE.into(),
+                crate::render::STORAGE_CA.into(),
             ]
         } else {
             vec![]
@@ -83,21 +84,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
 
     if opts.dry_run {
         rep.clear();
-        let engine = match storage_probe(inv, &sessions).await? {
+        let access = match storage_probe(inv, &sessions).await? {
             Some(probe) => {
                 let host = inv.storage_host().unwrap();
-                let lines = probe.dry_run_lines();
-                print_host(&host.name, &lines);
-                storage_url(
-                    inv,
-                    n,
-                    probe.port,
-                    probe.password.as_deref().unwrap_or("new"),
-                )
+                print_host(&host.name, &probe.dry_run_lines(&host.address));
+                storage_access(inv, n, Some(&probe))
             }
-            None => storage_url(inv, n, 0, ""),
+            None => storage_access(inv, n, None),
         };
-        render_files(inv, &mut plans, &engine)?;
+        render_files(inv, &mut plans, &access)?;
         let mut any = false;
         for p in plans.iter().filter(|p| p.host.in_kafka) {
             let mut lines = Vec::new();
@@ -141,23 +136,24 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     };
 
     let st = step(1, "storage (PostgreSQL for the brokers)");
-    let engine = match inv.storage_host() {
-        // --limit leaves the storage host alone: only read its port and password.
+    let access = match inv.storage_host() {
+        // --limit leaves the storage host alone: only read its port, password and certificate.
         Some(host) if n.storage == Storage::ManagedPostgres && !in_limit(&host.name) => {
             let probe = parse_probe(&sessions[&host.name].exec_ok(PROBE).await?.stdout);
-            let password = probe.password.with_context(|| {
-                format!(
-                    "{}: no database password yet; run apply without --limit (or with {} in it) first",
-                    host.name, host.name
-                )
-            })?;
+            if probe.password.is_none() || probe.cert.is_none() {
+                bail!(
+                    "{}: PostgreSQL is not set up yet; run apply without --limit (or with {} in it) first",
+                    host.name,
+                    host.name
+                );
+            }
             rep.line(&format!("  {}: not in --limit, left as it is", host.name));
-            storage_url(inv, n, probe.port, &password)
+            storage_access(inv, n, Some(&probe))
         }
         Some(host) if n.storage == Storage::ManagedPostgres => {
             rep.host_busy(&host.name, st);
             let s = &sessions[&host.name];
-            let (changes, port, password) = ensure_postgres(&plans, s)
+            let (changes, probe) = ensure_postgres(&host.address, &plans, s)
                 .await
                 .with_context(|| format!("{}: step '{}'", host.name, st))?;
             rep.host_done(
@@ -169,17 +165,17 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 },
             );
             summary.changes.get_mut(&host.name).unwrap().extend(changes);
-            storage_url(inv, n, port, &password)
+            storage_access(inv, n, Some(&probe))
         }
         _ => {
             rep.line(match n.storage {
                 Storage::Sqlite => "  sqlite on the broker: nothing to do",
                 _ => "  external PostgreSQL (nisshi.storage_url): nothing to do",
             });
-            storage_url(inv, n, 0, "")
+            storage_access(inv, n, None)
         }
     };
-    render_files(inv, &mut plans, &engine)?;
+    render_files(inv, &mut plans, &access)?;
 
     let st = step(2, "prepare brokers (user, directories)");
     run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
@@ -300,25 +296,39 @@ fn print_host(name: &str, lines: &[String]) {
     }
 }
 
-/// STORAGE_ENGINE for the brokers. Debian's PostgreSQL turns ssl on with a self-signed
-/// certificate the broker does not trust, and the broker does not fall back to plaintext:
-/// hence sslmode=disable (the password itself goes over SCRAM, never in clear).
-fn storage_url(inv: &Inventory, n: &NisshiConfig, port: u16, password: &str) -> String {
-    match &n.storage {
-        Storage::Sqlite => "sqlite://nisshi.db".into(),
-        Storage::ExternalPostgres(url) => url.clone(),
-        Storage::ManagedPostgres => {
+/// How the brokers reach their store. The managed PostgreSQL requires TLS with its own
+/// certificate, which the brokers trust (and only it) through SSL_CERT_FILE: the broker's
+/// rustls verifies the server even with sslmode=require.
+fn storage_access(inv: &Inventory, n: &NisshiConfig, pg: Option<&StorageProbe>) -> StorageAccess {
+    match (&n.storage, pg) {
+        (Storage::Sqlite, _) => StorageAccess {
+            url: "sqlite://nisshi.db".into(),
+            ca_pem: None,
+        },
+        (Storage::ExternalPostgres(url), _) => StorageAccess {
+            url: url.clone(),
+            ca_pem: None,
+        },
+        (Storage::ManagedPostgres, pg) => {
             let host = inv.storage_host().map_or("", |h| h.address.as_str());
-            format!("postgres://{DB}:{password}@{host}:{port}/{DB}?sslmode=disable")
+            let port = pg.map_or(5432, |p| p.port);
+            // A first dry run has no password yet: the URL is masked in its diff anyway.
+            let password = pg
+                .and_then(|p| p.password.as_deref())
+                .unwrap_or("not-yet-generated");
+            StorageAccess {
+                url: format!("postgres://{DB}:{password}@{host}:{port}/{DB}?sslmode=require"),
+                ca_pem: pg.and_then(|p| p.cert.clone()),
+            }
         }
     }
 }
 
-fn render_files(inv: &Inventory, plans: &mut [HostPlan], engine: &str) -> Result<()> {
+fn render_files(inv: &Inventory, plans: &mut [HostPlan], access: &StorageAccess) -> Result<()> {
     let r = Renderer::new(inv)?;
     for p in plans.iter_mut().filter(|p| p.host.in_kafka) {
         let ip = listen_ip(p)?;
-        p.files = r.nisshi_files(inv, &p.host, &ip, engine, p.init)?;
+        p.files = r.nisshi_files(inv, &p.host, &ip, access, p.init)?;
     }
     Ok(())
 }
@@ -479,10 +489,12 @@ struct StorageProbe {
     cluster: Option<(String, String, bool)>,
     port: u16,
     password: Option<String>,
+    /// The server certificate the brokers trust (PEM).
+    cert: Option<String>,
 }
 
 impl StorageProbe {
-    fn dry_run_lines(&self) -> Vec<String> {
+    fn dry_run_lines(&self, address: &str) -> Vec<String> {
         let mut v = Vec::new();
         if !self.installed {
             v.push("  install package postgresql".to_string());
@@ -496,13 +508,22 @@ impl StorageProbe {
                 "  generate the database password ({SECRET_FILE}); create role and database {DB}"
             ));
         }
+        if self.cert.is_none() {
+            v.push(format!(
+                "  generate a TLS certificate for {address} ({CERT_DIR}/server.crt)"
+            ));
+        }
         v
     }
 }
 
+/// The server certificate and key clusterctl makes for the managed PostgreSQL.
+const CERT_DIR: &str = "/etc/postgresql/clusterctl";
+
 const PROBE: &str = "command -v pg_lsclusters >/dev/null 2>&1 && echo installed\n\
     command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h | awk 'NR==1 {print \"cluster\", $1, $2, $3, $4}'\n\
     [ -s /etc/clusterctl/nisshi-db.password ] && echo \"secret $(cat /etc/clusterctl/nisshi-db.password)\"\n\
+    [ -s /etc/postgresql/clusterctl/server.crt ] && sed 's/^/cert /' /etc/postgresql/clusterctl/server.crt\n\
     true\n";
 
 fn parse_probe(out: &str) -> StorageProbe {
@@ -511,8 +532,15 @@ fn parse_probe(out: &str) -> StorageProbe {
         cluster: None,
         port: 5432,
         password: None,
+        cert: None,
     };
     for line in out.lines() {
+        if let Some(pem) = line.strip_prefix("cert ") {
+            let c = p.cert.get_or_insert_with(String::new);
+            c.push_str(pem);
+            c.push('\n');
+            continue;
+        }
         let mut f = line.split_whitespace();
         match f.next() {
             Some("installed") => p.installed = true,
@@ -546,7 +574,11 @@ async fn storage_probe(
 
 /// Install, configure and start PostgreSQL, and make the role and database the brokers use.
 /// Returns the changes, the port and the password (generated once, kept on the host).
-async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>, u16, String)> {
+async fn ensure_postgres(
+    address: &str,
+    plans: &[HostPlan],
+    s: &Session,
+) -> Result<(Vec<String>, StorageProbe)> {
     let mut changes = Vec::new();
     let mut probe = parse_probe(&s.exec_ok(PROBE).await?.stdout);
     if !probe.installed {
@@ -575,11 +607,24 @@ async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>
         .collect::<Result<_>>()?;
     // Each broker pools up to 16 connections; keep room for admin sessions.
     let max_connections = (16 * brokers.len() + 20).max(100);
+    let cert_changed = {
+        let out = s
+            .exec_ok(&cert_script(address))
+            .await
+            .context("making the TLS certificate (openssl)")?;
+        out.stdout.trim() == "changed"
+    };
+    if cert_changed {
+        changes.push(format!(
+            "generated a TLS certificate for {address} ({CERT_DIR}/server.crt)"
+        ));
+    }
     let conf = ManagedFile {
         path: format!("{conf_dir}/conf.d/clusterctl.conf"),
         content: format!(
             "# Managed by clusterctl: PostgreSQL for the nisshi brokers.\n\
-             listen_addresses = '*'\nmax_connections = {max_connections}\nhba_file = '{hba_path}'\n"
+             listen_addresses = '*'\nmax_connections = {max_connections}\nhba_file = '{hba_path}'\n\
+             ssl = on\nssl_cert_file = '{CERT_DIR}/server.crt'\nssl_key_file = '{CERT_DIR}/server.key'\n"
         ),
         mode: 0o644,
         owner: "postgres".into(),
@@ -587,11 +632,11 @@ async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>
         restarts: None,
     };
     let mut hba = String::from(
-        "# Managed by clusterctl: local administration, and the nisshi brokers by address.\n\
+        "# Managed by clusterctl: local administration, and the nisshi brokers by address, over TLS.\n\
          local all postgres peer\nlocal all all peer\n",
     );
     for ip in &brokers {
-        hba.push_str(&format!("host {DB} {DB} {ip}/32 scram-sha-256\n"));
+        hba.push_str(&format!("hostssl {DB} {DB} {ip}/32 scram-sha-256\n"));
     }
     let hba = ManagedFile {
         path: hba_path,
@@ -616,7 +661,7 @@ async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>
         // listen_addresses, max_connections and hba_file take effect only on a restart.
         s.exec_ok(&format!("{ctl} restart")).await?;
         changes.push(format!("restarted PostgreSQL {version}/{cluster}"));
-    } else if hba_changed {
+    } else if hba_changed || cert_changed {
         s.exec_ok(&format!("{ctl} reload")).await?;
         changes.push(format!("reloaded PostgreSQL {version}/{cluster}"));
     }
@@ -642,7 +687,44 @@ async fn ensure_postgres(plans: &[HostPlan], s: &Session) -> Result<(Vec<String>
         .await
         .context("creating the role and database (psql)")?;
     changes.extend(out.stdout.lines().map(str::to_string));
-    Ok((changes, probe.port, password))
+    let after = parse_probe(&s.exec_ok(PROBE).await?.stdout);
+    Ok((
+        changes,
+        StorageProbe {
+            password: Some(password),
+            ..after
+        },
+    ))
+}
+
+/// A self-signed server certificate for `address` (an end-entity certificate: the brokers
+/// trust exactly it), made once, and again only when it no longer names the address or
+/// expires within 30 days. Prints `changed` when it made one.
+fn cert_script(address: &str) -> String {
+    let (check, san) = if address.parse::<std::net::IpAddr>().is_ok() {
+        ("-checkip", format!("IP:{address}"))
+    } else {
+        ("-checkhost", format!("DNS:{address}"))
+    };
+    format!(
+        "set -e\ncommand -v openssl >/dev/null || {{ echo 'openssl not found (PostgreSQL needs it for TLS)' >&2; exit 1; }}\n\
+         d={d}\nmkdir -p $d\n\
+         if [ -s $d/server.crt ] && [ -s $d/server.key ] \\\n\
+            && openssl x509 -in $d/server.crt -noout -checkend 2592000 >/dev/null \\\n\
+            && openssl x509 -in $d/server.crt -noout {check} {a} | grep -q 'does match'; then exit 0; fi\n\
+         umask 077\n\
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \\\n\
+           -subj {subj} -addext {san} -addext basicConstraints=critical,CA:FALSE \\\n\
+           -addext keyUsage=critical,digitalSignature -addext extendedKeyUsage=serverAuth \\\n\
+           -keyout $d/server.key.new -out $d/server.crt.new 2>/dev/null\n\
+         chown postgres:postgres $d/server.key.new $d/server.crt.new\n\
+         chmod 600 $d/server.key.new\nchmod 644 $d/server.crt.new\n\
+         mv -f $d/server.key.new $d/server.key\nmv -f $d/server.crt.new $d/server.crt\necho changed\n",
+        d = CERT_DIR,
+        a = quote(address),
+        subj = quote(&format!("/CN={address}")),
+        san = quote(&format!("subjectAltName={san}")),
+    )
 }
 
 /// Role and database, idempotently. The password arrives on stdin (never on a command line)
@@ -702,7 +784,13 @@ mod tests {
 
     #[test]
     fn probe_output_parses() {
-        let p = parse_probe("installed\ncluster 15 main 5433 online\nsecret abc\n");
+        let p = parse_probe(
+            "installed\ncluster 15 main 5433 online\nsecret abc\ncert -----BEGIN CERTIFICATE-----\ncert MIIB\n",
+        );
+        assert_eq!(
+            p.cert.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----\nMIIB\n")
+        );
         assert!(p.installed);
         assert_eq!(p.cluster, Some(("15".into(), "main".into(), true)));
         assert_eq!((p.port, p.password.as_deref()), (5433, Some("abc")));
@@ -711,9 +799,9 @@ mod tests {
         assert!(p.password.is_none());
         assert!(!parse_probe("").installed);
         assert_eq!(
-            parse_probe("").dry_run_lines().len(),
-            3,
-            "install, start, password"
+            parse_probe("").dry_run_lines("10.0.0.9").len(),
+            4,
+            "install, start, password, certificate"
         );
     }
 
@@ -792,9 +880,12 @@ mod tests {
             )
         );
         let n = inv.nisshi.as_ref().unwrap();
+        let probe = parse_probe("cluster 15 main 5433 online\nsecret pw\ncert PEM\n");
+        let a = storage_access(&inv, n, Some(&probe));
         assert_eq!(
-            storage_url(&inv, n, 5432, "pw"),
-            "postgres://nisshi:pw@10.0.0.9:5432/nisshi?sslmode=disable"
+            a.url,
+            "postgres://nisshi:pw@10.0.0.9:5433/nisshi?sslmode=require"
         );
+        assert_eq!(a.ca_pem.as_deref(), Some("PEM\n"));
     }
 }

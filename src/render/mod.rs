@@ -14,6 +14,17 @@ use std::collections::BTreeMap;
 /// Restarts a process that fails, on hosts without systemd (see templates/supervise.sh.j2).
 pub const SUPERVISE: &str = "/usr/local/lib/clusterctl/supervise";
 
+/// The managed PostgreSQL's certificate, the only one a nisshi broker trusts for its store.
+pub const STORAGE_CA: &str = "/etc/nisshi/storage-ca.pem";
+
+/// How a nisshi broker reaches its store: STORAGE_ENGINE (holds the password) and the
+/// certificate to trust for it, if clusterctl made one.
+#[derive(Debug, Clone)]
+pub struct StorageAccess {
+    pub url: String,
+    pub ca_pem: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManagedFile {
     pub path: String,
@@ -129,7 +140,13 @@ impl Renderer {
             // Offline preview (`render`): apply fills in the store's URL, which holds the
             // password kept on the storage host, and the address resolved on the host.
             return match host.in_kafka {
-                true => self.nisshi_files(inv, host, &host.address, "<set by apply>", init),
+                true => {
+                    let access = StorageAccess {
+                        url: "<set by apply>".into(),
+                        ca_pem: None,
+                    };
+                    self.nisshi_files(inv, host, &host.address, &access, init)
+                }
                 false => Ok(vec![]),
             };
         }
@@ -302,14 +319,14 @@ impl Renderer {
         Ok(files)
     }
 
-    /// A nisshi broker's env file and launcher. `listen_ip` is the host's address as an IP
-    /// (the broker does not resolve names); `storage_engine` holds the store's password.
+    /// A nisshi broker's env file, launcher, and the certificate it trusts for its store.
+    /// `listen_ip` is the host's address as an IP (the broker does not resolve names).
     pub fn nisshi_files(
         &self,
         inv: &Inventory,
         host: &Host,
         listen_ip: &str,
-        storage_engine: &str,
+        access: &StorageAccess,
         init: InitSystem,
     ) -> Result<Vec<ManagedFile>> {
         let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
@@ -318,10 +335,20 @@ impl Renderer {
             "nisshi.env.j2",
             context! {
                 svc => svc, cluster_id => n.cluster_id, listen_ip, address => host.address,
-                port => n.port, storage_engine, log => n.log, environment => n.environment,
+                port => n.port, storage_engine => access.url, log => n.log,
+                ca_file => access.ca_pem.as_ref().map(|_| STORAGE_CA),
+                environment => n.environment,
             },
         )?;
         let mut files = self.service_files(&svc, init, env)?;
+        if let Some(pem) = &access.ca_pem {
+            files.push(root_file(
+                STORAGE_CA,
+                pem.clone(),
+                0o644,
+                Some(Service::Nisshi),
+            ));
+        }
         if init == InitSystem::SysV {
             // The broker exits when its store is unreachable (after a reboot, PostgreSQL may
             // come up later): without systemd, a small supervisor restarts it.

@@ -341,9 +341,13 @@ fn nisshi_env_and_launchers() {
     )
     .unwrap();
     let r = Renderer::new(&inv).unwrap();
-    let url = "postgres://nisshi:pw@10.0.0.9:5432/nisshi?sslmode=disable";
+    let url = "postgres://nisshi:pw@10.0.0.9:5432/nisshi?sslmode=require";
+    let access = StorageAccess {
+        url: url.into(),
+        ca_pem: Some("-----BEGIN CERTIFICATE-----\n".into()),
+    };
     let by_path = |init| -> BTreeMap<String, ManagedFile> {
-        r.nisshi_files(&inv, &inv.hosts[1], "10.0.0.1", url, init)
+        r.nisshi_files(&inv, &inv.hosts[1], "10.0.0.1", &access, init)
             .unwrap()
             .into_iter()
             .map(|f| (f.path.clone(), f))
@@ -364,6 +368,10 @@ fn nisshi_env_and_launchers() {
     assert_eq!(vars["STORAGE_ENGINE"], format!("'{url}'"));
     assert_eq!(vars["RUST_LOG"], "'warn'");
     assert_eq!(vars["GROUP_POLL_INTERVAL"], "'250ms'");
+    // The store's certificate, and only it, is what the broker trusts for TLS to it.
+    assert_eq!(vars["SSL_CERT_FILE"], STORAGE_CA);
+    assert_eq!(f[STORAGE_CA].content, "-----BEGIN CERTIFICATE-----\n");
+    assert_eq!(f[STORAGE_CA].restarts, Some(Service::Nisshi));
     assert!(env.content.ends_with("GROUP_POLL_INTERVAL='250ms'\n"));
     assert!(!mask_secrets(&env.content).contains("pw@"));
     let init = &f["/etc/init.d/nisshi"].content;
