@@ -1545,4 +1545,48 @@ fn nisshi_brokers_sharing_postgresql() {
     );
     assert!(clusterctl(&["apply", inv], m).status.success());
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // Single-node use: one broker on sqlite, a file in its working directory.
+    let (name, addr) = &brokers[2];
+    let head: String = lab_text
+        .lines()
+        .take_while(|l| *l != "hosts:")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let single = format!(
+        "{head}hosts:\n  {name}:\n    address: {addr}\ngroups:\n  kafka: [{name}]\n\
+         flavor: nisshi\nnisshi:\n  storage: sqlite\n"
+    );
+    std::fs::write(&setup.inventory, &single).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "sqlite apply failed:\n{single}");
+    assert!(
+        ssh(
+            lab_dir,
+            addr,
+            "grep -c sqlite://nisshi.db /etc/nisshi/nisshi.env"
+        ) == "1"
+            && ssh(
+                lab_dir,
+                addr,
+                "test -s /var/lib/nisshi/nisshi.db && echo yes"
+            ) == "yes",
+        "the broker keeps its data in /var/lib/nisshi/nisshi.db"
+    );
+    let broker = format!("{addr}:9092");
+    let created = kafka_topics(
+        libs,
+        &broker,
+        &[
+            "--create",
+            "--topic",
+            "local",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "1",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
