@@ -1495,6 +1495,42 @@ fn nisshi_brokers_sharing_postgresql() {
     );
     std::fs::write(&setup.inventory, &lab_text).unwrap();
 
+    // A changed setting: --dry-run shows the diff with the storage URL masked and changes
+    // nothing; apply then restarts the brokers one at a time, each answering before the next.
+    std::fs::write(
+        &setup.inventory,
+        lab_text.replace("nisshi:\n", "nisshi:\n  log: info\n"),
+    )
+    .unwrap();
+    let out = clusterctl(&["apply", "--dry-run", inv], m);
+    let dry = text(&out);
+    assert!(out.status.success());
+    assert!(
+        dry.contains("-RUST_LOG='warn'") && dry.contains("+RUST_LOG='info'"),
+        "{dry}"
+    );
+    assert!(dry.contains("STORAGE_ENGINE=********") && !dry.contains(&password));
+    assert_eq!(
+        brokers
+            .iter()
+            .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
+            .collect::<Vec<_>>(),
+        after,
+        "a dry run restarted a broker"
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply of a changed setting failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(restart_order(&log, "nisshi").len(), 3, "{log}");
+    assert!(
+        log.contains("restarting nisshi on 3 host(s), one at a time"),
+        "{log}"
+    );
+    let after: Vec<String> = brokers
+        .iter()
+        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
+        .collect();
+
     // Rolling restart under an acks=all producer that knows all three brokers.
     let all = (0..3).map(at).collect::<Vec<_>>().join(",");
     let producer = Producer::start_on(libs, &all, "roll", &["--replication-factor", "1"]);
