@@ -180,12 +180,19 @@ fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
         .collect()
 }
 
+/// One of Kafka's own tools (`org.apache.kafka.tools.<tool>`), from the fixture tarball's
+/// jars, run on this machine's JDK.
+fn kafka_tool(libs: &Path, tool: &str) -> Command {
+    let mut c = Command::new("java");
+    c.arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg(format!("org.apache.kafka.tools.{tool}"));
+    c
+}
+
 /// Kafka's own admin tool, from the fixture tarball, run on this machine's JDK.
 fn kafka_topics(kafka_libs: &Path, bootstrap: &str, args: &[&str]) -> Output {
-    Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_libs.display()))
-        .arg("org.apache.kafka.tools.TopicCommand")
+    kafka_tool(kafka_libs, "TopicCommand")
         .args(["--bootstrap-server", bootstrap])
         .args(args)
         .output()
@@ -708,10 +715,7 @@ impl Producer {
         create.extend(replication);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
-        let child = Command::new("java")
-            .arg("-cp")
-            .arg(format!("{}/*", libs.display()))
-            .arg("org.apache.kafka.tools.VerifiableProducer")
+        let child = kafka_tool(libs, "VerifiableProducer")
             .args([
                 "--bootstrap-server",
                 bootstrap,
@@ -839,17 +843,14 @@ fn java_read(
     topic: &str,
 ) -> std::collections::HashMap<(i64, i64), String> {
     let java = |class: &str, args: &[&str]| {
-        let out = Command::new("java")
-            .arg("-cp")
-            .arg(format!("{}/*", libs.display()))
-            .arg(class)
+        let out = kafka_tool(libs, class)
             .args(["--bootstrap-server", bootstrap, "--topic", topic])
             .args(args)
             .output()
             .expect("java");
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    let ends = java("org.apache.kafka.tools.GetOffsetShell", &[]);
+    let ends = java("GetOffsetShell", &[]);
     let mut stored = std::collections::HashMap::new();
     for line in ends.lines() {
         // topic:partition:end
@@ -859,7 +860,7 @@ fn java_read(
             continue;
         }
         let out = java(
-            "org.apache.kafka.tools.consumer.ConsoleConsumer",
+            "consumer.ConsoleConsumer",
             &[
                 "--partition",
                 p,
@@ -1124,16 +1125,8 @@ fn three_node_kraft_cluster() {
         );
     }
     // Kafka's own quorum tool: a leader and the 3 voters.
-    let q = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()))
-        .args([
-            "org.apache.kafka.tools.MetadataQuorumCommand",
-            "--bootstrap-server",
-            bootstrap,
-            "describe",
-            "--status",
-        ])
+    let q = kafka_tool(libs, "MetadataQuorumCommand")
+        .args(["--bootstrap-server", bootstrap, "describe", "--status"])
         .output()
         .unwrap();
     let qt = text(&q);
@@ -1363,10 +1356,7 @@ fn nisshi_brokers_sharing_postgresql() {
         );
         // Each broker answers for itself (Kafka's own ApiVersions tool): node 111, at its
         // own address.
-        let versions = Command::new("java")
-            .arg("-cp")
-            .arg(format!("{}/*", libs.display()))
-            .arg("org.apache.kafka.tools.BrokerApiVersionsCommand")
+        let versions = kafka_tool(libs, "BrokerApiVersionsCommand")
             .args(["--bootstrap-server", &format!("{a}:9092")])
             .output()
             .unwrap();
@@ -1394,10 +1384,7 @@ fn nisshi_brokers_sharing_postgresql() {
         ],
     );
     assert!(created.status.success(), "{}", text(&created));
-    let mut producer = Command::new("java")
-        .arg("-cp")
-        .arg(format!("{}/*", libs.display()))
-        .arg("org.apache.kafka.tools.ConsoleProducer")
+    let mut producer = kafka_tool(libs, "ConsoleProducer")
         .args(["--bootstrap-server", &at(0), "--topic", "cross"])
         .args(["--command-property", "acks=all"])
         .stdin(Stdio::piped())
@@ -1437,10 +1424,7 @@ fn nisshi_brokers_sharing_postgresql() {
     assert_eq!(s["nisshi"]["storage"]["online"], true, "{s}");
 
     // A second apply changes nothing and restarts nothing.
-    let before: Vec<String> = brokers
-        .iter()
-        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
-        .collect();
+    let before: Vec<String> = pids(lab_dir, &nodes[1..], "nisshi");
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "re-apply failed");
     assert!(
@@ -1448,10 +1432,7 @@ fn nisshi_brokers_sharing_postgresql() {
         "{}",
         text(&out)
     );
-    let after: Vec<String> = brokers
-        .iter()
-        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
-        .collect();
+    let after: Vec<String> = pids(lab_dir, &nodes[1..], "nisshi");
     assert_eq!(before, after, "a no-op apply restarted a broker");
 
     // The same binary from a URL with its sha256, through an empty cache (so really downloaded
@@ -1511,10 +1492,7 @@ fn nisshi_brokers_sharing_postgresql() {
     );
     assert!(dry.contains("STORAGE_ENGINE=********") && !dry.contains(&password));
     assert_eq!(
-        brokers
-            .iter()
-            .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
-            .collect::<Vec<_>>(),
+        pids(lab_dir, &nodes[1..], "nisshi"),
         after,
         "a dry run restarted a broker"
     );
@@ -1526,10 +1504,7 @@ fn nisshi_brokers_sharing_postgresql() {
         log.contains("restarting nisshi on 3 host(s), one at a time"),
         "{log}"
     );
-    let after: Vec<String> = brokers
-        .iter()
-        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
-        .collect();
+    let after: Vec<String> = pids(lab_dir, &nodes[1..], "nisshi");
 
     // Rolling restart under an acks=all producer that knows all three brokers.
     let all = (0..3).map(at).collect::<Vec<_>>().join(",");
@@ -1540,10 +1515,7 @@ fn nisshi_brokers_sharing_postgresql() {
     let log = String::from_utf8_lossy(&out.stderr);
     let order = restart_order(&log, "nisshi");
     assert_eq!(order.len(), 3, "each broker once: {order:?}");
-    let rolled: Vec<String> = brokers
-        .iter()
-        .map(|(_, a)| ssh(lab_dir, a, "cat /var/run/nisshi/nisshi.pid"))
-        .collect();
+    let rolled: Vec<String> = pids(lab_dir, &nodes[1..], "nisshi");
     assert!(
         rolled.iter().zip(&after).all(|(a, b)| a != b),
         "every broker got a new process: {after:?} -> {rolled:?}"

@@ -64,15 +64,13 @@ pub async fn fetch(inv: &Inventory, product: Product) -> Result<Artifact> {
     }
     let url = format!("{}/{rel}", inv.artifacts.mirror);
     let cache = &inv.artifacts.cache_dir;
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .build()?;
+    let client = http_client()?;
     let sum_url = format!("{url}.sha512");
     let sum_text = get_text(&client, &sum_url).await?;
     let sha512 = parse_sha512(&sum_text).with_context(|| format!("parsing {sum_url}"))?;
     let path = blob_path(cache, &sha512, &file_name);
     if !path.is_file() {
-        download(&client, &url, &path, &sha512).await?;
+        download::<Sha512>(&client, &url, &path, &sha512, "the .sha512").await?;
     }
     Ok(Artifact {
         file_name,
@@ -101,6 +99,12 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
     Ok(resp)
 }
 
+fn http_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(15))
+        .build()?)
+}
+
 async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
     get(client, url)
         .await?
@@ -109,8 +113,15 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Result<String> {
         .with_context(|| format!("reading {url}"))
 }
 
-/// Stream to a temp file while hashing; only a verified file is renamed into the cache.
-async fn download(client: &reqwest::Client, url: &str, dest: &Path, want: &str) -> Result<()> {
+/// Stream to a temp file while hashing with `D`; only a file whose digest is `want` (as
+/// `source` says) is renamed into the cache.
+async fn download<D: Digest>(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+    want: &str,
+    source: &str,
+) -> Result<()> {
     let resp = get(client, url).await?;
     let dir = dest.parent().unwrap();
     tokio::fs::create_dir_all(dir)
@@ -120,7 +131,7 @@ async fn download(client: &reqwest::Client, url: &str, dest: &Path, want: &str) 
     let mut out = tokio::fs::File::create(&tmp)
         .await
         .with_context(|| format!("creating {}", tmp.display()))?;
-    let mut hasher = Sha512::new();
+    let mut hasher = D::new();
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.with_context(|| format!("downloading {url}"))?;
@@ -132,7 +143,7 @@ async fn download(client: &reqwest::Client, url: &str, dest: &Path, want: &str) 
     let got = hex::encode(hasher.finalize());
     if !sha512::same(&got, want) {
         let _ = tokio::fs::remove_file(&tmp).await;
-        bail!("checksum mismatch for {url}: the .sha512 says {want}, the download is {got}");
+        bail!("checksum mismatch for {url}: {source} says {want}, the download is {got}");
     }
     tokio::fs::rename(&tmp, dest).await?;
     Ok(())

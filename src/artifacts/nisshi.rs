@@ -5,10 +5,8 @@ use super::{Artifact, hash_file};
 use crate::inventory::{BinarySource, Inventory, NisshiConfig};
 use crate::report::Reporter;
 use anyhow::{Context, Result, bail};
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
 
 /// Where `cargo install` puts a version's binary (scripts/nisshi.sh builds the same path).
 pub fn cargo_binary(cache: &Path, version: &str) -> PathBuf {
@@ -39,7 +37,14 @@ pub async fn resolve(inv: &Inventory, n: &NisshiConfig, rep: &Reporter) -> Resul
             let dest = cache.join("sha256").join(sha256).join("nisshi");
             if !dest.is_file() {
                 rep.line(&format!("  downloading {url}"));
-                download(url, &dest, sha256).await?;
+                super::download::<Sha256>(
+                    &super::http_client()?,
+                    url,
+                    &dest,
+                    sha256,
+                    "nisshi.sha256",
+                )
+                .await?;
             }
             dest
         }
@@ -149,38 +154,6 @@ async fn sha256_file(path: &Path) -> Result<String> {
         Ok(hex::encode(h.finalize()))
     })
     .await?
-}
-
-/// Stream to a temp file while hashing; only a verified binary is renamed into the cache.
-async fn download(url: &str, dest: &Path, want: &str) -> Result<()> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .build()?;
-    let resp = super::get(&client, url).await?;
-    let dir = dest.parent().unwrap();
-    tokio::fs::create_dir_all(dir)
-        .await
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dest.with_extension("part");
-    let mut out = tokio::fs::File::create(&tmp)
-        .await
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    let mut hasher = Sha256::new();
-    let mut body = resp.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.with_context(|| format!("downloading {url}"))?;
-        hasher.update(&chunk);
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    drop(out);
-    let got = hex::encode(hasher.finalize());
-    if got != want {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        bail!("checksum mismatch for {url}: nisshi.sha256 says {want}, the download is {got}");
-    }
-    tokio::fs::rename(&tmp, dest).await?;
-    Ok(())
 }
 
 #[cfg(test)]

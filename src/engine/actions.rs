@@ -215,7 +215,7 @@ async fn write_files(
         .collect();
     let mut changes = Vec::new();
     for f in todo {
-        s.exec_with_input_ok(&write_script(&f), f.content.as_bytes())
+        s.exec_with_input_ok(&write_script(&f, false), f.content.as_bytes())
             .await
             .with_context(|| format!("writing {}", f.path))?;
         p.facts
@@ -226,19 +226,32 @@ async fn write_files(
     Ok(changes)
 }
 
-fn write_script(f: &ManagedFile) -> String {
+/// Writes stdin to `f.path` atomically with `f`'s owner and mode. `if_changed`: leave a file
+/// with the same content, mode and owner alone, and print `changed` otherwise.
+pub(super) fn write_script(f: &ManagedFile, if_changed: bool) -> String {
     let dir = f
         .path
         .rsplit_once('/')
         .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d });
+    let path = quote(&f.path);
+    let (check, report) = if if_changed {
+        let want = quote(&format!("{:o}:{}:{}", f.mode, f.owner, f.group));
+        (
+            format!(
+                "if cmp -s \"$t\" {path} && [ \"$(stat -c '%a:%U:%G' {path})\" = {want} ]; then exit 0; fi\n"
+            ),
+            "echo changed\n",
+        )
+    } else {
+        (String::new(), "")
+    };
     format!(
         "set -e\nmkdir -p {dir}\nt=$(mktemp {dir}/.clusterctl.XXXXXX)\ntrap 'rm -f \"$t\"' EXIT\n\
-         cat > \"$t\"\nchown {o}:{g} \"$t\"\nchmod {m:o} \"$t\"\nmv -f \"$t\" {path}\ntrap - EXIT\n",
+         cat > \"$t\"\n{check}chown {o}:{g} \"$t\"\nchmod {m:o} \"$t\"\nmv -f \"$t\" {path}\ntrap - EXIT\n{report}",
         dir = quote(dir),
         o = f.owner,
         g = f.group,
         m = f.mode,
-        path = quote(&f.path)
     )
 }
 
@@ -383,4 +396,59 @@ async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
         def.log_dir,
         def.name
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real script under `sh`: written once, then left alone until content or mode differ.
+    #[test]
+    fn write_if_changed_writes_only_a_difference() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("sub/f.conf");
+        let who = |flag: &str| {
+            let o = std::process::Command::new("id").arg(flag).output().unwrap();
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let mut f = ManagedFile {
+            path: path.to_str().unwrap().into(),
+            content: "a = 1\n".into(),
+            mode: 0o640,
+            owner: who("-un"),
+            group: who("-gn"),
+            restarts: None,
+        };
+        let run = |f: &ManagedFile| {
+            let mut c = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(write_script(f, true))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(f.content.as_bytes())
+                .unwrap();
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        assert_eq!(run(&f), "changed");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 1\n");
+        assert_eq!(run(&f), "", "same content and mode: left alone");
+        f.mode = 0o600;
+        assert_eq!(run(&f), "changed");
+        f.content = "a = 2\n".into();
+        assert_eq!(run(&f), "changed");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 2\n");
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
+    }
 }

@@ -92,7 +92,12 @@ fn brokers_problem(m: &ClusterMetadata, plans: &[HostPlan]) -> Option<String> {
 }
 
 /// Poll `probe` until it returns Ok(None) (healthy) or the deadline passes.
-async fn poll<F, Fut>(what: &str, timeout: Duration, rep: &Reporter, mut probe: F) -> Result<()>
+pub(super) async fn poll<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    rep: &Reporter,
+    mut probe: F,
+) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<String>>,

@@ -170,37 +170,12 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             }
             Action::Start => {
                 let svc = step.service().unwrap();
-                // Stopped services start together (a new ensemble needs its members at once).
-                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
-                    let s = sessions[&p.host.name].clone();
-                    async move { actions::start_if_stopped(inv, p, &s, svc).await }
-                })
-                .await?;
-                // Changed configs restart one host at a time through the roller: pre-flight,
-                // leader/controller last, each host back in sync before the next.
-                let pending: Vec<usize> = selected
-                    .iter()
-                    .copied()
-                    .filter(|&i| plans[i].restart_pending(svc))
-                    .collect();
-                let roller = Roller::new(
+                let ctx = StepContext {
                     inv,
-                    &sessions,
+                    sessions: &sessions,
                     rep,
-                    RollOptions {
-                        policy: Policy::default(),
-                        force: false,
-                        sigkill_after: None,
-                        settle: Duration::from_secs(60),
-                    },
-                );
-                for r in roller
-                    .roll(&mut plans, svc, pending)
-                    .await
-                    .with_context(|| format!("step '{}'", step.name))?
-                {
-                    summary.changes.get_mut(&r.host).unwrap().push(r.message);
-                }
+                };
+                start_step(&ctx, &mut plans, &selected, &step.name, svc, &mut summary).await?;
             }
             Action::Wait => {
                 let gate = step.gate.unwrap();
@@ -262,6 +237,56 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         s.close().await;
     }
     Ok(summary)
+}
+
+/// What every step of an apply works with.
+struct StepContext<'a> {
+    inv: &'a Inventory,
+    sessions: &'a BTreeMap<String, Session>,
+    rep: &'a Reporter,
+}
+
+/// Start what is stopped (together: a new ensemble needs its members at once), then restart
+/// what changed one host at a time through the roller: pre-flight, leader/controller last,
+/// each host back before the next.
+async fn start_step(
+    ctx: &StepContext<'_>,
+    plans: &mut [HostPlan],
+    selected: &[usize],
+    step: &str,
+    svc: Service,
+    summary: &mut Summary,
+) -> Result<()> {
+    let (inv, sessions) = (ctx.inv, ctx.sessions);
+    run_hosts(plans, selected, step, ctx.rep, summary, |p| {
+        let s = sessions[&p.host.name].clone();
+        async move { actions::start_if_stopped(inv, p, &s, svc).await }
+    })
+    .await?;
+    let pending: Vec<usize> = selected
+        .iter()
+        .copied()
+        .filter(|&i| plans[i].restart_pending(svc))
+        .collect();
+    let roller = Roller::new(
+        inv,
+        sessions,
+        ctx.rep,
+        RollOptions {
+            policy: Policy::default(),
+            force: false,
+            sigkill_after: None,
+            settle: Duration::from_secs(60),
+        },
+    );
+    for r in roller
+        .roll(plans, svc, pending)
+        .await
+        .with_context(|| format!("step '{step}'"))?
+    {
+        summary.changes.get_mut(&r.host).unwrap().push(r.message);
+    }
+    Ok(())
 }
 
 fn check_limit(inv: &Inventory, opts: &ApplyOptions) -> Result<()> {

@@ -7,8 +7,6 @@ use super::{ApplyOptions, HostPlan, Summary, actions, check_limit, gates, plan, 
 use crate::artifacts::{self, Artifact};
 use crate::health::kafka::KafkaClient;
 use crate::inventory::{Host, Inventory, NisshiConfig, Storage};
-use crate::ops::restart::{RollOptions, Roller};
-use crate::ops::roller::Policy;
 use crate::render::{
     ManagedFile, Renderer, Service, ServiceDef, StorageAccess,
     services::{NISSHI_DATA_DIR, nisshi_binary},
@@ -200,34 +198,20 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     .await?;
 
     let st = step(5, "start nisshi (changed brokers restart one at a time)");
-    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
-        let s = sessions[&p.host.name].clone();
-        async move { actions::start_if_stopped(inv, p, &s, Service::Nisshi).await }
-    })
-    .await?;
-    let pending: Vec<usize> = brokers
-        .iter()
-        .copied()
-        .filter(|&i| plans[i].restart_pending(Service::Nisshi))
-        .collect();
-    let roller = Roller::new(
+    let ctx = super::StepContext {
         inv,
-        &sessions,
+        sessions: &sessions,
         rep,
-        RollOptions {
-            policy: Policy::default(),
-            force: false,
-            sigkill_after: None,
-            settle: Duration::from_secs(60),
-        },
-    );
-    for r in roller
-        .roll(&mut plans, Service::Nisshi, pending)
-        .await
-        .with_context(|| format!("step '{}'", st))?
-    {
-        summary.changes.get_mut(&r.host).unwrap().push(r.message);
-    }
+    };
+    super::start_step(
+        &ctx,
+        &mut plans,
+        &brokers,
+        st,
+        Service::Nisshi,
+        &mut summary,
+    )
+    .await?;
 
     let st = step(
         6,
@@ -395,27 +379,16 @@ async fn install(
 }
 
 async fn wait_answering(inv: &Inventory, timeout: Duration, rep: &Reporter) -> Result<String> {
-    let start = Instant::now();
-    loop {
+    gates::poll("brokers answering", timeout, rep, || async {
         let problems = gates::nisshi_problems(inv, None).await;
-        if problems.is_empty() {
-            rep.clear();
-            return Ok(format!(
-                "{} broker(s) answer ApiVersions and Metadata",
-                inv.kafka_hosts().count()
-            ));
-        }
-        rep.host_busy("gate", &problems.join("; "));
-        if start.elapsed() >= timeout {
-            rep.clear();
-            bail!(
-                "brokers not answering within {}s: {}",
-                timeout.as_secs(),
-                problems.join("; ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        (!problems.is_empty()).then(|| problems.join("; "))
+    })
+    .await?;
+    rep.clear();
+    Ok(format!(
+        "{} broker(s) answer ApiVersions and Metadata",
+        inv.kafka_hosts().count()
+    ))
 }
 
 /// Through each broker in turn: produce one record, then read it back through the next broker
@@ -618,6 +591,7 @@ async fn ensure_postgres(
         changes.push(format!(
             "generated a TLS certificate for {address} ({CERT_DIR}/server.crt)"
         ));
+        probe.cert = parse_probe(&s.exec_ok(PROBE).await?.stdout).cert;
     }
     let conf = ManagedFile {
         path: format!("{conf_dir}/conf.d/clusterctl.conf"),
@@ -687,12 +661,11 @@ async fn ensure_postgres(
         .await
         .context("creating the role and database (psql)")?;
     changes.extend(out.stdout.lines().map(str::to_string));
-    let after = parse_probe(&s.exec_ok(PROBE).await?.stdout);
     Ok((
         changes,
         StorageProbe {
             password: Some(password),
-            ..after
+            ..probe
         },
     ))
 }
@@ -752,21 +725,8 @@ fn role_script(set_password: bool) -> String {
 
 /// Write `f` only if its content, mode or owner differ; returns whether it wrote.
 async fn write_if_changed(s: &Session, f: &ManagedFile) -> Result<bool> {
-    let dir = f.path.rsplit_once('/').map_or("/", |(d, _)| d);
-    let want = format!("{:o}:{}:{}", f.mode, f.owner, f.group);
-    let script = format!(
-        "set -e\nmkdir -p {dir}\nt=$(mktemp {dir}/.clusterctl.XXXXXX)\ntrap 'rm -f \"$t\"' EXIT\ncat > \"$t\"\n\
-         if cmp -s \"$t\" {path} && [ \"$(stat -c '%a:%U:%G' {path})\" = {want} ]; then exit 0; fi\n\
-         chown {o}:{g} \"$t\"\nchmod {m:o} \"$t\"\nmv -f \"$t\" {path}\ntrap - EXIT\necho changed\n",
-        dir = quote(dir),
-        path = quote(&f.path),
-        want = quote(&want),
-        o = f.owner,
-        g = f.group,
-        m = f.mode,
-    );
     let out = s
-        .exec_with_input_ok(&script, f.content.as_bytes())
+        .exec_with_input_ok(&actions::write_script(f, true), f.content.as_bytes())
         .await
         .with_context(|| format!("writing {}", f.path))?;
     Ok(out.stdout.trim() == "changed")
