@@ -692,6 +692,8 @@ fn three_node_zookeeper_kafka_cluster() {
 struct Producer {
     child: Option<Child>,
     topic: String,
+    /// Its stderr (the Kafka client's log).
+    log: tempfile::NamedTempFile,
 }
 
 impl Producer {
@@ -715,6 +717,7 @@ impl Producer {
         create.extend(replication);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = kafka_tool(libs, "VerifiableProducer")
             .args([
                 "--bootstrap-server",
@@ -726,13 +729,15 @@ impl Producer {
             ])
             .args(["--throughput", "200", "--max-messages", "-1"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // A file, not a pipe: a pipe nobody reads until the end could fill and stall it.
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("VerifiableProducer");
         std::thread::sleep(Duration::from_secs(5));
         Producer {
             child: Some(child),
             topic: topic.to_string(),
+            log,
         }
     }
 
@@ -747,7 +752,9 @@ impl Producer {
         mut self,
         read: impl Fn(&str) -> std::collections::HashMap<(i64, i64), String>,
     ) -> usize {
-        std::thread::sleep(Duration::from_secs(3));
+        // Let it write on a healthy cluster for a while: a client may take seconds to find
+        // the last restarted leader again (one CI run saw only 517 acks with 3 s here).
+        std::thread::sleep(Duration::from_secs(8));
         let child = self.child.take().unwrap();
         Command::new("kill")
             .arg("-TERM")
@@ -767,10 +774,21 @@ impl Producer {
                 )
             })
             .collect();
+        // When it did not, its own errors and log say why.
+        let stdout = String::from_utf8_lossy(&produced.stdout);
+        let errors: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("\"name\":\"producer_send_error\""))
+            .collect();
+        let stderr = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let log_tail: Vec<&str> = stderr.lines().rev().take(30).collect();
         assert!(
             acked.len() > 1000,
-            "the producer kept writing: {} acks",
-            acked.len()
+            "the producer kept writing: {} acks, {} send errors (first: {:?}); its log ends:\n{}",
+            acked.len(),
+            errors.len(),
+            errors.first(),
+            log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
         let stored = read(&self.topic);
         let lost: Vec<_> = acked
