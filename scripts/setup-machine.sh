@@ -10,6 +10,7 @@ set -euo pipefail
 
 PACKAGES=(
   podman runc debootstrap   # lab nodes: containers built from a debootstrap root filesystem
+  catatonit                 # the --init PID 1 of lab containers (only a Recommends of podman)
   kcat netcat-openbsd       # independent Kafka / ZooKeeper checks from outside the tool
   openssh-server openssh-client
   python3
