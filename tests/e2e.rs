@@ -1492,6 +1492,32 @@ fn nisshi_brokers_sharing_postgresql() {
             .join("nisshi")
             .is_file()
     );
+
+    // A binary of another version than the inventory's is run on the host before it replaces
+    // anything: apply stops naming the host, and every broker keeps its binary and process.
+    let other = served.path().join("nisshi-0.7.0");
+    std::fs::write(&other, "#!/bin/sh\necho nisshi 0.7.0\n").unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &setup.inventory,
+        format!("{lab_text}  binary: {}\n", other.display()),
+    )
+    .unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("reports `nisshi 0.7.0`, but nisshi.version is 0.8.1")
+            && brokers.iter().any(|(n, _)| text(&out).contains(n.as_str())),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(pids(lab_dir, &nodes[1..], "nisshi"), after);
+    for (_, a) in &brokers {
+        assert_eq!(
+            ssh(lab_dir, a, "/opt/nisshi/nisshi --version"),
+            "nisshi 0.8.1"
+        );
+    }
     std::fs::write(&setup.inventory, &lab_text).unwrap();
 
     // A changed setting: --dry-run shows the diff with the storage URL masked and changes

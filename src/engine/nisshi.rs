@@ -359,6 +359,30 @@ async fn install(
     let (dir, link, name) = install_dir(inv);
     let tmp = format!("{}/.clusterctl-nisshi.new", inv.install_dir);
     s.upload(&a.path, &tmp, 0o755).await?;
+    // Run it on the host before it replaces anything: a binary that cannot start there (it
+    // needs a newer glibc than the host's) or is another version fails here, and the running
+    // broker and its binary stay as they were.
+    let want = inv.nisshi.as_ref().map_or("", |n| n.version.as_str());
+    let out = s.exec(&format!("{} --version", quote(&tmp))).await?;
+    let reported = out.stdout.trim();
+    let problem = if out.status != 0 {
+        Some(format!(
+            "`nisshi --version` failed on this host (exit {}): {}",
+            out.status,
+            out.stderr.trim()
+        ))
+    } else if reported.split_whitespace().nth(1) != Some(want) {
+        Some(format!(
+            "the nisshi binary reports `{reported}`, but nisshi.version is {want}: \
+             give the binary of that version, or set nisshi.version to what it is"
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        s.exec(&format!("rm -f {}", quote(&tmp))).await?;
+        bail!(problem);
+    }
     let tmp_link = format!("{link}.clusterctl-new");
     s.exec_ok(&format!(
         "set -e\nmkdir -p {dir}\nmv -f {tmp} {dir}/nisshi\necho {sha} > {dir}/.clusterctl-sha512\n\
