@@ -692,9 +692,11 @@ fn three_node_zookeeper_kafka_cluster() {
 struct Producer {
     child: Option<Child>,
     topic: String,
+    /// Its stdout (one JSON line per acknowledgement or error).
+    out: tempfile::NamedTempFile,
     /// Its stderr (the Kafka client's log).
     log: tempfile::NamedTempFile,
-    _configs: [tempfile::NamedTempFile; 2],
+    _log_config: tempfile::NamedTempFile,
 }
 
 impl Producer {
@@ -709,33 +711,23 @@ impl Producer {
                 "--config",
                 "min.insync.replicas=2",
             ],
-            &[],
         )
     }
 
-    /// `replication`: how TopicCommand creates the 3-partition topic; `client`: producer
-    /// properties beyond the tool's defaults.
-    fn start_on(
-        libs: &Path,
-        bootstrap: &str,
-        topic: &str,
-        replication: &[&str],
-        client: &[&str],
-    ) -> Producer {
+    /// `replication`: how TopicCommand creates the 3-partition topic.
+    fn start_on(libs: &Path, bootstrap: &str, topic: &str, replication: &[&str]) -> Producer {
         let mut create = vec!["--create", "--topic", topic, "--partitions", "3"];
         create.extend(replication);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
+        let out = tempfile::NamedTempFile::new().unwrap();
         let log = tempfile::NamedTempFile::new().unwrap();
         // The client's own log (disconnects, rebootstraps) at INFO: without a log4j2 config
         // Kafka's tools log nothing, and a stalled producer would leave no trace.
-        let properties = || {
-            tempfile::Builder::new()
-                .suffix(".properties")
-                .tempfile()
-                .unwrap()
-        };
-        let log_config = properties();
+        let log_config = tempfile::Builder::new()
+            .suffix(".properties")
+            .tempfile()
+            .unwrap();
         std::fs::write(
             log_config.path(),
             "appender.e.type = Console\nappender.e.name = E\nappender.e.target = SYSTEM_ERR\n\
@@ -744,8 +736,6 @@ impl Producer {
              rootLogger.level = INFO\nrootLogger.appenderRef.e.ref = E\n",
         )
         .unwrap();
-        let client_config = properties();
-        std::fs::write(client_config.path(), client.join("\n")).unwrap();
         let child = kafka_tool(libs, "VerifiableProducer")
             .env(
                 "JAVA_TOOL_OPTIONS",
@@ -760,10 +750,10 @@ impl Producer {
                 "-1",
             ])
             .args(["--throughput", "200", "--max-messages", "-1"])
-            .arg("--producer.config")
-            .arg(client_config.path())
-            .stdout(Stdio::piped())
-            // A file, not a pipe: a pipe nobody reads until the end could fill and stall it.
+            // Files, not pipes: the tool prints each acknowledgement from the client's I/O
+            // thread, so a pipe nobody reads until the end fills (64 KiB, ~500 records) and
+            // stops all sending until the test reads it at the end.
+            .stdout(out.reopen().unwrap())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("VerifiableProducer");
@@ -771,8 +761,9 @@ impl Producer {
         Producer {
             child: Some(child),
             topic: topic.to_string(),
+            out,
             log,
-            _configs: [log_config, client_config],
+            _log_config: log_config,
         }
     }
 
@@ -788,16 +779,17 @@ impl Producer {
         read: impl Fn(&str) -> std::collections::HashMap<(i64, i64), String>,
     ) -> usize {
         // Let it write on a healthy cluster for a while: a client may take seconds to find
-        // the last restarted leader again (one CI run saw only 517 acks with 3 s here).
+        // the last restarted leader again.
         std::thread::sleep(Duration::from_secs(8));
-        let child = self.child.take().unwrap();
+        let mut child = self.child.take().unwrap();
         Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status()
             .unwrap();
-        let produced = child.wait_with_output().unwrap();
-        let mut acked: Vec<(i64, i64, String)> = String::from_utf8_lossy(&produced.stdout)
+        child.wait().unwrap();
+        let stdout = std::fs::read_to_string(self.out.path()).unwrap();
+        let mut acked: Vec<(i64, i64, String)> = stdout
             .lines()
             .filter(|l| l.contains("\"name\":\"producer_send_success\""))
             .map(|l| {
@@ -810,7 +802,6 @@ impl Producer {
             })
             .collect();
         // When it did not, its own errors and log say why.
-        let stdout = String::from_utf8_lossy(&produced.stdout);
         let errors: Vec<&str> = stdout
             .lines()
             .filter(|l| l.contains("\"name\":\"producer_send_error\""))
@@ -825,12 +816,29 @@ impl Producer {
             errors.first(),
             log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
+        // Written all along, not in one burst at the end: the seconds that saw an ack.
+        let ack_seconds: std::collections::BTreeSet<i64> = stdout
+            .lines()
+            .filter(|l| l.contains("\"name\":\"producer_send_success\""))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["timestamp"].as_i64())
+            .map(|t| t / 1000)
+            .collect();
+        let span = match (ack_seconds.first(), ack_seconds.last()) {
+            (Some(a), Some(b)) => b - a + 1,
+            _ => 0,
+        };
         eprintln!(
-            "producer on {}: {} acks, {} send errors, {} request timeouts",
+            "producer on {}: {} acks in {} of {span} seconds, {} send errors",
             self.topic,
             acked.len(),
+            ack_seconds.len(),
             errors.len(),
-            stderr.matches("due to request timeout").count()
+        );
+        assert!(
+            ack_seconds.len() as i64 * 2 >= span,
+            "acks in only {} of {span} seconds: the producer did not write all along",
+            ack_seconds.len()
         );
         let stored = read(&self.topic);
         let lost: Vec<_> = acked
@@ -1594,17 +1602,7 @@ fn nisshi_brokers_sharing_postgresql() {
 
     // Rolling restart under an acks=all producer that knows all three brokers.
     let all = (0..3).map(at).collect::<Vec<_>>().join(",");
-    // nisshi 0.8.1 now and then leaves a Produce request unanswered on a connection it keeps
-    // open (seen ~2 s into a fresh producer's life, before any restart; the Java client then
-    // waits out its 30 s request timeout). A 5 s timeout makes the client drop that connection
-    // and go on, so a hung request costs seconds of writing, not the rest of the test.
-    let producer = Producer::start_on(
-        libs,
-        &all,
-        "roll",
-        &["--replication-factor", "1"],
-        &["request.timeout.ms=5000"],
-    );
+    let producer = Producer::start_on(libs, &all, "roll", &["--replication-factor", "1"]);
     let out = clusterctl(&["restart", "--rolling", inv], m);
     producer.stop_and_verify_with(|topic| java_read(libs, &at(2), topic));
     assert!(out.status.success(), "restart --rolling failed");
