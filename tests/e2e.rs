@@ -789,11 +789,14 @@ impl Producer {
             .unwrap();
         child.wait().unwrap();
         let stdout = std::fs::read_to_string(self.out.path()).unwrap();
+        // Each ack's second too, to see that it wrote all along, not in one burst at the end.
+        let mut ack_seconds = std::collections::BTreeSet::new();
         let mut acked: Vec<(i64, i64, String)> = stdout
             .lines()
             .filter(|l| l.contains("\"name\":\"producer_send_success\""))
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                ack_seconds.insert(v["timestamp"].as_i64().unwrap() / 1000);
                 (
                     v["partition"].as_i64().unwrap(),
                     v["offset"].as_i64().unwrap(),
@@ -816,14 +819,6 @@ impl Producer {
             errors.first(),
             log_tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
-        // Written all along, not in one burst at the end: the seconds that saw an ack.
-        let ack_seconds: std::collections::BTreeSet<i64> = stdout
-            .lines()
-            .filter(|l| l.contains("\"name\":\"producer_send_success\""))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["timestamp"].as_i64())
-            .map(|t| t / 1000)
-            .collect();
         let span = match (ack_seconds.first(), ack_seconds.last()) {
             (Some(a), Some(b)) => b - a + 1,
             _ => 0,
@@ -911,14 +906,14 @@ fn java_read(
     topic: &str,
 ) -> std::collections::HashMap<(i64, i64), String> {
     let java = |class: &str, args: &[&str]| {
-        let out = kafka_tool(libs, class)
+        kafka_tool(libs, class)
             .args(["--bootstrap-server", bootstrap, "--topic", topic])
             .args(args)
             .output()
-            .expect("java");
-        String::from_utf8_lossy(&out.stdout).to_string()
+            .expect("java")
     };
     let ends = java("GetOffsetShell", &[]);
+    let ends = String::from_utf8_lossy(&ends.stdout).to_string();
     let mut stored = std::collections::HashMap::new();
     for line in ends.lines() {
         // topic:partition:end
@@ -944,8 +939,9 @@ fn java_read(
                 "print.offset=true",
             ],
         );
+        let before = stored.len();
         // Partition:1<TAB>Offset:2<TAB>value
-        for l in out.lines() {
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
             let mut f = l.splitn(3, '\t');
             let (Some(p), Some(o)) = (f.next(), f.next()) else {
                 continue;
@@ -959,6 +955,19 @@ fn java_read(
                 f.next().unwrap_or("").to_string(),
             );
         }
+        // A short read is the reader's failure, not a loss: say so, with its stderr.
+        eprintln!(
+            "read {topic}:{p}: {} of {end} records through {bootstrap}{}",
+            stored.len() - before,
+            if out.status.success() {
+                String::new()
+            } else {
+                format!(
+                    " (consumer failed: {})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+            }
+        );
     }
     stored
 }
