@@ -229,7 +229,17 @@ pub(super) fn resolve(
             d.error(
                 &l.referenced,
                 format!("nisshi.log `{}` is not a RUST_LOG filter", l.value),
-                "use a level or filter such as `warn` or `info,nisshi=debug`",
+                "use a level or filter such as `warn` or `warn,nisshi_broker=debug`",
+            );
+        } else if logs_spans(&l.value) {
+            d.warn(
+                &l.referenced,
+                format!(
+                    "nisshi.log `{}` makes nisshi log every span it enters and leaves",
+                    l.value
+                ),
+                "nisshi 0.8.1 writes gigabytes an hour this way under load, and its fetches slow \
+                 until consumers get empty answers: use it briefly to diagnose, then `warn`",
             );
         }
         l.value.clone()
@@ -310,3 +320,25 @@ fn sha256(d: &mut Diags, s: &model::S<String>) -> String {
     }
     v
 }
+
+/// Whether a RUST_LOG filter enables `info` or lower for nisshi's own code. nisshi 0.8.1's
+/// text log records each span's new/enter/exit/close (`FmtSpan::FULL`), and its spans are
+/// `info`, so at that level it logs several lines per request and per SQL statement.
+fn logs_spans(filter: &str) -> bool {
+    filter.split(',').any(|directive| {
+        let directive = directive.trim();
+        let (target, level) = match directive.rsplit_once('=') {
+            Some((target, level)) => (target, level),
+            // A bare level sets the default; a bare target enables all of its levels.
+            None if LEVELS.iter().any(|l| directive.eq_ignore_ascii_case(l)) => ("", directive),
+            None => (directive, "trace"),
+        };
+        let verbose = ["info", "debug", "trace"]
+            .iter()
+            .any(|l| level.eq_ignore_ascii_case(l));
+        let target = target.split('[').next().unwrap_or_default();
+        verbose && (target.is_empty() || target.starts_with("nisshi"))
+    })
+}
+
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];

@@ -370,6 +370,36 @@ fn nisshi_inventory_resolves_with_defaults() {
 }
 
 #[test]
+fn nisshi_verbose_log_warns() {
+    for (log, warns) in [
+        ("warn", false),
+        ("error", false),
+        ("warn,tokio_postgres=debug", false),
+        ("info", true),
+        ("warn,nisshi_storage_sql=debug", true),
+        ("nisshi_broker", true),
+        ("DEBUG", true),
+    ] {
+        let inv = parse(
+            Path::new("inv.yaml"),
+            &format!("{NISSHI}nisshi:\n  log: \"{log}\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            inv.warnings.len(),
+            usize::from(warns),
+            "{log}: {:?}",
+            inv.warnings
+        );
+        if warns {
+            let w = &inv.warnings[0];
+            assert!(w.message.contains("every span"), "{w}");
+            assert_eq!((w.line, w.column), (13, 8), "{w}");
+        }
+    }
+}
+
+#[test]
 fn nisshi_rejects_jvm_settings_and_bad_storage() {
     assert_error(
         &format!("{NISSHI}kafka:\n  heap: 1g\n"),
