@@ -238,7 +238,7 @@ pub(super) fn resolve(
                     "nisshi.log `{}` makes nisshi log every span it enters and leaves",
                     l.value
                 ),
-                "nisshi 0.8.1 writes gigabytes an hour this way under load, and its fetches slow \
+                "nisshi 0.8.1 writes gigabytes in minutes this way, and its fetches slow \
                  until consumers get empty answers: use it briefly to diagnose, then `warn`",
             );
         }
