@@ -923,40 +923,59 @@ async fn alter(
     })
 }
 
-/// `apply`'s declared topics: create the missing ones, grow partitions, set declared configs
-/// that differ. Never shrinks, never changes a replication factor (that is a reassignment),
-/// and deletes a topic only with `prune` (then every non-internal topic not declared).
-pub async fn converge(
+/// One change to the declared topics, planned before it is made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopicChange {
+    Create(crate::inventory::TopicSpec),
+    Grow {
+        topic: String,
+        from: i32,
+        to: i32,
+    },
+    SetConfigs {
+        topic: String,
+        set: Vec<(String, String)>,
+    },
+    Delete(String),
+}
+
+impl TopicChange {
+    pub fn describe(&self) -> String {
+        match self {
+            TopicChange::Create(s) => format!(
+                "create topic {} ({} partitions, replication factor {})",
+                s.name, s.partitions, s.replication_factor
+            ),
+            TopicChange::Grow { topic, from, to } => {
+                format!("topic {topic}: partitions {from} -> {to}")
+            }
+            TopicChange::SetConfigs { topic, set } => set
+                .iter()
+                .map(|(k, v)| format!("topic {topic}: set {k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            TopicChange::Delete(t) => format!("delete undeclared topic {t}"),
+        }
+    }
+}
+
+/// What the declared topics need (and, with `prune`, which undeclared topics go), read from the
+/// cluster without changing it. A replication factor change or fewer partitions is an error.
+pub async fn plan(
     bootstrap: &[String],
     specs: &[crate::inventory::TopicSpec],
     prune: bool,
-) -> Result<Vec<String>> {
+) -> Result<Vec<TopicChange>> {
     let mut client = kafka::connect_any(bootstrap, CALL_TIMEOUT).await?;
     let meta = client.metadata(None).await?;
     let mut changes = Vec::new();
     for spec in specs {
-        let configs: Vec<(String, String)> = spec
-            .configs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let Some(t) = meta
             .topics
             .iter()
             .find(|t| t.name == spec.name && t.exists())
         else {
-            client
-                .create_topic(
-                    &spec.name,
-                    spec.partitions,
-                    spec.replication_factor,
-                    &configs,
-                )
-                .await?;
-            changes.push(format!(
-                "created topic {} ({} partitions, replication factor {})",
-                spec.name, spec.partitions, spec.replication_factor
-            ));
+            changes.push(TopicChange::Create(spec.clone()));
             continue;
         };
         let (have, rf) = (t.partitions.len() as i32, topic_rf(t));
@@ -977,44 +996,94 @@ pub async fn converge(
             );
         }
         if spec.partitions > have {
-            client
-                .create_partitions(&spec.name, spec.partitions)
-                .await?;
-            changes.push(format!(
-                "topic {}: partitions {have} -> {}",
-                spec.name, spec.partitions
-            ));
+            changes.push(TopicChange::Grow {
+                topic: spec.name.clone(),
+                from: have,
+                to: spec.partitions,
+            });
         }
         let current: BTreeMap<String, String> = client
             .describe_topic_configs(&spec.name)
             .await?
             .into_iter()
             .collect();
-        let set: Vec<(String, Option<String>)> = configs
+        let set: Vec<(String, String)> = spec
+            .configs
             .iter()
-            .filter(|(k, v)| current.get(k) != Some(v))
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         if !set.is_empty() {
-            client.alter_topic_configs(&spec.name, &set).await?;
-            for (k, v) in &set {
-                changes.push(format!(
-                    "topic {}: set {k}={}",
-                    spec.name,
-                    v.as_deref().unwrap_or_default()
-                ));
-            }
+            changes.push(TopicChange::SetConfigs {
+                topic: spec.name.clone(),
+                set,
+            });
         }
     }
     if prune {
         for t in sorted_topics(&meta) {
             if !is_internal(&t.name) && !specs.iter().any(|s| s.name == t.name) {
-                client.delete_topic(&t.name).await?;
-                changes.push(format!("deleted undeclared topic {}", t.name));
+                changes.push(TopicChange::Delete(t.name.clone()));
             }
         }
     }
     Ok(changes)
+}
+
+/// Make planned topic changes; returns what was done.
+pub async fn execute(bootstrap: &[String], changes: &[TopicChange]) -> Result<Vec<String>> {
+    if changes.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut client = kafka::connect_any(bootstrap, CALL_TIMEOUT).await?;
+    let mut done = Vec::new();
+    for c in changes {
+        match c {
+            TopicChange::Create(spec) => {
+                let configs: Vec<(String, String)> = spec
+                    .configs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                client
+                    .create_topic(
+                        &spec.name,
+                        spec.partitions,
+                        spec.replication_factor,
+                        &configs,
+                    )
+                    .await?;
+            }
+            TopicChange::Grow { topic, to, .. } => client.create_partitions(topic, *to).await?,
+            TopicChange::SetConfigs { topic, set } => {
+                let set: Vec<(String, Option<String>)> = set
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect();
+                client.alter_topic_configs(topic, &set).await?;
+            }
+            TopicChange::Delete(t) => client.delete_topic(t).await?,
+        }
+        done.push(match c {
+            TopicChange::Create(s) => format!(
+                "created topic {} ({} partitions, replication factor {})",
+                s.name, s.partitions, s.replication_factor
+            ),
+            TopicChange::Delete(t) => format!("deleted undeclared topic {t}"),
+            other => other.describe(),
+        });
+    }
+    Ok(done)
+}
+
+/// Plan and make the declared topics' changes at once (nisshi's apply).
+pub async fn converge(
+    bootstrap: &[String],
+    specs: &[crate::inventory::TopicSpec],
+    prune: bool,
+) -> Result<Vec<String>> {
+    let todo = plan(bootstrap, specs, prune).await?;
+    execute(bootstrap, &todo).await
 }
 
 #[cfg(test)]

@@ -151,22 +151,23 @@ async fn download<D: Digest>(
 
 pub async fn hash_file(path: &Path) -> Result<String> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<String> {
-        use std::io::Read;
-        let mut f =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let mut h = Sha512::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
+    tokio::task::spawn_blocking(move || hash_file_sync(&path)).await?
+}
+
+/// sha512 of a file, hex.
+pub fn hash_file_sync(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha512::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
         }
-        Ok(hex::encode(h.finalize()))
-    })
-    .await?
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The built-in actions. Each looks at the plan (desired state + facts), does only what
 //! differs, and returns what it changed; an empty list means "no change".
 
+use super::change::Change;
 use super::facts::Facts;
 use super::plan::HostPlan;
-use crate::artifacts::{Artifact, Product};
-use crate::inventory::{Inventory, JdkMethod};
+use crate::artifacts::Artifact;
+use crate::inventory::Inventory;
 use crate::render::{InitSystem, ManagedFile, Service, ServiceDef};
 use crate::transport::{Session, quote};
 use anyhow::{Context, Result, bail};
@@ -12,40 +13,38 @@ use std::time::Duration;
 
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// System users and the directories the services own.
-pub async fn prepare(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<String>> {
+/// System users and the directories the services own: the plan's `User` and `Dir` changes.
+pub async fn prepare(inv: &Inventory, s: &Session, changes: &[Change]) -> Result<Vec<String>> {
+    if changes.is_empty() {
+        return Ok(vec![]);
+    }
     let mut script = String::from(
         "set -e\n\
          mkuser() { id -u \"$1\" >/dev/null 2>&1 && return 0; \
            useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \"$1\" 2>/dev/null \
-           || useradd -r -M -s /sbin/nologin \"$1\"; echo \"created user $1\"; }\n\
-         mkdir_owned() { [ -d \"$1\" ] || echo \"created $1\"; install -d -o \"$2\" -g \"$2\" -m \"$3\" \"$1\"; }\n",
+           || useradd -r -M -s /sbin/nologin \"$1\"; }\n",
     );
     script.push_str(&format!("mkdir -p {}\n", quote(&inv.install_dir)));
-    if p.host.in_zookeeper {
-        let z = &inv.zookeeper;
-        script.push_str("mkuser zookeeper\nmkdir -p /etc/zookeeper\n");
-        for d in [
-            &z.data_dir,
-            &z.data_log_dir,
-            &"/var/log/zookeeper".to_string(),
-        ] {
-            script.push_str(&format!("mkdir_owned {} zookeeper 0750\n", quote(d)));
+    let mut done = Vec::new();
+    for c in changes {
+        match c {
+            Change::User(u) => {
+                script.push_str(&format!("mkuser {}\nmkdir -p /etc/{u}\n", quote(u)));
+                done.push(format!("created user {u}"));
+            }
+            Change::Dir { path, owner, mode } => {
+                script.push_str(&format!(
+                    "install -d -o {o} -g {o} -m {mode:o} {d}\n",
+                    o = quote(owner),
+                    d = quote(path)
+                ));
+                done.push(format!("directory {path}"));
+            }
+            other => bail!("prepare cannot make {other:?}"),
         }
     }
-    if p.host.runs_kafka() {
-        script.push_str("mkuser kafka\nmkdir -p /etc/kafka\n");
-        for d in inv
-            .kafka
-            .log_dirs
-            .iter()
-            .chain(Some(&"/var/log/kafka".to_string()))
-        {
-            script.push_str(&format!("mkdir_owned {} kafka 0750\n", quote(d)));
-        }
-    }
-    let out = s.exec_ok(&script).await?;
-    Ok(out.stdout.lines().map(str::to_string).collect())
+    s.exec_ok(&script).await?;
+    Ok(done)
 }
 
 pub fn jdk_package(inv: &Inventory, f: &Facts) -> String {
@@ -58,13 +57,26 @@ pub fn jdk_package(inv: &Inventory, f: &Facts) -> String {
     })
 }
 
-/// A JDK from the OS package, a pushed tarball, or one already there (`none`).
-pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<String>> {
-    let mut changes = Vec::new();
-    match inv.jdk.method {
-        JdkMethod::Package => {
-            if p.facts.java.is_none() {
-                let pkg = jdk_package(inv, &p.facts);
+/// (`/opt/jdk-<sha12>`, `jdk-<sha12>`): where the JDK tarball is unpacked, named by its bytes.
+pub fn jdk_dir(inv: &Inventory) -> Result<(String, String)> {
+    let tarball = inv.jdk.tarball.as_ref().context("jdk.tarball")?;
+    let sha = crate::artifacts::hash_file_sync(tarball)?;
+    let name = format!("jdk-{}", &sha[..12]);
+    Ok((format!("{}/{name}", inv.install_dir), name))
+}
+
+/// The plan's JDK changes: a package, or the pushed tarball and its `java.sh`; then
+/// `java -version` must answer.
+pub async fn jdk(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    changes: Vec<Change>,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for c in changes {
+        match c {
+            Change::Package(pkg) => {
                 let cmd = match p.facts.package_manager.as_str() {
                     "apt" => format!(
                         "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
@@ -79,16 +91,13 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
                     ),
                 };
                 s.exec_ok_timeout(&cmd, INSTALL_TIMEOUT).await?;
-                changes.push(format!("installed package {pkg}"));
+                done.push(format!("installed package {pkg}"));
             }
-        }
-        JdkMethod::Tarball => {
-            let tarball = inv.jdk.tarball.as_ref().context("jdk.tarball")?;
-            let sha = crate::artifacts::hash_file(tarball).await?;
-            let dir = format!("{}/jdk-{}", inv.install_dir, &sha[..12]);
-            let link = format!("{}/jdk", inv.install_dir);
-            let name = dir.rsplit('/').next().unwrap().to_string();
-            if p.facts.links.get(&link) != Some(&name) {
+            Change::Jdk { dir } => {
+                let tarball = inv.jdk.tarball.as_ref().context("jdk.tarball")?;
+                let sha = crate::artifacts::hash_file(tarball).await?;
+                let link = format!("{}/jdk", inv.install_dir);
+                let name = dir.rsplit('/').next().unwrap().to_string();
                 let remote = format!("{}/.clusterctl-jdk.tar.gz", inv.install_dir);
                 s.upload(tarball, &remote, 0o600).await?;
                 s.exec_ok_timeout(
@@ -96,14 +105,14 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
                     INSTALL_TIMEOUT,
                 )
                 .await?;
-                changes.push(format!("unpacked JDK into {dir}"));
+                done.push(format!("unpacked JDK into {dir}"));
             }
-            changes.extend(write_files(p, s, |f| f.path == "/etc/profile.d/java.sh").await?);
+            Change::File(f) => done.push(write_file(p, s, &f).await?),
+            other => bail!("the JDK step cannot make {other:?}"),
         }
-        JdkMethod::None => {}
     }
-    if changes.is_empty() && p.facts.java.is_some() {
-        return Ok(changes);
+    if done.is_empty() && p.facts.java.is_some() {
+        return Ok(done);
     }
     let java = super::plan::java_cmd(inv);
     let out = s.exec(&format!("{java} -version 2>&1")).await?;
@@ -114,67 +123,59 @@ pub async fn jdk(inv: &Inventory, p: &mut HostPlan, s: &Session) -> Result<Vec<S
         );
     }
     p.facts.java = out.stdout.lines().next().map(str::to_string);
-    Ok(changes)
+    Ok(done)
 }
 
-/// Push the tarball (skipped if the same bytes are there), unpack into a fresh versioned dir,
-/// then swap the stable symlink atomically.
+/// The plan's `Unpack` and `Link` changes of one product: push the tarball (skipped if the
+/// same bytes are there), unpack into a fresh versioned dir, swap the stable symlink atomically.
 pub async fn install(
     inv: &Inventory,
     p: &mut HostPlan,
     s: &Session,
-    product: Product,
+    changes: Vec<Change>,
     artifact: Option<&Artifact>,
 ) -> Result<Vec<String>> {
-    if !p.needs_install(inv, product) {
-        return Ok(vec![]);
-    }
-    let (dir, link, name) = HostPlan::install_dir(inv, product);
-    let a = artifact.context("artifact not resolved")?;
-    let mut changes = Vec::new();
-    if p.facts.installed.get(&dir) != Some(&a.sha512) {
-        let remote = format!("{}/.clusterctl-{}", inv.install_dir, a.file_name);
-        s.upload(&a.path, &remote, 0o600).await?;
-        s.exec_ok_timeout(
-            &unpack_script(&remote, &dir, &a.sha512, &link, &name),
-            INSTALL_TIMEOUT,
-        )
-        .await?;
-        p.facts.installed.insert(dir.clone(), a.sha512.clone());
-        changes.push(format!("unpacked {} into {dir}", a.file_name));
-    } else {
-        s.exec_ok(&link_script(&link, &name)).await?;
-    }
-    p.facts.links.insert(link.clone(), name.clone());
-    changes.push(format!("{link} -> {name}"));
-    // A new version on disk means the running process is stale.
-    for svc in [Service::ZooKeeper, Service::Kafka] {
-        let uses = match (product, svc) {
-            (Product::Kafka, Service::Kafka) => true,
-            (Product::Kafka, Service::ZooKeeper) => {
-                inv.zookeeper.source == crate::inventory::ZkSource::Kafka && p.host.in_zookeeper
+    let mut done = Vec::new();
+    for c in changes {
+        match c {
+            Change::Unpack { dir, .. } => {
+                let a = artifact.context("artifact not resolved")?;
+                let remote = format!("{}/.clusterctl-{}", inv.install_dir, a.file_name);
+                s.upload(&a.path, &remote, 0o600).await?;
+                s.exec_ok_timeout(
+                    &unpack_script_only(&remote, &dir, &a.sha512),
+                    INSTALL_TIMEOUT,
+                )
+                .await?;
+                p.facts.installed.insert(dir.clone(), a.sha512.clone());
+                done.push(format!("unpacked {} into {dir}", a.file_name));
             }
-            (Product::ZooKeeper, Service::ZooKeeper) => true,
-            _ => false,
-        };
-        if uses {
-            p.mark_changed(svc);
+            c @ Change::Link { .. } => done.extend(go_live(p, s, vec![c]).await?),
+            other => bail!("the install step cannot make {other:?}"),
         }
     }
-    Ok(changes)
+    Ok(done)
 }
 
 fn unpack_script(tarball: &str, dir: &str, sha512: &str, link: &str, name: &str) -> String {
+    format!(
+        "{}{}",
+        unpack_script_only(tarball, dir, sha512),
+        link_script(link, name)
+    )
+}
+
+/// Unpack beside whatever runs: a temp dir renamed into place, with its checksum marker.
+fn unpack_script_only(tarball: &str, dir: &str, sha512: &str) -> String {
     let tmp = format!("{dir}.clusterctl-new");
     format!(
         "set -e\nrm -rf {tmp}\nmkdir -p {tmp}\ntar -xzf {tb} -C {tmp} --strip-components=1 --no-same-owner\n\
          chmod -R u=rwX,go=rX {tmp}\necho {sha} > {tmp}/.clusterctl-sha512\n\
-         rm -rf {dir}\nmv {tmp} {dir}\nrm -f {tb}\n{link}",
+         rm -rf {dir}\nmv {tmp} {dir}\nrm -f {tb}\n",
         tmp = quote(&tmp),
         tb = quote(tarball),
         sha = quote(sha512),
         dir = quote(dir),
-        link = link_script(link, name)
     )
 }
 
@@ -189,41 +190,39 @@ fn link_script(link: &str, name: &str) -> String {
     )
 }
 
-/// Write the changed files of one service atomically (temp file in the same directory,
-/// owner and mode set, then rename).
-pub async fn configure(p: &mut HostPlan, s: &Session, svc: Service) -> Result<Vec<String>> {
-    let changes = write_files(p, s, |f| f.restarts == Some(svc)).await?;
-    if !changes.is_empty() {
-        p.mark_changed(svc);
-        if p.init == InitSystem::Systemd {
-            s.exec_ok("systemctl daemon-reload").await?;
+/// Make the plan's file and link changes on one host (a service's config step, or the roller
+/// taking the host): files written atomically, links swapped, systemd told of changed units.
+pub async fn go_live(p: &mut HostPlan, s: &Session, changes: Vec<Change>) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    let mut unit = false;
+    for c in changes {
+        match c {
+            Change::File(f) => {
+                unit |= f.path.starts_with("/etc/systemd/");
+                done.push(write_file(p, s, &f).await?);
+            }
+            Change::Link { link, target, .. } => {
+                s.exec_ok(&link_script(&link, &target)).await?;
+                p.facts.links.insert(link.clone(), target.clone());
+                done.push(format!("{link} -> {target}"));
+            }
+            other => bail!("cannot make {other:?} while writing files"),
         }
     }
-    Ok(changes)
+    if unit && p.init == InitSystem::Systemd {
+        s.exec_ok("systemctl daemon-reload").await?;
+    }
+    Ok(done)
 }
 
-async fn write_files(
-    p: &mut HostPlan,
-    s: &Session,
-    which: impl Fn(&ManagedFile) -> bool,
-) -> Result<Vec<String>> {
-    let todo: Vec<ManagedFile> = p
-        .changed_files()
-        .into_iter()
-        .filter(|f| which(f))
-        .cloned()
-        .collect();
-    let mut changes = Vec::new();
-    for f in todo {
-        s.exec_with_input_ok(&write_script(&f, false), f.content.as_bytes())
-            .await
-            .with_context(|| format!("writing {}", f.path))?;
-        p.facts
-            .files
-            .insert(f.path.clone(), HostPlan::fingerprint(&f));
-        changes.push(format!("wrote {}", f.path));
-    }
-    Ok(changes)
+async fn write_file(p: &mut HostPlan, s: &Session, f: &ManagedFile) -> Result<String> {
+    s.exec_with_input_ok(&write_script(f, false), f.content.as_bytes())
+        .await
+        .with_context(|| format!("writing {}", f.path))?;
+    p.facts
+        .files
+        .insert(f.path.clone(), HostPlan::fingerprint(f));
+    Ok(format!("wrote {}", f.path))
 }
 
 /// Writes stdin to `f.path` atomically with `f`'s owner and mode. `if_changed`: leave a file
@@ -255,18 +254,14 @@ pub(super) fn write_script(f: &ManagedFile, if_changed: bool) -> String {
     )
 }
 
-/// KRaft: format the log dirs once, as the kafka user, with the cluster's one id. A host
-/// whose meta.properties exists is never formatted again (and `--ignore-formatted` guards
-/// the other dirs).
+/// KRaft: format the log dirs once, as the kafka user, with the cluster's one id. Planned
+/// only for a host with no meta.properties (and `--ignore-formatted` guards the other dirs).
 pub async fn format(
     inv: &Inventory,
     p: &mut HostPlan,
     s: &Session,
     cluster_id: &str,
 ) -> Result<Vec<String>> {
-    if p.facts.cluster_id.is_some() {
-        return Ok(vec![]);
-    }
     let def = ServiceDef::new(Service::Kafka, inv, &p.host);
     let cmd = format!(
         "set -e\nset -a\n. {env}\nset +a\nrunuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
@@ -375,6 +370,57 @@ pub async fn restart(
     })
 }
 
+/// The logs that hold a failed start's cause: the service's stdout file, and the log its
+/// logging config writes (where Kafka puts a bad setting's ConfigException).
+fn log_files(def: &ServiceDef) -> Vec<String> {
+    let mut v = vec![format!("{}/{}.out", def.log_dir, def.name)];
+    match def.service {
+        Service::Kafka => v.push(format!("{}/server.log", def.log_dir)),
+        Service::ZooKeeper => v.push(format!("{}/zookeeper.log", def.log_dir)),
+        Service::Nisshi => {}
+    }
+    v
+}
+
+/// The last lines of each of `def`'s logs (and their ERROR lines, which a stack trace would
+/// push out of the tail), as text for an error message.
+pub async fn log_tail(s: &Session, def: &ServiceDef) -> String {
+    let mut cmd = String::new();
+    for f in log_files(def) {
+        cmd.push_str(&format!(
+            "if [ -s {f} ]; then echo \"--- {f}:\"; grep -E 'ERROR|FATAL' {f} | tail -n 5; \
+             echo '(last lines)'; tail -n 15 {f}; fi\n",
+            f = quote(&f)
+        ));
+    }
+    match s.exec(&cmd).await {
+        Ok(out) if !out.stdout.trim().is_empty() => out.stdout.trim_end().to_string(),
+        Ok(_) => format!("(no output in {})", log_files(def).join(" or ")),
+        Err(e) => format!("(could not read its logs: {e:#})"),
+    }
+}
+
+/// Returns (only) when `def`'s process on this host is gone, with its log tail.
+pub async fn process_gone(s: &Session, def: &ServiceDef, host: &str) -> anyhow::Error {
+    let cmd = format!(
+        "p=$(cat {pf} 2>/dev/null); if [ -n \"$p\" ] && [ -d /proc/$p ]; then echo alive; fi",
+        pf = quote(&def.pid_file),
+    );
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Ok(out) = s.exec(&cmd).await
+            && out.ok()
+            && out.stdout.trim() != "alive"
+        {
+            return anyhow::anyhow!(
+                "{} on {host} exited after starting; its logs:\n{}",
+                def.name,
+                log_tail(s, def).await
+            );
+        }
+    }
+}
+
 /// The PID the init system recorded, checked to be our live java process.
 async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
     let cmd = format!(
@@ -390,11 +436,10 @@ async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!(
-        "{} did not stay up: no live process in {}; see {}/{}.out on the host",
+        "{} did not stay up: no live process in {}; its logs:\n{}",
         def.name,
         def.pid_file,
-        def.log_dir,
-        def.name
+        log_tail(s, def).await
     )
 }
 

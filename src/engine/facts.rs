@@ -30,11 +30,17 @@ pub struct Facts {
     pub users: Vec<String>,
     /// The host's own IPv4 address for its inventory address (a name resolved on the host).
     pub ip: Option<String>,
+    /// `<mode>:<owner>:<group>` of each managed directory that exists.
+    pub dirs: BTreeMap<String, String>,
+    /// `version` of meta.properties: 0 = a ZooKeeper-mode broker, 1 = a KRaft node.
+    pub meta_version: Option<u32>,
 }
 
 /// What to ask a host about.
 pub struct Query<'a> {
     pub paths: Vec<String>,
+    /// Directories clusterctl creates, with their owner and mode.
+    pub dirs: Vec<String>,
     pub install_dirs: Vec<String>,
     pub links: Vec<String>,
     pub services: Vec<&'a ServiceDef>,
@@ -62,6 +68,12 @@ pub fn script(q: &Query) -> String {
             p = quote(p)
         ));
     }
+    for d in &q.dirs {
+        s.push_str(&format!(
+            "[ -d {d} ] && printf 'dir %s %s\\n' {d} \"$(stat -c '%a:%U:%G' {d})\"\n",
+            d = quote(d)
+        ));
+    }
     for d in &q.install_dirs {
         s.push_str(&format!(
             "[ -f {m} ] && printf 'installed %s %s\\n' {d} \"$(cat {m})\"\n",
@@ -83,7 +95,7 @@ pub fn script(q: &Query) -> String {
     }
     for m in &q.meta_properties {
         s.push_str(&format!(
-            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p' {m}\n",
+            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p; s/^version=/meta_version /p' {m}\n",
             m = quote(m)
         ));
     }
@@ -131,11 +143,12 @@ pub fn parse(out: &str) -> Facts {
                 })
             }
             "java" => f.java = Some(rest.to_string()),
-            "file" | "installed" | "link" => {
+            "file" | "installed" | "link" | "dir" => {
                 if let Some((k, v)) = rest.split_once(' ') {
                     let map = match tag {
                         "file" => &mut f.files,
                         "installed" => &mut f.installed,
+                        "dir" => &mut f.dirs,
                         _ => &mut f.links,
                     };
                     map.insert(k.to_string(), v.trim().to_string());
@@ -145,6 +158,7 @@ pub fn parse(out: &str) -> Facts {
             "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
             "cluster_id" => f.cluster_id = f.cluster_id.clone().or(Some(rest.to_string())),
             "ibp" => f.ibp = Some(rest.to_string()),
+            "meta_version" => f.meta_version = f.meta_version.or(rest.parse().ok()),
             "pid" => {
                 if let Some((name, pid)) = rest.split_once(' ') {
                     let svc = match name {
@@ -205,12 +219,14 @@ mod tests {
         };
         chmod(&p("server.properties"), "640");
         std::fs::create_dir(p("kafka_2.13-3.9.1")).unwrap();
+        chmod(&p("kafka_2.13-3.9.1"), "755");
         std::fs::write(p("kafka_2.13-3.9.1/.clusterctl-sha512"), "abc\n").unwrap();
         std::os::unix::fs::symlink("kafka_2.13-3.9.1", p("kafka")).unwrap();
         std::fs::write(p("myid"), "7\n").unwrap();
         std::fs::write(p("meta.properties"), "version=0\nbroker.id=5\n").unwrap();
         let q = Query {
             paths: vec![p("server.properties"), p("missing.cfg")],
+            dirs: vec![p("kafka_2.13-3.9.1"), p("no-such-dir")],
             install_dirs: vec![p("kafka_2.13-3.9.1"), p("zookeeper-3.8.4")],
             links: vec![p("kafka"), p("zookeeper")],
             services: vec![],
@@ -260,6 +276,12 @@ mod tests {
         );
         assert_eq!(f.links.len(), 1);
         assert_eq!((f.myid, f.broker_id), (Some(7), Some(5)));
+        assert_eq!(f.meta_version, Some(0));
+        assert_eq!(
+            f.dirs.get(&p("kafka_2.13-3.9.1")).map(String::as_str),
+            Some(format!("755:{owner}").as_str())
+        );
+        assert_eq!(f.dirs.len(), 1, "a missing dir is not reported");
         assert_eq!(f.java, None);
         assert_eq!(f.ip.as_deref(), Some("127.0.0.1"));
         assert!(matches!(

@@ -2,8 +2,11 @@
 //! its hosts (in parallel within a step), gated by health checks.
 
 pub mod actions;
+pub mod change;
+mod dry_run;
 pub mod facts;
 pub mod gates;
+mod guard;
 mod nisshi;
 pub mod plan;
 pub mod playbook;
@@ -19,6 +22,7 @@ use crate::render::Service;
 use crate::report::Reporter;
 use crate::transport::{HostKeyPolicy, Session};
 use anyhow::{Context, Result, bail};
+use change::{Change, Planned, When};
 use playbook::{Action, Hosts, Step};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -84,21 +88,69 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
     let sessions = connect_all(inv, opts.policy).await?;
     rep.line("gathering facts");
-    let mut plans = plan::plan_all_with(inv, &sessions, opts.finalize_upgrade).await?;
+    // Decide: every change on every host, and whether it may be made, before touching any.
+    let mut plans = plan::plan_all_with(inv, &sessions, opts.finalize_upgrade)
+        .await
+        .map_err(refusal)?;
+    guard::check(inv, &plans).map_err(refusal)?;
     if opts.finalize_upgrade {
         finalize_preflight(inv, &plans)?;
     }
+    let inputs = change::Inputs {
+        cluster_id: if inv.kafka.kraft {
+            Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
+        } else {
+            None
+        },
+        jdk: match inv.jdk.method {
+            crate::inventory::JdkMethod::Tarball => Some(actions::jdk_dir(inv)?),
+            _ => None,
+        },
+    };
+    let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
+    for p in plans.iter_mut().filter(|p| in_limit(&p.host.name)) {
+        p.changes = change::plan_host(inv, p, &inputs);
+    }
+    let topics = plan_topics(inv, opts).await.map_err(refusal)?;
+    let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
+        format!(
+            "raise metadata.version to release {}",
+            major_minor(&inv.kafka.version)
+        )
+    });
     if opts.dry_run {
         rep.clear();
-        plan::print_dry_run(inv, &plans, &sessions).await?;
+        dry_run::print(&plans, &sessions, &topics, finalize.as_deref()).await?;
         return Ok(Summary::default());
     }
-    let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
+    let roller = Roller::new(inv, &sessions, rep, apply_roll_options());
+    for svc in [Service::ZooKeeper, Service::Kafka] {
+        let hosts: Vec<&str> = plans
+            .iter()
+            .filter(|p| p.restart_pending(svc))
+            .map(|p| p.host.name.as_str())
+            .collect();
+        if hosts.is_empty() {
+            continue;
+        }
+        let blockers = roller.lasting_blockers(&plans, svc).await;
+        if !blockers.is_empty() {
+            bail!(
+                "refusing to apply: this change restarts {svc} on {}, and the roll would be refused \
+                 (waiting would not help); nothing was changed on any host:\n  {}\n\
+                 fix these, then run apply again",
+                hosts.join(", "),
+                blockers.join("\n  ")
+            );
+        }
+    }
+    // Touch: each step makes its part of the plan.
     let mut artifacts: BTreeMap<Product, Artifact> = BTreeMap::new();
     let mut summary = Summary::default();
     for p in &plans {
         summary.changes.insert(p.host.name.clone(), Vec::new());
     }
+    let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         rep.step(i + 1, total, &step.name);
@@ -119,9 +171,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     }
                     _ => Product::Kafka,
                 };
-                let needs = selected
-                    .iter()
-                    .any(|&i| plans[i].needs_install(inv, product));
+                let mine = move |c: &Planned| {
+                    c.when == When::Now
+                        && matches!(c.change,
+                            Change::Unpack { product: p, .. } | Change::Link { product: p, .. }
+                            if p == product)
+                };
+                let needs = selected.iter().any(|&i| {
+                    plans[i]
+                        .changes
+                        .iter()
+                        .any(|c| mine(c) && matches!(c.change, Change::Unpack { .. }))
+                });
                 if needs && !artifacts.contains_key(&product) {
                     rep.line(&format!("  resolving the {product:?} tarball"));
                     let a = artifacts::fetch(inv, product).await?;
@@ -130,21 +191,28 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let a = artifacts.get(&product).cloned();
                     let s = sessions[&p.host.name].clone();
-                    async move { actions::install(inv, p, &s, product, a.as_ref()).await }
+                    let todo = p.take(mine);
+                    async move { actions::install(inv, p, &s, todo, a.as_ref()).await }
                 })
                 .await?;
             }
             Action::Prepare => {
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    async move { actions::prepare(inv, p, &s).await }
+                    let todo = p.take(|c| matches!(c.change, Change::User(_) | Change::Dir { .. }));
+                    async move { actions::prepare(inv, &s, &todo).await }
                 })
                 .await?
             }
             Action::Jdk => {
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    async move { actions::jdk(inv, p, &s).await }
+                    let todo = p.take(|c| match &c.change {
+                        Change::Package(_) | Change::Jdk { .. } => true,
+                        Change::File(f) => f.restarts.is_none(),
+                        _ => false,
+                    });
+                    async move { actions::jdk(inv, p, &s, todo).await }
                 })
                 .await?
             }
@@ -152,19 +220,27 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 let svc = step.service().unwrap();
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    async move { actions::configure(p, &s, svc).await }
+                    let todo = p.take(|c| {
+                        c.when == When::Now
+                            && matches!(&c.change, Change::File(f) if f.restarts == Some(svc))
+                    });
+                    async move { actions::go_live(p, &s, todo).await }
                 })
                 .await?
             }
             Action::Format => {
-                if !inv.kafka.kraft {
-                    continue;
-                }
-                let cluster_id = plan::resolve_cluster_id(inv, &plans)?;
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    let id = cluster_id.clone();
-                    async move { actions::format(inv, p, &s, &id).await }
+                    let todo = p.take(|c| matches!(c.change, Change::Format { .. }));
+                    async move {
+                        let mut done = Vec::new();
+                        for c in todo {
+                            if let Change::Format { cluster_id } = c {
+                                done.extend(actions::format(inv, p, &s, &cluster_id).await?);
+                            }
+                        }
+                        Ok(done)
+                    }
                 })
                 .await?
             }
@@ -194,13 +270,19 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 rep.line(&format!("  {msg}"));
             }
             Action::Topics => {
-                if inv.topics.is_empty() && !opts.prune_topics {
-                    continue;
-                }
-                let changes =
-                    crate::topics::converge(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
-                        .await
-                        .with_context(|| format!("step '{}'", step.name))?;
+                // Planned before any host was touched; on a first install the cluster did not
+                // answer yet, so the plan is made now, against the brokers just started.
+                let todo = match &topics {
+                    Some(t) => t.clone(),
+                    None => {
+                        crate::topics::plan(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
+                            .await
+                            .with_context(|| format!("step '{}'", step.name))?
+                    }
+                };
+                let changes = crate::topics::execute(&gates::bootstrap(inv), &todo)
+                    .await
+                    .with_context(|| format!("step '{}'", step.name))?;
                 if changes.is_empty() {
                     rep.line(&format!(
                         "  {} declared topic(s) as wanted",
@@ -226,17 +308,78 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             }
         }
     }
-    if opts.finalize_upgrade && inv.kafka.kraft {
+    if finalize.is_some() {
         let msg = finalize_kraft(inv, &plans, &sessions).await?;
         rep.line(&format!("  {msg}"));
         let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
         summary.changes.get_mut(&first.host.name).unwrap().push(msg);
     }
     rep.clear();
+    // A playbook without some step leaves that step's part of the plan undone: say so.
+    for p in &plans {
+        for c in &p.changes {
+            rep.line(&format!(
+                "WARNING: {}: not done (no step of this playbook makes it): {}",
+                p.host.name,
+                c.describe()
+            ));
+        }
+    }
     for s in sessions.values() {
         s.close().await;
     }
     Ok(summary)
+}
+
+/// A refusal before any host was touched.
+fn refusal(e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("refusing to apply: {e:#}; nothing was changed on any host")
+}
+
+fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The roller as apply uses it: default safety policy, and pre-flight may wait a minute for
+/// services this run has just started to join.
+fn apply_roll_options() -> RollOptions {
+    RollOptions {
+        policy: Policy::default(),
+        force: false,
+        sigkill_after: None,
+        settle: Duration::from_secs(60),
+    }
+}
+
+/// The declared topics' changes, planned while the cluster answers; `None` when no broker
+/// answers yet (a first install: planned once the brokers run). A change that cannot be made
+/// (a replication factor change, fewer partitions) is an error here, before any host changes.
+async fn plan_topics(
+    inv: &Inventory,
+    opts: &ApplyOptions,
+) -> Result<Option<Vec<crate::topics::TopicChange>>> {
+    if inv.topics.is_empty() && !opts.prune_topics {
+        return Ok(Some(vec![]));
+    }
+    let bootstrap = gates::bootstrap(inv);
+    if crate::health::kafka::connect_any(&bootstrap, Duration::from_secs(3))
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    crate::topics::plan(&bootstrap, &inv.topics, opts.prune_topics)
+        .await
+        .map(Some)
+}
+
+/// Steps that have nothing to do in this cluster's mode are neither run nor listed.
+fn applies(inv: &Inventory, step: &Step) -> bool {
+    let zookeeper = step.service() == Some(Service::ZooKeeper)
+        || step.hosts == Some(Hosts::Zookeeper)
+        || step.gate == Some(playbook::Gate::ZookeeperQuorum);
+    let kraft = step.action == Action::Format || step.gate == Some(playbook::Gate::KraftQuorum);
+    (!zookeeper || !inv.kafka.kraft) && (!kraft || inv.kafka.kraft)
 }
 
 /// What every step of an apply works with.
@@ -248,7 +391,7 @@ struct StepContext<'a> {
 
 /// Start what is stopped (together: a new ensemble needs its members at once), then restart
 /// what changed one host at a time through the roller: pre-flight, leader/controller last,
-/// each host back before the next.
+/// each host's staged files going live as the roller takes it, back before the next.
 async fn start_step(
     ctx: &StepContext<'_>,
     plans: &mut [HostPlan],
@@ -268,22 +411,27 @@ async fn start_step(
         .copied()
         .filter(|&i| plans[i].restart_pending(svc))
         .collect();
-    let roller = Roller::new(
-        inv,
-        sessions,
-        ctx.rep,
-        RollOptions {
-            policy: Policy::default(),
-            force: false,
-            sigkill_after: None,
-            settle: Duration::from_secs(60),
-        },
-    );
-    for r in roller
-        .roll(plans, svc, pending)
-        .await
-        .with_context(|| format!("step '{step}'"))?
-    {
+    let roller = Roller::new(inv, sessions, ctx.rep, apply_roll_options());
+    let rolled = roller.roll(plans, svc, pending).await;
+    let rolled = match rolled {
+        Ok(r) => r,
+        Err(e) => {
+            let left: Vec<&str> = plans
+                .iter()
+                .filter(|p| p.staged(svc))
+                .map(|p| p.host.name.as_str())
+                .collect();
+            return Err(e.context(format!(
+                "step '{step}': the roll of {svc} stopped; still on their old files: {}",
+                if left.is_empty() {
+                    "none".to_string()
+                } else {
+                    left.join(", ")
+                }
+            )));
+        }
+    };
+    for r in rolled {
         summary.changes.get_mut(&r.host).unwrap().push(r.message);
     }
     Ok(())
@@ -327,13 +475,7 @@ async fn finalize_kraft(
 ) -> Result<String> {
     let p = plans.iter().find(|p| p.host.in_kafka).unwrap();
     let def = crate::render::ServiceDef::new(Service::Kafka, inv, &p.host);
-    let release: String = inv
-        .kafka
-        .version
-        .split('.')
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(".");
+    let release = major_minor(&inv.kafka.version);
     let cmd = format!(
         "set -a; . {env}; set +a; \"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx128m \
          -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/tmp \
@@ -354,37 +496,23 @@ async fn finalize_kraft(
 }
 
 /// Returns (only) when a service process that should run on some host is gone, with the
-/// tail of its output log.
+/// tail of its logs.
 async fn watch_processes(
     inv: &Inventory,
     plans: &[HostPlan],
     sessions: &BTreeMap<String, Session>,
     svc: Service,
 ) -> anyhow::Error {
-    loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        for p in plans.iter().filter(|p| p.running(svc).is_some()) {
-            let def = crate::render::ServiceDef::new(svc, inv, &p.host);
-            let cmd = format!(
-                "p=$(cat {pf} 2>/dev/null); if [ -n \"$p\" ] && [ -d /proc/$p ]; then echo alive; \
-                 else tail -n 15 {log}; fi",
-                pf = crate::transport::quote(&def.pid_file),
-                log = crate::transport::quote(&format!("{}/{}.out", def.log_dir, def.name)),
-            );
-            if let Ok(out) = sessions[&p.host.name].exec(&cmd).await
-                && out.ok()
-                && out.stdout.trim() != "alive"
-            {
-                return anyhow::anyhow!(
-                    "{svc} on {} exited after starting; last lines of {}/{}.out:\n{}",
-                    p.host.name,
-                    def.log_dir,
-                    def.name,
-                    out.stdout.trim_end()
-                );
-            }
-        }
+    let watches = plans.iter().filter(|p| p.running(svc).is_some()).map(|p| {
+        let def = crate::render::ServiceDef::new(svc, inv, &p.host);
+        let s = &sessions[&p.host.name];
+        Box::pin(async move { actions::process_gone(s, &def, &p.host.name).await })
+    });
+    let watches: Vec<_> = watches.collect();
+    if watches.is_empty() {
+        return futures::future::pending().await;
     }
+    futures::future::select_all(watches).await.0
 }
 
 fn timeout(step: &Step, default: u64) -> Duration {

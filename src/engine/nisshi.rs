@@ -2,6 +2,7 @@
 //! environment file and one service per broker. Brokers are stateless and know nothing of each
 //! other, so every check asks each broker itself.
 
+use super::change::{Change, Planned, When};
 use super::facts::Query;
 use super::{ApplyOptions, HostPlan, Summary, actions, check_limit, gates, plan, run_hosts};
 use crate::artifacts::{self, Artifact};
@@ -39,6 +40,7 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
         } else {
             vec![]
         },
+        dirs: vec![],
         install_dirs: if broker { vec![dir] } else { vec![] },
         links: if broker { vec![link] } else { vec![] },
         services: services.iter().collect(),
@@ -82,28 +84,49 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
 
     if opts.dry_run {
         rep.clear();
-        let access = match storage_probe(inv, &sessions).await? {
-            Some(probe) => {
-                let host = inv.storage_host().unwrap();
-                print_host(&host.name, &probe.dry_run_lines(&host.address));
-                storage_access(inv, n, Some(&probe))
-            }
-            None => storage_access(inv, n, None),
-        };
+        let probe = storage_probe(inv, &sessions).await?;
+        let access = storage_access(inv, n, probe.as_ref());
         render_files(inv, &mut plans, &access)?;
         let mut any = false;
-        for p in plans.iter().filter(|p| p.host.in_kafka) {
+        if let (Some(probe), Some(host)) = (&probe, inv.storage_host()) {
+            let s = &sessions[&host.name];
+            let mut lines = probe.dry_run_lines(&host.address);
+            if let Some((conf, hba)) = storage_files(probe, &plans)? {
+                let planned: Vec<Planned> = [conf, hba]
+                    .into_iter()
+                    .filter(|f| probe.files.get(&f.path) != Some(&HostPlan::fingerprint(f)))
+                    .map(|f| Planned {
+                        change: Change::File(f),
+                        when: When::Now,
+                    })
+                    .collect();
+                let mut old = BTreeMap::new();
+                for c in &planned {
+                    if let Change::File(f) = &c.change {
+                        let out = s
+                            .exec(&format!("cat {} 2>/dev/null", quote(&f.path)))
+                            .await?;
+                        old.insert(f.path.clone(), out.stdout);
+                    }
+                }
+                lines.extend(super::dry_run::host_lines(&planned, &old));
+            }
+            any |= super::dry_run::print_host(&host.name, &lines);
+        }
+        for p in plans.iter_mut().filter(|p| p.host.in_kafka) {
             let mut lines = Vec::new();
-            if needs_install(inv, p, &binary) {
+            let new_binary = needs_install(inv, p, &binary);
+            if new_binary {
                 let (dir, link, name) = install_dir(inv);
                 lines.push(format!(
                     "  push nisshi {} into {dir}; link {link} -> {name}",
                     n.version
                 ));
             }
-            lines.extend(plan::file_and_service_lines(inv, p, &sessions[&p.host.name]).await?);
-            any |= !lines.is_empty();
-            print_host(&p.host.name, &lines);
+            p.changes = super::change::plan_broker(p, new_binary);
+            let old = super::dry_run::old_contents(p, &sessions[&p.host.name]).await?;
+            lines.extend(super::dry_run::host_lines(&p.changes, &old));
+            any |= super::dry_run::print_host(&p.host.name, &lines);
         }
         println!(
             "{}",
@@ -174,6 +197,12 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         }
     };
     render_files(inv, &mut plans, &access)?;
+    for p in plans
+        .iter_mut()
+        .filter(|p| p.host.in_kafka && in_limit(&p.host.name))
+    {
+        p.changes = super::change::plan_broker(p, needs_install(inv, p, &binary));
+    }
 
     let st = step(2, "prepare brokers (user, directories)");
     run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
@@ -193,7 +222,8 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     let st = step(4, "configure nisshi (environment file, init script)");
     run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
         let s = sessions[&p.host.name].clone();
-        async move { actions::configure(p, &s, Service::Nisshi).await }
+        let todo = p.take(|c| c.when == When::Now && matches!(c.change, Change::File(_)));
+        async move { actions::go_live(p, &s, todo).await }
     })
     .await?;
 
@@ -267,17 +297,6 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         s.close().await;
     }
     Ok(summary)
-}
-
-fn print_host(name: &str, lines: &[String]) {
-    if lines.is_empty() {
-        println!("{name}: no change");
-    } else {
-        println!("{name}: would change");
-        for l in lines {
-            println!("{l}");
-        }
-    }
 }
 
 /// How the brokers reach their store. The managed PostgreSQL requires TLS with its own
@@ -397,8 +416,6 @@ async fn install(
     .await?;
     p.facts.installed.insert(dir.clone(), a.sha512.clone());
     p.facts.links.insert(link.clone(), name.clone());
-    // A new binary means the running process is stale.
-    p.mark_changed(Service::Nisshi);
     Ok(vec![format!("installed {dir}/nisshi; {link} -> {name}")])
 }
 
@@ -488,6 +505,8 @@ struct StorageProbe {
     password: Option<String>,
     /// The server certificate the brokers trust (PEM).
     cert: Option<String>,
+    /// Fingerprints of the managed config files, as the facts script reports them.
+    files: BTreeMap<String, String>,
 }
 
 impl StorageProbe {
@@ -521,6 +540,8 @@ const PROBE: &str = "command -v pg_lsclusters >/dev/null 2>&1 && echo installed\
     command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h | awk 'NR==1 {print \"cluster\", $1, $2, $3, $4}'\n\
     [ -s /etc/clusterctl/nisshi-db.password ] && echo \"secret $(cat /etc/clusterctl/nisshi-db.password)\"\n\
     [ -s /etc/postgresql/clusterctl/server.crt ] && sed 's/^/cert /' /etc/postgresql/clusterctl/server.crt\n\
+    for f in /etc/postgresql/*/*/conf.d/clusterctl.conf /etc/postgresql/*/*/clusterctl_hba.conf; do \
+      [ -f \"$f\" ] && printf 'file %s %s %s\\n' \"$f\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\" \"$(stat -c '%a:%U:%G' \"$f\")\"; done\n\
     true\n";
 
 fn parse_probe(out: &str) -> StorageProbe {
@@ -530,6 +551,7 @@ fn parse_probe(out: &str) -> StorageProbe {
         port: 5432,
         password: None,
         cert: None,
+        files: BTreeMap::new(),
     };
     for line in out.lines() {
         if let Some(pem) = line.strip_prefix("cert ") {
@@ -549,6 +571,11 @@ fn parse_probe(out: &str) -> StorageProbe {
                 p.port = port.and_then(|x| x.parse().ok()).unwrap_or(5432);
             }
             Some("secret") => p.password = f.next().map(str::to_string),
+            Some("file") => {
+                if let (Some(path), Some(sha), Some(meta)) = (f.next(), f.next(), f.next()) {
+                    p.files.insert(path.into(), format!("{sha} {meta}"));
+                }
+            }
             _ => {}
         }
     }
@@ -595,15 +622,6 @@ async fn ensure_postgres(
             "PostgreSQL is installed but has no cluster (pg_lsclusters is empty); create one with pg_createcluster"
         ),
     };
-    let conf_dir = format!("/etc/postgresql/{version}/{cluster}");
-    let hba_path = format!("{conf_dir}/clusterctl_hba.conf");
-    let brokers: Vec<String> = plans
-        .iter()
-        .filter(|p| p.host.in_kafka)
-        .map(listen_ip)
-        .collect::<Result<_>>()?;
-    // Each broker pools up to 16 connections; keep room for admin sessions.
-    let max_connections = (16 * brokers.len() + 20).max(100);
     let cert_changed = {
         let out = s
             .exec_ok(&cert_script(address))
@@ -617,33 +635,7 @@ async fn ensure_postgres(
         ));
         probe.cert = parse_probe(&s.exec_ok(PROBE).await?.stdout).cert;
     }
-    let conf = ManagedFile {
-        path: format!("{conf_dir}/conf.d/clusterctl.conf"),
-        content: format!(
-            "# Managed by clusterctl: PostgreSQL for the nisshi brokers.\n\
-             listen_addresses = '*'\nmax_connections = {max_connections}\nhba_file = '{hba_path}'\n\
-             ssl = on\nssl_cert_file = '{CERT_DIR}/server.crt'\nssl_key_file = '{CERT_DIR}/server.key'\n"
-        ),
-        mode: 0o644,
-        owner: "postgres".into(),
-        group: "postgres".into(),
-        restarts: None,
-    };
-    let mut hba = String::from(
-        "# Managed by clusterctl: local administration, and the nisshi brokers by address, over TLS.\n\
-         local all postgres peer\nlocal all all peer\n",
-    );
-    for ip in &brokers {
-        hba.push_str(&format!("hostssl {DB} {DB} {ip}/32 scram-sha-256\n"));
-    }
-    let hba = ManagedFile {
-        path: hba_path,
-        content: hba,
-        mode: 0o640,
-        owner: "postgres".into(),
-        group: "postgres".into(),
-        restarts: None,
-    };
+    let (conf, hba) = storage_files(&probe, plans)?.context("no PostgreSQL cluster")?;
     let conf_changed = write_if_changed(s, &conf).await?;
     let hba_changed = write_if_changed(s, &hba).await?;
     for (f, c) in [(&conf, conf_changed), (&hba, hba_changed)] {
@@ -692,6 +684,54 @@ async fn ensure_postgres(
             ..probe
         },
     ))
+}
+
+/// The managed PostgreSQL's config and hba files, for the cluster the probe found (`None`
+/// before PostgreSQL is installed).
+fn storage_files(
+    probe: &StorageProbe,
+    plans: &[HostPlan],
+) -> Result<Option<(ManagedFile, ManagedFile)>> {
+    let Some((version, cluster, _)) = &probe.cluster else {
+        return Ok(None);
+    };
+    let conf_dir = format!("/etc/postgresql/{version}/{cluster}");
+    let hba_path = format!("{conf_dir}/clusterctl_hba.conf");
+    let brokers: Vec<String> = plans
+        .iter()
+        .filter(|p| p.host.in_kafka)
+        .map(listen_ip)
+        .collect::<Result<_>>()?;
+    // Each broker pools up to 16 connections; keep room for admin sessions.
+    let max_connections = (16 * brokers.len() + 20).max(100);
+    let conf = ManagedFile {
+        path: format!("{conf_dir}/conf.d/clusterctl.conf"),
+        content: format!(
+            "# Managed by clusterctl: PostgreSQL for the nisshi brokers.\n\
+             listen_addresses = '*'\nmax_connections = {max_connections}\nhba_file = '{hba_path}'\n\
+             ssl = on\nssl_cert_file = '{CERT_DIR}/server.crt'\nssl_key_file = '{CERT_DIR}/server.key'\n"
+        ),
+        mode: 0o644,
+        owner: "postgres".into(),
+        group: "postgres".into(),
+        restarts: None,
+    };
+    let mut hba = String::from(
+        "# Managed by clusterctl: local administration, and the nisshi brokers by address, over TLS.\n\
+         local all postgres peer\nlocal all all peer\n",
+    );
+    for ip in &brokers {
+        hba.push_str(&format!("hostssl {DB} {DB} {ip}/32 scram-sha-256\n"));
+    }
+    let hba = ManagedFile {
+        path: hba_path,
+        content: hba,
+        mode: 0o640,
+        owner: "postgres".into(),
+        group: "postgres".into(),
+        restarts: None,
+    };
+    Ok(Some((conf, hba)))
 }
 
 /// A self-signed server certificate for `address` (an end-entity certificate: the brokers

@@ -1,10 +1,11 @@
 //! Desired state per host (from the inventory) against facts (from the host): the diff that
 //! drives both `apply` and `apply --dry-run`.
 
+use super::change::{Change, Planned, When};
 use super::facts::{self, Facts, Query};
 use crate::artifacts::{self, Product};
 use crate::inventory::{Flavor, Host, Inventory, JdkMethod, ZkSource, ids};
-use crate::render::{Ids, InitSystem, ManagedFile, Renderer, Service, ServiceDef, mask_secrets};
+use crate::render::{Ids, InitSystem, ManagedFile, Renderer, Service, ServiceDef};
 use crate::transport::Session;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -17,8 +18,8 @@ pub struct HostPlan {
     pub files: Vec<ManagedFile>,
     /// Kafka node.id: broker.id for brokers and combined nodes, else the controller's id.
     pub broker_id: Option<i64>,
-    /// Services whose files or binaries changed in this run (restart them if running).
-    changed: BTreeSet<Service>,
+    /// What apply will change on this host, in order; items leave the list as they are made.
+    pub changes: Vec<Planned>,
 }
 
 impl HostPlan {
@@ -64,23 +65,34 @@ impl HostPlan {
         self.facts.pids.get(&svc).copied()
     }
 
-    pub fn mark_changed(&mut self, svc: Service) {
-        self.changed.insert(svc);
-    }
-
     pub fn restart_pending(&self, svc: Service) -> bool {
-        self.changed.contains(&svc) && self.running(svc).is_some()
+        let planned = self
+            .changes
+            .iter()
+            .any(|c| c.change == Change::Restart(svc));
+        planned && self.running(svc).is_some()
     }
 
+    /// After a (re)start: nothing owed to `svc` any more.
     pub fn clear_changed(&mut self, svc: Service) {
-        self.changed.remove(&svc);
+        self.changes
+            .retain(|c| !matches!(c.change, Change::Restart(s) | Change::Start(s) if s == svc));
     }
 
-    pub fn services(&self, inv: &Inventory) -> Vec<ServiceDef> {
-        host_services(inv, &self.host)
+    /// Take the planned changes `pick` selects out of the plan, to be made now.
+    pub fn take(&mut self, pick: impl Fn(&Planned) -> bool) -> Vec<Change> {
+        let (taken, kept): (Vec<Planned>, Vec<Planned>) = std::mem::take(&mut self.changes)
             .into_iter()
-            .map(|svc| ServiceDef::new(svc, inv, &self.host))
-            .collect()
+            .partition(pick);
+        self.changes = kept;
+        taken.into_iter().map(|p| p.change).collect()
+    }
+
+    /// Changes still waiting for the roller to take this host for `svc`.
+    pub fn staged(&self, svc: Service) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_)))
     }
 }
 
@@ -134,6 +146,10 @@ pub fn query_for<'a>(
     }
     Ok(Query {
         paths: paths.into_iter().collect(),
+        dirs: super::change::dirs(inv, host)
+            .into_iter()
+            .map(|(d, _, _)| d)
+            .collect(),
         install_dirs,
         links,
         services: services.iter().collect(),
@@ -209,6 +225,16 @@ pub async fn plan_all_with(
     for r in gathered {
         all_facts.push(r?);
     }
+    plans_from_facts(inv, all_facts, finalize)
+}
+
+/// Ids resolved (disk wins, then pins, then free ids) and files rendered, from gathered facts
+/// (one per host, in inventory order). Pure: unit tests feed it fabricated facts.
+pub fn plans_from_facts(
+    inv: &Inventory,
+    all_facts: Vec<Facts>,
+    finalize: bool,
+) -> Result<Vec<HostPlan>> {
     if inv.flavor == Flavor::Nisshi {
         // No ids; files need the storage password, rendered once the storage step has it.
         return Ok(inv
@@ -221,7 +247,7 @@ pub async fn plan_all_with(
                 facts,
                 files: vec![],
                 broker_id: None,
-                changed: BTreeSet::new(),
+                changes: vec![],
             })
             .collect());
     }
@@ -246,7 +272,7 @@ pub async fn plan_all_with(
             facts,
             init,
             files,
-            changed: BTreeSet::new(),
+            changes: vec![],
         });
     }
     Ok(plans)
@@ -357,7 +383,7 @@ pub fn resolve_cluster_id(inv: &Inventory, plans: &[HostPlan]) -> Result<String>
     distinct.dedup();
     if distinct.len() > 1 {
         bail!(
-            "hosts disagree on the KRaft cluster id (meta.properties): {}",
+            "the hosts disagree on the KRaft cluster id (meta.properties): {}; they are not one cluster",
             on_disk
                 .iter()
                 .map(|(h, c)| format!("{h}={c}"))
@@ -367,8 +393,8 @@ pub fn resolve_cluster_id(inv: &Inventory, plans: &[HostPlan]) -> Result<String>
     }
     match (&inv.kafka.cluster_id, distinct.first()) {
         (Some(want), Some(have)) if want != have => bail!(
-            "kafka.cluster_id is {want} but the hosts were formatted with {have}; \
-             a formatted cluster keeps its id: fix the inventory"
+            "kafka.cluster_id is {want}, but the hosts were formatted with cluster id {have}; \
+             a formatted cluster keeps its id: set kafka.cluster_id to {have} or remove it"
         ),
         (_, Some(have)) => Ok(have.to_string()),
         (Some(want), None) => Ok(want.clone()),
@@ -398,117 +424,6 @@ pub(crate) fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Print, per host, what `apply` would change: packages, artifacts, files as diffs (secrets
-/// masked), services to start or restart. Reads current contents of changed files only.
-pub async fn print_dry_run(
-    inv: &Inventory,
-    plans: &[HostPlan],
-    sessions: &BTreeMap<String, Session>,
-) -> Result<()> {
-    let mut any = false;
-    for p in plans {
-        let s = &sessions[&p.host.name];
-        let mut lines = Vec::new();
-        if inv.jdk.method == JdkMethod::Package && p.facts.java.is_none() {
-            lines.push(format!(
-                "  install package {} ({})",
-                super::actions::jdk_package(inv, &p.facts),
-                p.facts.package_manager
-            ));
-        }
-        for product in [Product::ZooKeeper, Product::Kafka] {
-            let wanted = match product {
-                Product::Kafka => {
-                    p.host.in_kafka
-                        || (p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka)
-                }
-                Product::ZooKeeper => {
-                    p.host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball
-                }
-            };
-            if wanted && p.needs_install(inv, product) {
-                let (dir, link, name) = HostPlan::install_dir(inv, product);
-                lines.push(format!(
-                    "  unpack {product:?} into {dir}; link {link} -> {name}"
-                ));
-            }
-        }
-        lines.extend(file_and_service_lines(inv, p, s).await?);
-        if lines.is_empty() {
-            println!("{}: no change", p.host.name);
-        } else {
-            any = true;
-            println!("{}: would change", p.host.name);
-            for l in lines {
-                println!("{l}");
-            }
-        }
-    }
-    println!(
-        "{}",
-        if any {
-            "dry run: nothing was changed"
-        } else {
-            "dry run: every host is up to date"
-        }
-    );
-    Ok(())
-}
-
-/// Dry-run lines for one host: each changed file as a diff (secrets masked), then the
-/// services that would start or restart.
-pub async fn file_and_service_lines(
-    inv: &Inventory,
-    p: &HostPlan,
-    s: &Session,
-) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    {
-        let mut restart = BTreeSet::new();
-        for f in p.changed_files() {
-            let old = s
-                .exec(&format!(
-                    "cat {} 2>/dev/null",
-                    crate::transport::quote(&f.path)
-                ))
-                .await?
-                .stdout;
-            lines.push(format!(
-                "  file {} (mode {:o}, {}:{})",
-                f.path, f.mode, f.owner, f.group
-            ));
-            let (old, new) = (mask_secrets(&old), mask_secrets(&f.content));
-            let diff = similar::TextDiff::from_lines(&old, &new);
-            for line in diff
-                .unified_diff()
-                .context_radius(1)
-                .header(
-                    &format!("{} (now)", f.path),
-                    &format!("{} (wanted)", f.path),
-                )
-                .to_string()
-                .lines()
-            {
-                lines.push(format!("    {line}"));
-            }
-            if let Some(svc) = f.restarts {
-                restart.insert(svc);
-            }
-        }
-        for svc in p.services(inv) {
-            match p.running(svc.service) {
-                None => lines.push(format!("  start {}", svc.name)),
-                Some(pid) if restart.contains(&svc.service) => lines.push(format!(
-                    "  restart {} (pid {pid}), one host at a time",
-                    svc.name
-                )),
-                Some(_) => {}
-            }
-        }
-    }
-    Ok(lines)
 }
 
 #[cfg(test)]

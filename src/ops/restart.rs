@@ -2,6 +2,7 @@
 //! margins. `clusterctl restart --rolling` and the config-change path of `apply` share it.
 
 use super::roller::{self, KafkaView, Policy};
+use crate::engine::change::{Change, When};
 use crate::engine::{HostPlan, actions, gates};
 use crate::health::kafka::ClusterMetadata;
 use crate::inventory::Inventory;
@@ -76,7 +77,12 @@ impl<'a> Roller<'a> {
         if todo.is_empty() {
             return Ok(vec![]);
         }
-        self.preflight(plans, svc).await?;
+        let restarting: Vec<i32> = todo
+            .iter()
+            .filter(|&&i| plans[i].host.in_kafka)
+            .filter_map(|&i| plans[i].broker_id.map(|id| id as i32))
+            .collect();
+        self.preflight(plans, svc, &restarting).await?;
         let first_leader = gates::leader_host(self.inv, plans, svc).await;
         let last = match (&first_leader, svc) {
             (_, Service::Nisshi) => "(stateless brokers: no leader to keep for last)".to_string(),
@@ -118,16 +124,35 @@ impl<'a> Roller<'a> {
             self.wait_can_roll(plans, svc, i).await?;
             self.rep.host_busy(&next_name, &format!("restarting {svc}"));
             let s = &self.sessions[&next_name];
+            // Apply's changes for this host go live now, just before its restart.
+            let staged = plans[i].take(|c| {
+                c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_))
+            });
+            let wrote = actions::go_live(&mut plans[i], s, staged)
+                .await
+                .with_context(|| format!("{next_name}: writing {svc}'s new files"))?;
             let r = actions::restart(self.inv, &mut plans[i], s, svc, self.opts.sigkill_after)
                 .await
                 .with_context(|| format!("{next_name}: restarting {svc}"))?;
             self.rep
                 .host_busy(&next_name, &format!("{svc}: waiting until back in sync"));
-            let catch_up = self.wait_ready(plans, svc, i)
-                .await
-                .with_context(|| format!("after restarting {svc} on {next_name}: the cluster did not recover; stopping here"))?;
+            let def = crate::render::ServiceDef::new(svc, self.inv, &plans[i].host);
+            let catch_up = tokio::select! {
+                r = self.wait_ready(plans, svc, i) => r,
+                dead = actions::process_gone(s, &def, &next_name) => Err(dead),
+            }
+            .with_context(|| {
+                format!(
+                    "after restarting {svc} on {next_name}: it did not come back; stopping here"
+                )
+            })?;
             let message = format!(
-                "{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s)",
+                "{}{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s)",
+                if wrote.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}; ", wrote.join("; "))
+                },
                 r.message,
                 r.stop.as_secs_f64(),
                 r.start.as_secs_f64(),
@@ -152,15 +177,31 @@ impl<'a> Roller<'a> {
     }
 
     /// Every node of the service up and the cluster whole; otherwise refuse (or warn, forced).
-    async fn preflight(&self, plans: &[HostPlan], svc: Service) -> Result<()> {
+    /// A blocker that waiting cannot clear refuses at once; others are waited for up to
+    /// `settle`, saying what for.
+    async fn preflight(&self, plans: &[HostPlan], svc: Service, restarting: &[i32]) -> Result<()> {
         let start = Instant::now();
-        let blockers = loop {
-            let b = self.blockers(plans, svc).await;
-            if b.is_empty() || start.elapsed() >= self.opts.settle {
-                break b;
+        let mut said = Vec::new();
+        let (lasting, transient) = loop {
+            let lasting = self.lasting(plans, svc, restarting).await;
+            let transient = self.blockers(plans, svc).await;
+            if (lasting.is_empty() && transient.is_empty())
+                || !lasting.is_empty()
+                || start.elapsed() >= self.opts.settle
+            {
+                break (lasting, transient);
+            }
+            if transient != said {
+                self.rep.line(&format!(
+                    "  waiting up to {}s before rolling {svc}: {}",
+                    self.opts.settle.saturating_sub(start.elapsed()).as_secs(),
+                    transient.join("; ")
+                ));
+                said = transient;
             }
             tokio::time::sleep(POLL * 4).await;
         };
+        let blockers: Vec<String> = lasting.into_iter().chain(transient).collect();
         if blockers.is_empty() {
             return Ok(());
         }
@@ -175,6 +216,52 @@ impl<'a> Roller<'a> {
             "refusing to roll {svc}: the cluster is not healthy (nothing was restarted):\n  {}\nfix these first, or pass --force to roll anyway",
             blockers.join("\n  ")
         )
+    }
+
+    /// Blockers of a roll of `svc` on `restarting` that waiting cannot clear (roller::lasting_blockers).
+    async fn lasting(&self, plans: &[HostPlan], svc: Service, restarting: &[i32]) -> Vec<String> {
+        if svc != Service::Kafka || restarting.is_empty() {
+            return vec![];
+        }
+        match self.kafka_view(plans).await {
+            Ok(v) => roller::lasting_blockers(&v, restarting, self.opts.policy),
+            // Unreadable metadata is the transient check's to report.
+            Err(_) => vec![],
+        }
+    }
+
+    /// Before apply touches any host: what would make the roll of `svc` it plans refuse, and
+    /// waiting would not clear. The cluster must answer: a roll cannot be judged blind.
+    pub async fn lasting_blockers(&self, plans: &[HostPlan], svc: Service) -> Vec<String> {
+        let mut v: Vec<String> = plans
+            .iter()
+            .filter(|p| member(p, svc) && p.running(svc).is_none())
+            .filter(|p| !p.changes.iter().any(|c| c.change == Change::Start(svc)))
+            .map(|p| {
+                format!(
+                    "{svc} on {} is not running, and this apply does not start it (outside --limit)",
+                    p.host.name
+                )
+            })
+            .collect();
+        if svc == Service::Kafka {
+            let restarting: Vec<i32> = plans
+                .iter()
+                .filter(|p| p.host.in_kafka && p.restart_pending(svc))
+                .filter_map(|p| p.broker_id.map(|id| id as i32))
+                .collect();
+            match self.kafka_view(plans).await {
+                Ok(view) => v.extend(roller::lasting_blockers(
+                    &view,
+                    &restarting,
+                    self.opts.policy,
+                )),
+                Err(e) => v.push(format!(
+                    "cannot read the cluster's state to judge the roll: {e:#}"
+                )),
+            }
+        }
+        v
     }
 
     /// What forbids a roll of `svc` now.

@@ -110,6 +110,47 @@ pub fn kafka_preflight(v: &KafkaView, policy: Policy) -> Vec<String> {
     blockers
 }
 
+/// What would stop a roll of `restarting` (broker ids) that waiting cannot clear, so apply
+/// refuses before it touches a host instead of waiting out every node's timeout:
+/// - a partition on a restarting broker whose replication factor is at or below its
+///   min.insync.replicas (acks=all writes stop while that broker is down);
+/// - a replica on a broker that is neither registered nor in the inventory (it never catches up).
+pub fn lasting_blockers(v: &KafkaView, restarting: &[i32], policy: Policy) -> Vec<String> {
+    let live: Vec<i32> = v.metadata.brokers.iter().map(|b| b.id).collect();
+    let mut low_rf = Vec::new();
+    let mut stranded = Vec::new();
+    for (topic, id, replicas, _, _, min_isr) in v.partitions() {
+        let name = format!("{topic}-{id}");
+        let on: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| restarting.contains(r))
+            .collect();
+        if !policy.allow_unavailable_low_rf && !on.is_empty() && replicas.len() <= min_isr {
+            low_rf.push(format!(
+                "{name}: replication factor {} <= min.insync.replicas {min_isr}: acks=all writes \
+                 stop while broker {} restarts (raise its replication factor or lower its \
+                 min.insync.replicas)",
+                replicas.len(),
+                on[0]
+            ));
+        }
+        let gone: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| !live.contains(r) && !v.expected.contains(r))
+            .collect();
+        if !gone.is_empty() {
+            stranded.push(format!(
+                "{name}: replica on broker {gone:?}, which is neither registered nor in the inventory \
+                 (it will not catch up: move the replica with kafka-reassign-partitions)"
+            ));
+        }
+    }
+    low_rf.extend(stranded);
+    low_rf
+}
+
 /// May `broker` go down now? `Err` lists the partitions that forbid it.
 pub fn can_roll_broker(v: &KafkaView, broker: i32, policy: Policy) -> Result<(), Vec<String>> {
     let mut why = Vec::new();
@@ -345,6 +386,43 @@ mod tests {
         // A topic-level min ISR of 1 makes the same topic safe.
         v.min_isr.insert("audit".into(), 1);
         assert_eq!(can_roll_broker(&v, 1, Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn lasting_blockers_are_low_replication_and_stranded_replicas() {
+        let mut v = view(
+            &[1, 2, 3],
+            vec![
+                ("ok", vec![part(0, 1, &[1, 2, 3], &[1, 2, 3])]),
+                ("tight", vec![part(0, 2, &[2, 3], &[2, 3])]),
+            ],
+        );
+        v.min_isr.insert("tight".into(), 2);
+        let b = lasting_blockers(&v, &[1, 2, 3], Policy::default());
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(
+            b[0].starts_with("tight-0: replication factor 2 <= min.insync.replicas 2"),
+            "{b:?}"
+        );
+        // Only restarting brokers count; the operator may opt in.
+        assert!(lasting_blockers(&v, &[1], Policy::default()).is_empty());
+        let opt_in = Policy {
+            allow_unavailable_low_rf: true,
+            ..Policy::default()
+        };
+        assert!(lasting_blockers(&v, &[2], opt_in).is_empty());
+        // A replica on broker 9, gone from the cluster and the inventory, never catches up;
+        // one on a stopped broker of the inventory (3) is the roller's transient business.
+        let v = view(
+            &[1, 2],
+            vec![
+                ("t", vec![part(0, 1, &[1, 2, 9], &[1, 2])]),
+                ("u", vec![part(0, 1, &[1, 2, 3], &[1, 2])]),
+            ],
+        );
+        let b = lasting_blockers(&v, &[1], Policy::default());
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].starts_with("t-0: replica on broker [9]"), "{b:?}");
     }
 
     #[test]

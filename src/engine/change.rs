@@ -1,0 +1,475 @@
+//! The plan of one apply: every change on every host, computed from desired state plus facts
+//! before any host is touched. `--dry-run` prints this list and apply executes it, item by
+//! item, so what would change and what runs are one value.
+
+use super::facts::Facts;
+use super::plan::HostPlan;
+use crate::artifacts::Product;
+use crate::inventory::{Host, Inventory, JdkMethod, ZkSource};
+use crate::render::{ManagedFile, Service};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The JDK from the OS package manager.
+    Package(String),
+    User(String),
+    /// A directory with its owner (user and group) and mode.
+    Dir {
+        path: String,
+        owner: String,
+        mode: u32,
+    },
+    /// The JDK tarball, unpacked into `dir` with `<install_dir>/jdk` linked to it.
+    Jdk {
+        dir: String,
+    },
+    /// A tarball unpacked into a new versioned directory: inert until a link or an env file
+    /// points at it.
+    Unpack {
+        product: Product,
+        dir: String,
+    },
+    /// The stable symlink of a product moved to a versioned directory.
+    Link {
+        product: Product,
+        link: String,
+        target: String,
+    },
+    File(ManagedFile),
+    /// KRaft storage formatted (a host never formatted before).
+    Format {
+        cluster_id: String,
+    },
+    Start(Service),
+    Restart(Service),
+}
+
+/// When a change may go live on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// In its step: nothing running depends on it (a stopped service, a new directory).
+    Now,
+    /// When the roller takes this host for that service: written, then restarted.
+    WithRestart(Service),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub change: Change,
+    pub when: When,
+}
+
+impl Change {
+    /// One line of the plan, as `--dry-run` prints it.
+    pub fn describe(&self) -> String {
+        match self {
+            Change::Package(p) => format!("install package {p}"),
+            Change::User(u) => format!("create system user {u}"),
+            Change::Dir { path, owner, mode } => {
+                format!("directory {path} ({owner}:{owner}, mode {mode:o})")
+            }
+            Change::Jdk { dir } => format!("unpack the JDK tarball into {dir}"),
+            Change::Unpack { product, dir } => format!("unpack {product:?} into {dir}"),
+            Change::Link { link, target, .. } => format!("link {link} -> {target}"),
+            Change::File(f) => format!(
+                "file {} (mode {:o}, {}:{})",
+                f.path, f.mode, f.owner, f.group
+            ),
+            Change::Format { cluster_id } => {
+                format!("format the KRaft log dirs for cluster {cluster_id}")
+            }
+            Change::Start(s) => format!("start {s}"),
+            Change::Restart(s) => format!("restart {s} (one host at a time, through the roller)"),
+        }
+    }
+}
+
+impl Planned {
+    pub fn describe(&self) -> String {
+        match self.when {
+            When::WithRestart(svc) if !matches!(self.change, Change::Restart(_)) => format!(
+                "{} (goes live when the roller restarts {svc} here)",
+                self.change.describe()
+            ),
+            _ => self.change.describe(),
+        }
+    }
+}
+
+/// The services on `p`'s host that use `product`'s files.
+fn users_of(inv: &Inventory, host: &Host, product: Product) -> Vec<Service> {
+    let mut v = Vec::new();
+    match product {
+        Product::Kafka => {
+            if host.in_zookeeper && inv.zookeeper.source == ZkSource::Kafka {
+                v.push(Service::ZooKeeper);
+            }
+            if host.runs_kafka() {
+                v.push(Service::Kafka);
+            }
+        }
+        Product::ZooKeeper => {
+            if host.in_zookeeper && inv.zookeeper.source == ZkSource::Tarball {
+                v.push(Service::ZooKeeper);
+            }
+        }
+    }
+    v
+}
+
+/// The products `p`'s host needs unpacked.
+pub fn products(inv: &Inventory, host: &Host) -> Vec<Product> {
+    [Product::ZooKeeper, Product::Kafka]
+        .into_iter()
+        .filter(|&pr| !users_of(inv, host, pr).is_empty())
+        .collect()
+}
+
+/// Directories clusterctl creates on `host`, with owner and mode.
+pub fn dirs(inv: &Inventory, host: &Host) -> Vec<(String, &'static str, u32)> {
+    let mut v = Vec::new();
+    if host.in_zookeeper {
+        let z = &inv.zookeeper;
+        for d in [&z.data_dir, &z.data_log_dir] {
+            v.push((d.clone(), "zookeeper", 0o750));
+        }
+        v.push(("/var/log/zookeeper".into(), "zookeeper", 0o750));
+    }
+    if host.runs_kafka() {
+        for d in &inv.kafka.log_dirs {
+            v.push((d.clone(), "kafka", 0o750));
+        }
+        v.push(("/var/log/kafka".into(), "kafka", 0o750));
+    }
+    v.dedup_by(|a, b| a.0 == b.0);
+    v
+}
+
+/// What the plan needs beyond one host's facts, computed once per apply.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// KRaft: the cluster's one id (inventory, hosts, or fresh).
+    pub cluster_id: Option<String>,
+    /// `jdk.method: tarball`: the versioned directory and its name.
+    pub jdk: Option<(String, String)>,
+}
+
+/// Every change `p`'s host needs (JVM flavor), from its rendered files and facts. A change
+/// that a running service would pick up at its next restart waits for the roller
+/// (`When::WithRestart`); everything else is made in its step.
+pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned> {
+    let f: &Facts = &p.facts;
+    let running = |svc: Service| f.pids.contains_key(&svc);
+    let mut out: Vec<Planned> = Vec::new();
+    let now = |change| Planned {
+        change,
+        when: When::Now,
+    };
+    let mut users: Vec<&str> = Vec::new();
+    if p.host.in_zookeeper {
+        users.push("zookeeper");
+    }
+    if p.host.runs_kafka() {
+        users.push("kafka");
+    }
+    for u in users {
+        if !f.users.iter().any(|x| x == u) {
+            out.push(now(Change::User(u.into())));
+        }
+    }
+    for (path, owner, mode) in dirs(inv, &p.host) {
+        if f.dirs.get(&path) != Some(&format!("{mode:o}:{owner}:{owner}")) {
+            out.push(now(Change::Dir {
+                path,
+                owner: owner.into(),
+                mode,
+            }));
+        }
+    }
+    match inv.jdk.method {
+        JdkMethod::Package if f.java.is_none() => {
+            out.push(now(Change::Package(super::actions::jdk_package(inv, f))))
+        }
+        JdkMethod::Tarball => {
+            if let Some((dir, name)) = &inputs.jdk
+                && f.links.get(&format!("{}/jdk", inv.install_dir)) != Some(name)
+            {
+                out.push(now(Change::Jdk { dir: dir.clone() }));
+            }
+        }
+        _ => {}
+    }
+    // Restarts owed per service; a running service's changed files and links go live with it.
+    let mut restart: Vec<Service> = Vec::new();
+    let mut stage = |svcs: &[Service], out: &mut Vec<Planned>, change: Change| {
+        let live: Vec<Service> = svcs.iter().copied().filter(|&s| running(s)).collect();
+        for &s in &live {
+            if !restart.contains(&s) {
+                restart.push(s);
+            }
+        }
+        // ZooKeeper rolls before Kafka, so a link both use moves with the first.
+        let when = live.first().map_or(When::Now, |&s| When::WithRestart(s));
+        out.push(Planned { change, when });
+    };
+    for product in products(inv, &p.host) {
+        let (dir, link, name) = HostPlan::install_dir(inv, product);
+        let svcs = users_of(inv, &p.host, product);
+        if !f.installed.contains_key(&dir) {
+            out.push(now(Change::Unpack {
+                product,
+                dir: dir.clone(),
+            }));
+        }
+        if f.links.get(&link) != Some(&name) {
+            stage(
+                &svcs,
+                &mut out,
+                Change::Link {
+                    product,
+                    link,
+                    target: name,
+                },
+            );
+        }
+    }
+    for file in p.changed_files() {
+        let svcs: Vec<Service> = file.restarts.into_iter().collect();
+        stage(&svcs, &mut out, Change::File(file.clone()));
+    }
+    if let Some(id) = &inputs.cluster_id
+        && p.host.runs_kafka()
+        && f.cluster_id.is_none()
+    {
+        out.push(now(Change::Format {
+            cluster_id: id.to_string(),
+        }));
+    }
+    for svc in super::plan::host_services(inv, &p.host) {
+        if !running(svc) {
+            out.push(now(Change::Start(svc)));
+        } else if restart.contains(&svc) {
+            out.push(Planned {
+                change: Change::Restart(svc),
+                when: When::WithRestart(svc),
+            });
+        }
+    }
+    out
+}
+
+/// A nisshi broker's plan (made once its store's URL is known): changed files, staged for the
+/// roller while the broker runs, then a start, or a restart when files or the binary changed.
+pub fn plan_broker(p: &HostPlan, binary_changed: bool) -> Vec<Planned> {
+    let svc = Service::Nisshi;
+    let running = p.facts.pids.contains_key(&svc);
+    let when = if running {
+        When::WithRestart(svc)
+    } else {
+        When::Now
+    };
+    let mut out: Vec<Planned> = p
+        .changed_files()
+        .into_iter()
+        .map(|f| Planned {
+            change: Change::File(f.clone()),
+            when,
+        })
+        .collect();
+    if !running {
+        out.push(Planned {
+            change: Change::Start(svc),
+            when,
+        });
+    } else if binary_changed || !out.is_empty() {
+        out.push(Planned {
+            change: Change::Restart(svc),
+            when,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(extra: &str) -> Inventory {
+        let text = format!(
+            "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n  c: {{ address: 10.0.0.3 }}\n\
+             groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n{extra}"
+        );
+        crate::inventory::parse(std::path::Path::new("i.yaml"), &text).unwrap()
+    }
+
+    fn plan(inv: &Inventory, facts: Vec<Facts>) -> Vec<HostPlan> {
+        crate::engine::plan::plans_from_facts(inv, facts, false).unwrap()
+    }
+
+    /// Facts of a host where `inv` is fully applied and both services run.
+    fn converged(inv: &Inventory) -> Vec<Facts> {
+        let empty = plan(inv, vec![Facts::default(); 3]);
+        empty
+            .iter()
+            .map(|p| {
+                let mut f = Facts::default();
+                for file in &p.files {
+                    f.files
+                        .insert(file.path.clone(), HostPlan::fingerprint(file));
+                }
+                for (d, o, m) in dirs(inv, &p.host) {
+                    f.dirs.insert(d, format!("{m:o}:{o}:{o}"));
+                }
+                for pr in products(inv, &p.host) {
+                    let (dir, link, name) = HostPlan::install_dir(inv, pr);
+                    f.installed.insert(dir, "sha".into());
+                    f.links.insert(link, name);
+                }
+                f.users = vec!["zookeeper".into(), "kafka".into()];
+                f.java = Some("openjdk 17".into());
+                f.pids.insert(Service::ZooKeeper, 10);
+                f.pids.insert(Service::Kafka, 20);
+                f.myid = p.host.myid;
+                f
+            })
+            .collect()
+    }
+
+    fn lines(v: &[Planned]) -> Vec<String> {
+        v.iter().map(Planned::describe).collect()
+    }
+
+    #[test]
+    fn a_converged_host_has_an_empty_plan() {
+        let inv = inv("");
+        let plans = plan(&inv, converged(&inv));
+        for p in &plans {
+            assert_eq!(
+                plan_host(&inv, p, &Inputs::default()),
+                vec![],
+                "{}",
+                p.host.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_first_install_does_everything_now() {
+        let inv = inv("");
+        let apt = Facts {
+            package_manager: "apt".into(),
+            ..Facts::default()
+        };
+        let plans = plan(&inv, vec![apt; 3]);
+        let v = plan_host(&inv, &plans[0], &Inputs::default());
+        assert!(v.iter().all(|c| c.when == When::Now), "{:?}", lines(&v));
+        let l = lines(&v);
+        for want in [
+            "create system user zookeeper",
+            "create system user kafka",
+            "install package openjdk-17-jre-headless",
+            "link /opt/kafka -> kafka_2.13-3.9.1",
+            "start zookeeper",
+            "start kafka",
+        ] {
+            assert!(l.iter().any(|x| x == want), "{want} in {l:#?}");
+        }
+        assert!(
+            l.iter()
+                .any(|x| x.starts_with("file /etc/kafka/server.properties"))
+        );
+    }
+
+    /// A changed Kafka property on running brokers: server.properties waits for the roller,
+    /// ZooKeeper is left alone.
+    #[test]
+    fn a_changed_property_is_staged_for_the_roller() {
+        let before = inv("");
+        let facts = converged(&before);
+        let after = inv("kafka:\n  properties:\n    num.io.threads: 4\n");
+        let plans = plan(&after, facts);
+        let v = plan_host(&after, &plans[1], &Inputs::default());
+        let server = v
+            .iter()
+            .find(|c| matches!(&c.change, Change::File(f) if f.path == "/etc/kafka/server.properties"))
+            .expect("server.properties changes");
+        assert_eq!(server.when, When::WithRestart(Service::Kafka));
+        assert_eq!(v.len(), 2, "{:?}", lines(&v));
+        assert_eq!(
+            v[1],
+            Planned {
+                change: Change::Restart(Service::Kafka),
+                when: When::WithRestart(Service::Kafka)
+            }
+        );
+    }
+
+    /// With a stopped broker, its files go out at once and it is started, not rolled.
+    #[test]
+    fn a_stopped_service_gets_its_files_at_once() {
+        let before = inv("");
+        let mut facts = converged(&before);
+        facts[2].pids.remove(&Service::Kafka);
+        let after = inv("kafka:\n  properties:\n    num.io.threads: 4\n");
+        let plans = plan(&after, facts);
+        let v = plan_host(&after, &plans[2], &Inputs::default());
+        assert!(v.iter().all(|c| c.when == When::Now), "{:?}", lines(&v));
+        assert_eq!(v.last().unwrap().change, Change::Start(Service::Kafka));
+    }
+
+    /// A version change: the new directory is unpacked at once (inert), the link moves with
+    /// the restart; with ZooKeeper running from Kafka's jars, with ZooKeeper's (it rolls first).
+    #[test]
+    fn an_upgrade_moves_the_link_with_the_first_restart() {
+        let base = "zookeeper:\n  source: kafka\nkafka:\n  version: 3.8.1\n";
+        let before = inv(base);
+        let facts = converged(&before);
+        let after = inv(&base.replace("3.8.1", "3.9.1"));
+        let plans = plan(&after, facts);
+        let v = plan_host(&after, &plans[0], &Inputs::default());
+        let unpack = v
+            .iter()
+            .find(|c| matches!(c.change, Change::Unpack { .. }))
+            .unwrap();
+        assert_eq!(unpack.when, When::Now);
+        let link = v
+            .iter()
+            .find(|c| matches!(c.change, Change::Link { .. }))
+            .unwrap();
+        assert_eq!(link.when, When::WithRestart(Service::ZooKeeper));
+        let restarts: Vec<&Change> = v
+            .iter()
+            .filter(|c| matches!(c.change, Change::Restart(_)))
+            .map(|c| &c.change)
+            .collect();
+        assert_eq!(
+            restarts,
+            [
+                &Change::Restart(Service::ZooKeeper),
+                &Change::Restart(Service::Kafka)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unformatted_kraft_host_is_formatted() {
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+                    groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\nkafka:\n  version: 4.4.0\n";
+        let inv = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let plans = plan(&inv, vec![Facts::default(); 3]);
+        let v = plan_host(
+            &inv,
+            &plans[0],
+            &Inputs {
+                cluster_id: Some("AAAAAAAAAAAAAAAAAAAAAA".into()),
+                jdk: None,
+            },
+        );
+        assert!(v.contains(&Planned {
+            change: Change::Format {
+                cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into()
+            },
+            when: When::Now
+        }));
+    }
+}
