@@ -162,21 +162,8 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             .collect();
         match step.action {
             Action::Install => {
-                // ZooKeeper bundled in Kafka (`zookeeper.source: kafka`) runs from the Kafka tarball.
-                let product = match step.service() {
-                    Some(Service::ZooKeeper)
-                        if inv.zookeeper.source == crate::inventory::ZkSource::Tarball =>
-                    {
-                        Product::ZooKeeper
-                    }
-                    _ => Product::Kafka,
-                };
-                let mine = move |c: &Planned| {
-                    c.when == When::Now
-                        && matches!(c.change,
-                            Change::Unpack { product: p, .. } | Change::Link { product: p, .. }
-                            if p == product)
-                };
+                let product = step_product(inv, step);
+                let mine = |c: &Planned| claims(inv, step, c);
                 let needs = selected.iter().any(|&i| {
                     plans[i]
                         .changes
@@ -199,7 +186,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             Action::Prepare => {
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    let todo = p.take(|c| matches!(c.change, Change::User(_) | Change::Dir { .. }));
+                    let todo = p.take(|c| claims(inv, step, c));
                     async move { actions::prepare(inv, &s, &todo).await }
                 })
                 .await?
@@ -207,23 +194,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             Action::Jdk => {
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    let todo = p.take(|c| match &c.change {
-                        Change::Package(_) | Change::Jdk { .. } => true,
-                        Change::File(f) => f.restarts.is_none(),
-                        _ => false,
-                    });
+                    let todo = p.take(|c| claims(inv, step, c));
                     async move { actions::jdk(inv, p, &s, todo).await }
                 })
                 .await?
             }
             Action::Configure => {
-                let svc = step.service().unwrap();
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    let todo = p.take(|c| {
-                        c.when == When::Now
-                            && matches!(&c.change, Change::File(f) if f.restarts == Some(svc))
-                    });
+                    let todo = p.take(|c| claims(inv, step, c));
                     async move { actions::go_live(p, &s, todo).await }
                 })
                 .await?
@@ -231,7 +210,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             Action::Format => {
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
-                    let todo = p.take(|c| matches!(c.change, Change::Format { .. }));
+                    let todo = p.take(|c| claims(inv, step, c));
                     async move {
                         let mut done = Vec::new();
                         for c in todo {
@@ -371,6 +350,41 @@ async fn plan_topics(
     crate::topics::plan(&bootstrap, &inv.topics, opts.prune_topics)
         .await
         .map(Some)
+}
+
+/// The product an install step unpacks: ZooKeeper bundled in Kafka (`zookeeper.source:
+/// kafka`) runs from the Kafka tarball.
+fn step_product(inv: &Inventory, step: &Step) -> Product {
+    match step.service() {
+        Some(Service::ZooKeeper) if inv.zookeeper.source == crate::inventory::ZkSource::Tarball => {
+            Product::ZooKeeper
+        }
+        _ => Product::Kafka,
+    }
+}
+
+/// Whether `step` makes the planned change `c` (the start step: its starts, and through the
+/// roller its restarts with what they stage). Every step takes its part of the plan through
+/// this one predicate, so what runs is what `--dry-run` printed.
+fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
+    let now = c.when == When::Now;
+    match (step.action, &c.change) {
+        (Action::Prepare, Change::User(_) | Change::Dir { .. }) => true,
+        (Action::Jdk, Change::Package(_) | Change::Jdk { .. }) => true,
+        (Action::Jdk, Change::File(f)) => f.restarts.is_none(),
+        (Action::Install, Change::Unpack { product, .. } | Change::Link { product, .. }) => {
+            now && *product == step_product(inv, step)
+        }
+        (Action::Configure, Change::File(f)) => {
+            now && f.restarts.is_some() && f.restarts == step.service()
+        }
+        (Action::Format, Change::Format { .. }) => true,
+        (Action::Start, Change::Start(svc)) => Some(*svc) == step.service(),
+        (Action::Start, _) => {
+            c.when != When::Now && c.when == step.service().map_or(When::Now, When::WithRestart)
+        }
+        _ => false,
+    }
 }
 
 /// Steps that have nothing to do in this cluster's mode are neither run nor listed.
@@ -574,4 +588,86 @@ where
         bail!("{}", errors.join("\n"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::facts::Facts;
+
+    fn inv(extra: &str) -> Inventory {
+        let text = format!(
+            "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n  c: {{ address: 10.0.0.3 }}\n\
+             groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n{extra}"
+        );
+        crate::inventory::parse(std::path::Path::new("i.yaml"), &text).unwrap()
+    }
+
+    /// The default playbook's steps, in order, each taking its claims from the plan as apply
+    /// does, leave nothing: the plan that `--dry-run` prints holds no change apply would not
+    /// make. Returns how many changes there were.
+    fn each_change_has_one_step(inv: &Inventory, facts: Vec<Facts>) -> usize {
+        let steps = playbook::load(None).unwrap();
+        let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
+        let mut plans = plan::plans_from_facts(inv, facts, false).unwrap();
+        let mut n = 0;
+        for p in &mut plans {
+            p.changes = change::plan_host(inv, p, &change::Inputs::default());
+            n += p.changes.len();
+            for s in &steps {
+                if in_group(s, p) {
+                    p.take(|c| claims(inv, s, c));
+                }
+            }
+            let left: Vec<String> = p.changes.iter().map(|c| c.describe()).collect();
+            assert!(left.is_empty(), "{}: no step makes {left:#?}", p.host.name);
+        }
+        n
+    }
+
+    #[test]
+    fn the_default_playbook_makes_every_planned_change_once() {
+        let fresh = inv("");
+        assert!(each_change_has_one_step(&fresh, vec![Facts::default(); 3]) > 40);
+        // Running, then a changed property and a new version (staged for the roller).
+        let mut running = Facts::default();
+        running.pids.insert(Service::ZooKeeper, 1);
+        running.pids.insert(Service::Kafka, 2);
+        running
+            .links
+            .insert("/opt/kafka".into(), "kafka_2.13-3.8.1".into());
+        let changed =
+            inv("zookeeper:\n  source: kafka\nkafka:\n  properties:\n    num.io.threads: 4\n");
+        assert!(each_change_has_one_step(&changed, vec![running; 3]) > 20);
+    }
+
+    #[test]
+    fn steps_of_the_other_mode_are_not_listed() {
+        let steps = playbook::load(None).unwrap();
+        let zk = inv("");
+        let names = |inv: &Inventory| -> Vec<String> {
+            steps
+                .iter()
+                .filter(|s| applies(inv, s))
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert!(
+            names(&zk).iter().all(|n| !n.contains("KRaft")),
+            "{:?}",
+            names(&zk)
+        );
+        let kraft = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+             groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\nkafka:\n  version: 4.4.0\n",
+        )
+        .unwrap();
+        assert!(
+            names(&kraft).iter().all(|n| !n.contains("ZooKeeper")),
+            "{:?}",
+            names(&kraft)
+        );
+        assert!(names(&kraft).iter().any(|n| n.contains("format KRaft")));
+    }
 }
