@@ -263,10 +263,13 @@ pub async fn format(
     cluster_id: &str,
 ) -> Result<Vec<String>> {
     let def = ServiceDef::new(Service::Kafka, inv, &p.host);
+    // The id reaches the tool through the environment, not nested inside sh -c's quotes.
     let cmd = format!(
-        "set -e\nset -a\n. {env}\nset +a\nrunuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
+        "set -e\nset -a\n. {env}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n\
+         runuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
          -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/var/log/kafka \
-         -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted -t {id} -c /etc/kafka/server.properties'",
+         -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted \
+         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\" -c /etc/kafka/server.properties'",
         env = quote(&def.env_file),
         id = quote(cluster_id)
     );

@@ -403,8 +403,15 @@ pub fn resolve_cluster_id(inv: &Inventory, plans: &[HostPlan]) -> Result<String>
 }
 
 /// 16 random bytes as unpadded URL-safe base64, the form `kafka-storage random-uuid` prints.
+/// Like Kafka's own generator, never one starting with `-`: command-line parsers (Kafka's
+/// StorageTool among them) would take it for an option.
 fn new_cluster_id() -> Result<String> {
-    Ok(base64url(&random_bytes::<16>()?))
+    loop {
+        let id = base64url(&random_bytes::<16>()?);
+        if !id.starts_with('-') {
+            return Ok(id);
+        }
+    }
 }
 
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
@@ -480,5 +487,17 @@ mod tests {
         let id = new_cluster_id().unwrap();
         assert_eq!(id.len(), 22);
         assert_ne!(id, new_cluster_id().unwrap());
+        // One draw in 64 would start with `-` without the guard: 5000 draws miss it with
+        // probability (63/64)^5000, about 1e-34.
+        for _ in 0..5000 {
+            let id = new_cluster_id().unwrap();
+            assert!(!id.starts_with('-'), "{id}");
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{id}"
+            );
+        }
     }
 }
