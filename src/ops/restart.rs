@@ -147,12 +147,7 @@ impl<'a> Roller<'a> {
                 )
             })?;
             let message = format!(
-                "{}{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s)",
-                if wrote.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}; ", wrote.join("; "))
-                },
+                "{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s){}",
                 r.message,
                 r.stop.as_secs_f64(),
                 r.start.as_secs_f64(),
@@ -161,7 +156,12 @@ impl<'a> Roller<'a> {
                 } else {
                     "back in sync"
                 },
-                catch_up.as_secs_f64()
+                catch_up.as_secs_f64(),
+                if wrote.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {}", wrote.join(", "))
+                },
             );
             self.rep.host_done(&next_name, &message);
             done.push(NodeRoll {

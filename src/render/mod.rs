@@ -438,7 +438,8 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// `key=value` lines with secret values replaced, for diffs and dry runs.
 pub fn mask_secrets(text: &str) -> String {
-    text.lines()
+    let mut out = text
+        .lines()
         .map(|l| match l.split_once('=') {
             Some((k, _)) if !l.trim_start().starts_with('#') && is_secret_key(k) => {
                 format!("{k}=********")
@@ -446,7 +447,12 @@ pub fn mask_secrets(text: &str) -> String {
             _ => l.to_string(),
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    // Keep the last newline, or every diff would end in "No newline at end of file".
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
