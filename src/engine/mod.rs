@@ -610,9 +610,16 @@ mod tests {
         let steps = playbook::load(None).unwrap();
         let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
         let mut plans = plan::plans_from_facts(inv, facts, false).unwrap();
+        let inputs = change::Inputs {
+            cluster_id: inv
+                .kafka
+                .kraft
+                .then(|| "AAAAAAAAAAAAAAAAAAAAAA".to_string()),
+            jdk: None,
+        };
         let mut n = 0;
         for p in &mut plans {
-            p.changes = change::plan_host(inv, p, &change::Inputs::default());
+            p.changes = change::plan_host(inv, p, &inputs);
             n += p.changes.len();
             for s in &steps {
                 if in_group(s, p) {
@@ -639,6 +646,14 @@ mod tests {
         let changed =
             inv("zookeeper:\n  source: kafka\nkafka:\n  properties:\n    num.io.threads: 4\n");
         assert!(each_change_has_one_step(&changed, vec![running; 3]) > 20);
+        // KRaft: formatting is planned and made too.
+        let kraft = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+             groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\nkafka:\n  version: 4.4.0\n",
+        )
+        .unwrap();
+        assert!(each_change_has_one_step(&kraft, vec![Facts::default(); 3]) > 30);
     }
 
     #[test]
