@@ -143,8 +143,8 @@ fn addresses(inventory: &Path) -> Vec<(String, String)> {
 }
 
 /// SSH with OpenSSH's own client and the lab's key: an observer independent of clusterctl.
-fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
-    let out = Command::new("ssh")
+fn ssh_output(lab_dir: &Path, addr: &str, cmd: &str) -> Output {
+    Command::new("ssh")
         .arg("-i")
         .arg(lab_dir.join("id_ed25519"))
         .arg("-o")
@@ -156,7 +156,35 @@ fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
         .arg(format!("root@{addr}"))
         .arg(cmd)
         .output()
-        .expect("ssh");
+        .expect("ssh")
+}
+
+/// Exit status and stdout of `cmd`, for the commands whose non-zero exit is an answer
+/// (`grep -c` finding nothing, `test`). ssh's own failure (255) is never an answer.
+fn ssh_status(lab_dir: &Path, addr: &str, cmd: &str) -> (i32, String) {
+    let out = ssh_output(lab_dir, addr, cmd);
+    match out.status.code() {
+        Some(code) if code != 255 => (
+            code,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ),
+        _ => panic!(
+            "ssh to {addr} failed ({}) running `{cmd}`: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// stdout of `cmd`, which must exit 0: a failed read must not pass as an (empty) answer.
+fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
+    let out = ssh_output(lab_dir, addr, cmd);
+    assert!(
+        out.status.success(),
+        "on {addr}: `{cmd}` exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -173,6 +201,7 @@ fn srvr(addr: &str) -> String {
     reply
 }
 
+/// Each node's PID of `svc`, from its PID file (which must exist: the service runs).
 fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
     nodes
         .iter()
@@ -1192,13 +1221,11 @@ fn three_node_kraft_cluster() {
         "{ids:?}"
     );
     for (_, a) in nodes {
+        // grep -c exits 1 when it counts 0.
         assert_eq!(
-            ssh(
-                lab_dir,
-                a,
-                "ps -eo args | grep -c '[Q]uorumPeerMain' || true"
-            ),
-            "0"
+            ssh_status(lab_dir, a, "ps -eo args | grep -c '[Q]uorumPeerMain'"),
+            (1, "0".to_string()),
+            "no ZooKeeper on {a}"
         );
     }
     // Kafka's own quorum tool: a leader and the 3 voters.
@@ -1629,7 +1656,12 @@ fn nisshi_brokers_sharing_postgresql() {
     // The broker process is killed: its supervisor (no systemd in the lab) starts it again.
     let b = &brokers[0].1;
     let supervisor = ssh(lab_dir, b, "cat /var/run/nisshi/nisshi.pid");
-    let child = || ssh(lab_dir, b, &format!("ps -o pid= --ppid {supervisor}"));
+    // ps exits 1 while the supervisor has no child (between a crash and the restart).
+    let child = || {
+        let (code, pid) = ssh_status(lab_dir, b, &format!("ps -o pid= --ppid {supervisor}"));
+        assert!(code == 0 || code == 1, "ps on {b} exited {code}");
+        pid
+    };
     let killed = child();
     assert!(!killed.is_empty(), "the broker runs under its supervisor");
     ssh(lab_dir, b, &format!("kill -KILL {killed}"));
