@@ -201,6 +201,105 @@ fn srvr(addr: &str) -> String {
     reply
 }
 
+/// The ZooKeeper member whose raw `srvr` says `Mode: leader` (exactly one must).
+fn zk_leader(members: &[(String, String)]) -> String {
+    let leaders: Vec<&str> = members
+        .iter()
+        .filter(|(_, a)| srvr(a).lines().any(|l| l == "Mode: leader"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(leaders.len(), 1, "ZooKeeper leaders: {leaders:?}");
+    leaders[0].to_string()
+}
+
+/// The node whose server.properties sets `key` (broker.id, node.id) to `id`.
+fn host_with_id(lab_dir: &Path, nodes: &[(String, String)], key: &str, id: i64) -> String {
+    let found: Vec<&str> = nodes
+        .iter()
+        .filter(|(_, a)| {
+            ssh(
+                lab_dir,
+                a,
+                &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
+            ) == id.to_string()
+        })
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "hosts with {key}={id}: {found:?}");
+    found[0].to_string()
+}
+
+/// The controller broker in ZooKeeper mode: the `/controller` znode read by ZooKeeper's own
+/// CLI on the first node. Kafka's jars are the class path because every broker has them,
+/// whether ZooKeeper runs from its tarball or from Kafka's jars.
+fn zk_controller(lab_dir: &Path, nodes: &[(String, String)]) -> String {
+    let out = ssh(
+        lab_dir,
+        &nodes[0].1,
+        "timeout 60 java -Xmx64m -cp '/opt/kafka/libs/*' org.apache.zookeeper.ZooKeeperMain \
+         -server 127.0.0.1:2181 get /controller",
+    );
+    // {"version":2,"brokerid":1,"timestamp":"..."}
+    let id: i64 = out
+        .split_once("\"brokerid\":")
+        .and_then(|(_, r)| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|d| d.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no brokerid in /controller: {out}"));
+    host_with_id(lab_dir, nodes, "broker.id", id)
+}
+
+/// Kafka's MetadataQuorumCommand: the KRaft leader's id, and the tool's whole answer.
+fn kraft_quorum(libs: &Path, bootstrap: &str) -> (i64, String) {
+    let q = kafka_tool(libs, "MetadataQuorumCommand")
+        .args(["--bootstrap-server", bootstrap, "describe", "--status"])
+        .output()
+        .unwrap();
+    let qt = text(&q);
+    assert!(q.status.success(), "{qt}");
+    let leader = qt
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no LeaderId in {qt}"));
+    (leader, qt)
+}
+
+/// The host holding the controller role now: the controller broker (ZooKeeper mode) or the
+/// active KRaft controller.
+fn controller_host(
+    lab_dir: &Path,
+    libs: &Path,
+    bootstrap: &str,
+    nodes: &[(String, String)],
+    kraft: bool,
+) -> String {
+    if kraft {
+        let (id, _) = kraft_quorum(libs, bootstrap);
+        host_with_id(lab_dir, nodes, "node.id", id)
+    } else {
+        zk_controller(lab_dir, nodes)
+    }
+}
+
+/// The order a ZooKeeper-mode Kafka roll takes: inventory order, `last` moved to the end.
+fn roll_order(nodes: &[(String, String)], last: &str) -> Vec<String> {
+    let mut order: Vec<String> = nodes
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n != last)
+        .collect();
+    assert_eq!(
+        order.len() + 1,
+        nodes.len(),
+        "{last} is not among {nodes:?}"
+    );
+    order.push(last.to_string());
+    order
+}
+
 /// Each node's PID of `svc`, from its PID file (which must exist: the service runs).
 fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
     nodes
@@ -534,7 +633,10 @@ fn three_node_zookeeper_kafka_cluster() {
         "dry run restarted nothing"
     );
 
-    // One changed Kafka property restarts Kafka only, one broker at a time.
+    // One changed Kafka property restarts Kafka only, one broker at a time: in inventory
+    // order with the controller broker (read from ZooKeeper before the roll) last; the
+    // progress lines show the order.
+    let controller = zk_controller(lab_dir, nodes);
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success());
     let summary = String::from_utf8_lossy(&out.stdout);
@@ -543,29 +645,12 @@ fn three_node_zookeeper_kafka_cluster() {
         3,
         "one restart per broker"
     );
-    // The controller broker goes last; the progress lines show the order.
     let log = String::from_utf8_lossy(&out.stderr);
-    let last = log
-        .lines()
-        .find_map(|l| {
-            l.split_once(", one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the roll names the host it restarts last");
-    let order: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(": restarted kafka"))
-        .map(|l| {
-            l.split(": restarted kafka")
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .last()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(order.len(), 3, "{order:?}");
-    assert_eq!(order[2], last, "controller restarted last: {order:?}");
+    assert_eq!(
+        restart_order(&log, "kafka"),
+        roll_order(nodes, &controller),
+        "controller {controller} (before the roll) restarted last"
+    );
     assert_eq!(
         pids(lab_dir, nodes, "zookeeper"),
         zk_before,
@@ -589,7 +674,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let consumed = consume_all(bootstrap, "e2e");
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
-    rolling_restart_under_load(libs, bootstrap, inv, m, &["zookeeper", "kafka"]);
+    rolling_restart_under_load(&setup, nodes, &["zookeeper", "kafka"]);
     let wrong = clusterctl(&["restart", "--rolling", inv, "--service", "controller"], m);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(text(&wrong).contains("ZooKeeper mode and has no KRaft controllers"));
@@ -663,6 +748,8 @@ fn three_node_zookeeper_kafka_cluster() {
     // a non-voting follower), the others roll with the leader last, then the brokers roll
     // (their zookeeper.connect changed). The ensemble ends with 1 leader and 3 followers.
     let zk_before = pids(lab_dir, nodes, "zookeeper");
+    let leader = zk_leader(nodes);
+    let controller = zk_controller(lab_dir, &setup.nodes);
     let with_zk = std::fs::read_to_string(inventory).unwrap().replace(
         "  zookeeper: [n1, n2, n3]",
         &format!("  zookeeper: [n1, n2, n3, {spare}]"),
@@ -672,16 +759,12 @@ fn three_node_zookeeper_kafka_cluster() {
     assert!(out.status.success(), "adding a ZooKeeper member failed");
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(log.contains(&format!("{spare}: started zookeeper")));
-    let announced = log
-        .lines()
-        .find_map(|l| {
-            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the ZooKeeper roll names its leader");
     let order = restart_order(&log, "zookeeper");
     assert_eq!(order.len(), 3, "{order:?}");
-    assert_eq!(order[2], announced, "the leader restarts last: {order:?}");
+    assert_eq!(
+        order[2], leader,
+        "{leader}, the leader before the roll, restarts last: {order:?}"
+    );
     for (b, a) in zk_before.iter().zip(pids(lab_dir, nodes, "zookeeper")) {
         assert_ne!(
             *b, a,
@@ -689,9 +772,9 @@ fn three_node_zookeeper_kafka_cluster() {
         );
     }
     assert_eq!(
-        restart_order(&log, "kafka").len(),
-        4,
-        "brokers rolled for zookeeper.connect"
+        restart_order(&log, "kafka"),
+        roll_order(&setup.nodes, &controller),
+        "brokers rolled for zookeeper.connect, {controller} (controller before) last"
     );
     let modes: Vec<String> = setup
         .nodes
@@ -1010,32 +1093,34 @@ impl Drop for Producer {
     }
 }
 
-/// Under the producer, `restart --rolling` restarts every node of `services`; 0 acknowledged
-/// records are lost, and the ZooKeeper leader / active controller goes last.
-fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, services: &[&str]) {
+/// Under the producer, `restart --rolling` restarts every node of `services` (ZooKeeper mode
+/// when they include zookeeper, else KRaft); 0 acknowledged records are lost, and the ZooKeeper
+/// leader / controller, as read from the cluster before the roll, goes last.
+fn rolling_restart_under_load(setup: &Setup, nodes: &[(String, String)], services: &[&str]) {
+    let (libs, bootstrap) = (&setup.libs, setup.bootstrap.as_str());
+    let kraft = !services.contains(&"zookeeper");
     let producer = Producer::start(libs, bootstrap, "roll");
-    let out = clusterctl(&["restart", "--rolling", inv], m);
+    let last: Vec<(&str, String)> = services
+        .iter()
+        .map(|&svc| match svc {
+            "zookeeper" => (svc, zk_leader(nodes)),
+            _ => (
+                svc,
+                controller_host(&setup.lab_dir, libs, bootstrap, nodes, kraft),
+            ),
+        })
+        .collect();
+    let inv = setup.inventory.to_str().unwrap();
+    let out = clusterctl(&["restart", "--rolling", inv], &setup.mirror.url);
     producer.stop_and_verify(bootstrap);
     assert!(out.status.success(), "restart --rolling failed");
     let log = String::from_utf8_lossy(&out.stderr);
-    for svc in services {
-        let role = if *svc == "zookeeper" {
-            "leader"
-        } else {
-            "controller"
-        };
-        let announced = log
-            .lines()
-            .find_map(|l| {
-                l.split_once(&format!("restarting {svc} on 3 host(s), one at a time, "))
-                    .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-            })
-            .unwrap_or_else(|| panic!("the roll of {svc} names its {role}"));
+    for (svc, before) in &last {
         let order = restart_order(&log, svc);
         assert_eq!(order.len(), 3, "{svc}: {order:?}");
         assert_eq!(
-            order[2], announced,
-            "{svc}: the {role} goes last: {order:?}"
+            order[2], before,
+            "{svc}: {before}, leader/controller before the roll, goes last: {order:?}"
         );
     }
 }
@@ -1122,19 +1207,16 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
 
     let producer = Producer::start(&setup.libs, bootstrap, "upgrade");
     std::fs::write(inventory, with_version("3.9.1")).unwrap();
+    let leader = zk_leader(nodes);
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "upgrade apply failed");
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     let zk_order = restart_order(&log, "zookeeper");
-    let zk_leader = log
-        .lines()
-        .find_map(|l| {
-            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the ZooKeeper roll names its leader");
     assert_eq!(zk_order.len(), 3, "{zk_order:?}");
-    assert_eq!(zk_order[2], zk_leader, "ZooKeeper leader last");
+    assert_eq!(
+        zk_order[2], leader,
+        "{leader}, the ZooKeeper leader before the upgrade, last"
+    );
     assert_eq!(
         restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
         3
@@ -1229,19 +1311,7 @@ fn three_node_kraft_cluster() {
         );
     }
     // Kafka's own quorum tool: a leader and the 3 voters.
-    let q = kafka_tool(libs, "MetadataQuorumCommand")
-        .args(["--bootstrap-server", bootstrap, "describe", "--status"])
-        .output()
-        .unwrap();
-    let qt = text(&q);
-    assert!(q.status.success(), "{qt}");
-    let leader: i32 = qt
-        .lines()
-        .find_map(|l| l.strip_prefix("LeaderId:"))
-        .unwrap_or_else(|| panic!("no LeaderId in {qt}"))
-        .trim()
-        .parse()
-        .unwrap();
+    let (leader, qt) = kraft_quorum(libs, bootstrap);
     assert!((1..=3).contains(&leader), "{qt}");
     assert!(
         qt.contains("CurrentVoters:")
@@ -1375,7 +1445,7 @@ fn three_node_kraft_cluster() {
         "topic changes restart nothing"
     );
 
-    rolling_restart_under_load(libs, bootstrap, inv, m, &["kafka"]);
+    rolling_restart_under_load(&setup, nodes, &["kafka"]);
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 }
