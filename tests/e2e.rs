@@ -336,6 +336,155 @@ fn describe_topic(libs: &Path, bootstrap: &str, topic: &str) -> String {
     ))
 }
 
+/// A topic no broker may leave while it stays in sync: replication factor 2 with
+/// min.insync.replicas=2. Returns once TopicCommand shows both replicas in sync, so a gate
+/// reading the cluster right after sees it.
+fn create_rf2min2(libs: &Path, bootstrap: &str) {
+    let created = kafka_topics(
+        libs,
+        bootstrap,
+        &[
+            "--create",
+            "--topic",
+            "rf2min2",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "2",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+    assert!(
+        created.status.success(),
+        "create rf2min2: {}",
+        text(&created)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = describe_topic(libs, bootstrap, "rf2min2");
+        // Isr: 1,3 (two ids)
+        let isr = d
+            .lines()
+            .filter_map(|l| l.split("Isr: ").nth(1))
+            .map(|r| r.split_whitespace().next().unwrap_or("").split(',').count())
+            .next();
+        if isr == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rf2min2 not in sync: {d}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Delete `topic` with TopicCommand and wait until it is no longer listed.
+fn delete_topic(libs: &Path, bootstrap: &str, topic: &str) {
+    let deleted = kafka_topics(libs, bootstrap, &["--delete", "--topic", topic]);
+    assert!(
+        deleted.status.success(),
+        "delete {topic}: {}",
+        text(&deleted)
+    );
+    wait_topic_gone(libs, bootstrap, topic);
+}
+
+fn wait_topic_gone(libs: &Path, bootstrap: &str, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = text(&kafka_topics(libs, bootstrap, &["--list"]));
+        if !l.lines().any(|x| x == topic) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{topic} still listed: {l}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// What an apply may change on a host, as OpenSSH sees it: path, mode, owner and sha256 of
+/// every managed file that exists, the /opt/kafka (and /opt/zookeeper) link, and the PID of
+/// each of `services` (which must run).
+fn snapshot(lab_dir: &Path, addr: &str, services: &[&str]) -> String {
+    let mut cmd = String::from(
+        "for f in /etc/kafka/* /etc/zookeeper/* /etc/init.d/kafka /etc/init.d/zookeeper \
+         /etc/systemd/system/kafka.service /etc/systemd/system/zookeeper.service \
+         /var/lib/zookeeper/myid /var/lib/kafka/data/meta.properties /etc/profile.d/java.sh \
+         /usr/local/lib/clusterctl/supervise; do \
+         if [ -f \"$f\" ]; then stat -c '%n %a %U:%G' \"$f\" && sha256sum \"$f\" || exit 1; fi; \
+         done; link=$(readlink /opt/kafka) || exit 1; echo \"/opt/kafka -> $link\"; \
+         if [ -L /opt/zookeeper ]; then echo \"/opt/zookeeper -> $(readlink /opt/zookeeper)\"; fi",
+    );
+    for svc in services {
+        // kill -0: the PID file names a live process, not a stale one.
+        cmd.push_str(&format!(
+            "; pid=$(cat /var/run/{svc}/{svc}.pid) && kill -0 \"$pid\" || exit 1; \
+             echo \"{svc} pid $pid\""
+        ));
+    }
+    let snap = ssh(lab_dir, addr, &cmd);
+    assert!(
+        snap.contains("/etc/kafka/server.properties"),
+        "snapshot of {addr} misses server.properties: {snap}"
+    );
+    snap
+}
+
+fn snapshots(lab_dir: &Path, nodes: &[(String, String)], services: &[&str]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|(_, a)| snapshot(lab_dir, a, services))
+        .collect()
+}
+
+/// `apply` refuses before touching any host: exit 1, stderr says so with each of `wants`, and
+/// at once (waiting cannot clear such a blocker; the old engine waited 300 s for it).
+fn assert_apply_refuses(inv: &str, m: &str, wants: &[&str]) {
+    let start = Instant::now();
+    let out = clusterctl(&["apply", inv], m);
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "apply must refuse: {err}");
+    for w in ["refusing to apply: ", "nothing was changed on any host"]
+        .iter()
+        .chain(wants)
+    {
+        assert!(err.contains(w), "the refusal lacks {w:?}: {err}");
+    }
+    assert!(
+        took < Duration::from_secs(60),
+        "refused only after {took:?}"
+    );
+}
+
+/// The inventory with `num.io.threads: n` as its only kafka.properties.
+fn with_io_threads(inventory: &str, n: u32) -> String {
+    let out = inventory.replace(
+        "  heap: 256m",
+        &format!("  heap: 256m\n  properties:\n    num.io.threads: {n}"),
+    );
+    assert_ne!(out, inventory, "no kafka heap line to add properties after");
+    out
+}
+
+/// (host, path) of every file a dry run's stdout lists as changed: `  file <path> (mode ...`
+/// under the line naming the host.
+fn dry_run_files(stdout: &str, nodes: &[(String, String)]) -> Vec<(String, String)> {
+    let mut host: Option<&str> = None;
+    let mut files = Vec::new();
+    for l in stdout.lines() {
+        if !l.starts_with(' ') {
+            host = nodes
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .find(|n| l.split(|c: char| !c.is_alphanumeric()).next() == Some(*n));
+        } else if let Some(rest) = l.strip_prefix("  file /") {
+            let path = format!("/{}", rest.split(' ').next().unwrap());
+            let h = host.unwrap_or_else(|| panic!("{path} under no host in:\n{stdout}"));
+            files.push((h.to_string(), path));
+        }
+    }
+    files
+}
+
 fn kcat(args: &[&str], input: Option<&str>) -> Output {
     let mut child = Command::new("kcat")
         .args(args)
@@ -616,10 +765,7 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
     // Dry run of a changed property: prints the diff, changes nothing.
-    let changed = good_text.replace(
-        "  heap: 256m",
-        "  heap: 256m\n  properties:\n    num.io.threads: 4",
-    );
+    let changed = with_io_threads(&good_text, 4);
     std::fs::write(inventory, &changed).unwrap();
     let out = clusterctl(&["apply", inv, "--dry-run"], m);
     assert!(out.status.success());
@@ -710,13 +856,180 @@ fn three_node_zookeeper_kafka_cluster() {
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 
+    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
+    // min.insync.replicas) is refused at once, before any host is touched.
+    let services = ["zookeeper", "kafka"];
+    let prop = |a: &str, key: &str| {
+        ssh(
+            lab_dir,
+            a,
+            &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
+        )
+    };
+    create_rf2min2(libs, bootstrap);
+    std::fs::write(inventory, with_io_threads(&three, 6)).unwrap();
+    let before = snapshots(lab_dir, nodes, &services);
+    assert_apply_refuses(
+        inv,
+        m,
+        &["rf2min2-0: replication factor 2 <= min.insync.replicas 2"],
+    );
+    assert_eq!(
+        snapshots(lab_dir, nodes, &services),
+        before,
+        "a refused apply changed a host"
+    );
+    delete_topic(libs, bootstrap, "rf2min2");
+    // Without the topic it goes through. The dry run first: it restarts nothing, and every
+    // file it lists for a host is one that apply then writes there.
+    let kafka_before = pids(lab_dir, nodes, "kafka");
+    let dry = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(dry.status.success(), "dry run failed");
+    let planned = dry_run_files(&String::from_utf8_lossy(&dry.stdout), nodes);
+    for (h, _) in nodes {
+        assert!(
+            planned.contains(&(h.clone(), "/etc/kafka/server.properties".to_string())),
+            "the dry run lists server.properties of {h}: {planned:?}"
+        );
+    }
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        kafka_before,
+        "the dry run restarted nothing"
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply without rf2min2 failed");
+    let applied = text(&out);
+    for (h, path) in &planned {
+        assert!(
+            applied.lines().any(|l| l.contains(&format!("wrote {path}"))
+                && l.split(|c: char| !c.is_alphanumeric()).any(|w| w == h)),
+            "the dry run listed {path} on {h}, apply did not write it"
+        );
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("restarted kafka")
+            .count(),
+        3,
+        "one restart per broker"
+    );
+    for (_, a) in nodes {
+        assert_eq!(prop(a, "num.io.threads"), "6", "on {a}");
+    }
+
+    // Staged per node: when a restart fails, the roll stops there and the hosts after it keep
+    // their old files and process. The second host of the roll (inventory order, controller
+    // last) gets a property Kafka rejects at startup.
+    let addr = |h: &str| nodes.iter().find(|(n, _)| n == h).unwrap().1.clone();
+    let order = roll_order(nodes, &zk_controller(lab_dir, nodes));
+    let (first, second, third) = (&order[0], &order[1], &order[2]);
+    let fixed = with_io_threads(&three, 7);
+    let entry = format!("  {second}:\n    address: {}\n", addr(second));
+    let pinned = fixed.replace(
+        &entry,
+        &format!("{entry}    kafka:\n      properties:\n        num.network.threads: 0\n"),
+    );
+    assert_ne!(pinned, fixed, "no entry for {second}");
+    std::fs::write(inventory, &pinned).unwrap();
+    let third_before = snapshot(lab_dir, &addr(third), &services);
+    let first_pid = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
+    let out = clusterctl(&["apply", inv], m);
+    assert_eq!(out.status.code(), Some(1), "a failed restart fails apply");
+    let t = text(&out);
+    for w in [
+        second.as_str(),
+        "restarting kafka",
+        "num.network.threads",
+        &format!("still on their old files: {third}"),
+    ] {
+        assert!(t.contains(w), "the failure lacks {w:?}: {t}");
+    }
+    // The cause comes from the broker's log, not from the inventory.
+    assert!(
+        t.lines()
+            .any(|l| l.contains("ConfigException") && l.contains("num.network.threads")),
+        "no ConfigException from {second}'s log: {t}"
+    );
+    assert_eq!(
+        snapshot(lab_dir, &addr(third), &services),
+        third_before,
+        "{third}, not rolled yet, kept its files and process"
+    );
+    assert_eq!(prop(&addr(first), "num.io.threads"), "7", "{first} rolled");
+    let first_rolled = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
+    assert_ne!(
+        first_rolled, first_pid,
+        "{first} restarted with its new files"
+    );
+    // The fix: the re-run starts the failed host and rolls the rest; the first stays.
+    std::fs::write(inventory, &fixed).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the re-run after the fix failed");
+    for (_, a) in nodes {
+        assert_eq!(prop(a, "num.io.threads"), "7", "on {a}");
+        assert_eq!(
+            ssh_status(
+                lab_dir,
+                a,
+                "grep -c '^num.network.threads=' /etc/kafka/server.properties"
+            ),
+            (1, "0".to_string()),
+            "the pin is gone on {a}"
+        );
+    }
+    assert!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").contains(&third.as_str()),
+        "{third} rolled on the re-run"
+    );
+    assert_eq!(
+        ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid"),
+        first_rolled,
+        "{first}, already on its new files, was not restarted again"
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // Mode guard: switching the running ZooKeeper-mode cluster to KRaft is refused before
+    // anything is unpacked, written or restarted.
+    let to_kraft = fixed
+        .replace(
+            "  zookeeper: [n1, n2, n3]\n",
+            "  controller: [n1, n2, n3]\n",
+        )
+        .replace("zookeeper:\n  heap: 128m\n", "")
+        .replace(
+            "kafka:\n  heap: 256m\n",
+            "kafka:\n  heap: 256m\n  version: 4.4.0\n",
+        );
+    assert!(
+        !to_kraft.contains("zookeeper")
+            && to_kraft.contains("  controller: [n1, n2, n3]\n")
+            && to_kraft.contains("  version: 4.4.0\n"),
+        "{to_kraft}"
+    );
+    std::fs::write(inventory, &to_kraft).unwrap();
+    let before = snapshots(lab_dir, nodes, &services);
+    let mut wants = vec!["ZooKeeper mode"];
+    wants.extend(nodes.iter().map(|(n, _)| n.as_str()));
+    assert_apply_refuses(inv, m, &wants);
+    assert_eq!(
+        snapshots(lab_dir, nodes, &services),
+        before,
+        "a refused mode switch changed a host"
+    );
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh_status(lab_dir, a, "test -e /opt/kafka_2.13-4.4.0").0,
+            1,
+            "Kafka 4.4.0 was unpacked on {a}"
+        );
+    }
+    std::fs::write(inventory, &fixed).unwrap();
+
     // Scale out: a broker added to the inventory joins on apply; nothing else restarts.
     let zk = pids(lab_dir, nodes, "zookeeper");
     let brokers = pids(lab_dir, nodes, "kafka");
-    let grown = four.replace(
-        "  heap: 256m",
-        "  heap: 256m\n  properties:\n    num.io.threads: 4",
-    );
+    let grown = with_io_threads(&four, 7);
     std::fs::write(inventory, grown).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "scale-out apply failed");
@@ -1402,15 +1715,7 @@ fn three_node_kraft_cluster() {
     assert!(t.status.success() && text(&t).contains("PartitionCount: 6"));
     let t = clusterctl(&["topics", "-i", inv, "delete", "orders"], m);
     assert!(t.status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let l = text(&kafka_topics(libs, bootstrap, &["--list"]));
-        if !l.lines().any(|x| x == "orders") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "topic still listed: {l}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_topic_gone(libs, bootstrap, "orders");
 
     // Topics declared in the inventory: created, then grown, by apply; no restart.
     let declared = std::fs::read_to_string(inventory).unwrap()
