@@ -1660,6 +1660,25 @@ fn three_node_kraft_cluster() {
         .collect();
     assert_eq!(meta_before, meta_after);
 
+    // Another cluster id for a formatted cluster is refused before any host is touched.
+    let kraft_text = std::fs::read_to_string(inventory).unwrap();
+    let other_id = "AAAAAAAAAAAAAAAAAAAAAA";
+    assert_ne!(ids[0], other_id, "the cluster id must differ");
+    let new_id = kraft_text.replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  cluster_id: {other_id}\n"),
+    );
+    assert_ne!(new_id, kraft_text);
+    std::fs::write(inventory, &new_id).unwrap();
+    let snaps = snapshots(lab_dir, nodes, &["kafka"]);
+    assert_apply_refuses(inv, m, &["cluster id"]);
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["kafka"]),
+        snaps,
+        "a refused cluster id changed a host"
+    );
+    std::fs::write(inventory, &kraft_text).unwrap();
+
     // Topics through clusterctl, checked with Kafka's TopicCommand.
     let t = clusterctl(
         &[
