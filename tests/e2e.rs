@@ -1518,6 +1518,26 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     }
     assert_eq!(pins(), ["", "", ""], "a fresh cluster has no pin");
 
+    // The upgrade needs every broker restarted; with rf2min2 no broker may go, so apply
+    // refuses at once: no link moved, nothing restarted (unpacking 3.9.1 beside is allowed).
+    create_rf2min2(&setup.libs, bootstrap);
+    let snaps = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    std::fs::write(inventory, with_version("3.9.1")).unwrap();
+    assert_apply_refuses(
+        inv,
+        m,
+        &["rf2min2-0: replication factor 2 <= min.insync.replicas 2"],
+    );
+    for (_, a) in nodes {
+        assert_eq!(ssh(lab_dir, a, "readlink /opt/kafka"), "kafka_2.13-3.8.1");
+    }
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["zookeeper", "kafka"]),
+        snaps,
+        "a refused upgrade changed a host"
+    );
+    delete_topic(&setup.libs, bootstrap, "rf2min2");
+
     let producer = Producer::start(&setup.libs, bootstrap, "upgrade");
     std::fs::write(inventory, with_version("3.9.1")).unwrap();
     let leader = zk_leader(nodes);
