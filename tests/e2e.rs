@@ -143,8 +143,8 @@ fn addresses(inventory: &Path) -> Vec<(String, String)> {
 }
 
 /// SSH with OpenSSH's own client and the lab's key: an observer independent of clusterctl.
-fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
-    let out = Command::new("ssh")
+fn ssh_output(lab_dir: &Path, addr: &str, cmd: &str) -> Output {
+    Command::new("ssh")
         .arg("-i")
         .arg(lab_dir.join("id_ed25519"))
         .arg("-o")
@@ -156,7 +156,35 @@ fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
         .arg(format!("root@{addr}"))
         .arg(cmd)
         .output()
-        .expect("ssh");
+        .expect("ssh")
+}
+
+/// Exit status and stdout of `cmd`, for the commands whose non-zero exit is an answer
+/// (`grep -c` finding nothing, `test`). ssh's own failure (255) is never an answer.
+fn ssh_status(lab_dir: &Path, addr: &str, cmd: &str) -> (i32, String) {
+    let out = ssh_output(lab_dir, addr, cmd);
+    match out.status.code() {
+        Some(code) if code != 255 => (
+            code,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ),
+        _ => panic!(
+            "ssh to {addr} failed ({}) running `{cmd}`: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// stdout of `cmd`, which must exit 0: a failed read must not pass as an (empty) answer.
+fn ssh(lab_dir: &Path, addr: &str, cmd: &str) -> String {
+    let out = ssh_output(lab_dir, addr, cmd);
+    assert!(
+        out.status.success(),
+        "on {addr}: `{cmd}` exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -173,6 +201,106 @@ fn srvr(addr: &str) -> String {
     reply
 }
 
+/// The ZooKeeper member whose raw `srvr` says `Mode: leader` (exactly one must).
+fn zk_leader(members: &[(String, String)]) -> String {
+    let leaders: Vec<&str> = members
+        .iter()
+        .filter(|(_, a)| srvr(a).lines().any(|l| l == "Mode: leader"))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(leaders.len(), 1, "ZooKeeper leaders: {leaders:?}");
+    leaders[0].to_string()
+}
+
+/// The node whose server.properties sets `key` (broker.id, node.id) to `id`.
+fn host_with_id(lab_dir: &Path, nodes: &[(String, String)], key: &str, id: i64) -> String {
+    let found: Vec<&str> = nodes
+        .iter()
+        .filter(|(_, a)| {
+            ssh(
+                lab_dir,
+                a,
+                &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
+            ) == id.to_string()
+        })
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "hosts with {key}={id}: {found:?}");
+    found[0].to_string()
+}
+
+/// The controller broker in ZooKeeper mode: the `/controller` znode read by ZooKeeper's own
+/// CLI on the first node. Kafka's jars are the class path because every broker has them,
+/// whether ZooKeeper runs from its tarball or from Kafka's jars.
+fn zk_controller(lab_dir: &Path, nodes: &[(String, String)]) -> String {
+    let out = ssh(
+        lab_dir,
+        &nodes[0].1,
+        "timeout 60 java -Xmx64m -cp '/opt/kafka/libs/*' org.apache.zookeeper.ZooKeeperMain \
+         -server 127.0.0.1:2181 get /controller",
+    );
+    // {"version":2,"brokerid":1,"timestamp":"..."}
+    let id: i64 = out
+        .split_once("\"brokerid\":")
+        .and_then(|(_, r)| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|d| d.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no brokerid in /controller: {out}"));
+    host_with_id(lab_dir, nodes, "broker.id", id)
+}
+
+/// Kafka's MetadataQuorumCommand: the KRaft leader's id, and the tool's whole answer.
+fn kraft_quorum(libs: &Path, bootstrap: &str) -> (i64, String) {
+    let q = kafka_tool(libs, "MetadataQuorumCommand")
+        .args(["--bootstrap-server", bootstrap, "describe", "--status"])
+        .output()
+        .unwrap();
+    let qt = text(&q);
+    assert!(q.status.success(), "{qt}");
+    let leader = qt
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no LeaderId in {qt}"));
+    (leader, qt)
+}
+
+/// The host holding the controller role now: the controller broker (ZooKeeper mode) or the
+/// active KRaft controller.
+fn controller_host(
+    lab_dir: &Path,
+    libs: &Path,
+    bootstrap: &str,
+    nodes: &[(String, String)],
+    kraft: bool,
+) -> String {
+    if kraft {
+        let (id, _) = kraft_quorum(libs, bootstrap);
+        host_with_id(lab_dir, nodes, "node.id", id)
+    } else {
+        zk_controller(lab_dir, nodes)
+    }
+}
+
+/// The order a ZooKeeper-mode Kafka roll takes: inventory order, `last` moved to the end.
+fn roll_order(nodes: &[(String, String)], last: &str) -> Vec<String> {
+    let mut order: Vec<String> = nodes
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n != last)
+        .collect();
+    assert_eq!(
+        order.len() + 1,
+        nodes.len(),
+        "{last} is not among {nodes:?}"
+    );
+    order.push(last.to_string());
+    order
+}
+
+/// Each node's PID of `svc`, from its PID file (which must exist: the service runs).
 fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
     nodes
         .iter()
@@ -206,6 +334,155 @@ fn describe_topic(libs: &Path, bootstrap: &str, topic: &str) -> String {
         bootstrap,
         &["--describe", "--topic", topic],
     ))
+}
+
+/// A topic no broker may leave while it stays in sync: replication factor 2 with
+/// min.insync.replicas=2. Returns once TopicCommand shows both replicas in sync, so a gate
+/// reading the cluster right after sees it.
+fn create_rf2min2(libs: &Path, bootstrap: &str) {
+    let created = kafka_topics(
+        libs,
+        bootstrap,
+        &[
+            "--create",
+            "--topic",
+            "rf2min2",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "2",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+    assert!(
+        created.status.success(),
+        "create rf2min2: {}",
+        text(&created)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = describe_topic(libs, bootstrap, "rf2min2");
+        // Isr: 1,3 (two ids)
+        let isr = d
+            .lines()
+            .filter_map(|l| l.split("Isr: ").nth(1))
+            .map(|r| r.split_whitespace().next().unwrap_or("").split(',').count())
+            .next();
+        if isr == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rf2min2 not in sync: {d}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Delete `topic` with TopicCommand and wait until it is no longer listed.
+fn delete_topic(libs: &Path, bootstrap: &str, topic: &str) {
+    let deleted = kafka_topics(libs, bootstrap, &["--delete", "--topic", topic]);
+    assert!(
+        deleted.status.success(),
+        "delete {topic}: {}",
+        text(&deleted)
+    );
+    wait_topic_gone(libs, bootstrap, topic);
+}
+
+fn wait_topic_gone(libs: &Path, bootstrap: &str, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = text(&kafka_topics(libs, bootstrap, &["--list"]));
+        if !l.lines().any(|x| x == topic) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{topic} still listed: {l}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// What an apply may change on a host, as OpenSSH sees it: path, mode, owner and sha256 of
+/// every managed file that exists, the /opt/kafka (and /opt/zookeeper) link, and the PID of
+/// each of `services` (which must run).
+fn snapshot(lab_dir: &Path, addr: &str, services: &[&str]) -> String {
+    let mut cmd = String::from(
+        "for f in /etc/kafka/* /etc/zookeeper/* /etc/init.d/kafka /etc/init.d/zookeeper \
+         /etc/systemd/system/kafka.service /etc/systemd/system/zookeeper.service \
+         /var/lib/zookeeper/myid /var/lib/kafka/data/meta.properties /etc/profile.d/java.sh \
+         /usr/local/lib/clusterctl/supervise; do \
+         if [ -f \"$f\" ]; then stat -c '%n %a %U:%G' \"$f\" && sha256sum \"$f\" || exit 1; fi; \
+         done; link=$(readlink /opt/kafka) || exit 1; echo \"/opt/kafka -> $link\"; \
+         if [ -L /opt/zookeeper ]; then echo \"/opt/zookeeper -> $(readlink /opt/zookeeper)\"; fi",
+    );
+    for svc in services {
+        // kill -0: the PID file names a live process, not a stale one.
+        cmd.push_str(&format!(
+            "; pid=$(cat /var/run/{svc}/{svc}.pid) && kill -0 \"$pid\" || exit 1; \
+             echo \"{svc} pid $pid\""
+        ));
+    }
+    let snap = ssh(lab_dir, addr, &cmd);
+    assert!(
+        snap.contains("/etc/kafka/server.properties"),
+        "snapshot of {addr} misses server.properties: {snap}"
+    );
+    snap
+}
+
+fn snapshots(lab_dir: &Path, nodes: &[(String, String)], services: &[&str]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|(_, a)| snapshot(lab_dir, a, services))
+        .collect()
+}
+
+/// `apply` refuses before touching any host: exit 1, stderr says so with each of `wants`, and
+/// at once (waiting cannot clear such a blocker; the old engine waited 300 s for it).
+fn assert_apply_refuses(inv: &str, m: &str, wants: &[&str]) {
+    let start = Instant::now();
+    let out = clusterctl(&["apply", inv], m);
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "apply must refuse: {err}");
+    for w in ["refusing to apply: ", "nothing was changed on any host"]
+        .iter()
+        .chain(wants)
+    {
+        assert!(err.contains(w), "the refusal lacks {w:?}: {err}");
+    }
+    assert!(
+        took < Duration::from_secs(60),
+        "refused only after {took:?}"
+    );
+}
+
+/// The inventory with `num.io.threads: n` as its only kafka.properties.
+fn with_io_threads(inventory: &str, n: u32) -> String {
+    let out = inventory.replace(
+        "  heap: 256m",
+        &format!("  heap: 256m\n  properties:\n    num.io.threads: {n}"),
+    );
+    assert_ne!(out, inventory, "no kafka heap line to add properties after");
+    out
+}
+
+/// (host, path) of every file a dry run's stdout lists as changed: `  file <path> (mode ...`
+/// under the line naming the host.
+fn dry_run_files(stdout: &str, nodes: &[(String, String)]) -> Vec<(String, String)> {
+    let mut host: Option<&str> = None;
+    let mut files = Vec::new();
+    for l in stdout.lines() {
+        if !l.starts_with(' ') {
+            host = nodes
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .find(|n| l.split(|c: char| !c.is_alphanumeric()).next() == Some(*n));
+        } else if let Some(rest) = l.strip_prefix("  file /") {
+            let path = format!("/{}", rest.split(' ').next().unwrap());
+            let h = host.unwrap_or_else(|| panic!("{path} under no host in:\n{stdout}"));
+            files.push((h.to_string(), path));
+        }
+    }
+    files
 }
 
 fn kcat(args: &[&str], input: Option<&str>) -> Output {
@@ -488,10 +765,7 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
     // Dry run of a changed property: prints the diff, changes nothing.
-    let changed = good_text.replace(
-        "  heap: 256m",
-        "  heap: 256m\n  properties:\n    num.io.threads: 4",
-    );
+    let changed = with_io_threads(&good_text, 4);
     std::fs::write(inventory, &changed).unwrap();
     let out = clusterctl(&["apply", inv, "--dry-run"], m);
     assert!(out.status.success());
@@ -505,7 +779,10 @@ fn three_node_zookeeper_kafka_cluster() {
         "dry run restarted nothing"
     );
 
-    // One changed Kafka property restarts Kafka only, one broker at a time.
+    // One changed Kafka property restarts Kafka only, one broker at a time: in inventory
+    // order with the controller broker (read from ZooKeeper before the roll) last; the
+    // progress lines show the order.
+    let controller = zk_controller(lab_dir, nodes);
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success());
     let summary = String::from_utf8_lossy(&out.stdout);
@@ -514,29 +791,12 @@ fn three_node_zookeeper_kafka_cluster() {
         3,
         "one restart per broker"
     );
-    // The controller broker goes last; the progress lines show the order.
     let log = String::from_utf8_lossy(&out.stderr);
-    let last = log
-        .lines()
-        .find_map(|l| {
-            l.split_once(", one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the roll names the host it restarts last");
-    let order: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(": restarted kafka"))
-        .map(|l| {
-            l.split(": restarted kafka")
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .last()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(order.len(), 3, "{order:?}");
-    assert_eq!(order[2], last, "controller restarted last: {order:?}");
+    assert_eq!(
+        restart_order(&log, "kafka"),
+        roll_order(nodes, &controller),
+        "controller {controller} (before the roll) restarted last"
+    );
     assert_eq!(
         pids(lab_dir, nodes, "zookeeper"),
         zk_before,
@@ -560,7 +820,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let consumed = consume_all(bootstrap, "e2e");
     assert_eq!(String::from_utf8_lossy(&consumed.stdout).lines().count(), 3);
 
-    rolling_restart_under_load(libs, bootstrap, inv, m, &["zookeeper", "kafka"]);
+    rolling_restart_under_load(&setup, nodes, &["zookeeper", "kafka"]);
     let wrong = clusterctl(&["restart", "--rolling", inv, "--service", "controller"], m);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(text(&wrong).contains("ZooKeeper mode and has no KRaft controllers"));
@@ -596,13 +856,180 @@ fn three_node_zookeeper_kafka_cluster() {
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 
+    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
+    // min.insync.replicas) is refused at once, before any host is touched.
+    let services = ["zookeeper", "kafka"];
+    let prop = |a: &str, key: &str| {
+        ssh(
+            lab_dir,
+            a,
+            &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
+        )
+    };
+    create_rf2min2(libs, bootstrap);
+    std::fs::write(inventory, with_io_threads(&three, 6)).unwrap();
+    let before = snapshots(lab_dir, nodes, &services);
+    assert_apply_refuses(
+        inv,
+        m,
+        &["rf2min2-0: replication factor 2 <= min.insync.replicas 2"],
+    );
+    assert_eq!(
+        snapshots(lab_dir, nodes, &services),
+        before,
+        "a refused apply changed a host"
+    );
+    delete_topic(libs, bootstrap, "rf2min2");
+    // Without the topic it goes through. The dry run first: it restarts nothing, and every
+    // file it lists for a host is one that apply then writes there.
+    let kafka_before = pids(lab_dir, nodes, "kafka");
+    let dry = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(dry.status.success(), "dry run failed");
+    let planned = dry_run_files(&String::from_utf8_lossy(&dry.stdout), nodes);
+    for (h, _) in nodes {
+        assert!(
+            planned.contains(&(h.clone(), "/etc/kafka/server.properties".to_string())),
+            "the dry run lists server.properties of {h}: {planned:?}"
+        );
+    }
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        kafka_before,
+        "the dry run restarted nothing"
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply without rf2min2 failed");
+    let applied = text(&out);
+    for (h, path) in &planned {
+        assert!(
+            applied.lines().any(|l| l.contains(&format!("wrote {path}"))
+                && l.split(|c: char| !c.is_alphanumeric()).any(|w| w == h)),
+            "the dry run listed {path} on {h}, apply did not write it"
+        );
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("restarted kafka")
+            .count(),
+        3,
+        "one restart per broker"
+    );
+    for (_, a) in nodes {
+        assert_eq!(prop(a, "num.io.threads"), "6", "on {a}");
+    }
+
+    // Staged per node: when a restart fails, the roll stops there and the hosts after it keep
+    // their old files and process. The second host of the roll (inventory order, controller
+    // last) gets a property Kafka rejects at startup.
+    let addr = |h: &str| nodes.iter().find(|(n, _)| n == h).unwrap().1.clone();
+    let order = roll_order(nodes, &zk_controller(lab_dir, nodes));
+    let (first, second, third) = (&order[0], &order[1], &order[2]);
+    let fixed = with_io_threads(&three, 7);
+    let entry = format!("  {second}:\n    address: {}\n", addr(second));
+    let pinned = fixed.replace(
+        &entry,
+        &format!("{entry}    kafka:\n      properties:\n        num.network.threads: 0\n"),
+    );
+    assert_ne!(pinned, fixed, "no entry for {second}");
+    std::fs::write(inventory, &pinned).unwrap();
+    let third_before = snapshot(lab_dir, &addr(third), &services);
+    let first_pid = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
+    let out = clusterctl(&["apply", inv], m);
+    assert_eq!(out.status.code(), Some(1), "a failed restart fails apply");
+    let t = text(&out);
+    for w in [
+        second.as_str(),
+        "restarting kafka",
+        "num.network.threads",
+        &format!("still on their old files: {third}"),
+    ] {
+        assert!(t.contains(w), "the failure lacks {w:?}: {t}");
+    }
+    // The cause comes from the broker's log, not from the inventory.
+    assert!(
+        t.lines()
+            .any(|l| l.contains("ConfigException") && l.contains("num.network.threads")),
+        "no ConfigException from {second}'s log: {t}"
+    );
+    assert_eq!(
+        snapshot(lab_dir, &addr(third), &services),
+        third_before,
+        "{third}, not rolled yet, kept its files and process"
+    );
+    assert_eq!(prop(&addr(first), "num.io.threads"), "7", "{first} rolled");
+    let first_rolled = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
+    assert_ne!(
+        first_rolled, first_pid,
+        "{first} restarted with its new files"
+    );
+    // The fix: the re-run starts the failed host and rolls the rest; the first stays.
+    std::fs::write(inventory, &fixed).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the re-run after the fix failed");
+    for (_, a) in nodes {
+        assert_eq!(prop(a, "num.io.threads"), "7", "on {a}");
+        assert_eq!(
+            ssh_status(
+                lab_dir,
+                a,
+                "grep -c '^num.network.threads=' /etc/kafka/server.properties"
+            ),
+            (1, "0".to_string()),
+            "the pin is gone on {a}"
+        );
+    }
+    assert!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").contains(&third.as_str()),
+        "{third} rolled on the re-run"
+    );
+    assert_eq!(
+        ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid"),
+        first_rolled,
+        "{first}, already on its new files, was not restarted again"
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // Mode guard: switching the running ZooKeeper-mode cluster to KRaft is refused before
+    // anything is unpacked, written or restarted.
+    let to_kraft = fixed
+        .replace(
+            "  zookeeper: [n1, n2, n3]\n",
+            "  controller: [n1, n2, n3]\n",
+        )
+        .replace("zookeeper:\n  heap: 128m\n", "")
+        .replace(
+            "kafka:\n  heap: 256m\n",
+            "kafka:\n  heap: 256m\n  version: 4.4.0\n",
+        );
+    assert!(
+        !to_kraft.contains("zookeeper")
+            && to_kraft.contains("  controller: [n1, n2, n3]\n")
+            && to_kraft.contains("  version: 4.4.0\n"),
+        "{to_kraft}"
+    );
+    std::fs::write(inventory, &to_kraft).unwrap();
+    let before = snapshots(lab_dir, nodes, &services);
+    let mut wants = vec!["ZooKeeper mode"];
+    wants.extend(nodes.iter().map(|(n, _)| n.as_str()));
+    assert_apply_refuses(inv, m, &wants);
+    assert_eq!(
+        snapshots(lab_dir, nodes, &services),
+        before,
+        "a refused mode switch changed a host"
+    );
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh_status(lab_dir, a, "test -e /opt/kafka_2.13-4.4.0").0,
+            1,
+            "Kafka 4.4.0 was unpacked on {a}"
+        );
+    }
+    std::fs::write(inventory, &fixed).unwrap();
+
     // Scale out: a broker added to the inventory joins on apply; nothing else restarts.
     let zk = pids(lab_dir, nodes, "zookeeper");
     let brokers = pids(lab_dir, nodes, "kafka");
-    let grown = four.replace(
-        "  heap: 256m",
-        "  heap: 256m\n  properties:\n    num.io.threads: 4",
-    );
+    let grown = with_io_threads(&four, 7);
     std::fs::write(inventory, grown).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "scale-out apply failed");
@@ -634,6 +1061,8 @@ fn three_node_zookeeper_kafka_cluster() {
     // a non-voting follower), the others roll with the leader last, then the brokers roll
     // (their zookeeper.connect changed). The ensemble ends with 1 leader and 3 followers.
     let zk_before = pids(lab_dir, nodes, "zookeeper");
+    let leader = zk_leader(nodes);
+    let controller = zk_controller(lab_dir, &setup.nodes);
     let with_zk = std::fs::read_to_string(inventory).unwrap().replace(
         "  zookeeper: [n1, n2, n3]",
         &format!("  zookeeper: [n1, n2, n3, {spare}]"),
@@ -643,16 +1072,12 @@ fn three_node_zookeeper_kafka_cluster() {
     assert!(out.status.success(), "adding a ZooKeeper member failed");
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(log.contains(&format!("{spare}: started zookeeper")));
-    let announced = log
-        .lines()
-        .find_map(|l| {
-            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the ZooKeeper roll names its leader");
     let order = restart_order(&log, "zookeeper");
     assert_eq!(order.len(), 3, "{order:?}");
-    assert_eq!(order[2], announced, "the leader restarts last: {order:?}");
+    assert_eq!(
+        order[2], leader,
+        "{leader}, the leader before the roll, restarts last: {order:?}"
+    );
     for (b, a) in zk_before.iter().zip(pids(lab_dir, nodes, "zookeeper")) {
         assert_ne!(
             *b, a,
@@ -660,9 +1085,9 @@ fn three_node_zookeeper_kafka_cluster() {
         );
     }
     assert_eq!(
-        restart_order(&log, "kafka").len(),
-        4,
-        "brokers rolled for zookeeper.connect"
+        restart_order(&log, "kafka"),
+        roll_order(&setup.nodes, &controller),
+        "brokers rolled for zookeeper.connect, {controller} (controller before) last"
     );
     let modes: Vec<String> = setup
         .nodes
@@ -981,32 +1406,34 @@ impl Drop for Producer {
     }
 }
 
-/// Under the producer, `restart --rolling` restarts every node of `services`; 0 acknowledged
-/// records are lost, and the ZooKeeper leader / active controller goes last.
-fn rolling_restart_under_load(libs: &Path, bootstrap: &str, inv: &str, m: &str, services: &[&str]) {
+/// Under the producer, `restart --rolling` restarts every node of `services` (ZooKeeper mode
+/// when they include zookeeper, else KRaft); 0 acknowledged records are lost, and the ZooKeeper
+/// leader / controller, as read from the cluster before the roll, goes last.
+fn rolling_restart_under_load(setup: &Setup, nodes: &[(String, String)], services: &[&str]) {
+    let (libs, bootstrap) = (&setup.libs, setup.bootstrap.as_str());
+    let kraft = !services.contains(&"zookeeper");
     let producer = Producer::start(libs, bootstrap, "roll");
-    let out = clusterctl(&["restart", "--rolling", inv], m);
+    let last: Vec<(&str, String)> = services
+        .iter()
+        .map(|&svc| match svc {
+            "zookeeper" => (svc, zk_leader(nodes)),
+            _ => (
+                svc,
+                controller_host(&setup.lab_dir, libs, bootstrap, nodes, kraft),
+            ),
+        })
+        .collect();
+    let inv = setup.inventory.to_str().unwrap();
+    let out = clusterctl(&["restart", "--rolling", inv], &setup.mirror.url);
     producer.stop_and_verify(bootstrap);
     assert!(out.status.success(), "restart --rolling failed");
     let log = String::from_utf8_lossy(&out.stderr);
-    for svc in services {
-        let role = if *svc == "zookeeper" {
-            "leader"
-        } else {
-            "controller"
-        };
-        let announced = log
-            .lines()
-            .find_map(|l| {
-                l.split_once(&format!("restarting {svc} on 3 host(s), one at a time, "))
-                    .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-            })
-            .unwrap_or_else(|| panic!("the roll of {svc} names its {role}"));
+    for (svc, before) in &last {
         let order = restart_order(&log, svc);
         assert_eq!(order.len(), 3, "{svc}: {order:?}");
         assert_eq!(
-            order[2], announced,
-            "{svc}: the {role} goes last: {order:?}"
+            order[2], before,
+            "{svc}: {before}, leader/controller before the roll, goes last: {order:?}"
         );
     }
 }
@@ -1091,21 +1518,38 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     }
     assert_eq!(pins(), ["", "", ""], "a fresh cluster has no pin");
 
+    // The upgrade needs every broker restarted; with rf2min2 no broker may go, so apply
+    // refuses at once: no link moved, nothing restarted (unpacking 3.9.1 beside is allowed).
+    create_rf2min2(&setup.libs, bootstrap);
+    let snaps = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    std::fs::write(inventory, with_version("3.9.1")).unwrap();
+    assert_apply_refuses(
+        inv,
+        m,
+        &["rf2min2-0: replication factor 2 <= min.insync.replicas 2"],
+    );
+    for (_, a) in nodes {
+        assert_eq!(ssh(lab_dir, a, "readlink /opt/kafka"), "kafka_2.13-3.8.1");
+    }
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["zookeeper", "kafka"]),
+        snaps,
+        "a refused upgrade changed a host"
+    );
+    delete_topic(&setup.libs, bootstrap, "rf2min2");
+
     let producer = Producer::start(&setup.libs, bootstrap, "upgrade");
     std::fs::write(inventory, with_version("3.9.1")).unwrap();
+    let leader = zk_leader(nodes);
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "upgrade apply failed");
     let log = String::from_utf8_lossy(&out.stderr).to_string();
     let zk_order = restart_order(&log, "zookeeper");
-    let zk_leader = log
-        .lines()
-        .find_map(|l| {
-            l.split_once("restarting zookeeper on 3 host(s), one at a time, ")
-                .map(|(_, r)| r.split(' ').next().unwrap().to_string())
-        })
-        .expect("the ZooKeeper roll names its leader");
     assert_eq!(zk_order.len(), 3, "{zk_order:?}");
-    assert_eq!(zk_order[2], zk_leader, "ZooKeeper leader last");
+    assert_eq!(
+        zk_order[2], leader,
+        "{leader}, the ZooKeeper leader before the upgrade, last"
+    );
     assert_eq!(
         restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
         3
@@ -1192,29 +1636,15 @@ fn three_node_kraft_cluster() {
         "{ids:?}"
     );
     for (_, a) in nodes {
+        // grep -c exits 1 when it counts 0.
         assert_eq!(
-            ssh(
-                lab_dir,
-                a,
-                "ps -eo args | grep -c '[Q]uorumPeerMain' || true"
-            ),
-            "0"
+            ssh_status(lab_dir, a, "ps -eo args | grep -c '[Q]uorumPeerMain'"),
+            (1, "0".to_string()),
+            "no ZooKeeper on {a}"
         );
     }
     // Kafka's own quorum tool: a leader and the 3 voters.
-    let q = kafka_tool(libs, "MetadataQuorumCommand")
-        .args(["--bootstrap-server", bootstrap, "describe", "--status"])
-        .output()
-        .unwrap();
-    let qt = text(&q);
-    assert!(q.status.success(), "{qt}");
-    let leader: i32 = qt
-        .lines()
-        .find_map(|l| l.strip_prefix("LeaderId:"))
-        .unwrap_or_else(|| panic!("no LeaderId in {qt}"))
-        .trim()
-        .parse()
-        .unwrap();
+    let (leader, qt) = kraft_quorum(libs, bootstrap);
     assert!((1..=3).contains(&leader), "{qt}");
     assert!(
         qt.contains("CurrentVoters:")
@@ -1249,6 +1679,25 @@ fn three_node_kraft_cluster() {
         .map(|(_, a)| ssh(lab_dir, a, "stat -c %Y /var/lib/kafka/data/meta.properties"))
         .collect();
     assert_eq!(meta_before, meta_after);
+
+    // Another cluster id for a formatted cluster is refused before any host is touched.
+    let kraft_text = std::fs::read_to_string(inventory).unwrap();
+    let other_id = "AAAAAAAAAAAAAAAAAAAAAA";
+    assert_ne!(ids[0], other_id, "the cluster id must differ");
+    let new_id = kraft_text.replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  cluster_id: {other_id}\n"),
+    );
+    assert_ne!(new_id, kraft_text);
+    std::fs::write(inventory, &new_id).unwrap();
+    let snaps = snapshots(lab_dir, nodes, &["kafka"]);
+    assert_apply_refuses(inv, m, &["cluster id"]);
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["kafka"]),
+        snaps,
+        "a refused cluster id changed a host"
+    );
+    std::fs::write(inventory, &kraft_text).unwrap();
 
     // Topics through clusterctl, checked with Kafka's TopicCommand.
     let t = clusterctl(
@@ -1305,15 +1754,7 @@ fn three_node_kraft_cluster() {
     assert!(t.status.success() && text(&t).contains("PartitionCount: 6"));
     let t = clusterctl(&["topics", "-i", inv, "delete", "orders"], m);
     assert!(t.status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let l = text(&kafka_topics(libs, bootstrap, &["--list"]));
-        if !l.lines().any(|x| x == "orders") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "topic still listed: {l}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_topic_gone(libs, bootstrap, "orders");
 
     // Topics declared in the inventory: created, then grown, by apply; no restart.
     let declared = std::fs::read_to_string(inventory).unwrap()
@@ -1348,7 +1789,7 @@ fn three_node_kraft_cluster() {
         "topic changes restart nothing"
     );
 
-    rolling_restart_under_load(libs, bootstrap, inv, m, &["kafka"]);
+    rolling_restart_under_load(&setup, nodes, &["kafka"]);
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 }
@@ -1629,7 +2070,12 @@ fn nisshi_brokers_sharing_postgresql() {
     // The broker process is killed: its supervisor (no systemd in the lab) starts it again.
     let b = &brokers[0].1;
     let supervisor = ssh(lab_dir, b, "cat /var/run/nisshi/nisshi.pid");
-    let child = || ssh(lab_dir, b, &format!("ps -o pid= --ppid {supervisor}"));
+    // ps exits 1 while the supervisor has no child (between a crash and the restart).
+    let child = || {
+        let (code, pid) = ssh_status(lab_dir, b, &format!("ps -o pid= --ppid {supervisor}"));
+        assert!(code == 0 || code == 1, "ps on {b} exited {code}");
+        pid
+    };
     let killed = child();
     assert!(!killed.is_empty(), "the broker runs under its supervisor");
     ssh(lab_dir, b, &format!("kill -KILL {killed}"));
