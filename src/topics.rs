@@ -1076,16 +1076,6 @@ pub async fn execute(bootstrap: &[String], changes: &[TopicChange]) -> Result<Ve
     Ok(done)
 }
 
-/// Plan and make the declared topics' changes at once (nisshi's apply).
-pub async fn converge(
-    bootstrap: &[String],
-    specs: &[crate::inventory::TopicSpec],
-    prune: bool,
-) -> Result<Vec<String>> {
-    let todo = plan(bootstrap, specs, prune).await?;
-    execute(bootstrap, &todo).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,14 @@ pub enum Change {
         target: String,
     },
     File(ManagedFile),
+    /// nisshi: the broker binary pushed, checked on the host (`--version`), moved into its
+    /// versioned directory, the stable link swapped (the env file names the versioned path).
+    Binary {
+        dir: String,
+    },
+    /// nisshi: a change to the storage host's PostgreSQL (package, service, certificate,
+    /// password, role), made by the storage step.
+    Storage(String),
     /// KRaft storage formatted (a host never formatted before).
     Format {
         cluster_id: String,
@@ -75,6 +83,8 @@ impl Change {
                 "file {} (mode {:o}, {}:{})",
                 f.path, f.mode, f.owner, f.group
             ),
+            Change::Binary { dir } => format!("push the nisshi binary into {dir}"),
+            Change::Storage(what) => what.clone(),
             Change::Format { cluster_id } => {
                 format!("format the KRaft log dirs for cluster {cluster_id}")
             }
@@ -123,6 +133,18 @@ pub fn products(inv: &Inventory, host: &Host) -> Vec<Product> {
         .into_iter()
         .filter(|&pr| !users_of(inv, host, pr).is_empty())
         .collect()
+}
+
+/// A nisshi broker's working and log directories.
+pub fn nisshi_dirs() -> Vec<(String, &'static str, u32)> {
+    vec![
+        (
+            crate::render::services::NISSHI_DATA_DIR.into(),
+            "nisshi",
+            0o750,
+        ),
+        ("/var/log/nisshi".into(), "nisshi", 0o750),
+    ]
 }
 
 /// Directories clusterctl creates on `host`, with owner and mode.
@@ -260,7 +282,7 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
 
 /// A nisshi broker's plan (made once its store's URL is known): changed files, staged for the
 /// roller while the broker runs, then a start, or a restart when files or the binary changed.
-pub fn plan_broker(p: &HostPlan, binary_changed: bool) -> Vec<Planned> {
+pub fn plan_broker(p: &HostPlan, binary: Option<&str>) -> Vec<Planned> {
     let svc = Service::Nisshi;
     let running = p.facts.pids.contains_key(&svc);
     let when = if running {
@@ -268,7 +290,27 @@ pub fn plan_broker(p: &HostPlan, binary_changed: bool) -> Vec<Planned> {
     } else {
         When::Now
     };
-    let mut out: Vec<Planned> = p
+    let now = |change| Planned {
+        change,
+        when: When::Now,
+    };
+    let mut out = Vec::new();
+    if !p.facts.users.iter().any(|u| u == "nisshi") {
+        out.push(now(Change::User("nisshi".into())));
+    }
+    for (path, owner, mode) in nisshi_dirs() {
+        if p.facts.dirs.get(&path) != Some(&format!("{mode:o}:{owner}:{owner}")) {
+            out.push(now(Change::Dir {
+                path,
+                owner: owner.into(),
+                mode,
+            }));
+        }
+    }
+    // A new binary lands in its own versioned directory, inert until the env file names it.
+    out.extend(binary.map(|dir| now(Change::Binary { dir: dir.into() })));
+    let binary_changed = binary.is_some();
+    let files: Vec<Planned> = p
         .changed_files()
         .into_iter()
         .map(|f| Planned {
@@ -276,12 +318,14 @@ pub fn plan_broker(p: &HostPlan, binary_changed: bool) -> Vec<Planned> {
             when,
         })
         .collect();
+    let files_changed = !files.is_empty();
+    out.extend(files);
     if !running {
         out.push(Planned {
             change: Change::Start(svc),
             when,
         });
-    } else if binary_changed || !out.is_empty() {
+    } else if binary_changed || files_changed {
         out.push(Planned {
             change: Change::Restart(svc),
             when,

@@ -176,6 +176,19 @@ pub async fn wait(
                 start.elapsed().as_secs_f64()
             ))
         }
+        Gate::BrokersAnswering => {
+            poll("brokers answering", timeout, rep, || async {
+                let problems = nisshi_problems(inv, None).await;
+                (!problems.is_empty()).then(|| problems.join("; "))
+            })
+            .await?;
+            rep.clear();
+            Ok(format!(
+                "{} broker(s) answer ApiVersions and Metadata ({:.1}s)",
+                inv.kafka_hosts().count(),
+                start.elapsed().as_secs_f64()
+            ))
+        }
         Gate::BrokersRegistered => {
             let controller = &std::sync::atomic::AtomicI32::new(-1);
             poll("brokers registered", timeout, rep, move || async move {

@@ -80,10 +80,13 @@ pub async fn connect_all(
 }
 
 pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Result<Summary> {
-    if inv.flavor == crate::inventory::Flavor::Nisshi {
-        return nisshi::apply(inv, opts, rep).await;
+    let nisshi = inv.flavor == crate::inventory::Flavor::Nisshi;
+    if nisshi && opts.finalize_upgrade {
+        bail!(
+            "--finalize-upgrade is for Kafka's two-phase upgrades; nisshi brokers upgrade in one roll"
+        );
     }
-    let steps = playbook::load(opts.playbook.as_deref())?;
+    let steps = playbook::load(inv.flavor, opts.playbook.as_deref())?;
     check_limit(inv, opts)?;
     rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
     let sessions = connect_all(inv, opts.policy).await?;
@@ -92,24 +95,31 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     let mut plans = plan::plan_all_with(inv, &sessions, opts.finalize_upgrade)
         .await
         .map_err(refusal)?;
-    guard::check(inv, &plans).map_err(refusal)?;
-    if opts.finalize_upgrade {
-        finalize_preflight(inv, &plans)?;
-    }
-    let inputs = change::Inputs {
-        cluster_id: if inv.kafka.kraft {
-            Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
-        } else {
-            None
-        },
-        jdk: match inv.jdk.method {
-            crate::inventory::JdkMethod::Tarball => Some(actions::jdk_dir(inv)?),
-            _ => None,
-        },
-    };
     let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
-    for p in plans.iter_mut().filter(|p| in_limit(&p.host.name)) {
-        p.changes = change::plan_host(inv, p, &inputs);
+    // The flavor's part of the plan: the nisshi brokers' and storage host's changes, or the
+    // JVM services' after the mode and identity guard.
+    let mut prepared = None;
+    if nisshi {
+        prepared = Some(nisshi::plan(inv, &sessions, &mut plans, &in_limit, rep).await?);
+    } else {
+        guard::check(inv, &plans).map_err(refusal)?;
+        if opts.finalize_upgrade {
+            finalize_preflight(inv, &plans)?;
+        }
+        let inputs = change::Inputs {
+            cluster_id: if inv.kafka.kraft {
+                Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
+            } else {
+                None
+            },
+            jdk: match inv.jdk.method {
+                crate::inventory::JdkMethod::Tarball => Some(actions::jdk_dir(inv)?),
+                _ => None,
+            },
+        };
+        for p in plans.iter_mut().filter(|p| in_limit(&p.host.name)) {
+            p.changes = change::plan_host(inv, p, &inputs);
+        }
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
@@ -161,6 +171,26 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             .map(|(i, _)| i)
             .collect();
         match step.action {
+            Action::Storage => {
+                let p = prepared
+                    .as_mut()
+                    .context("a storage step drives the nisshi flavor")?;
+                for (host, changes) in
+                    nisshi::storage_step(inv, &mut plans, &sessions, p, &in_limit, rep, &step.name)
+                        .await?
+                {
+                    summary.changes.get_mut(&host).unwrap().extend(changes);
+                }
+            }
+            Action::Install if nisshi => {
+                let prepared = prepared.as_ref().unwrap();
+                run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
+                    let s = sessions[&p.host.name].clone();
+                    let todo = p.take(|c| claims(inv, step, c));
+                    async move { nisshi::install_step(inv, p, &s, prepared, todo).await }
+                })
+                .await?;
+            }
             Action::Install => {
                 let product = step_product(inv, step);
                 let mine = |c: &Planned| claims(inv, step, c);
@@ -239,6 +269,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     playbook::Gate::KraftQuorum | playbook::Gate::BrokersRegistered => {
                         Service::Kafka
                     }
+                    playbook::Gate::BrokersAnswering => Service::Nisshi,
                 };
                 // A crashed process fails the gate at once, with its log, instead of at the deadline.
                 let msg = tokio::select! {
@@ -280,9 +311,12 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     rep.line("  nothing changed: smoke test skipped (the gates above passed)");
                     continue;
                 }
-                let msg = gates::smoke(inv, &plans, timeout(step, 120))
-                    .await
-                    .with_context(|| format!("step '{}'", step.name))?;
+                let msg = if nisshi {
+                    nisshi::smoke(inv, timeout(step, 120)).await
+                } else {
+                    gates::smoke(inv, &plans, timeout(step, 120)).await
+                }
+                .with_context(|| format!("step '{}'", step.name))?;
                 rep.line(&format!("  {msg}"));
             }
         }
@@ -369,7 +403,9 @@ fn step_product(inv: &Inventory, step: &Step) -> Product {
 fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
     let now = c.when == When::Now;
     match (step.action, &c.change) {
+        (Action::Storage, Change::Storage(_) | Change::File(_)) => true,
         (Action::Prepare, Change::User(_) | Change::Dir { .. }) => true,
+        (Action::Install, Change::Binary { .. }) => true,
         (Action::Jdk, Change::Package(_) | Change::Jdk { .. }) => true,
         (Action::Jdk, Change::File(f)) => f.restarts.is_none(),
         (Action::Install, Change::Unpack { product, .. } | Change::Link { product, .. }) => {
@@ -538,6 +574,7 @@ fn in_group(step: &Step, p: &HostPlan) -> bool {
         Some(Hosts::All) | None => true,
         Some(Hosts::Zookeeper) => p.host.in_zookeeper,
         Some(Hosts::Kafka) => p.host.runs_kafka(),
+        Some(Hosts::Storage) => p.host.in_storage,
     }
 }
 
@@ -607,7 +644,7 @@ mod tests {
     /// does, leave nothing: the plan that `--dry-run` prints holds no change apply would not
     /// make. Returns how many changes there were.
     fn each_change_has_one_step(inv: &Inventory, facts: Vec<Facts>) -> usize {
-        let steps = playbook::load(None).unwrap();
+        let steps = playbook::load(inv.flavor, None).unwrap();
         let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
         let mut plans = plan::plans_from_facts(inv, facts, false).unwrap();
         let inputs = change::Inputs {
@@ -656,9 +693,62 @@ mod tests {
         assert!(each_change_has_one_step(&kraft, vec![Facts::default(); 3]) > 30);
     }
 
+    /// nisshi runs through the same runner: its playbook's steps make every planned change of
+    /// a first install, on the brokers and on the storage host.
+    #[test]
+    fn the_nisshi_playbook_makes_every_planned_change() {
+        let inv = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            "flavor: nisshi\nhosts:\n  pg: { address: 10.0.0.9 }\n  b1: { address: 10.0.0.1 }\n  b2: { address: 10.0.0.2 }\n\
+             groups:\n  storage: [pg]\n  kafka: [b1, b2]\nnisshi:\n  version: 0.8.1\n",
+        )
+        .unwrap();
+        let steps = playbook::load(inv.flavor, None).unwrap();
+        let mut plans = plan::plans_from_facts(&inv, vec![Facts::default(); 3], false).unwrap();
+        let r = crate::render::Renderer::new(&inv).unwrap();
+        let access = crate::render::StorageAccess {
+            url: "postgres://x".into(),
+            ca_pem: Some("PEM".into()),
+        };
+        for p in plans.iter_mut().filter(|p| p.host.in_kafka) {
+            p.files = r
+                .nisshi_files(&inv, &p.host, &p.host.address, &access, p.init)
+                .unwrap();
+            p.changes = change::plan_broker(p, Some("/opt/nisshi-0.8.1"));
+        }
+        let storage = plans.iter_mut().find(|p| p.host.in_storage).unwrap();
+        storage.changes = vec![
+            Planned {
+                change: Change::Storage("install package postgresql".into()),
+                when: When::Now,
+            },
+            Planned {
+                change: Change::File(crate::render::ManagedFile {
+                    path: "/etc/postgresql/15/main/clusterctl_hba.conf".into(),
+                    content: String::new(),
+                    mode: 0o640,
+                    owner: "postgres".into(),
+                    group: "postgres".into(),
+                    restarts: None,
+                }),
+                when: When::Now,
+            },
+        ];
+        for p in &mut plans {
+            assert!(!p.changes.is_empty(), "{}", p.host.name);
+            for s in &steps {
+                if in_group(s, p) {
+                    p.take(|c| claims(&inv, s, c));
+                }
+            }
+            let left: Vec<String> = p.changes.iter().map(|c| c.describe()).collect();
+            assert!(left.is_empty(), "{}: no step makes {left:#?}", p.host.name);
+        }
+    }
+
     #[test]
     fn steps_of_the_other_mode_are_not_listed() {
-        let steps = playbook::load(None).unwrap();
+        let steps = playbook::load(crate::inventory::Flavor::Jvm, None).unwrap();
         let zk = inv("");
         let names = |inv: &Inventory| -> Vec<String> {
             steps

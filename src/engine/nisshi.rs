@@ -4,14 +4,11 @@
 
 use super::change::{Change, Planned, When};
 use super::facts::Query;
-use super::{ApplyOptions, HostPlan, Summary, actions, check_limit, gates, plan, run_hosts};
+use super::{HostPlan, actions, gates, plan};
 use crate::artifacts::{self, Artifact};
 use crate::health::kafka::KafkaClient;
 use crate::inventory::{Host, Inventory, NisshiConfig, Storage};
-use crate::render::{
-    ManagedFile, Renderer, Service, ServiceDef, StorageAccess,
-    services::{NISSHI_DATA_DIR, nisshi_binary},
-};
+use crate::render::{ManagedFile, Renderer, ServiceDef, StorageAccess, services::nisshi_binary};
 use crate::report::Reporter;
 use crate::transport::{Session, quote};
 use anyhow::{Context, Result, bail};
@@ -40,7 +37,14 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
         } else {
             vec![]
         },
-        dirs: vec![],
+        dirs: if broker {
+            super::change::nisshi_dirs()
+                .into_iter()
+                .map(|(d, _, _)| d)
+                .collect()
+        } else {
+            vec![]
+        },
         install_dirs: if broker { vec![dir] } else { vec![] },
         links: if broker { vec![link] } else { vec![] },
         services: services.iter().collect(),
@@ -65,238 +69,162 @@ fn needs_install(inv: &Inventory, p: &HostPlan, a: &Artifact) -> bool {
     p.facts.installed.get(&dir) != Some(&a.sha512) || p.facts.links.get(&link) != Some(&name)
 }
 
-pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Result<Summary> {
+/// What the nisshi flavor adds to an apply's plan.
+pub struct Prepared {
+    binary: Artifact,
+    /// The storage host's state as planned (`None`: sqlite or an external PostgreSQL).
+    probe: Option<StorageProbe>,
+}
+
+/// The flavor's part of planning: resolve the binary, read the storage host (changing
+/// nothing), render each broker's files for the store's current address, password and
+/// certificate, and plan brokers and storage host.
+pub async fn plan(
+    inv: &Inventory,
+    sessions: &BTreeMap<String, Session>,
+    plans: &mut [HostPlan],
+    in_limit: &dyn Fn(&str) -> bool,
+    rep: &Reporter,
+) -> Result<Prepared> {
     let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
-    if opts.playbook.is_some() {
-        bail!("--playbook drives the jvm flavor; a nisshi inventory has its own fixed steps");
-    }
-    if opts.finalize_upgrade {
-        bail!(
-            "--finalize-upgrade is for Kafka's two-phase upgrades; nisshi brokers upgrade in one roll"
-        );
-    }
-    check_limit(inv, opts)?;
-    rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
-    let sessions = super::connect_all(inv, opts.policy).await?;
-    rep.line("gathering facts");
-    let mut plans = plan::plan_all(inv, &sessions).await?;
     let binary = artifacts::nisshi::resolve(inv, n, rep).await?;
-
-    if opts.dry_run {
-        rep.clear();
-        let probe = storage_probe(inv, &sessions).await?;
-        let access = storage_access(inv, n, probe.as_ref());
-        render_files(inv, &mut plans, &access)?;
-        let mut any = false;
-        if let (Some(probe), Some(host)) = (&probe, inv.storage_host()) {
-            let s = &sessions[&host.name];
-            let mut lines = probe.dry_run_lines(&host.address);
-            if let Some((conf, hba)) = storage_files(probe, &plans)? {
-                let planned: Vec<Planned> = [conf, hba]
-                    .into_iter()
-                    .filter(|f| probe.files.get(&f.path) != Some(&HostPlan::fingerprint(f)))
-                    .map(|f| Planned {
-                        change: Change::File(f),
-                        when: When::Now,
-                    })
-                    .collect();
-                let mut old = BTreeMap::new();
-                for c in &planned {
-                    if let Change::File(f) = &c.change {
-                        let out = s
-                            .exec(&format!("cat {} 2>/dev/null", quote(&f.path)))
-                            .await?;
-                        old.insert(f.path.clone(), out.stdout);
-                    }
-                }
-                lines.extend(super::dry_run::host_lines(&planned, &old));
-            }
-            any |= super::dry_run::print_host(&host.name, &lines);
-        }
-        for p in plans.iter_mut().filter(|p| p.host.in_kafka) {
-            let mut lines = Vec::new();
-            let new_binary = needs_install(inv, p, &binary);
-            if new_binary {
-                let (dir, link, name) = install_dir(inv);
-                lines.push(format!(
-                    "  push nisshi {} into {dir}; link {link} -> {name}",
-                    n.version
-                ));
-            }
-            p.changes = super::change::plan_broker(p, new_binary);
-            let old = super::dry_run::old_contents(p, &sessions[&p.host.name]).await?;
-            lines.extend(super::dry_run::host_lines(&p.changes, &old));
-            any |= super::dry_run::print_host(&p.host.name, &lines);
-        }
-        println!(
-            "{}",
-            if any {
-                "dry run: nothing was changed"
-            } else {
-                "dry run: every broker is up to date"
-            }
+    let probe = storage_probe(inv, sessions).await?;
+    if let (Some(host), Some(probe)) = (inv.storage_host(), &probe)
+        && !in_limit(&host.name)
+        && (probe.password.is_none() || probe.cert.is_none())
+    {
+        bail!(
+            "{}: PostgreSQL is not set up yet; run apply without --limit (or with {} in it) first",
+            host.name,
+            host.name
         );
-        return Ok(Summary::default());
     }
+    let prepared = Prepared { binary, probe };
+    plan_brokers(inv, plans, in_limit, &prepared)?;
+    if let (Some(host), Some(probe)) = (inv.storage_host(), &prepared.probe)
+        && in_limit(&host.name)
+    {
+        let changes = storage_changes(probe, &host.address, plans)?;
+        let p = plans.iter_mut().find(|p| p.host.name == host.name).unwrap();
+        // The dry run reads the current content of what the probe found.
+        p.facts.files.extend(probe.files.clone());
+        p.changes = changes;
+    }
+    Ok(prepared)
+}
 
-    let in_limit = |h: &str| opts.limit.as_ref().is_none_or(|l| l.iter().any(|x| x == h));
-    let brokers: Vec<usize> = plans
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.host.in_kafka && in_limit(&p.host.name))
-        .map(|(i, _)| i)
-        .collect();
-    let mut summary = Summary::default();
-    for p in &plans {
-        summary.changes.insert(p.host.name.clone(), Vec::new());
+/// Each broker's files and changes, for the store as `prepared` knows it.
+fn plan_brokers(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    in_limit: &dyn Fn(&str) -> bool,
+    prepared: &Prepared,
+) -> Result<()> {
+    let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
+    render_files(inv, plans, &storage_access(inv, n, prepared.probe.as_ref()))?;
+    let (dir, _, _) = install_dir(inv);
+    for p in plans
+        .iter_mut()
+        .filter(|p| p.host.in_kafka && in_limit(&p.host.name))
+    {
+        let new = needs_install(inv, p, &prepared.binary);
+        p.changes = super::change::plan_broker(p, new.then_some(dir.as_str()));
     }
-    let total = 8;
-    let step = |i: usize, name: &'static str| {
-        rep.step(i, total, name);
-        name
+    Ok(())
+}
+
+/// The storage host's changes as the probe shows them: package, service, password, certificate
+/// (made by the storage step's scripts), and its config and hba files as diffs.
+fn storage_changes(
+    probe: &StorageProbe,
+    address: &str,
+    plans: &[HostPlan],
+) -> Result<Vec<Planned>> {
+    let now = |change| Planned {
+        change,
+        when: When::Now,
     };
-
-    let st = step(1, "storage (PostgreSQL for the brokers)");
-    let access = match inv.storage_host() {
-        // --limit leaves the storage host alone: only read its port, password and certificate.
-        Some(host) if n.storage == Storage::ManagedPostgres && !in_limit(&host.name) => {
-            let probe = parse_probe(&sessions[&host.name].exec_ok(PROBE).await?.stdout);
-            if probe.password.is_none() || probe.cert.is_none() {
-                bail!(
-                    "{}: PostgreSQL is not set up yet; run apply without --limit (or with {} in it) first",
-                    host.name,
-                    host.name
-                );
+    let mut v: Vec<Planned> = probe
+        .dry_run_lines(address)
+        .into_iter()
+        .map(|l| now(Change::Storage(l.trim().to_string())))
+        .collect();
+    if let Some((conf, hba)) = storage_files(probe, plans)? {
+        for f in [conf, hba] {
+            if probe.files.get(&f.path) != Some(&HostPlan::fingerprint(&f)) {
+                v.push(now(Change::File(f)));
             }
-            rep.line(&format!("  {}: not in --limit, left as it is", host.name));
-            storage_access(inv, n, Some(&probe))
         }
-        Some(host) if n.storage == Storage::ManagedPostgres => {
-            rep.host_busy(&host.name, st);
-            let s = &sessions[&host.name];
-            let (changes, probe) = ensure_postgres(&host.address, &plans, s)
-                .await
-                .with_context(|| format!("{}: step '{}'", host.name, st))?;
-            rep.host_done(
-                &host.name,
-                &if changes.is_empty() {
-                    "ok (no change)".to_string()
-                } else {
-                    changes.join("; ")
-                },
-            );
-            summary.changes.get_mut(&host.name).unwrap().extend(changes);
-            storage_access(inv, n, Some(&probe))
-        }
+    }
+    Ok(v)
+}
+
+/// The storage step: PostgreSQL installed, configured, running, with the role and database.
+/// When that made a new password or certificate (a first install, an address change, a
+/// certificate near expiry), the brokers' files are planned again for it: no broker has been
+/// touched yet.
+pub async fn storage_step(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    sessions: &BTreeMap<String, Session>,
+    prepared: &mut Prepared,
+    in_limit: &dyn Fn(&str) -> bool,
+    rep: &Reporter,
+    step: &str,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let n = inv.nisshi.as_ref().context("not a nisshi inventory")?;
+    let host = match inv.storage_host() {
+        Some(h) if n.storage == Storage::ManagedPostgres => h,
         _ => {
             rep.line(match n.storage {
                 Storage::Sqlite => "  sqlite on the broker: nothing to do",
                 _ => "  external PostgreSQL (nisshi.storage_url): nothing to do",
             });
-            storage_access(inv, n, None)
+            return Ok(vec![]);
         }
     };
-    render_files(inv, &mut plans, &access)?;
-    for p in plans
-        .iter_mut()
-        .filter(|p| p.host.in_kafka && in_limit(&p.host.name))
-    {
-        p.changes = super::change::plan_broker(p, needs_install(inv, p, &binary));
+    if !in_limit(&host.name) {
+        rep.line(&format!("  {}: not in --limit, left as it is", host.name));
+        return Ok(vec![]);
     }
-
-    let st = step(2, "prepare brokers (user, directories)");
-    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
-        let s = sessions[&p.host.name].clone();
-        async move { prepare(inv, &s).await }
-    })
-    .await?;
-
-    let st = step(3, "install the nisshi binary");
-    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
-        let s = sessions[&p.host.name].clone();
-        let a = &binary;
-        async move { install(inv, p, &s, a).await }
-    })
-    .await?;
-
-    let st = step(4, "configure nisshi (environment file, init script)");
-    run_hosts(&mut plans, &brokers, st, rep, &mut summary, |p| {
-        let s = sessions[&p.host.name].clone();
-        let todo = p.take(|c| c.when == When::Now && matches!(c.change, Change::File(_)));
-        async move { actions::go_live(p, &s, todo).await }
-    })
-    .await?;
-
-    let st = step(5, "start nisshi (changed brokers restart one at a time)");
-    let ctx = super::StepContext {
-        inv,
-        sessions: &sessions,
-        rep,
-    };
-    super::start_step(
-        &ctx,
-        &mut plans,
-        &brokers,
-        st,
-        Service::Nisshi,
-        &mut summary,
-    )
-    .await?;
-
-    let st = step(
-        6,
-        "wait until every broker answers ApiVersions and Metadata",
+    rep.host_busy(&host.name, step);
+    let i = plans.iter().position(|p| p.host.name == host.name).unwrap();
+    plans[i].take(|_| true);
+    let (changes, probe) = ensure_postgres(&host.address, plans, &sessions[&host.name])
+        .await
+        .with_context(|| format!("{}: step '{step}'", host.name))?;
+    rep.host_done(
+        &host.name,
+        &if changes.is_empty() {
+            "ok (no change)".to_string()
+        } else {
+            changes.join("; ")
+        },
     );
-    let started = Instant::now();
-    let msg = tokio::select! {
-        r = wait_answering(inv, Duration::from_secs(120), rep) => r,
-        dead = super::watch_processes(inv, &plans, &sessions, Service::Nisshi) => Err(dead),
+    let before = prepared
+        .probe
+        .as_ref()
+        .map(|p| (p.password.clone(), p.cert.clone()));
+    let after = Some((probe.password.clone(), probe.cert.clone()));
+    prepared.probe = Some(probe);
+    if before != after {
+        plan_brokers(inv, plans, in_limit, prepared)?;
     }
-    .with_context(|| format!("step '{}'", st))?;
-    rep.line(&format!(
-        "  {msg} ({:.1}s)",
-        started.elapsed().as_secs_f64()
-    ));
+    Ok(vec![(host.name.clone(), changes)])
+}
 
-    let st = step(
-        7,
-        "declared topics (create; never delete unless --prune-topics)",
-    );
-    if !inv.topics.is_empty() || opts.prune_topics {
-        let changes =
-            crate::topics::converge(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
-                .await
-                .with_context(|| format!("step '{}'", st))?;
-        if changes.is_empty() {
-            rep.line(&format!(
-                "  {} declared topic(s) as wanted",
-                inv.topics.len()
-            ));
-        }
-        let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
-        for c in changes {
-            rep.line(&format!("  {c}"));
-            summary.changes.get_mut(&first.host.name).unwrap().push(c);
-        }
+/// The install step: the plan's `Binary` change.
+pub async fn install_step(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    prepared: &Prepared,
+    changes: Vec<Change>,
+) -> Result<Vec<String>> {
+    if changes.is_empty() {
+        return Ok(vec![]);
     }
-
-    step(
-        8,
-        "smoke test (produce through each broker, consume through another)",
-    );
-    if summary.changed() {
-        let msg = smoke(inv, Duration::from_secs(120))
-            .await
-            .context("step 'smoke test'")?;
-        rep.line(&format!("  {msg}"));
-    } else {
-        rep.line("  nothing changed: smoke test skipped (every broker answered above)");
-    }
-    rep.clear();
-    for s in sessions.values() {
-        s.close().await;
-    }
-    Ok(summary)
+    install(inv, p, s, &prepared.binary).await
 }
 
 /// How the brokers reach their store. The managed PostgreSQL requires TLS with its own
@@ -347,22 +275,6 @@ fn listen_ip(p: &HostPlan) -> Result<String> {
             p.host.name, p.host.address
         )
     })
-}
-
-async fn prepare(inv: &Inventory, s: &Session) -> Result<Vec<String>> {
-    let script = format!(
-        "set -e\n\
-         if ! id -u nisshi >/dev/null 2>&1; then \
-           useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nisshi 2>/dev/null \
-           || useradd -r -M -s /sbin/nologin nisshi; echo 'created user nisshi'; fi\n\
-         mkdir -p {install} /etc/nisshi\n\
-         for d in {data} /var/log/nisshi; do [ -d \"$d\" ] || echo \"created $d\"; \
-           install -d -o nisshi -g nisshi -m 0750 \"$d\"; done\n",
-        install = quote(&inv.install_dir),
-        data = NISSHI_DATA_DIR,
-    );
-    let out = s.exec_ok(&script).await?;
-    Ok(out.stdout.lines().map(str::to_string).collect())
 }
 
 /// Push the binary (into a fresh versioned directory), then swap the stable symlink.
@@ -419,22 +331,9 @@ async fn install(
     Ok(vec![format!("installed {dir}/nisshi; {link} -> {name}")])
 }
 
-async fn wait_answering(inv: &Inventory, timeout: Duration, rep: &Reporter) -> Result<String> {
-    gates::poll("brokers answering", timeout, rep, || async {
-        let problems = gates::nisshi_problems(inv, None).await;
-        (!problems.is_empty()).then(|| problems.join("; "))
-    })
-    .await?;
-    rep.clear();
-    Ok(format!(
-        "{} broker(s) answer ApiVersions and Metadata",
-        inv.kafka_hosts().count()
-    ))
-}
-
 /// Through each broker in turn: produce one record, then read it back through the next broker
 /// (they share only the storage, so this proves the storage is shared and each broker serves).
-async fn smoke(inv: &Inventory, timeout: Duration) -> Result<String> {
+pub async fn smoke(inv: &Inventory, timeout: Duration) -> Result<String> {
     let addrs = gates::bootstrap(inv);
     let deadline = Instant::now() + timeout;
     let call = Duration::from_secs(10);

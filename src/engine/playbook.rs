@@ -1,15 +1,19 @@
 //! Playbooks are data: an ordered list of typed steps over host groups.
 
+use crate::inventory::Flavor;
 use crate::render::Service;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::path::Path;
 
 pub const APPLY: &str = include_str!("../../playbooks/apply.yaml");
+pub const NISSHI: &str = include_str!("../../playbooks/nisshi.yaml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
+    /// nisshi: the PostgreSQL the brokers share, on the storage host.
+    Storage,
     Prepare,
     Jdk,
     Install,
@@ -29,6 +33,7 @@ pub enum Hosts {
     All,
     Zookeeper,
     Kafka,
+    Storage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,6 +42,8 @@ pub enum Gate {
     ZookeeperQuorum,
     KraftQuorum,
     BrokersRegistered,
+    /// nisshi: every broker answers ApiVersions and Metadata itself.
+    BrokersAnswering,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -44,6 +51,7 @@ pub enum Gate {
 pub enum ServiceName {
     Zookeeper,
     Kafka,
+    Nisshi,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +70,7 @@ impl Step {
         self.service.map(|s| match s {
             ServiceName::Zookeeper => Service::ZooKeeper,
             ServiceName::Kafka => Service::Kafka,
+            ServiceName::Nisshi => Service::Nisshi,
         })
     }
 }
@@ -110,15 +119,54 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Step>> {
     Ok(pb.steps)
 }
 
-pub fn load(path: Option<&Path>) -> Result<Vec<Step>> {
-    match path {
-        None => parse("playbooks/apply.yaml", APPLY),
-        Some(p) => {
+/// The flavor's playbook (`path` replaces the embedded one), checked to drive that flavor.
+pub fn load(flavor: Flavor, path: Option<&Path>) -> Result<Vec<Step>> {
+    let (name, steps) = match (path, flavor) {
+        (None, Flavor::Jvm) => (
+            "playbooks/apply.yaml".to_string(),
+            parse("playbooks/apply.yaml", APPLY)?,
+        ),
+        (None, Flavor::Nisshi) => (
+            "playbooks/nisshi.yaml".to_string(),
+            parse("playbooks/nisshi.yaml", NISSHI)?,
+        ),
+        (Some(p), _) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            parse(&p.display().to_string(), &text)
+            let name = p.display().to_string();
+            let steps = parse(&name, &text)?;
+            (name, steps)
+        }
+    };
+    for (i, s) in steps.iter().enumerate() {
+        let nisshi_only = s.action == Action::Storage
+            || s.service == Some(ServiceName::Nisshi)
+            || s.hosts == Some(Hosts::Storage)
+            || s.gate == Some(Gate::BrokersAnswering);
+        let jvm_only = matches!(s.action, Action::Jdk | Action::Format)
+            || matches!(s.service, Some(ServiceName::Zookeeper | ServiceName::Kafka))
+            || s.hosts == Some(Hosts::Zookeeper)
+            || matches!(
+                s.gate,
+                Some(Gate::ZookeeperQuorum | Gate::KraftQuorum | Gate::BrokersRegistered)
+            );
+        let wrong = match flavor {
+            Flavor::Jvm => nisshi_only,
+            Flavor::Nisshi => jvm_only,
+        };
+        if wrong {
+            bail!(
+                "{name}: step {} ({:?}) belongs to the other flavor's playbook (this inventory's flavor is {})",
+                i + 1,
+                s.name,
+                match flavor {
+                    Flavor::Jvm => "jvm",
+                    Flavor::Nisshi => "nisshi",
+                }
+            );
         }
     }
+    Ok(steps)
 }
 
 #[cfg(test)]
@@ -152,6 +200,26 @@ mod tests {
         assert_eq!(steps[5].gate, Some(Gate::ZookeeperQuorum));
         assert_eq!(steps[10].gate, Some(Gate::KraftQuorum));
         assert_eq!(steps[11].gate, Some(Gate::BrokersRegistered));
+    }
+
+    #[test]
+    fn each_flavor_gets_its_own_playbook() {
+        let steps = load(Flavor::Nisshi, None).unwrap();
+        let kinds: Vec<_> = steps.iter().map(|s| s.action).collect();
+        use Action::*;
+        assert_eq!(
+            kinds,
+            [
+                Storage, Prepare, Install, Configure, Start, Wait, Topics, Smoke
+            ]
+        );
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("p.yaml");
+        std::fs::write(&f, APPLY).unwrap();
+        let e = load(Flavor::Nisshi, Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("belongs to the other flavor's playbook"), "{e}");
+        std::fs::write(&f, NISSHI).unwrap();
+        assert!(load(Flavor::Jvm, Some(&f)).is_err());
     }
 
     #[test]
