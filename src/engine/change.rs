@@ -338,13 +338,7 @@ pub fn plan_broker(p: &HostPlan, binary: Option<&str>) -> Vec<Planned> {
 mod tests {
     use super::*;
 
-    fn inv(extra: &str) -> Inventory {
-        let text = format!(
-            "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n  c: {{ address: 10.0.0.3 }}\n\
-             groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n{extra}"
-        );
-        crate::inventory::parse(std::path::Path::new("i.yaml"), &text).unwrap()
-    }
+    use crate::engine::tests::inv;
 
     fn plan(inv: &Inventory, facts: Vec<Facts>) -> Vec<HostPlan> {
         crate::engine::plan::plans_from_facts(inv, facts, false).unwrap()

@@ -632,7 +632,8 @@ mod tests {
     use super::*;
     use crate::engine::facts::Facts;
 
-    fn inv(extra: &str) -> Inventory {
+    /// Three hosts running ZooKeeper and Kafka, `extra` appended (shared with change.rs).
+    pub(super) fn inv(extra: &str) -> Inventory {
         let text = format!(
             "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n  c: {{ address: 10.0.0.3 }}\n\
              groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n{extra}"
