@@ -7,7 +7,10 @@ restart of the 3 brokers next to the sum of its unavoidable parts (each node's s
 ISR catch-up as the roller measured them). Reports medians, and clusterctl's peak RSS over every
 measured run (from wait4's rusage).
 
-    bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi]
+    bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN]
+`--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
+status right after each of this build's, on the same labs, so a change's cost shows as a ratio
+measured in one run.
 
 `--flavor nisshi`: 4-node labs, PostgreSQL on one node (from Debian's package) and the nisshi
 broker on 3 (the binary from scripts/nisshi.sh's cache).
@@ -30,10 +33,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "clusterctl")
 
 
-def run(args, env, out=None):
+def run(args, env, out=None, bin=BIN):
     """Run clusterctl; return (seconds, peak RSS in KiB, exit code). `out` collects stdout."""
     start = time.monotonic()
-    proc = subprocess.Popen([BIN] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([bin] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, err = proc.stdout.read(), proc.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.monotonic() - start
@@ -58,6 +61,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="fresh labs (cold applies)")
     ap.add_argument("--repeats", type=int, default=5, help="no-op applies and status calls per lab")
     ap.add_argument("--flavor", choices=["jvm", "nisshi"], default="jvm")
+    ap.add_argument("--baseline", help="another clusterctl binary to time beside this build")
     a = ap.parse_args()
     lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", "3"]
     if not os.path.exists(BIN):
@@ -69,6 +73,7 @@ def main():
                                "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
     cold, noop, status, rss, roll, parts = [], [], [], [], [], []
+    base_noop, base_status = [], []
     try:
         time.sleep(0.5)
         subprocess.run([BIN, "lab", "image"], check=True, env=env)
@@ -91,6 +96,11 @@ def main():
                         t, r, code = run(["status", inv], env)
                         status.append(t)
                         rss.append(r)
+                        if a.baseline:
+                            t, _, code = run(["apply", inv], env, bin=a.baseline)
+                            base_noop.append(t)
+                            t, _, code = run(["status", inv], env, bin=a.baseline)
+                            base_status.append(t)
                     # Rolling restart of the 3 brokers, and the sum of each node's stop, start and
                     # catch-up as the roller measured them, in the same run.
                     text = []
@@ -123,6 +133,12 @@ def main():
     print(f"rolling restart, 3 brokers     median {med(roll):6.2f} s   sum of stop+start+catch-up {med(parts):.2f} s")
     print(f"roll / unavoidable parts       median {med(ratios):6.2f}     (target <= 1.3)")
     print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
+    if a.baseline:
+        print(f"baseline {a.baseline}:")
+        print(f"  no-op re-apply               median {med(base_noop):6.2f} s   this build / baseline "
+              f"{med(noop) / med(base_noop):.2f}")
+        print(f"  status                       median {med(base_status):6.2f} s   this build / baseline "
+              f"{med(status) / med(base_status):.2f}")
 
 
 if __name__ == "__main__":
