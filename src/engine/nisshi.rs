@@ -190,7 +190,11 @@ pub async fn storage_step(
     rep.host_busy(&host.name, step);
     let i = plans.iter().position(|p| p.host.name == host.name).unwrap();
     plans[i].take(|_| true);
-    let (changes, probe) = ensure_postgres(&host.address, plans, &sessions[&host.name])
+    let planned = prepared
+        .probe
+        .clone()
+        .context("the storage host was not read while planning")?;
+    let (changes, probe) = ensure_postgres(&host.address, plans, &sessions[&host.name], planned)
         .await
         .with_context(|| format!("{}: step '{step}'", host.name))?;
     rep.host_done(
@@ -396,6 +400,7 @@ where
 // PostgreSQL on the storage host
 
 /// What the storage host has now (read-only).
+#[derive(Clone)]
 struct StorageProbe {
     installed: bool,
     /// `15 main` and whether it runs.
@@ -497,13 +502,14 @@ async fn storage_probe(
 
 /// Install, configure and start PostgreSQL, and make the role and database the brokers use.
 /// Returns the changes, the port and the password (generated once, kept on the host).
+/// `probe`: what planning read from the host (this run is the only one changing it).
 async fn ensure_postgres(
     address: &str,
     plans: &[HostPlan],
     s: &Session,
+    mut probe: StorageProbe,
 ) -> Result<(Vec<String>, StorageProbe)> {
     let mut changes = Vec::new();
-    let mut probe = parse_probe(&s.exec_ok(PROBE).await?.stdout);
     if !probe.installed {
         s.exec_ok_timeout(
             "set -e\ncommand -v apt-get >/dev/null || { echo 'no apt-get: install PostgreSQL yourself and set nisshi.storage_url' >&2; exit 1; }\n\
