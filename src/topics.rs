@@ -962,11 +962,10 @@ impl TopicChange {
 /// What the declared topics need (and, with `prune`, which undeclared topics go), read from the
 /// cluster without changing it. A replication factor change or fewer partitions is an error.
 pub async fn plan(
-    bootstrap: &[String],
+    client: &mut kafka::KafkaClient,
     specs: &[crate::inventory::TopicSpec],
     prune: bool,
 ) -> Result<Vec<TopicChange>> {
-    let mut client = kafka::connect_any(bootstrap, CALL_TIMEOUT).await?;
     let meta = client.metadata(None).await?;
     let mut changes = Vec::new();
     for spec in specs {

@@ -155,7 +155,7 @@ pub async fn hash_file(path: &Path) -> Result<String> {
 }
 
 /// sha512 of a file, hex.
-pub fn hash_file_sync(path: &Path) -> Result<String> {
+fn hash_file_sync(path: &Path) -> Result<String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = Sha512::new();

@@ -57,12 +57,25 @@ pub fn jdk_package(inv: &Inventory, f: &Facts) -> String {
     })
 }
 
-/// (`/opt/jdk-<sha12>`, `jdk-<sha12>`): where the JDK tarball is unpacked, named by its bytes.
-pub fn jdk_dir(inv: &Inventory) -> Result<(String, String)> {
+/// The JDK tarball of `jdk.method: tarball`, hashed once per apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JdkTarball {
+    /// `/opt/jdk-<sha12>`: unpacked into a directory named by its bytes.
+    pub dir: String,
+    /// `jdk-<sha12>`, the target of `<install_dir>/jdk`.
+    pub name: String,
+    pub sha512: String,
+}
+
+pub async fn jdk_tarball(inv: &Inventory) -> Result<JdkTarball> {
     let tarball = inv.jdk.tarball.as_ref().context("jdk.tarball")?;
-    let sha = crate::artifacts::hash_file_sync(tarball)?;
-    let name = format!("jdk-{}", &sha[..12]);
-    Ok((format!("{}/{name}", inv.install_dir), name))
+    let sha512 = crate::artifacts::hash_file(tarball).await?;
+    let name = format!("jdk-{}", &sha512[..12]);
+    Ok(JdkTarball {
+        dir: format!("{}/{name}", inv.install_dir),
+        name,
+        sha512,
+    })
 }
 
 /// The plan's JDK changes: a package, or the pushed tarball and its `java.sh`; then
@@ -93,15 +106,14 @@ pub async fn jdk(
                 s.exec_ok_timeout(&cmd, INSTALL_TIMEOUT).await?;
                 done.push(format!("installed package {pkg}"));
             }
-            Change::Jdk { dir } => {
+            Change::Jdk(jdk) => {
                 let tarball = inv.jdk.tarball.as_ref().context("jdk.tarball")?;
-                let sha = crate::artifacts::hash_file(tarball).await?;
                 let link = format!("{}/jdk", inv.install_dir);
-                let name = dir.rsplit('/').next().unwrap().to_string();
                 let remote = format!("{}/.clusterctl-jdk.tar.gz", inv.install_dir);
+                let dir = &jdk.dir;
                 s.upload(tarball, &remote, 0o600).await?;
                 s.exec_ok_timeout(
-                    &unpack_script(&remote, &dir, &sha, &link, &name),
+                    &unpack_script(&remote, dir, &jdk.sha512, &link, &jdk.name),
                     INSTALL_TIMEOUT,
                 )
                 .await?;

@@ -19,10 +19,8 @@ pub enum Change {
         owner: String,
         mode: u32,
     },
-    /// The JDK tarball, unpacked into `dir` with `<install_dir>/jdk` linked to it.
-    Jdk {
-        dir: String,
-    },
+    /// The JDK tarball, unpacked into its directory with `<install_dir>/jdk` linked to it.
+    Jdk(super::actions::JdkTarball),
     /// A tarball unpacked into a new versioned directory: inert until a link or an env file
     /// points at it.
     Unpack {
@@ -76,7 +74,7 @@ impl Change {
             Change::Dir { path, owner, mode } => {
                 format!("directory {path} ({owner}:{owner}, mode {mode:o})")
             }
-            Change::Jdk { dir } => format!("unpack the JDK tarball into {dir}"),
+            Change::Jdk(j) => format!("unpack the JDK tarball into {}", j.dir),
             Change::Unpack { product, dir } => format!("unpack {product:?} into {dir}"),
             Change::Link { link, target, .. } => format!("link {link} -> {target}"),
             Change::File(f) => format!(
@@ -172,8 +170,8 @@ pub fn dirs(inv: &Inventory, host: &Host) -> Vec<(String, &'static str, u32)> {
 pub struct Inputs {
     /// KRaft: the cluster's one id (inventory, hosts, or fresh).
     pub cluster_id: Option<String>,
-    /// `jdk.method: tarball`: the versioned directory and its name.
-    pub jdk: Option<(String, String)>,
+    /// `jdk.method: tarball`: the tarball, hashed once.
+    pub jdk: Option<super::actions::JdkTarball>,
 }
 
 /// Every change `p`'s host needs (JVM flavor), from its rendered files and facts. A change
@@ -213,10 +211,10 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             out.push(now(Change::Package(super::actions::jdk_package(inv, f))))
         }
         JdkMethod::Tarball => {
-            if let Some((dir, name)) = &inputs.jdk
-                && f.links.get(&format!("{}/jdk", inv.install_dir)) != Some(name)
+            if let Some(jdk) = &inputs.jdk
+                && f.links.get(&format!("{}/jdk", inv.install_dir)) != Some(&jdk.name)
             {
-                out.push(now(Change::Jdk { dir: dir.clone() }));
+                out.push(now(Change::Jdk(jdk.clone())));
             }
         }
         _ => {}

@@ -113,7 +113,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 None
             },
             jdk: match inv.jdk.method {
-                crate::inventory::JdkMethod::Tarball => Some(actions::jdk_dir(inv)?),
+                crate::inventory::JdkMethod::Tarball => Some(actions::jdk_tarball(inv).await?),
                 _ => None,
             },
         };
@@ -285,7 +285,13 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 let todo = match &topics {
                     Some(t) => t.clone(),
                     None => {
-                        crate::topics::plan(&gates::bootstrap(inv), &inv.topics, opts.prune_topics)
+                        let mut c = crate::health::kafka::connect_any(
+                            &gates::bootstrap(inv),
+                            Duration::from_secs(10),
+                        )
+                        .await
+                        .with_context(|| format!("step '{}'", step.name))?;
+                        crate::topics::plan(&mut c, &inv.topics, opts.prune_topics)
                             .await
                             .with_context(|| format!("step '{}'", step.name))?
                     }
@@ -374,14 +380,12 @@ async fn plan_topics(
     if inv.topics.is_empty() && !opts.prune_topics {
         return Ok(Some(vec![]));
     }
-    let bootstrap = gates::bootstrap(inv);
-    if crate::health::kafka::connect_any(&bootstrap, Duration::from_secs(3))
-        .await
-        .is_err()
-    {
+    let Ok(mut client) =
+        crate::health::kafka::connect_any(&gates::bootstrap(inv), Duration::from_secs(3)).await
+    else {
         return Ok(None);
-    }
-    crate::topics::plan(&bootstrap, &inv.topics, opts.prune_topics)
+    };
+    crate::topics::plan(&mut client, &inv.topics, opts.prune_topics)
         .await
         .map(Some)
 }
@@ -406,7 +410,7 @@ fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
         (Action::Storage, Change::Storage(_) | Change::File(_)) => true,
         (Action::Prepare, Change::User(_) | Change::Dir { .. }) => true,
         (Action::Install, Change::Binary { .. }) => true,
-        (Action::Jdk, Change::Package(_) | Change::Jdk { .. }) => true,
+        (Action::Jdk, Change::Package(_) | Change::Jdk(_)) => true,
         (Action::Jdk, Change::File(f)) => f.restarts.is_none(),
         (Action::Install, Change::Unpack { product, .. } | Change::Link { product, .. }) => {
             now && *product == step_product(inv, step)

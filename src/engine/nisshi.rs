@@ -145,9 +145,9 @@ fn storage_changes(
         when: When::Now,
     };
     let mut v: Vec<Planned> = probe
-        .dry_run_lines(address)
+        .pending(address)
         .into_iter()
-        .map(|l| now(Change::Storage(l.trim().to_string())))
+        .map(|l| now(Change::Storage(l)))
         .collect();
     if let Some((conf, hba)) = storage_files(probe, plans)? {
         for f in [conf, hba] {
@@ -414,23 +414,24 @@ struct StorageProbe {
 }
 
 impl StorageProbe {
-    fn dry_run_lines(&self, address: &str) -> Vec<String> {
+    /// What the storage step's scripts will make, as plan lines.
+    fn pending(&self, address: &str) -> Vec<String> {
         let mut v = Vec::new();
         if !self.installed {
-            v.push("  install package postgresql".to_string());
+            v.push("install package postgresql".to_string());
         }
         match &self.cluster {
             Some((_, _, true)) => {}
-            _ => v.push("  start PostgreSQL".into()),
+            _ => v.push("start PostgreSQL".into()),
         }
         if self.password.is_none() {
             v.push(format!(
-                "  generate the database password ({SECRET_FILE}); create role and database {DB}"
+                "generate the database password ({SECRET_FILE}); create role and database {DB}"
             ));
         }
         if self.cert.is_none() {
             v.push(format!(
-                "  generate a TLS certificate for {address} ({CERT_DIR}/server.crt)"
+                "generate a TLS certificate for {address} ({CERT_DIR}/server.crt)"
             ));
         }
         v
@@ -728,7 +729,7 @@ mod tests {
         assert!(p.password.is_none());
         assert!(!parse_probe("").installed);
         assert_eq!(
-            parse_probe("").dry_run_lines("10.0.0.9").len(),
+            parse_probe("").pending("10.0.0.9").len(),
             4,
             "install, start, password, certificate"
         );

@@ -183,8 +183,7 @@ impl<'a> Roller<'a> {
         let start = Instant::now();
         let mut said = Vec::new();
         let (lasting, transient) = loop {
-            let lasting = self.lasting(plans, svc, restarting).await;
-            let transient = self.blockers(plans, svc).await;
+            let (lasting, transient) = self.blockers(plans, svc, restarting).await;
             if (lasting.is_empty() && transient.is_empty())
                 || !lasting.is_empty()
                 || start.elapsed() >= self.opts.settle
@@ -216,18 +215,6 @@ impl<'a> Roller<'a> {
             "refusing to roll {svc}: the cluster is not healthy (nothing was restarted):\n  {}\nfix these first, or pass --force to roll anyway",
             blockers.join("\n  ")
         )
-    }
-
-    /// Blockers of a roll of `svc` on `restarting` that waiting cannot clear (roller::lasting_blockers).
-    async fn lasting(&self, plans: &[HostPlan], svc: Service, restarting: &[i32]) -> Vec<String> {
-        if svc != Service::Kafka || restarting.is_empty() {
-            return vec![];
-        }
-        match self.kafka_view(plans).await {
-            Ok(v) => roller::lasting_blockers(&v, restarting, self.opts.policy),
-            // Unreadable metadata is the transient check's to report.
-            Err(_) => vec![],
-        }
     }
 
     /// Before apply touches any host: what would make the roll of `svc` it plans refuse, and
@@ -264,8 +251,15 @@ impl<'a> Roller<'a> {
         v
     }
 
-    /// What forbids a roll of `svc` now.
-    async fn blockers(&self, plans: &[HostPlan], svc: Service) -> Vec<String> {
+    /// What forbids a roll of `svc` on `restarting` (broker ids) now: (what waiting cannot
+    /// clear, roller::lasting_blockers; the rest), from one reading of the cluster.
+    async fn blockers(
+        &self,
+        plans: &[HostPlan],
+        svc: Service,
+        restarting: &[i32],
+    ) -> (Vec<String>, Vec<String>) {
+        let mut lasting = Vec::new();
         let mut blockers: Vec<String> = plans
             .iter()
             .filter(|p| member(p, svc) && p.running(svc).is_none())
@@ -278,7 +272,10 @@ impl<'a> Roller<'a> {
             }
             Service::Kafka => {
                 match self.kafka_view(plans).await {
-                    Ok(v) => blockers.extend(roller::kafka_preflight(&v, self.opts.policy)),
+                    Ok(v) => {
+                        lasting = roller::lasting_blockers(&v, restarting, self.opts.policy);
+                        blockers.extend(roller::kafka_preflight(&v, self.opts.policy));
+                    }
                     Err(e) => blockers.push(format!("{e:#}")),
                 }
                 if self.inv.kafka.kraft {
@@ -294,7 +291,7 @@ impl<'a> Roller<'a> {
             }
             Service::Nisshi => blockers.extend(gates::nisshi_problems(self.inv, None).await),
         }
-        blockers
+        (lasting, blockers)
     }
 
     async fn wait_can_roll(&self, plans: &[HostPlan], svc: Service, i: usize) -> Result<()> {
