@@ -11,14 +11,16 @@
 # Progress goes to stderr; the last line of stdout is the mirror directory.
 #
 # Environment (space-separated lists):
-#   KAFKA_VERSIONS="3.9.1 3.8.1 4.4.0"  ZOOKEEPER_VERSIONS="3.8.4"  SCALA_VERSION=2.13
+#   KAFKA_VERSIONS="3.9.1 3.8.1 4.4.0 2.8.2"  ZOOKEEPER_VERSIONS="3.8.4 3.6.4"  SCALA_VERSION=2.13
 #   CLUSTERCTL_FIXTURES=~/.cache/clusterctl-fixtures   (mirror/ and work/ live below it)
 # Needs: mvn, java, python3, tar, gzip, sha512sum (scripts/setup-machine.sh installs them).
 set -euo pipefail
 
 # 3.8.1 is there for the 3.8 -> 3.9 upgrade test; 4.x runs KRaft only (no ZooKeeper).
-KAFKA_VERSIONS=${KAFKA_VERSIONS:-3.9.1 3.8.1 4.4.0}
-ZOOKEEPER_VERSIONS=${ZOOKEEPER_VERSIONS:-3.8.4}
+# Kafka 2.8.2 on ZooKeeper 3.6.4 is an older pair as classic runbooks install (both log through
+# log4j 1.2 properties files, not logback or log4j2): a test upgrades it to 3.9.1 on 3.8.4.
+KAFKA_VERSIONS=${KAFKA_VERSIONS:-3.9.1 3.8.1 4.4.0 2.8.2}
+ZOOKEEPER_VERSIONS=${ZOOKEEPER_VERSIONS:-3.8.4 3.6.4}
 SCALA_VERSION=${SCALA_VERSION:-2.13}
 ROOT=${CLUSTERCTL_FIXTURES:-$HOME/.cache/clusterctl-fixtures}
 MIRROR=$ROOT/mirror
@@ -168,8 +170,12 @@ sha512sum_ok() {
 # what the kafka_2.13 pom brings.
 kafka_logging_deps() {
   case $1 in
+    # Kafka 2.x logs through log4j 1.2.17: 2.8's kafka-log4j-appender (which kafka-tools brings)
+    # depends on slf4j-log4j12 1.7.30, and that on log4j. Named here so the versions are the
+    # release's whatever the path; other 2.x releases may have shipped others.
+    2.*) echo "org.slf4j:slf4j-log4j12:1.7.30 log4j:log4j:1.2.17" ;;
     # Kafka 3.x logs through reload4j; the kafka_2.13 pom leaves the binding out.
-    [0-3].*) echo "org.slf4j:slf4j-reload4j:1.7.36 ch.qos.reload4j:reload4j:1.2.25" ;;
+    3.*) echo "org.slf4j:slf4j-reload4j:1.7.36 ch.qos.reload4j:reload4j:1.2.25" ;;
     # Kafka 4.x logs through log4j2 (KIP-653). Its poms bring log4j-api, log4j-core, slf4j-api
     # 1.7.36 (slf4j 2 is postponed to Kafka 5, KIP-1064) and jackson-dataformat-yaml (for
     # config/log4j2.yaml); the tarball adds the SLF4J 1.x binding and the log4j 1.2 bridge
@@ -203,11 +209,16 @@ build_kafka() {
   log "Kafka $v: building $tgz"
   rm -rf "$stage"
   mkdir -p "$work" "$libs" "$stage/$name/config"
-  # kafka-tools carries the admin CLIs (TopicCommand...) that the official tarball ships.
+  # kafka-tools carries the admin CLIs (TopicCommand...) that the official tarball ships. In 2.x
+  # those are in kafka_2.13 (kafka.admin.*), but the 2.x tarball ships kafka-tools too
+  # (ProducerPerformance, VerifiableProducer...), and Maven Central has it.
   local deps="org.apache.kafka:kafka_${SCALA_VERSION}:$v org.apache.kafka:kafka-tools:$v"
   case $v in
     [0-3].*)
-      pom_xml "kafka-$v" "$deps $(kafka_logging_deps "$v")" >"$work/pom.xml"
+      # Asked first: a die inside the pom_xml argument would not stop the script.
+      local logging
+      logging=$(kafka_logging_deps "$v")
+      pom_xml "kafka-$v" "$deps $logging" >"$work/pom.xml"
       copy_jars "$work" "$libs"
       ;;
     *)
@@ -266,7 +277,8 @@ verify_kafka() {
   local home=$1 v=$2 out jar dups
   local jars=("kafka_${SCALA_VERSION}-$v" "kafka-clients-$v" "kafka-tools-$v")
   case $v in
-    [0-3].*) jars+=(reload4j-1.2.25 slf4j-reload4j-1.7.36) ;;
+    2.*) jars+=(log4j-1.2.17 slf4j-log4j12-1.7.30) ;;
+    3.*) jars+=(reload4j-1.2.25 slf4j-reload4j-1.7.36) ;;
     *)
       local log4j
       log4j=$(jar_version "$home/libs" log4j-core)
@@ -281,13 +293,25 @@ verify_kafka() {
   dups=$(find "$home/libs" \( -name 'log4j-*.jar' -o -name 'slf4j-*.jar' -o -name 'reload4j-*.jar' \) \
     -printf '%f\n' | sed -E 's/-[0-9][^-]*\.jar$//' | sort | uniq -d)
   [[ -z $dups ]] || die "Kafka $v: several versions of: $dups"
+  one_log_backend "Kafka $v" "$home/libs"
   out=$(java -cp "$home/libs/*" kafka.Kafka --version 2>&1) \
     || die "Kafka $v: 'java kafka.Kafka --version' failed: $out"
   # stdout and stderr together: reload4j warns about missing appenders before the version line.
   grep -qx "$v.*" <<<"$out" || die "Kafka $v: 'kafka.Kafka --version' printed: $out"
   log "Kafka $v: kafka.Kafka --version -> $(grep -x "$v.*" <<<"$out")"
   case $v in
-    [0-3].*) ;;
+    2.*)
+      # The admin and console CLIs live in kafka_2.13 in 2.x (tests run kafka.admin.TopicCommand
+      # off libs/*): each must load and run, not just be listed.
+      local cli
+      for cli in kafka.admin.TopicCommand kafka.tools.ConsoleProducer kafka.tools.ConsoleConsumer; do
+        out=$(java -cp "$home/libs/*" "$cli" --version 2>&1) \
+          || die "Kafka $v: 'java $cli --version' failed: $out"
+        grep -qx "$v.*" <<<"$out" || die "Kafka $v: '$cli --version' printed: $out"
+      done
+      log "Kafka $v: TopicCommand, ConsoleProducer, ConsoleConsumer --version -> $v"
+      ;;
+    3.*) ;;
     *)
       # KRaft log dirs must be formatted before the first start: the storage tool must work.
       out=$(java -cp "$home/libs/*" kafka.tools.StorageTool random-uuid 2>&1) \
@@ -302,6 +326,45 @@ verify_kafka() {
 # ---------------------------------------------------------------------------------------------
 # ZooKeeper
 
+# zookeeper_logging VERSION: groupId:artifactId of the SLF4J binding and of the logging backend
+# that the release's lib/ has (their versions come from ZooKeeper's parent pom).
+zookeeper_logging() {
+  case $1 in
+    [0-2].*|3.[0-4].*) die "ZooKeeper $1: logging jars are not defined in fixtures.sh for this version" ;;
+    # log4j 1.2 until 3.5.10, 3.6.4 and 3.7.1 swapped it for reload4j (its maintained fork, same
+    # API and config files): the zookeeper pom has them at compile scope.
+    3.5.[0-9]|3.6.[0-3]|3.7.0) echo "org.slf4j:slf4j-log4j12 log4j:log4j" ;;
+    # reload4j is test scope in the zookeeper pom; the release's assembly adds it to lib/.
+    3.[5-7].*) echo "org.slf4j:slf4j-reload4j ch.qos.reload4j:reload4j" ;;
+    # 3.8 moved to logback, "provided" in the zookeeper pom; the release adds it.
+    *) echo "ch.qos.logback:logback-classic ch.qos.logback:logback-core" ;;
+  esac
+}
+
+# zookeeper_deps VERSION LOGGING: what goes into lib/, for pom_xml ("g:a:" takes the parent's
+# version); LOGGING is zookeeper_logging's answer (asked by the caller: a die in a $(...) here
+# would not stop the script).
+zookeeper_deps() {
+  local v=$1 deps="org.apache.zookeeper:zookeeper:$1" ga
+  for ga in $2; do deps+=" $ga:"; done
+  case $v in
+    3.[5-7].*)
+      # Before 3.8 the server's optional parts are "provided" in the zookeeper pom and the
+      # release's assembly lists them for lib/: the CLI, the admin server (jetty, jackson),
+      # zkCli's jline, json-simple until 3.7 dropped it, and from 3.6 on metrics and snapshot
+      # compression. Its Prometheus provider is left out: Maven Central has no
+      # zookeeper-prometheus-metrics after 3.6.3, and the server loads it only when
+      # metricsProvider.className names it.
+      deps+=" commons-cli:commons-cli: org.eclipse.jetty:jetty-server: org.eclipse.jetty:jetty-servlet:"
+      deps+=" com.fasterxml.jackson.core:jackson-databind: jline:jline:"
+      case $v in 3.[56].*) deps+=" com.googlecode.json-simple:json-simple:" ;; esac
+      case $v in 3.[67].*) deps+=" io.dropwizard.metrics:metrics-core: org.xerial.snappy:snappy-java:" ;; esac
+      ;;
+    *) deps+=" io.dropwizard.metrics:metrics-core:4.1.12.1 org.xerial.snappy:snappy-java:1.1.10.5 commons-cli:commons-cli:1.5.0" ;;
+  esac
+  echo "$deps"
+}
+
 build_zookeeper() {
   local v=$1 name="apache-zookeeper-$1-bin"
   local tgz=$MIRROR/zookeeper/zookeeper-$v/$name.tar.gz
@@ -313,16 +376,20 @@ build_zookeeper() {
   log "ZooKeeper $v: building $tgz"
   rm -rf "$stage"
   mkdir -p "$work" "$stage/$name/lib" "$stage/$name/conf"
-  # ZooKeeper's pom marks logback "provided" (the binary tarball adds it); importing ZooKeeper's
-  # parent pom as a BOM gives the logback version ZooKeeper was built and shipped with.
-  pom_xml "zookeeper-$v" \
-    "org.apache.zookeeper:zookeeper:$v ch.qos.logback:logback-classic: ch.qos.logback:logback-core: io.dropwizard.metrics:metrics-core:4.1.12.1 org.xerial.snappy:snappy-java:1.1.10.5 commons-cli:commons-cli:1.5.0" \
-    "org.apache.zookeeper:parent:$v" >"$work/pom.xml"
+  # Versionless jars get their version from ZooKeeper's parent pom, imported as a BOM: the
+  # versions ZooKeeper was built and shipped with.
+  local logging deps
+  logging=$(zookeeper_logging "$v")
+  deps=$(zookeeper_deps "$v" "$logging")
+  pom_xml "zookeeper-$v" "$deps" "org.apache.zookeeper:parent:$v" >"$work/pom.xml"
   copy_jars "$work" "$stage/$name/lib"
   echo "Fixture built by clusterctl scripts/fixtures.sh from Maven Central jars (Apache License 2.0)." \
     >"$stage/$name/LICENSE.txt"
-  # zkEnv.sh puts conf/ on the classpath; without a logback.xml logback logs at DEBUG.
-  cat >"$stage/$name/conf/logback.xml" <<'EOF'
+  # zkEnv.sh puts conf/ on the classpath: without a config there, logback logs at DEBUG and
+  # log4j 1.2 only warns that it has no appender.
+  case $logging in
+    *logback*)
+      cat >"$stage/$name/conf/logback.xml" <<'EOF'
 <configuration>
   <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
     <encoder><pattern>%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n</pattern></encoder>
@@ -330,6 +397,16 @@ build_zookeeper() {
   <root level="INFO"><appender-ref ref="CONSOLE"/></root>
 </configuration>
 EOF
+      ;;
+    *)
+      cat >"$stage/$name/conf/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n
+EOF
+      ;;
+  esac
   verify_zookeeper "$stage/$name" "$v"
   pack "$stage" "$name" "$tgz"
   verify_tarball "$tgz" "$name/lib/zookeeper-$v.jar"
@@ -343,13 +420,30 @@ EOF
 
 verify_zookeeper() {
   local home=$1 v=$2 out
+  local logging ga artifact
   [[ -f $home/lib/zookeeper-$v.jar ]] || die "ZooKeeper $v: zookeeper-$v.jar missing"
-  compgen -G "$home/lib/logback-classic-*.jar" >/dev/null || die "ZooKeeper $v: no logback-classic jar"
-  compgen -G "$home/lib/logback-core-*.jar" >/dev/null || die "ZooKeeper $v: no logback-core jar"
+  logging=$(zookeeper_logging "$v")
+  for ga in $logging; do
+    artifact=${ga#*:}
+    compgen -G "$home/lib/$artifact-[0-9]*.jar" >/dev/null || die "ZooKeeper $v: no $artifact jar"
+  done
+  one_log_backend "ZooKeeper $v" "$home/lib"
   out=$(java -cp "$home/lib/*" org.apache.zookeeper.version.VersionInfoMain 2>&1) \
     || die "ZooKeeper $v: 'java VersionInfoMain' failed: $out"
   grep -q "version $v " <<<"$out" || die "ZooKeeper $v: VersionInfoMain printed: $out"
   log "ZooKeeper $v: VersionInfoMain -> $(grep "version $v " <<<"$out")"
+}
+
+# one_log_backend WHAT DIR: DIR has one SLF4J binding and at most one log4j 1.2 (log4j or its
+# fork reload4j): with two, SLF4J or the classpath order picks one, and a config may be ignored.
+one_log_backend() {
+  local what=$1 dir=$2 bindings log4j1
+  bindings=$(find "$dir" \( -name 'slf4j-log4j12-*.jar' -o -name 'slf4j-reload4j-*.jar' \
+    -o -name 'log4j-slf4j-impl-*.jar' -o -name 'log4j-slf4j2-impl-*.jar' \
+    -o -name 'logback-classic-*.jar' \) -printf '%f ')
+  [[ $(wc -w <<<"$bindings") == 1 ]] || die "$what: not one SLF4J binding in $dir: ${bindings:-none}"
+  log4j1=$(find "$dir" \( -name 'log4j-1.2.*.jar' -o -name 'reload4j-*.jar' \) -printf '%f ')
+  [[ $(wc -w <<<"$log4j1") -le 1 ]] || die "$what: log4j 1.2 twice in $dir: $log4j1"
 }
 
 # verify_tarball TGZ MEMBER: the packed file lists the main jar (guards against packing errors).

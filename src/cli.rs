@@ -526,9 +526,11 @@ fn render(inv: &Inventory, out: &Path, init: InitArg) -> anyhow::Result<()> {
         InitArg::Sysv => InitSystem::SysV,
         InitArg::Systemd => InitSystem::Systemd,
     };
+    // Offline: each product's logging library as its official release ships it.
+    let logging = crate::engine::plan::logging_for(inv, &[]);
     let mut count = BTreeMap::new();
     for h in &inv.hosts {
-        for f in r.host_files(inv, h, &ids, init)? {
+        for f in r.host_files(inv, h, &ids, init, logging)? {
             let dest = out.join(&h.name).join(f.path.trim_start_matches('/'));
             std::fs::create_dir_all(dest.parent().unwrap())?;
             std::fs::write(&dest, &f.content)?;

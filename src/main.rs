@@ -7,6 +7,7 @@ mod health;
 mod inventory;
 mod lab;
 mod ops;
+mod quote;
 mod render;
 mod report;
 mod status;

@@ -12,6 +12,10 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../src/transport/mod.rs"]
 mod transport;
+// The transport quotes shell words with the crate's one quoting helper.
+#[path = "../src/quote.rs"]
+#[allow(dead_code, unused_imports)]
+mod quote;
 
 #[allow(dead_code)]
 #[path = "support/sshd.rs"]

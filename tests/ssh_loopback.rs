@@ -9,6 +9,10 @@
 #[allow(dead_code)]
 #[path = "../src/transport/mod.rs"]
 mod transport;
+// The transport quotes shell words with the crate's one quoting helper.
+#[path = "../src/quote.rs"]
+#[allow(dead_code, unused_imports)]
+mod quote;
 
 #[path = "support/sshd.rs"]
 mod sshd;

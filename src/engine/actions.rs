@@ -4,7 +4,7 @@
 use super::change::Change;
 use super::facts::Facts;
 use super::plan::HostPlan;
-use crate::artifacts::Artifact;
+use crate::artifacts::{Artifact, Product};
 use crate::inventory::Inventory;
 use crate::render::{InitSystem, ManagedFile, Service, ServiceDef};
 use crate::transport::{Session, quote};
@@ -127,7 +127,7 @@ pub async fn jdk(
         return Ok(done);
     }
     let java = super::plan::java_cmd(inv);
-    let out = s.exec(&format!("{java} -version 2>&1")).await?;
+    let out = s.exec(&format!("{} -version 2>&1", quote(&java))).await?;
     if !out.ok() {
         bail!(
             "`{java} -version` failed after the JDK step: {}",
@@ -150,7 +150,7 @@ pub async fn install(
     let mut done = Vec::new();
     for c in changes {
         match c {
-            Change::Unpack { dir, .. } => {
+            Change::Unpack { dir, product } => {
                 let a = artifact.context("artifact not resolved")?;
                 let remote = format!("{}/.clusterctl-{}", inv.install_dir, a.file_name);
                 s.upload(&a.path, &remote, 0o600).await?;
@@ -161,12 +161,44 @@ pub async fn install(
                 .await?;
                 p.facts.installed.insert(dir.clone(), a.sha512.clone());
                 done.push(format!("unpacked {} into {dir}", a.file_name));
+                check_logging(p, s, product, &dir, &a.file_name).await?;
             }
             c @ Change::Link { .. } => done.extend(go_live(p, s, vec![c]).await?),
             other => bail!("the install step cannot make {other:?}"),
         }
     }
     Ok(done)
+}
+
+/// The plan rendered the logging config of the library this release is known to ship; the
+/// jars now unpacked must agree, or its services would log nothing. Before any config goes
+/// live: a re-run reads the jars from the host and renders the right one.
+async fn check_logging(
+    p: &HostPlan,
+    s: &Session,
+    product: Product,
+    dir: &str,
+    tarball: &str,
+) -> Result<()> {
+    let out = s.exec_ok(&super::facts::jars_script(dir)).await?;
+    let jars = super::facts::parse(&out.stdout)
+        .jars
+        .remove(dir)
+        .unwrap_or_default();
+    let planned = match product {
+        Product::Kafka => p.logging.kafka,
+        Product::ZooKeeper => p.logging.zookeeper,
+    };
+    match crate::render::logging::from_jars(&jars) {
+        Some(found) if found != planned => bail!(
+            "{tarball} unpacked into {dir} logs through {}, but this apply planned a {} config \
+             (what the official release ships); nothing else was changed: run apply again, it \
+             reads the jars on the host and writes the matching config",
+            found.name(),
+            planned.name()
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn unpack_script(tarball: &str, dir: &str, sha512: &str, link: &str, name: &str) -> String {

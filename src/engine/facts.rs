@@ -34,6 +34,8 @@ pub struct Facts {
     pub dirs: BTreeMap<String, String>,
     /// `version` of meta.properties: 0 = a ZooKeeper-mode broker, 1 = a KRaft node.
     pub meta_version: Option<u32>,
+    /// The SLF4J binding jars (see render::logging) of each install dir, by name.
+    pub jars: BTreeMap<String, Vec<String>>,
 }
 
 /// What to ask a host about.
@@ -60,7 +62,8 @@ pub fn script(q: &Query) -> String {
     );
     s.push_str(&format!(
         "j=$({} -version 2>&1 | head -n 1); [ -n \"$j\" ] && command -v {} >/dev/null 2>&1 && echo \"java $j\"\n",
-        q.java_cmd, q.java_cmd
+        quote(&q.java_cmd),
+        quote(&q.java_cmd)
     ));
     for p in &q.paths {
         s.push_str(&format!(
@@ -80,6 +83,7 @@ pub fn script(q: &Query) -> String {
             m = quote(&format!("{d}/.clusterctl-sha512")),
             d = quote(d)
         ));
+        s.push_str(&jars_script(d));
     }
     for l in &q.links {
         s.push_str(&format!(
@@ -128,6 +132,25 @@ pub fn script(q: &Query) -> String {
     s
 }
 
+/// `jar <dir> <name>` for each SLF4J binding jar in `dir`'s lib/ or libs/: the logging
+/// library this release binds to decides which config it reads.
+pub fn jars_script(dir: &str) -> String {
+    let globs: Vec<String> = crate::render::logging::BINDING_GLOBS
+        .iter()
+        .flat_map(|g| {
+            [
+                format!("{}/lib/{g}", quote(dir)),
+                format!("{}/libs/{g}", quote(dir)),
+            ]
+        })
+        .collect();
+    format!(
+        "for j in {}; do [ -f \"$j\" ] && printf 'jar %s %s\\n' {} \"${{j##*/}}\"; done\n",
+        globs.join(" "),
+        quote(dir)
+    )
+}
+
 pub fn parse(out: &str) -> Facts {
     let mut f = Facts::default();
     for line in out.lines() {
@@ -152,6 +175,14 @@ pub fn parse(out: &str) -> Facts {
                         _ => &mut f.links,
                     };
                     map.insert(k.to_string(), v.trim().to_string());
+                }
+            }
+            "jar" => {
+                if let Some((dir, name)) = rest.split_once(' ') {
+                    f.jars
+                        .entry(dir.to_string())
+                        .or_default()
+                        .push(name.trim().to_string());
                 }
             }
             "myid" => f.myid = rest.parse().ok(),
@@ -221,6 +252,14 @@ mod tests {
         std::fs::create_dir(p("kafka_2.13-3.9.1")).unwrap();
         chmod(&p("kafka_2.13-3.9.1"), "755");
         std::fs::write(p("kafka_2.13-3.9.1/.clusterctl-sha512"), "abc\n").unwrap();
+        std::fs::create_dir(p("kafka_2.13-3.9.1/libs")).unwrap();
+        for jar in [
+            "slf4j-reload4j-1.7.36.jar",
+            "reload4j-1.2.25.jar",
+            "kafka-clients-3.9.1.jar",
+        ] {
+            std::fs::write(p(&format!("kafka_2.13-3.9.1/libs/{jar}")), "").unwrap();
+        }
         std::os::unix::fs::symlink("kafka_2.13-3.9.1", p("kafka")).unwrap();
         std::fs::write(p("myid"), "7\n").unwrap();
         std::fs::write(p("meta.properties"), "version=0\nbroker.id=5\n").unwrap();
@@ -265,6 +304,14 @@ mod tests {
             format!("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 640:{owner}");
         assert_eq!(f.files.get(&p("server.properties")), Some(&want));
         assert_eq!(f.files.len(), 1, "a missing file is not reported");
+        assert_eq!(
+            f.jars,
+            BTreeMap::from([(
+                p("kafka_2.13-3.9.1"),
+                vec!["slf4j-reload4j-1.7.36.jar".to_string()]
+            )]),
+            "only the binding, of dirs that exist"
+        );
         assert_eq!(
             f.installed.get(&p("kafka_2.13-3.9.1")).map(String::as_str),
             Some("abc")

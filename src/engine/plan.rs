@@ -5,7 +5,9 @@ use super::change::{Change, Planned, When};
 use super::facts::{self, Facts, Query};
 use crate::artifacts::{self, Product};
 use crate::inventory::{Flavor, Host, Inventory, JdkMethod, ZkSource, ids};
-use crate::render::{Ids, InitSystem, ManagedFile, Renderer, Service, ServiceDef};
+use crate::render::{
+    Backend, Ids, InitSystem, Logging, ManagedFile, Renderer, Service, ServiceDef, logging,
+};
 use crate::transport::Session;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -20,6 +22,8 @@ pub struct HostPlan {
     pub broker_id: Option<i64>,
     /// What apply will change on this host, in order; items leave the list as they are made.
     pub changes: Vec<Planned>,
+    /// The logging library of each product, which decided the logging configs in `files`.
+    pub logging: Logging,
 }
 
 impl HostPlan {
@@ -123,8 +127,14 @@ pub fn query_for<'a>(
     };
     let mut paths = BTreeSet::new();
     for init in [InitSystem::SysV, InitSystem::Systemd] {
-        for f in r.host_files(inv, host, &placeholder, init)? {
-            paths.insert(f.path);
+        for b in Backend::ALL {
+            let logging = Logging {
+                zookeeper: b,
+                kafka: b,
+            };
+            for f in r.host_files(inv, host, &placeholder, init, logging)? {
+                paths.insert(f.path);
+            }
         }
     }
     let mut install_dirs = Vec::new();
@@ -248,6 +258,7 @@ pub fn plans_from_facts(
                 files: vec![],
                 broker_id: None,
                 changes: vec![],
+                logging: logging_for(inv, &[]),
             })
             .collect());
     }
@@ -262,10 +273,11 @@ pub fn plans_from_facts(
             .or_insert(v);
     }
     let renderer = Renderer::new(&effective)?;
+    let logging = logging_for(inv, &all_facts);
     let mut plans = Vec::new();
     for (host, facts) in inv.hosts.iter().zip(all_facts) {
         let init = facts.init.unwrap_or(InitSystem::SysV);
-        let files = renderer.host_files(&effective, host, &ids, init)?;
+        let files = renderer.host_files(&effective, host, &ids, init, logging)?;
         plans.push(HostPlan {
             broker_id: ids.node_id(&host.name),
             host: host.clone(),
@@ -273,9 +285,30 @@ pub fn plans_from_facts(
             init,
             files,
             changes: vec![],
+            logging,
         });
     }
     Ok(plans)
+}
+
+/// The logging library of each product: read from the jars of its install dir on a host that
+/// has it unpacked, else what its official release ships (the install step checks that).
+pub fn logging_for(inv: &Inventory, facts: &[Facts]) -> Logging {
+    let backend = |product: Product, version: &str| {
+        let (dir, _, _) = HostPlan::install_dir(inv, product);
+        facts
+            .iter()
+            .find_map(|f| f.jars.get(&dir).and_then(|j| logging::from_jars(j)))
+            .unwrap_or_else(|| logging::by_release(product, version))
+    };
+    let kafka = backend(Product::Kafka, &inv.kafka.version);
+    Logging {
+        kafka,
+        zookeeper: match inv.zookeeper.source {
+            ZkSource::Kafka => kafka,
+            ZkSource::Tarball => backend(Product::ZooKeeper, &inv.zookeeper.version),
+        },
+    }
 }
 
 /// Kafka's two-phase upgrade in ZooKeeper mode: while brokers move to a new version, they keep

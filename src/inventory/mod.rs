@@ -5,6 +5,7 @@ mod diag;
 pub mod ids;
 mod model;
 mod nisshi;
+mod scalars;
 mod validate;
 
 pub use diag::{Diag, Severity};
@@ -108,7 +109,7 @@ pub struct Host {
 #[derive(Debug, Clone, Default)]
 pub struct ServiceOverride {
     pub heap: Option<String>,
-    pub jvm_opts: Option<String>,
+    pub jvm_opts: Option<Vec<String>>,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -150,7 +151,7 @@ pub struct ZkConfig {
     pub sync_limit: u32,
     pub max_client_cnxns: u32,
     pub heap: String,
-    pub jvm_opts: String,
+    pub jvm_opts: Vec<String>,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -165,7 +166,7 @@ pub struct KafkaConfig {
     pub cluster_id: Option<String>,
     pub log_dirs: Vec<String>,
     pub heap: String,
-    pub jvm_opts: String,
+    pub jvm_opts: Vec<String>,
     pub num_partitions: u32,
     pub default_replication_factor: u32,
     pub offsets_topic_replication_factor: u32,
@@ -256,7 +257,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
     let raw: model::RawInventory = serde_saphyr::from_str(text).map_err(|e| InventoryError {
         diags: vec![parse_diag(path, &e)],
     })?;
-    validate::resolve(path, raw)
+    let mut d = diag::Diags::new(path);
+    scalars::refuse_control_chars(&mut d, text);
+    match validate::resolve(path, raw) {
+        Ok(inv) if d.items.is_empty() => Ok(inv),
+        Ok(_) => Err(InventoryError { diags: d.items }),
+        Err(mut e) => {
+            d.items.append(&mut e.diags);
+            Err(InventoryError { diags: d.items })
+        }
+    }
 }
 
 fn parse_diag(path: &Path, e: &serde_saphyr::Error) -> Diag {

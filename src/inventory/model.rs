@@ -76,8 +76,8 @@ pub struct RawHost {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HostServiceOverride {
-    pub heap: Option<String>,
-    pub jvm_opts: Option<String>,
+    pub heap: Option<S<String>>,
+    pub jvm_opts: Option<S<JvmOpts>>,
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub properties: Props,
 }
@@ -185,8 +185,8 @@ pub struct ZkSettings {
     pub init_limit: Option<u32>,
     pub sync_limit: Option<u32>,
     pub max_client_cnxns: Option<u32>,
-    pub heap: Option<String>,
-    pub jvm_opts: Option<String>,
+    pub heap: Option<S<String>>,
+    pub jvm_opts: Option<S<JvmOpts>>,
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub properties: Props,
 }
@@ -202,8 +202,8 @@ pub struct KafkaSettings {
     /// KRaft cluster id; generated on first install when not given, then read from the hosts.
     pub cluster_id: Option<S<String>>,
     pub log_dirs: Option<S<Vec<String>>>,
-    pub heap: Option<String>,
-    pub jvm_opts: Option<String>,
+    pub heap: Option<S<String>>,
+    pub jvm_opts: Option<S<JvmOpts>>,
     pub num_partitions: Option<u32>,
     pub default_replication_factor: Option<S<i64>>,
     pub offsets_topic_replication_factor: Option<S<i64>>,
@@ -213,6 +213,14 @@ pub struct KafkaSettings {
     pub log_segment_bytes: Option<u64>,
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub properties: Props,
+}
+
+/// JVM arguments: a list (each item one argument), or a line split as a shell would.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum JvmOpts {
+    List(Vec<String>),
+    Line(String),
 }
 
 /// A property value as YAML gives it; rendered as text into .properties / zoo.cfg.

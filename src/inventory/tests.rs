@@ -494,3 +494,165 @@ fn published_nisshi_example_is_valid() {
     assert_eq!(inv.kafka_hosts().count(), 3);
     assert_eq!(inv.topics[0].replication_factor, 1);
 }
+
+/// Every field that reaches a host, given a hostile value holding a control character: each
+/// is refused at its own line and column (the value's, so the user finds it).
+#[test]
+fn control_characters_are_refused_wherever_they_are() {
+    let cases: &[(&str, &str, u64, u64)] = &[
+        // (inventory text after GOOD, what is named, line, column)
+        (
+            "kafka:\n  properties:\n    foo: \"x\\nbroker.id=7\"\n",
+            "x\\nbroker.id=7",
+            13,
+            10,
+        ),
+        ("kafka:\n  properties:\n    \"a\\tb\": 1\n", "a\\tb", 13, 5),
+        ("kafka:\n  jvm_opts: [\"-Dx=\\u0000\"]\n", "-Dx=\\0", 12, 14),
+        (
+            "zookeeper:\n  jvm_opts: \"-Da=1\\n-Db=2\"\n",
+            "-Da=1\\n-Db=2",
+            12,
+            13,
+        ),
+        (
+            "kafka:\n  properties:\n    banner: |\n      two\n      lines\n",
+            "two\\nlines\\n",
+            14,
+            7,
+        ),
+        (
+            "topics:\n  t:\n    configs:\n      cleanup.policy: \"compact\\r\"\n",
+            "compact\\r",
+            14,
+            23,
+        ),
+        (
+            "install_dir: \"/opt/\\x1b[31m\"\n",
+            "/opt/\\u{1b}[31m",
+            11,
+            14,
+        ),
+    ];
+    for (extra, shown, line, col) in cases {
+        let text = format!("{GOOD}{extra}");
+        let diags = errors(&text);
+        let hit: Vec<_> = diags
+            .iter()
+            .filter(|d| d.message.contains("control character"))
+            .collect();
+        assert_eq!(hit.len(), 1, "{extra}: {diags:#?}");
+        assert!(hit[0].message.contains(shown), "{extra}: {}", hit[0]);
+        assert_eq!(
+            (hit[0].line, hit[0].column),
+            (*line, *col),
+            "{extra}: {}",
+            hit[0]
+        );
+        assert!(hit[0].hint.is_some());
+    }
+    // The host address (under hosts:, before the groups).
+    let text = GOOD.replace("address: 10.0.0.2", "address: \"10.0.0.2\\n\"");
+    let diags = errors(&text);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("control character") && d.line == 5),
+        "{diags:#?}"
+    );
+}
+
+#[test]
+fn heap_must_be_a_jvm_size() {
+    for bad in ["1 g", "lots", "512mb", "-1g", "0m", "1g -XX:+Foo"] {
+        let text = format!("{GOOD}kafka:\n  heap: \"{bad}\"\n");
+        assert_error(&text, "is not a JVM memory size", 12, 9);
+    }
+    for good in ["512m", "2g", "2G", "1048576", "64k"] {
+        let text = format!("{GOOD}kafka:\n  heap: {good}\n");
+        assert_eq!(
+            parse(Path::new("inv.yaml"), &text).unwrap().kafka.heap,
+            good
+        );
+    }
+    let text = GOOD.replace(
+        "    address: 10.0.0.1\n",
+        "    address: 10.0.0.1\n    zookeeper:\n      heap: big\n",
+    );
+    assert_error(
+        &text,
+        "zookeeper.heap `big` is not a JVM memory size",
+        5,
+        13,
+    );
+}
+
+#[test]
+fn jvm_opts_are_a_list_and_a_string_is_split_with_a_warning() {
+    let text = format!("{GOOD}kafka:\n  jvm_opts: [\"-Dx=a b\", -XX:+AlwaysPreTouch]\n");
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    assert_eq!(inv.kafka.jvm_opts, ["-Dx=a b", "-XX:+AlwaysPreTouch"]);
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+
+    let text = format!("{GOOD}kafka:\n  jvm_opts: \"-Dx='a b' -XX:+AlwaysPreTouch\"\n");
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    assert_eq!(inv.kafka.jvm_opts, ["-Dx=a b", "-XX:+AlwaysPreTouch"]);
+    assert_eq!(inv.warnings.len(), 1);
+    let w = &inv.warnings[0];
+    assert!(
+        w.message
+            .contains("split as shell words into 2 argument(s): `-Dx=a b`, `-XX:+AlwaysPreTouch`"),
+        "{w}"
+    );
+    assert_eq!((w.line, w.column), (12, 13));
+
+    let text = format!("{GOOD}kafka:\n  jvm_opts: \"-Dx='unclosed\"\n");
+    assert_error(&text, "cannot be split into arguments", 12, 13);
+    let text = format!("{GOOD}kafka:\n  jvm_opts: [-Xss1m, \"touch /tmp/x\"]\n");
+    assert_error(&text, "`touch /tmp/x` is not a JVM option", 12, 13);
+    // A shell would read this line as one word: it stays one literal argument (whose
+    // rendering is proven inert in render::tests), and the user is told how it was read.
+    let text = format!("{GOOD}kafka:\n  jvm_opts: \"-Dx=1'; touch /tmp/x; echo '\"\n");
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    assert_eq!(inv.kafka.jvm_opts, ["-Dx=1; touch /tmp/x; echo "]);
+    assert!(inv.warnings[0].message.contains("into 1 argument(s)"));
+}
+
+#[test]
+fn host_paths_and_addresses_are_plain() {
+    assert_error(
+        &format!("{GOOD}install_dir: \"/opt/my apps\"\n"),
+        "install_dir `/opt/my apps` is not an absolute path of plain characters",
+        11,
+        14,
+    );
+    assert_error(
+        &format!("{GOOD}zookeeper:\n  data_dir: \"/data/zk:1\"\n"),
+        "zookeeper.data_dir `/data/zk:1` is not an absolute path",
+        12,
+        13,
+    );
+    assert_error(
+        &format!("{GOOD}kafka:\n  log_dirs: [\"/d1,/d2\"]\n"),
+        "kafka.log_dirs entry `/d1,/d2`",
+        12,
+        13,
+    );
+    assert_error(
+        &format!("{GOOD}jdk:\n  method: none\n  java_home: \"/usr/lib/jvm/$(id)\"\n"),
+        "jdk.java_home",
+        13,
+        14,
+    );
+    assert_error(
+        &GOOD.replace("address: 10.0.0.3", "address: \"n3;reboot\""),
+        "address `n3;reboot` is not valid",
+        7,
+        14,
+    );
+    parse(
+        Path::new("inv.yaml"),
+        &GOOD.replace("address: 10.0.0.3", "address: kafka-3.dc1.example.com"),
+    )
+    .unwrap();
+}

@@ -82,13 +82,13 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
             zookeeper: ServiceOverride {
-                heap: h.zookeeper.heap.clone(),
-                jvm_opts: h.zookeeper.jvm_opts.clone(),
+                heap: heap(&mut d, &h.zookeeper.heap, "zookeeper.heap"),
+                jvm_opts: jvm_opts(&mut d, &h.zookeeper.jvm_opts, "zookeeper.jvm_opts"),
                 properties: props(&mut d, &h.zookeeper.properties, ZK_MANAGED, "zookeeper"),
             },
             kafka: ServiceOverride {
-                heap: h.kafka.heap.clone(),
-                jvm_opts: h.kafka.jvm_opts.clone(),
+                heap: heap(&mut d, &h.kafka.heap, "kafka.heap"),
+                jvm_opts: jvm_opts(&mut d, &h.kafka.jvm_opts, "kafka.jvm_opts"),
                 properties: props(&mut d, &h.kafka.properties, KAFKA_MANAGED, "kafka"),
             },
         });
@@ -135,7 +135,7 @@ fn check_hosts(d: &mut Diags, path: &Path, raw: &RawInventory) {
             );
         }
         let addr = h.address.value.trim();
-        if addr.is_empty() || addr.contains(char::is_whitespace) {
+        if !valid_address(addr) {
             d.error(
                 &h.address.referenced,
                 format!("host {n}: address `{}` is not valid", h.address.value),
@@ -430,8 +430,8 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
         init_limit: z.init_limit.unwrap_or(10),
         sync_limit: z.sync_limit.unwrap_or(5),
         max_client_cnxns: z.max_client_cnxns.unwrap_or(60),
-        heap: z.heap.clone().unwrap_or_else(|| "256m".into()),
-        jvm_opts: z.jvm_opts.clone().unwrap_or_default(),
+        heap: heap(d, &z.heap, "zookeeper.heap").unwrap_or_else(|| "256m".into()),
+        jvm_opts: jvm_opts(d, &z.jvm_opts, "zookeeper.jvm_opts").unwrap_or_default(),
         properties: props(d, &z.properties, ZK_MANAGED, "zookeeper"),
     }
 }
@@ -499,11 +499,11 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
                 );
             }
             for dir in &v.value {
-                if !dir.starts_with('/') {
+                if !safe_path(dir) {
                     d.error(
                         &v.referenced,
-                        format!("kafka.log_dirs entry `{dir}` is not an absolute path"),
-                        "use absolute paths such as /var/lib/kafka/data",
+                        format!("kafka.log_dirs entry `{dir}` is not an absolute path of plain characters"),
+                        "use absolute paths such as /var/lib/kafka/data (letters, digits, `.`, `_`, `-`, `/`)",
                     );
                 }
             }
@@ -535,8 +535,8 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
             c.value.clone()
         }),
         log_dirs,
-        heap: k.heap.clone().unwrap_or_else(|| "512m".into()),
-        jvm_opts: k.jvm_opts.clone().unwrap_or_default(),
+        heap: heap(d, &k.heap, "kafka.heap").unwrap_or_else(|| "512m".into()),
+        jvm_opts: jvm_opts(d, &k.jvm_opts, "kafka.jvm_opts").unwrap_or_default(),
         num_partitions: k.num_partitions.unwrap_or(3),
         default_replication_factor,
         offsets_topic_replication_factor: offsets,
@@ -797,15 +797,93 @@ pub(super) fn version(d: &mut Diags, v: &S<String>, key: &str) -> String {
     v.value.clone()
 }
 
+/// A directory on the hosts. It goes into classpaths (`:`), `log.dirs` (`,`), unit files and
+/// commands, so only plain characters are accepted rather than quoted in five ways.
 fn absolute(d: &mut Diags, s: &S<String>, key: &str) -> String {
-    if !s.value.starts_with('/') {
+    if !safe_path(&s.value) {
         d.error(
             &s.referenced,
-            format!("{key} `{}` is not an absolute path", s.value),
-            "use an absolute path",
+            format!(
+                "{key} `{}` is not an absolute path of plain characters",
+                s.value
+            ),
+            "use an absolute path of letters, digits, `.`, `_`, `-` and `/`",
         );
     }
     s.value.trim_end_matches('/').to_string()
+}
+
+fn safe_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+        && !p.split('/').any(|part| part == "..")
+}
+
+/// A JVM heap size as -Xmx takes it: digits and an optional unit (k, m, g, t).
+fn heap(d: &mut Diags, v: &Option<S<String>>, key: &str) -> Option<String> {
+    let v = v.as_ref()?;
+    let digits = v
+        .value
+        .trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', 't', 'T']);
+    let ok = !digits.is_empty()
+        && v.value.len() - digits.len() <= 1
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| n > 0);
+    if !ok {
+        d.error(
+            &v.referenced,
+            format!("{key} `{}` is not a JVM memory size", v.value),
+            "write digits and a unit, as -Xmx takes them: 512m, 2g",
+        );
+    }
+    Some(v.value.clone())
+}
+
+/// JVM arguments, each one word of the java command line. A single string is split as a
+/// shell would (and the user is told so): a list says exactly what is meant.
+fn jvm_opts(d: &mut Diags, v: &Option<S<model::JvmOpts>>, key: &str) -> Option<Vec<String>> {
+    let v = v.as_ref()?;
+    let args = match &v.value {
+        model::JvmOpts::List(args) => args.clone(),
+        model::JvmOpts::Line(line) => match shlex::split(line) {
+            Some(args) => {
+                if args.len() > 1 || args.first().is_some_and(|a| a != line) {
+                    d.warn(
+                        &v.referenced,
+                        format!(
+                            "{key} is a string; it is split as shell words into {} argument(s): {}",
+                            args.len(),
+                            args.iter()
+                                .map(|a| format!("`{a}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "write it as a list, one argument per item, to say exactly what you mean",
+                    );
+                }
+                args
+            }
+            None => {
+                d.error(
+                    &v.referenced,
+                    format!("{key} `{line}` cannot be split into arguments (an unclosed quote?)"),
+                    "write it as a list, one JVM argument per item",
+                );
+                return None;
+            }
+        },
+    };
+    for a in &args {
+        if !a.starts_with('-') {
+            d.error(
+                &v.referenced,
+                format!("{key}: `{a}` is not a JVM option (they start with `-`)"),
+                "give JVM options such as -XX:+AlwaysPreTouch or -Dname=value",
+            );
+        }
+    }
+    Some(args)
 }
 
 fn valid_cluster_id(id: &str) -> bool {
@@ -813,6 +891,19 @@ fn valid_cluster_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// An IP address or a DNS name: it is written into listeners, zoo.cfg and commands.
+fn valid_address(a: &str) -> bool {
+    a.parse::<std::net::IpAddr>().is_ok()
+        || (!a.is_empty()
+            && a.len() <= 253
+            && a.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            }))
 }
 
 fn valid_name(n: &str) -> bool {

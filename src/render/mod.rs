@@ -1,11 +1,13 @@
 //! Desired files per host, rendered from templates embedded in the binary (or overridden from
 //! the inventory's `templates_dir`). Pure: no network, so `render` and `--dry-run` are offline.
 
+pub mod logging;
 pub mod services;
 
+pub use logging::{Backend, Logging};
 pub use services::{Service, ServiceDef};
 
-use crate::inventory::{Host, Inventory, JdkMethod, ZkSource};
+use crate::inventory::{Host, Inventory, JdkMethod};
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::collections::BTreeMap;
@@ -69,16 +71,20 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/server.properties.j2"),
     ),
     (
-        "kafka-log4j.properties",
-        include_str!("../../templates/kafka-log4j.properties"),
+        "log4j.properties.j2",
+        include_str!("../../templates/log4j.properties.j2"),
     ),
     (
-        "zookeeper-logback.xml",
-        include_str!("../../templates/zookeeper-logback.xml"),
+        "logback.xml.j2",
+        include_str!("../../templates/logback.xml.j2"),
     ),
     (
-        "zookeeper-log4j.properties",
-        include_str!("../../templates/zookeeper-log4j.properties"),
+        "log4j2.properties.j2",
+        include_str!("../../templates/log4j2.properties.j2"),
+    ),
+    (
+        "run-java.sh.j2",
+        include_str!("../../templates/run-java.sh.j2"),
     ),
     (
         "service.env.j2",
@@ -110,6 +116,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
+        crate::quote::add_filters(&mut env);
         for (name, text) in EMBEDDED {
             let text = match &inv.templates_dir {
                 Some(dir) if dir.join(name).is_file() => std::fs::read_to_string(dir.join(name))
@@ -135,6 +142,7 @@ impl Renderer {
         host: &Host,
         ids: &Ids,
         init: InitSystem,
+        logging: Logging,
     ) -> Result<Vec<ManagedFile>> {
         if inv.flavor == crate::inventory::Flavor::Nisshi {
             // Offline preview (`render`): apply fills in the store's URL, which holds the
@@ -161,22 +169,19 @@ impl Renderer {
             ));
         }
         if host.in_zookeeper {
-            files.extend(self.zookeeper_files(inv, host, ids, init, &java_home)?);
+            let svc = ServiceDef::new(Service::ZooKeeper, inv, host);
+            files.extend(self.zookeeper_files(inv, host, ids)?);
+            files.extend(self.jvm_service_files(&svc, init, &java_home, logging.zookeeper)?);
         }
         if host.runs_kafka() {
-            files.extend(self.kafka_files(inv, host, ids, init, &java_home)?);
+            let svc = ServiceDef::new(Service::Kafka, inv, host);
+            files.extend(self.kafka_files(inv, host, ids)?);
+            files.extend(self.jvm_service_files(&svc, init, &java_home, logging.kafka)?);
         }
         Ok(files)
     }
 
-    fn zookeeper_files(
-        &self,
-        inv: &Inventory,
-        host: &Host,
-        ids: &Ids,
-        init: InitSystem,
-        java_home: &Option<String>,
-    ) -> Result<Vec<ManagedFile>> {
+    fn zookeeper_files(&self, inv: &Inventory, host: &Host, ids: &Ids) -> Result<Vec<ManagedFile>> {
         let zk = &inv.zookeeper;
         let svc = ServiceDef::new(Service::ZooKeeper, inv, host);
         let myid = *ids
@@ -194,10 +199,9 @@ impl Renderer {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_string())),
         );
-        let conf = |name: &str| format!("/etc/zookeeper/{name}");
-        let mut files = vec![
+        Ok(vec![
             config_file(
-                &conf("zoo.cfg"),
+                "/etc/zookeeper/zoo.cfg",
                 self.render(
                     "zoo.cfg.j2",
                     context! { zk => context!{
@@ -218,40 +222,67 @@ impl Renderer {
                 group: svc.user.into(),
                 restarts: Some(Service::ZooKeeper),
             },
-        ];
-        // Bundled ZooKeeper (from the Kafka tarball) logs through log4j, a tarball one through logback.
-        let log_conf = if zk.source == ZkSource::Kafka {
-            ("log4j.properties", "zookeeper-log4j.properties")
-        } else {
-            ("logback.xml", "zookeeper-logback.xml")
-        };
-        files.push(config_file(
-            &conf(log_conf.0),
-            self.render(log_conf.1, context! {})?,
-            &svc,
-        ));
-        files.extend(self.jvm_service_files(&svc, init, java_home)?);
-        Ok(files)
+        ])
     }
 
+    /// The logging config, env file, launcher and init script or unit of a JVM service.
     fn jvm_service_files(
         &self,
         svc: &ServiceDef,
         init: InitSystem,
         java_home: &Option<String>,
+        backend: Backend,
     ) -> Result<Vec<ManagedFile>> {
-        let env = self.render("service.env.j2", context! { svc => svc, java_home })?;
-        self.service_files(svc, init, env)
+        let log_conf = format!("{}/{}", config_dir(svc), backend.file_name());
+        let (pattern, loggers): (&str, &[(&str, &str)]) = match svc.service {
+            Service::ZooKeeper => (
+                "%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n",
+                &[],
+            ),
+            _ => (
+                "[%d] %p %m (%c)%n",
+                &[
+                    ("kafka.request.logger", "WARN"),
+                    ("state.change.logger", "INFO"),
+                    ("org.apache.zookeeper", "INFO"),
+                ],
+            ),
+        };
+        let log_file = svc.log_file.clone().unwrap_or_default();
+        let mut files = vec![config_file(
+            &log_conf,
+            self.render(
+                backend.template(),
+                context! { service => svc.name, file => log_file, pattern, loggers },
+            )?,
+            svc,
+        )];
+        let mut jvm_args = vec![
+            format!("-Xms{}", svc.heap),
+            format!("-Xmx{}", svc.heap),
+            "-XX:+UseG1GC".into(),
+            "-XX:MaxGCPauseMillis=20".into(),
+            "-XX:InitiatingHeapOccupancyPercent=35".into(),
+            "-XX:+ExplicitGCInvokesConcurrent".into(),
+            "-Djava.awt.headless=true".into(),
+            backend.jvm_arg(&log_conf),
+        ];
+        jvm_args.extend(svc.jvm_opts.iter().cloned());
+        let env = self.render(
+            "service.env.j2",
+            context! { svc => svc, java_home, jvm_args },
+        )?;
+        files.push(root_file(
+            &services::jvm_launcher(svc.name),
+            self.render("run-java.sh.j2", context! { svc => svc })?,
+            0o755,
+            Some(svc.service),
+        ));
+        files.extend(self.service_files(svc, init, env)?);
+        Ok(files)
     }
 
-    fn kafka_files(
-        &self,
-        inv: &Inventory,
-        host: &Host,
-        ids: &Ids,
-        init: InitSystem,
-        java_home: &Option<String>,
-    ) -> Result<Vec<ManagedFile>> {
+    fn kafka_files(&self, inv: &Inventory, host: &Host, ids: &Ids) -> Result<Vec<ManagedFile>> {
         let k = &inv.kafka;
         let svc = ServiceDef::new(Service::Kafka, inv, host);
         let node_id = ids
@@ -307,16 +338,11 @@ impl Renderer {
                 properties,
             },
         )?;
-        let mut files = vec![
-            config_file("/etc/kafka/server.properties", server, &svc),
-            config_file(
-                "/etc/kafka/log4j.properties",
-                self.render("kafka-log4j.properties", context! {})?,
-                &svc,
-            ),
-        ];
-        files.extend(self.jvm_service_files(&svc, init, java_home)?);
-        Ok(files)
+        Ok(vec![config_file(
+            "/etc/kafka/server.properties",
+            server,
+            &svc,
+        )])
     }
 
     /// A nisshi broker's env file, launcher, and the certificate it trusts for its store.
@@ -387,6 +413,11 @@ impl Renderer {
         };
         Ok(vec![env, launcher])
     }
+}
+
+/// `/etc/kafka`: where a service's config files live.
+fn config_dir(svc: &ServiceDef) -> String {
+    format!("/etc/{}", svc.name)
 }
 
 /// Config files: owned by root, readable by the service's group only (they may hold secrets).

@@ -48,18 +48,20 @@ pub struct ServiceDef {
     pub description: &'static str,
     /// What the live process's command line contains: the JVM main class, or `nisshi broker`.
     pub main_class: &'static str,
-    /// The command line the init script runs (after sourcing the env file).
-    pub launch: String,
-    /// systemd's ExecStart.
+    /// The command the init script runs, as words (after sourcing the env file).
+    pub launch: Vec<String>,
+    /// systemd's ExecStart (plain words: install paths are validated to plain characters).
     pub exec_start: String,
     /// The process's working directory (nisshi resolves a sqlite path against it).
     pub work_dir: String,
     pub classpath: String,
-    pub args: String,
+    pub args: Vec<String>,
     pub heap: String,
-    pub jvm_opts: String,
-    pub log_opts: String,
+    /// The inventory's JVM arguments (the renderer adds heap, GC and logging ones).
+    pub jvm_opts: Vec<String>,
     pub log_dir: String,
+    /// The file the service's logging library writes (`None`: only stdout, in `<name>.out`).
+    pub log_file: Option<String>,
     pub env_file: String,
     pub pid_file: String,
     pub stop_timeout: u32,
@@ -79,8 +81,10 @@ pub fn nisshi_binary(inv: &Inventory) -> String {
 
 pub const NISSHI_DATA_DIR: &str = "/var/lib/nisshi";
 
-const JVM_LAUNCH: &str = "$JAVA $JVM_OPTS -cp '$CLASSPATH' $MAIN_CLASS $MAIN_ARGS";
-const JVM_EXEC_START: &str = "/bin/sh -c 'exec ${JAVA_HOME:+$JAVA_HOME/bin/}java $JVM_OPTS -cp \"$CLASSPATH\" $MAIN_CLASS $MAIN_ARGS'";
+/// Starts a JVM service from its env file (templates/run-java.sh.j2).
+pub fn jvm_launcher(name: &str) -> String {
+    format!("/usr/local/lib/clusterctl/run-{name}")
+}
 
 impl ServiceDef {
     pub fn new(service: Service, inv: &Inventory, host: &Host) -> Self {
@@ -95,15 +99,15 @@ impl ServiceDef {
                     user: "nisshi",
                     description: "nisshi Kafka-compatible broker",
                     main_class: "nisshi broker",
-                    launch: format!("{} {bin} broker", super::SUPERVISE),
+                    launch: vec![super::SUPERVISE.into(), bin.clone(), "broker".into()],
                     exec_start: format!("{bin} broker"),
                     work_dir: NISSHI_DATA_DIR.into(),
                     classpath: String::new(),
-                    args: String::new(),
+                    args: vec![],
                     heap: String::new(),
-                    jvm_opts: String::new(),
-                    log_opts: String::new(),
+                    jvm_opts: vec![],
                     log_dir,
+                    log_file: None,
                     env_file: "/etc/nisshi/nisshi.env".into(),
                     pid_file: "/var/run/nisshi/nisshi.pid".into(),
                     // It waits at most 5 s for open connections on SIGTERM.
@@ -127,11 +131,11 @@ impl ServiceDef {
                     user: "zookeeper",
                     description: "Apache ZooKeeper",
                     main_class: "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                    launch: JVM_LAUNCH.into(),
-                    exec_start: JVM_EXEC_START.into(),
+                    launch: vec![jvm_launcher(name)],
+                    exec_start: jvm_launcher(name),
                     work_dir: log_dir.clone(),
                     classpath: format!("/etc/zookeeper:{lib}"),
-                    args: "/etc/zookeeper/zoo.cfg".into(),
+                    args: vec!["/etc/zookeeper/zoo.cfg".into()],
                     heap: host
                         .zookeeper
                         .heap
@@ -142,9 +146,7 @@ impl ServiceDef {
                         .jvm_opts
                         .clone()
                         .unwrap_or_else(|| inv.zookeeper.jvm_opts.clone()),
-                    log_opts: format!(
-                        "-Dzookeeper.log.dir={log_dir} -Dlogback.configurationFile=/etc/zookeeper/logback.xml -Dlog4j.configuration=file:/etc/zookeeper/log4j.properties"
-                    ),
+                    log_file: Some(format!("{log_dir}/zookeeper.log")),
                     log_dir,
                     env_file: "/etc/zookeeper/zookeeper.env".into(),
                     pid_file: "/var/run/zookeeper/zookeeper.pid".into(),
@@ -164,11 +166,11 @@ impl ServiceDef {
                     _ => "Apache Kafka broker",
                 },
                 main_class: "kafka.Kafka",
-                launch: JVM_LAUNCH.into(),
-                exec_start: JVM_EXEC_START.into(),
+                launch: vec![jvm_launcher(name)],
+                exec_start: jvm_launcher(name),
                 work_dir: log_dir.clone(),
                 classpath: format!("{}/libs/*", install_path(inv, Product::Kafka)),
-                args: "/etc/kafka/server.properties".into(),
+                args: vec!["/etc/kafka/server.properties".into()],
                 heap: host
                     .kafka
                     .heap
@@ -179,9 +181,7 @@ impl ServiceDef {
                     .jvm_opts
                     .clone()
                     .unwrap_or_else(|| inv.kafka.jvm_opts.clone()),
-                log_opts: format!(
-                    "-Dkafka.logs.dir={log_dir} -Dlog4j.configuration=file:/etc/kafka/log4j.properties"
-                ),
+                log_file: Some(format!("{log_dir}/server.log")),
                 log_dir,
                 env_file: "/etc/kafka/kafka.env".into(),
                 pid_file: "/var/run/kafka/kafka.pid".into(),

@@ -40,10 +40,51 @@ fn files(
 ) -> BTreeMap<String, ManagedFile> {
     Renderer::new(inv)
         .unwrap()
-        .host_files(inv, &inv.hosts[host], ids, init)
+        .host_files(
+            inv,
+            &inv.hosts[host],
+            ids,
+            init,
+            crate::engine::plan::logging_for(inv, &[]),
+        )
         .unwrap()
         .into_iter()
         .map(|f| (f.path.clone(), f))
+        .collect()
+}
+
+/// What a real `sh` holds in `var` after sourcing `env` (as the init script does).
+fn sourced(env: &str, var: &str) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("x.env");
+    std::fs::write(&f, env).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(". {}; printf %s \"${var}\"", f.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The words a list variable (JVM_OPTS, MAIN_ARGS) of `env` stands for, as run-java evals it.
+fn sourced_words(env: &str, var: &str) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("x.env");
+    std::fs::write(&f, env).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". {}; eval \"set -- ${var}\"; printf '%s\\0' \"$@\"",
+            f.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
         .collect()
 }
 
@@ -262,7 +303,13 @@ fn strict_undefined_variables() {
     let (inv, ids) = setup(&text);
     let err = Renderer::new(&inv)
         .unwrap()
-        .host_files(&inv, &inv.hosts[0], &ids, InitSystem::SysV)
+        .host_files(
+            &inv,
+            &inv.hosts[0],
+            &ids,
+            InitSystem::SysV,
+            crate::engine::plan::logging_for(&inv, &[]),
+        )
         .unwrap_err();
     assert!(format!("{err:#}").contains("undefined"), "{err:#}");
 }
@@ -360,23 +407,23 @@ fn nisshi_env_and_launchers() {
         (0o640, "root", "nisshi"),
         "it holds the database password"
     );
-    let vars = props(&env.content);
-    assert_eq!(vars["CLUSTER_ID"], "prod");
+    let var = |v: &str| sourced(&env.content, v);
+    assert_eq!(var("CLUSTER_ID"), "prod");
     // Listen on the IP (the broker resolves no names), advertise the inventory address.
-    assert_eq!(vars["LISTENER_URL"], "tcp://10.0.0.1:9095");
-    assert_eq!(vars["ADVERTISED_LISTENER_URL"], "tcp://b1.example:9095");
-    assert_eq!(vars["STORAGE_ENGINE"], format!("'{url}'"));
-    assert_eq!(vars["RUST_LOG"], "'warn'");
-    assert_eq!(vars["GROUP_POLL_INTERVAL"], "'250ms'");
+    assert_eq!(var("LISTENER_URL"), "tcp://10.0.0.1:9095");
+    assert_eq!(var("ADVERTISED_LISTENER_URL"), "tcp://b1.example:9095");
+    assert_eq!(var("STORAGE_ENGINE"), url);
+    assert_eq!(var("RUST_LOG"), "warn");
+    assert_eq!(var("GROUP_POLL_INTERVAL"), "250ms");
     // The store's certificate, and only it, is what the broker trusts for TLS to it.
-    assert_eq!(vars["SSL_CERT_FILE"], STORAGE_CA);
+    assert_eq!(var("SSL_CERT_FILE"), STORAGE_CA);
     assert_eq!(f[STORAGE_CA].content, "-----BEGIN CERTIFICATE-----\n");
     assert_eq!(f[STORAGE_CA].restarts, Some(Service::Nisshi));
-    assert!(env.content.ends_with("GROUP_POLL_INTERVAL='250ms'\n"));
+    assert!(env.content.ends_with("GROUP_POLL_INTERVAL=250ms\n"));
     assert!(!mask_secrets(&env.content).contains("pw@"));
     let init = &f["/etc/init.d/nisshi"].content;
     assert!(init.contains(
-        "cd '/var/lib/nisshi' && setsid /usr/local/lib/clusterctl/supervise /opt/nisshi-0.8.1/nisshi broker >>"
+        "WORK_DIR=/var/lib/nisshi\nLAUNCH='/usr/local/lib/clusterctl/supervise /opt/nisshi-0.8.1/nisshi broker'\n"
     ));
     assert_eq!(f[SUPERVISE].mode, 0o755);
     assert!(init.contains("grep -q -- 'nisshi broker'"));
@@ -436,5 +483,134 @@ fn supervise_restarts_on_failure_and_passes_sigterm() {
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "SIGTERM ended the child, not its 30 s sleep"
+    );
+}
+
+/// Hostile JVM options reach the JVM as exactly the listed arguments: the rendered env file
+/// and launcher run under a real `sh`, with a stand-in `java` that prints its arguments.
+#[test]
+fn hostile_jvm_options_are_literal_arguments_of_the_jvm() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("pwned");
+    let hostile = [
+        format!("-Dx=1'; touch {}; echo '", marker.display()),
+        "-Dy=a b".to_string(),
+        format!("-Dz=$(touch {})", marker.display()),
+        format!("-Dw=`touch {}`", marker.display()),
+        "-Dq=\"double\" \\ back".to_string(),
+    ];
+    let list = hostile
+        .iter()
+        .map(|o| format!("    - {}\n", serde_json::to_string(o).unwrap()))
+        .collect::<String>();
+    let text = REFERENCE.replace(
+        "kafka:\n  version: 3.9.1\n",
+        &format!("kafka:\n  version: 3.9.1\n  jvm_opts:\n{list}"),
+    );
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 0, InitSystem::SysV);
+    let env = &f["/etc/kafka/kafka.env"].content;
+    let words = sourced_words(env, "JVM_OPTS");
+    assert_eq!(&words[words.len() - hostile.len()..], &hostile[..]);
+    assert!(words.contains(&"-Dlog4j.configuration=file:/etc/kafka/log4j.properties".into()));
+
+    // The launcher itself, as the init script runs it: env exported, then run-java.
+    let bin = d.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("java"), "#!/bin/sh\nprintf '%s\\0' \"$@\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", bin.join("java").to_str().unwrap()])
+        .status()
+        .unwrap();
+    std::fs::write(d.path().join("kafka.env"), env).unwrap();
+    std::fs::write(
+        d.path().join("run"),
+        &f["/usr/local/lib/clusterctl/run-kafka"].content,
+    )
+    .unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("set -a; . ./kafka.env; set +a; PATH=\"$PWD/bin:$PATH\" sh ./run")
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let argv: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect();
+    let tail = [
+        "-cp",
+        "/opt/kafka_2.13-3.9.1/libs/*",
+        "kafka.Kafka",
+        "/etc/kafka/server.properties",
+    ];
+    assert_eq!(&argv[argv.len() - 4..], &tail[..]);
+    assert_eq!(
+        &argv[argv.len() - 4 - hostile.len()..argv.len() - 4],
+        &hostile[..]
+    );
+    assert!(!marker.exists(), "a value ran as a command");
+}
+
+/// Property keys and values as Java's own Properties.load (ISO 8859-1, as Kafka and
+/// ZooKeeper read their files) reads them back from the rendered server.properties.
+#[test]
+fn hostile_property_values_read_back_by_java_as_written() {
+    let values = [
+        ("x.quote", "it's \"quoted\""),
+        ("x.backslash", "C:\\dir\\n"),
+        ("x.unicode", "ünïcødé 😀"),
+        ("x.lead", "  leading blanks"),
+        ("x.specials", "a=b:c #not a comment !"),
+        ("x.shell", "$(id) `id` ${HOME}"),
+    ];
+    let props_yaml: String = values
+        .iter()
+        .map(|(k, v)| format!("    {k}: {}\n", serde_json::to_string(v).unwrap()))
+        .collect();
+    let text = REFERENCE.replace("  properties:\n", &format!("  properties:\n{props_yaml}"));
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 0, InitSystem::SysV);
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("server.properties"),
+        &f["/etc/kafka/server.properties"].content,
+    )
+    .unwrap();
+    // Prints each asked key's value in hex of its UTF-8 bytes: no quoting on the way back.
+    std::fs::write(
+        d.path().join("Read.java"),
+        "import java.io.*; import java.util.*;\n\
+         public class Read { public static void main(String[] a) throws Exception {\n\
+           Properties p = new Properties();\n\
+           try (InputStream in = new FileInputStream(a[0])) { p.load(in); }\n\
+           for (int i = 1; i < a.length; i++) {\n\
+             StringBuilder sb = new StringBuilder();\n\
+             for (byte b : p.getProperty(a[i], \"<missing>\").getBytes(\"UTF-8\")) sb.append(String.format(\"%02x\", b));\n\
+             System.out.println(sb);\n\
+           }\n\
+           System.out.println(p.getProperty(\"broker.id\"));\n\
+         } }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("java")
+        .arg("Read.java")
+        .arg("server.properties")
+        .args(values.iter().map(|(k, _)| *k))
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (i, (k, v)) in values.iter().enumerate() {
+        assert_eq!(lines[i], hex::encode(v.as_bytes()), "{k}");
+    }
+    assert_eq!(
+        lines[values.len()],
+        "1",
+        "the managed broker.id is untouched"
     );
 }

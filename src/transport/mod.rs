@@ -49,56 +49,5 @@ impl Output {
     }
 }
 
-/// Quotes `s` as one POSIX shell word: wrapped in single quotes, with each embedded `'`
-/// written as `'\''` (close quote, escaped quote, reopen). Nothing inside single quotes is
-/// special to `sh`, so this is safe for any byte string.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quote;
-
-    #[test]
-    fn quote_plain_and_empty() {
-        assert_eq!(quote("abc"), "'abc'");
-        assert_eq!(quote(""), "''");
-    }
-
-    #[test]
-    fn quote_embedded_single_quotes() {
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote("'"), r"''\'''");
-    }
-
-    #[test]
-    fn quote_keeps_shell_metacharacters_literal() {
-        assert_eq!(
-            quote("a b;$(rm -rf /)`x`\"\\\n*"),
-            "'a b;$(rm -rf /)`x`\"\\\n*'"
-        );
-    }
-
-    /// The real test: `sh` must hand the quoted word back byte for byte.
-    #[test]
-    fn quote_round_trips_through_sh() {
-        let nasty = "a'b\"c $HOME `id` \\ ' '' \n\t* ? ~ ! # ; & | < > ( ) { }";
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf %s {}", quote(nasty)))
-            .output()
-            .expect("run sh");
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
-    }
-}
+/// One POSIX shell word for `s` (see `crate::quote`).
+pub use crate::quote::sh as quote;
