@@ -13,6 +13,7 @@ mod report;
 mod status;
 mod topics;
 mod transport;
+mod versions;
 
 use clap::Parser;
 

@@ -8,7 +8,7 @@
 pub fn sh(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+:,./_-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b))
     {
         return s.to_string();
     }

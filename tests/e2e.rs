@@ -1642,6 +1642,13 @@ fn three_node_kraft_cluster() {
             (1, "0".to_string()),
             "no ZooKeeper on {a}"
         );
+        // Kafka 4 logs through log4j2: its config, not a log4j 1.2 file, is what it reads.
+        let log = ssh(
+            lab_dir,
+            a,
+            "test -s /var/log/kafka/server.log && grep -c 'Kafka Server started' /var/log/kafka/server.log              && test -s /etc/kafka/log4j2.properties && ! test -e /etc/kafka/log4j.properties && echo ok",
+        );
+        assert!(log.ends_with("ok"), "server.log on {a}: {log}");
     }
     // Kafka's own quorum tool: a leader and the 3 voters.
     let (leader, qt) = kraft_quorum(libs, bootstrap);

@@ -302,3 +302,37 @@ async fn jump_host_tunnels_to_target() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("bastion"), "{err:#}");
 }
+
+/// A host that accepts TCP but never speaks SSH (a hung sshd): connect gives up within
+/// connect_timeout, handshake included, and names the host.
+#[tokio::test]
+async fn a_host_that_accepts_but_never_answers_costs_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds each connection, silent.
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((c, _)) = listener.accept().await {
+            held.push(c);
+        }
+    });
+    let sshd = Sshd::start();
+    let mut target = sshd.target(&sshd.trusted_known_hosts());
+    target.port = port;
+    target.connect_timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let Err(err) = Session::connect(&target, HostKeyPolicy::Strict).await else {
+        panic!("a silent host is not a session");
+    };
+    let took = started.elapsed();
+    hold.abort();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("loop1") && msg.contains("no SSH session within 2s"),
+        "{msg}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}

@@ -7,6 +7,7 @@ use super::plan::HostPlan;
 use crate::artifacts::{Artifact, Product};
 use crate::inventory::Inventory;
 use crate::render::{InitSystem, ManagedFile, Service, ServiceDef};
+use crate::report::Reporter;
 use crate::transport::{Session, quote};
 use anyhow::{Context, Result, bail};
 use std::time::Duration;
@@ -78,6 +79,28 @@ pub async fn jdk_tarball(inv: &Inventory) -> Result<JdkTarball> {
     })
 }
 
+/// How long an install waits for another package manager run to finish.
+const PACKAGE_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// Package manager processes that hold (or are about to take) its lock.
+const PACKAGE_MANAGERS: &str = "apt|apt-get|aptitude|dpkg|unattended-upgr|dnf|yum|rpm";
+
+/// Prints the first running package manager process (`pid args`), if any.
+fn package_manager_busy(names: &str) -> String {
+    format!("command -v pgrep >/dev/null 2>&1 && pgrep -a -x '{names}' | head -n 1; true")
+}
+
+/// Waits while a package manager runs, at most `limit`; then fails naming it.
+fn wait_for_package_manager(limit: Duration, names: &str) -> String {
+    format!(
+        "if command -v pgrep >/dev/null 2>&1; then i=0; \
+         while pgrep -x '{names}' >/dev/null; do \
+         if [ \"$i\" -ge {secs} ]; then echo \"the package manager is still busy after {secs}s: $(pgrep -a -x '{names}' | head -n 1)\" >&2; exit 75; fi; \
+         sleep 1; i=$((i+1)); done; fi\n",
+        secs = limit.as_secs()
+    )
+}
+
 /// The plan's JDK changes: a package, or the pushed tarball and its `java.sh`; then
 /// `java -version` must answer.
 pub async fn jdk(
@@ -85,16 +108,18 @@ pub async fn jdk(
     p: &mut HostPlan,
     s: &Session,
     changes: Vec<Change>,
+    rep: &Reporter,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for c in changes {
         match c {
             Change::Package(pkg) => {
-                let cmd = match p.facts.package_manager.as_str() {
+                let install = match p.facts.package_manager.as_str() {
                     "apt" => format!(
-                        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
-                         apt-get install -y -qq --no-install-recommends {} >/dev/null",
-                        quote(&pkg)
+                        "export DEBIAN_FRONTEND=noninteractive; apt-get -o DPkg::Lock::Timeout={secs} update -qq && \
+                         apt-get -o DPkg::Lock::Timeout={secs} install -y -qq --no-install-recommends {} >/dev/null",
+                        quote(&pkg),
+                        secs = PACKAGE_LOCK_WAIT.as_secs()
                     ),
                     "dnf" | "yum" => {
                         format!("{} install -y -q {}", p.facts.package_manager, quote(&pkg))
@@ -103,7 +128,23 @@ pub async fn jdk(
                         "no supported package manager (found {other}); set jdk.method to tarball or none"
                     ),
                 };
-                s.exec_ok_timeout(&cmd, INSTALL_TIMEOUT).await?;
+                // Another install (an interrupted apply's apt-get, unattended-upgrades) holds
+                // the lock: wait for it, boundedly, and say so.
+                let busy = s.exec(&package_manager_busy(PACKAGE_MANAGERS)).await?;
+                if let Some(who) = busy.stdout.lines().next().filter(|l| !l.trim().is_empty()) {
+                    rep.line(&format!(
+                        "  {}: the package manager is busy ({}); waiting up to {}s",
+                        p.host.name,
+                        who.trim(),
+                        PACKAGE_LOCK_WAIT.as_secs()
+                    ));
+                }
+                let cmd = format!(
+                    "{}{install}",
+                    wait_for_package_manager(PACKAGE_LOCK_WAIT, PACKAGE_MANAGERS)
+                );
+                s.exec_ok_timeout(&cmd, INSTALL_TIMEOUT + PACKAGE_LOCK_WAIT)
+                    .await?;
                 done.push(format!("installed package {pkg}"));
             }
             Change::Jdk(jdk) => {
@@ -135,6 +176,9 @@ pub async fn jdk(
         );
     }
     p.facts.java = out.stdout.lines().next().map(str::to_string);
+    if let Some(line) = &p.facts.java {
+        super::guard::check_installed_java(inv, &p.host.name, line)?;
+    }
     Ok(done)
 }
 
@@ -351,8 +395,19 @@ pub async fn start_if_stopped(
         ),
         InitSystem::Systemd => format!("systemctl enable -q {}\n", def.name),
     };
-    s.exec_ok(&format!("{enable}{}", service_cmd(p, &def, "start")))
-        .await?;
+    let cmd = format!("{enable}{}", service_cmd(p, &def, "start"));
+    let out = s.exec(&cmd).await?;
+    if !out.ok() {
+        bail!(
+            "{} on {}: `{}` failed (exit {}): {}\nits logs:\n{}",
+            def.name,
+            p.host.name,
+            service_cmd(p, &def, "start").trim(),
+            out.status,
+            out.stderr.lines().next().unwrap_or("").trim(),
+            log_tail(s, &def).await
+        );
+    }
     let pid = read_pid(s, &def).await?;
     p.facts.pids.insert(svc, pid);
     p.clear_changed(svc);
@@ -419,13 +474,11 @@ pub async fn restart(
 
 /// The logs that hold a failed start's cause: the service's stdout file, and the log its
 /// logging config writes (where Kafka puts a bad setting's ConfigException).
+/// stdout/stderr (where the JVM writes what happens before logging is up), then the file
+/// its logging library writes.
 fn log_files(def: &ServiceDef) -> Vec<String> {
     let mut v = vec![format!("{}/{}.out", def.log_dir, def.name)];
-    match def.service {
-        Service::Kafka => v.push(format!("{}/server.log", def.log_dir)),
-        Service::ZooKeeper => v.push(format!("{}/zookeeper.log", def.log_dir)),
-        Service::Nisshi => {}
-    }
+    v.extend(def.log_file.clone());
     v
 }
 
@@ -493,6 +546,70 @@ async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wait under a real `sh`: a process of a watched name (a copy of `sleep`, under a
+    /// name of its own: this machine may run real package managers, in labs too) holds it
+    /// until it exits; with a shorter limit it fails naming it.
+    #[test]
+    fn an_install_waits_for_a_busy_package_manager_boundedly() {
+        let d = tempfile::tempdir().unwrap();
+        let name = format!("cctl-pm-{}", std::process::id() % 100000);
+        let fake = d.path().join(&name);
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        // Started in the background of a shell that exits at once: init reaps it when it
+        // ends (a child of this test would linger as a zombie, which pgrep still lists).
+        let detached = |secs: &str| -> String {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{} {secs} >/dev/null 2>&1 & echo $!",
+                    fake.display()
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        detached("2");
+        let started = std::time::Instant::now();
+        let run = |limit: u64| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "{}echo done",
+                    wait_for_package_manager(Duration::from_secs(limit), &name)
+                ))
+                .output()
+                .unwrap()
+        };
+        let shown = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(package_manager_busy(&name))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&shown.stdout).contains(&name),
+            "{shown:?}"
+        );
+        let out = run(30);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "it waited"
+        );
+
+        let pid = detached("5");
+        let out = run(1);
+        std::process::Command::new("kill")
+            .arg(&pid)
+            .status()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(75));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("still busy after 1s"),
+            "{out:?}"
+        );
+    }
 
     /// The real script under `sh`: written once, then left alone until content or mode differ.
     #[test]

@@ -145,7 +145,7 @@ pub fn jars_script(dir: &str) -> String {
         })
         .collect();
     format!(
-        "for j in {}; do [ -f \"$j\" ] && printf 'jar %s %s\\n' {} \"${{j##*/}}\"; done\n",
+        "for j in {}; do if [ -f \"$j\" ]; then printf 'jar %s %s\\n' {} \"${{j##*/}}\"; fi; done\n",
         globs.join(" "),
         quote(dir)
     )

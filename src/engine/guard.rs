@@ -2,9 +2,12 @@
 //! switched between ZooKeeper mode and KRaft by editing groups (that is a migration), and a
 //! formatted KRaft cluster keeps its id. Checked on facts, before any host is touched.
 
+use super::change::Change;
 use super::plan::HostPlan;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, ZkSource};
+use crate::versions;
 use anyhow::{Result, bail};
+use std::collections::BTreeMap;
 
 /// `Err` names the hosts, what they have and what the inventory asks.
 pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
@@ -39,6 +42,83 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
                 kraft.join(", ")
             );
         }
+    }
+    Ok(())
+}
+
+/// The versions this inventory runs, as the matrix (crate::versions) takes them.
+pub fn stack(inv: &Inventory) -> versions::Stack<'_> {
+    versions::Stack {
+        kafka: &inv.kafka.version,
+        kraft: inv.kafka.kraft,
+        zookeeper: (!inv.kafka.kraft && inv.zookeeper_hosts().next().is_some()).then_some((
+            inv.zookeeper.version.as_str(),
+            inv.zookeeper.source == ZkSource::Kafka,
+        )),
+    }
+}
+
+/// The Java a JVM service on this host will run: what `java -version` answers there now, or
+/// the release of the JDK package the plan installs. `None`: a JDK tarball not pushed yet
+/// (checked by the JDK step once it answers).
+fn java_of(p: &HostPlan) -> Option<u32> {
+    if let Some(line) = &p.facts.java {
+        return versions::java_major(line);
+    }
+    p.changes.iter().find_map(|c| match &c.change {
+        Change::Package(name) => versions::java_major_from_name(name),
+        _ => None,
+    })
+}
+
+/// The version matrix against each JVM host's Java: `Err` lists the hosts of a pair known not
+/// to work, with the versions and the fix; `Ok` carries the warnings of unlisted pairs.
+pub fn check_java(inv: &Inventory, plans: &[HostPlan]) -> Result<Vec<String>> {
+    let stack = stack(inv);
+    let mut refused: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut warned: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for p in plans
+        .iter()
+        .filter(|p| p.host.in_zookeeper || p.host.runs_kafka())
+    {
+        let Some(java) = java_of(p) else { continue };
+        for v in versions::check_java(&stack, java) {
+            let (map, m) = match v {
+                versions::Verdict::Refuse(m) => (&mut refused, m),
+                versions::Verdict::Warn(m) => (&mut warned, m),
+            };
+            map.entry(m).or_default().push(&p.host.name);
+        }
+    }
+    let lines = |m: BTreeMap<String, Vec<&str>>| -> Vec<String> {
+        m.into_iter()
+            .map(|(m, hosts)| format!("{}: {m}", hosts.join(", ")))
+            .collect()
+    };
+    if !refused.is_empty() {
+        bail!("{}", lines(refused).join("\n  "));
+    }
+    Ok(lines(warned))
+}
+
+/// After the JDK step: the Java that now answers must not be a pair known to fail.
+pub fn check_installed_java(inv: &Inventory, host: &str, version_line: &str) -> Result<()> {
+    let Some(java) = versions::java_major(version_line) else {
+        return Ok(());
+    };
+    let refused: Vec<String> = versions::check_java(&stack(inv), java)
+        .into_iter()
+        .filter_map(|v| match v {
+            versions::Verdict::Refuse(m) => Some(m),
+            versions::Verdict::Warn(_) => None,
+        })
+        .collect();
+    if !refused.is_empty() {
+        bail!(
+            "{host}: the JDK now installed answers `{version_line}`: {}; no service was configured \
+             or started",
+            refused.join("; ")
+        );
     }
     Ok(())
 }
@@ -92,5 +172,37 @@ mod tests {
         let plans = crate::engine::plan::plans_from_facts(&zk, facts, false).unwrap();
         let e = check(&zk, &plans).unwrap_err().to_string();
         assert!(e.contains("but a (id 1) are KRaft nodes"), "{e}");
+    }
+
+    #[test]
+    fn java_on_the_hosts_meets_the_matrix() {
+        let kraft = inv("  controller: [a, b, c]\n  kafka: [a, b, c]\n");
+        let java = |v: &str| Facts {
+            java: Some(format!("openjdk version \"{v}\" 2024-10-15")),
+            ..Facts::default()
+        };
+        let plans = crate::engine::plan::plans_from_facts(
+            &kraft,
+            vec![java("17.0.13"), java("11.0.25"), java("11.0.25")],
+            false,
+        )
+        .unwrap();
+        let e = check_java(&kraft, &plans).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "b, c: Kafka 4.4.0 needs Java 17 or later on brokers and controllers; \
+                           this host runs Java 11"
+            ),
+            "{e}"
+        );
+        let plans =
+            crate::engine::plan::plans_from_facts(&kraft, vec![java("21.0.5"); 3], false).unwrap();
+        assert!(check_java(&kraft, &plans).unwrap().is_empty());
+        // No java yet, and no package planned (a JDK tarball): left to the JDK step.
+        let plans = crate::engine::plan::plans_from_facts(&kraft, vec![Facts::default(); 3], false)
+            .unwrap();
+        assert!(check_java(&kraft, &plans).unwrap().is_empty());
+        assert!(check_installed_java(&kraft, "a", "openjdk version \"11.0.2\"").is_err());
+        assert!(check_installed_java(&kraft, "a", "openjdk version \"17.0.2\"").is_ok());
     }
 }

@@ -120,6 +120,9 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         for p in plans.iter_mut().filter(|p| in_limit(&p.host.name)) {
             p.changes = change::plan_host(inv, p, &inputs);
         }
+        for w in guard::check_java(inv, &plans).map_err(refusal)? {
+            rep.line(&format!("warning: {w}"));
+        }
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
@@ -225,7 +228,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 run_hosts(&mut plans, &selected, &step.name, rep, &mut summary, |p| {
                     let s = sessions[&p.host.name].clone();
                     let todo = p.take(|c| claims(inv, step, c));
-                    async move { actions::jdk(inv, p, &s, todo).await }
+                    async move { actions::jdk(inv, p, &s, todo, rep).await }
                 })
                 .await?
             }

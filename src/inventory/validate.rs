@@ -26,7 +26,7 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
     let nisshi = match flavor {
         Flavor::Jvm => {
             super::nisshi::reject_in_jvm(&mut d, &raw);
-            check_mode(&mut d, &raw, k, &kafka, zk_members.len());
+            check_mode(&mut d, &raw, &kafka, zk_members.len());
             check_ports(&mut d, &raw, z, k, &zookeeper, &kafka);
             if kafka.kraft {
                 check_quorum(&mut d, &raw, controllers.len(), "KRaft controller quorum");
@@ -47,6 +47,14 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
     };
     let artifacts = artifacts(&mut d, path, &raw.artifacts);
     let jdk = jdk(&mut d, path, j);
+    if flavor == Flavor::Jvm {
+        let groups = raw.groups.referenced;
+        let at = VersionsAt {
+            zookeeper: z.version.as_ref().map_or(groups, |v| v.referenced),
+            kafka: k.version.as_ref().map_or(groups, |v| v.referenced),
+        };
+        check_stack(&mut d, at, &zookeeper, &kafka, &jdk, zk_members.len());
+    }
 
     let install_dir = raw
         .install_dir
@@ -345,26 +353,8 @@ fn check_quorum(d: &mut Diags, raw: &RawInventory, n: usize, what: &str) {
 }
 
 /// ZooKeeper mode and KRaft exclude each other, and Kafka 4 has no ZooKeeper mode.
-fn check_mode(
-    d: &mut Diags,
-    raw: &RawInventory,
-    k: &model::KafkaSettings,
-    kafka: &KafkaConfig,
-    zk_members: usize,
-) {
+fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members: usize) {
     let at = &raw.groups.referenced;
-    let major: u32 = kafka
-        .version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    let minor: u32 = kafka
-        .version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
     if kafka.kraft && zk_members > 0 {
         d.error(
             at,
@@ -372,21 +362,74 @@ fn check_mode(
             "a cluster runs one or the other; clusterctl does not migrate ZooKeeper to KRaft",
         );
     }
-    if !kafka.kraft && major >= 4 {
-        let v = k.version.as_ref().map_or(*at, |v| v.referenced);
-        d.error(
-            &v,
-            format!("Kafka {} has no ZooKeeper mode", kafka.version),
-            "list the KRaft controllers under groups.controller (hosts may also be in groups.kafka)",
+}
+
+/// The supported-versions matrix (crate::versions), as far as the inventory tells: the
+/// versions themselves, and Java where the JDK is a package whose name says its release.
+/// Where a version-related problem is reported: zookeeper.version and kafka.version, or
+/// the groups when a version is the default.
+struct VersionsAt {
+    zookeeper: Location,
+    kafka: Location,
+}
+
+fn check_stack(
+    d: &mut Diags,
+    at: VersionsAt,
+    zookeeper: &ZkConfig,
+    kafka: &KafkaConfig,
+    jdk: &Jdk,
+    zk_members: usize,
+) {
+    let (zk_at, kafka_at) = (at.zookeeper, at.kafka);
+    let stack = crate::versions::Stack {
+        kafka: &kafka.version,
+        kraft: kafka.kraft,
+        zookeeper: (!kafka.kraft && zk_members > 0).then_some((
+            zookeeper.version.as_str(),
+            zookeeper.source == ZkSource::Kafka,
+        )),
+    };
+    let mut verdicts: Vec<_> = crate::versions::check_versions(&stack)
+        .into_iter()
+        .map(|v| (v, "see the supported versions in the README"))
+        .collect();
+    let java = match jdk.method {
+        JdkMethod::Package => Some(match &jdk.package {
+            Some(name) => crate::versions::java_major_from_name(name),
+            None => Some(crate::versions::DEFAULT_JAVA),
+        }),
+        _ => None,
+    }
+    .flatten();
+    if verdicts.is_empty()
+        && let Some(java) = java
+    {
+        verdicts.extend(
+            crate::versions::check_java(&stack, java)
+                .into_iter()
+                .map(|v| (v, "set jdk.package to another release, or change versions")),
         );
     }
-    if kafka.kraft && (major, minor) < (3, 3) {
-        let v = k.version.as_ref().map_or(*at, |v| v.referenced);
-        d.error(
-            &v,
-            format!("KRaft needs Kafka 3.3 or later, not {}", kafka.version),
-            "use a newer Kafka, or ZooKeeper mode (groups.zookeeper)",
-        );
+    for (v, hint) in verdicts {
+        match v {
+            crate::versions::Verdict::Refuse(m) => {
+                let at = if m.starts_with("ZooKeeper") {
+                    zk_at
+                } else {
+                    kafka_at
+                };
+                d.error(&at, m, hint);
+            }
+            crate::versions::Verdict::Warn(m) => {
+                let at = if m.starts_with("ZooKeeper") {
+                    zk_at
+                } else {
+                    kafka_at
+                };
+                d.warn(&at, m, "");
+            }
+        }
     }
 }
 

@@ -21,8 +21,6 @@ use super::{HostKeyPolicy, Output, SshTarget, known_hosts, quote};
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Limit for one upload (100 MB tarballs over slow links).
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Key exchange + authentication budget once TCP is up (russh itself has no timeout).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keeps NAT/firewall state alive during long quiet installs and detects dead peers
 /// (3 unanswered keepalives, russh's `keepalive_max` default, drop the connection).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -53,9 +51,21 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Connects and authenticates; see the module docs of `transport` for the policy.
+    /// TCP connect, key exchange and authentication together within `connect_timeout` (a
+    /// host that accepts TCP but never speaks SSH costs no more than one that is down); with a
+    /// jump host, its own connection gets a budget of its own on top.
     pub async fn connect(target: &SshTarget, policy: HostKeyPolicy) -> Result<Session> {
+        let budget = target.connect_timeout * if target.jump.is_some() { 2 } else { 1 };
         // Boxed because a jump host is connected through this same function.
-        Box::pin(connect_inner(target, policy)).await
+        timeout(budget, Box::pin(connect_inner(target, policy)))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "ssh {}: no SSH session within {budget:?} (TCP connect, handshake and \
+                     authentication; ssh.connect_timeout_secs sets it)",
+                    label(target)
+                )
+            })?
     }
 
     /// Runs `cmd` (through `sudo -n` when `become_` applies) with the default timeout.
@@ -364,10 +374,8 @@ async fn connect_inner(target: &SshTarget, policy: HostKeyPolicy) -> Result<Sess
     }
     .with_context(context)?;
     let mut handle = handle;
-    timeout(HANDSHAKE_TIMEOUT, authenticate(&mut handle, target))
+    authenticate(&mut handle, target)
         .await
-        .map_err(|_| anyhow!("authentication timed out after {HANDSHAKE_TIMEOUT:?}"))
-        .flatten()
         .with_context(context)?;
     Ok(Session {
         inner: Arc::new(Inner {
@@ -413,10 +421,7 @@ async fn direct(
     handler: Client,
 ) -> Result<(Handle<Client>, Option<Session>)> {
     let addr = (target.address.as_str(), target.port);
-    let tcp = timeout(target.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| anyhow!("TCP connect timed out after {:?}", target.connect_timeout))?
-        .context("TCP connect")?;
+    let tcp = TcpStream::connect(addr).await.context("TCP connect")?;
     tcp.set_nodelay(true)?;
     let handle = handshake(config, tcp, handler).await?;
     Ok((handle, None))
@@ -437,9 +442,8 @@ async fn via_jump(
         jump.inner
             .handle
             .channel_open_direct_tcpip(target.address.as_str(), port, "127.0.0.1", 0);
-    let channel = timeout(target.connect_timeout, open)
+    let channel = open
         .await
-        .map_err(|_| anyhow!("tunnel via {} timed out", jump.label()))?
         .map_err(anyhow::Error::from)
         .with_context(|| format!("opening tunnel via {}", jump.label()))?;
     let handle = handshake(config, channel.into_stream(), handler).await?;
@@ -454,12 +458,7 @@ async fn handshake<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    timeout(
-        HANDSHAKE_TIMEOUT,
-        client::connect_stream(config, stream, handler),
-    )
-    .await
-    .map_err(|_| anyhow!("SSH handshake timed out after {HANDSHAKE_TIMEOUT:?}"))?
+    client::connect_stream(config, stream, handler).await
 }
 
 async fn authenticate(handle: &mut Handle<Client>, target: &SshTarget) -> Result<()> {
