@@ -1588,6 +1588,396 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
 
+/// The service logs of one node as OpenSSH sees them.
+#[derive(Debug, Clone)]
+struct ServiceLogs {
+    /// Exit status of `test -s` on zookeeper.log and on server.log (0: exists, non-empty).
+    zk_log: i32,
+    kafka_log: i32,
+    /// `grep` of zookeeper.out for log4j's "no configuration" complaints: exit status
+    /// (1: none, 0: found, 2: unreadable) and the lines found.
+    zk_out: (i32, String),
+    /// Starts each log records: ZooKeeper's "Starting quorum peer", Kafka's
+    /// "started (kafka.server.KafkaServer)".
+    zk_starts: usize,
+    kafka_starts: usize,
+    /// The version the last start logged ("Server environment:zookeeper.version=",
+    /// "Kafka version: "); empty when none is logged.
+    zk_version: String,
+    kafka_version: String,
+}
+
+const ZK_LOG: &str = "/var/log/zookeeper/zookeeper.log";
+const KAFKA_LOG: &str = "/var/log/kafka/server.log";
+const ZK_OUT: &str = "/var/log/zookeeper/zookeeper.out";
+
+fn service_logs(lab_dir: &Path, addr: &str) -> ServiceLogs {
+    let count = |pattern: &str, file: &str| -> usize {
+        // grep -c: exit 0 with matches, 1 without, 2 when the file cannot be read.
+        match ssh_status(lab_dir, addr, &format!("grep -c -F '{pattern}' {file}")) {
+            (0 | 1, n) => n.parse().unwrap_or(0),
+            _ => 0,
+        }
+    };
+    let last = |sed: &str, file: &str| -> String {
+        // The command substitution keeps sed's exit status (a pipe would hide it).
+        match ssh_status(
+            lab_dir,
+            addr,
+            &format!("v=$(sed -n '{sed}' {file}) || exit 2; printf '%s\\n' \"$v\" | tail -n 1"),
+        ) {
+            (0, v) => v,
+            _ => String::new(),
+        }
+    };
+    ServiceLogs {
+        zk_log: ssh_status(lab_dir, addr, &format!("test -s {ZK_LOG}")).0,
+        kafka_log: ssh_status(lab_dir, addr, &format!("test -s {KAFKA_LOG}")).0,
+        zk_out: ssh_status(
+            lab_dir,
+            addr,
+            &format!(
+                "grep -F -e 'log4j:WARN No appenders could be found' \
+                 -e 'log4j:ERROR Could not read configuration file' {ZK_OUT}"
+            ),
+        ),
+        zk_starts: count("Starting quorum peer", ZK_LOG),
+        kafka_starts: count("started (kafka.server.KafkaServer)", KAFKA_LOG),
+        zk_version: last(
+            "s/.*Server environment:zookeeper.version=\\([0-9.]*[0-9]\\).*/\\1/p",
+            ZK_LOG,
+        ),
+        kafka_version: last("s/.*Kafka version: \\([0-9.]*[0-9]\\).*/\\1/p", KAFKA_LOG),
+    }
+}
+
+/// At `stage`, on every node: zookeeper.log and server.log exist and are not empty,
+/// zookeeper.out has no log4j complaint, the last start each log records names `zk` and
+/// `kafka`, and each service of `restarted` logged a start since `before` (with no `before`:
+/// at least one start). Waits up to 60 s (a start is logged a moment after its port answers);
+/// returns what it read, the `before` of the next stage.
+fn check_service_logs(
+    lab_dir: &Path,
+    nodes: &[(String, String)],
+    stage: &str,
+    (zk, kafka): (&str, &str),
+    before: Option<&[ServiceLogs]>,
+    restarted: &[&str],
+) -> Vec<ServiceLogs> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: Vec<ServiceLogs> = nodes
+            .iter()
+            .map(|(_, a)| service_logs(lab_dir, a))
+            .collect();
+        let mut problems = Vec::new();
+        for (i, ((n, _), l)) in nodes.iter().zip(&now).enumerate() {
+            if l.zk_log != 0 {
+                problems.push(format!(
+                    "{n}: {ZK_LOG} missing or empty (test -s: {})",
+                    l.zk_log
+                ));
+            }
+            if l.kafka_log != 0 {
+                problems.push(format!(
+                    "{n}: {KAFKA_LOG} missing or empty (test -s: {})",
+                    l.kafka_log
+                ));
+            }
+            match &l.zk_out {
+                (1, _) => {}
+                (0, lines) => problems.push(format!("{n}: {ZK_OUT} says: {lines}")),
+                (code, _) => problems.push(format!("{n}: {ZK_OUT} unreadable (grep: {code})")),
+            }
+            if l.zk_version != zk {
+                problems.push(format!(
+                    "{n}: the last ZooKeeper start logged in {ZK_LOG} is version {:?}, not {zk}",
+                    l.zk_version
+                ));
+            }
+            if l.kafka_version != kafka {
+                problems.push(format!(
+                    "{n}: the last Kafka start logged in {KAFKA_LOG} is version {:?}, not {kafka}",
+                    l.kafka_version
+                ));
+            }
+            let (zk_was, kafka_was) =
+                before.map_or((0, 0), |b| (b[i].zk_starts, b[i].kafka_starts));
+            let (zk_new, kafka_new) = (
+                before.is_none() || restarted.contains(&"zookeeper"),
+                before.is_none() || restarted.contains(&"kafka"),
+            );
+            if zk_new && l.zk_starts <= zk_was {
+                problems.push(format!(
+                    "{n}: no new ZooKeeper start in {ZK_LOG} ({} starts, {zk_was} before)",
+                    l.zk_starts
+                ));
+            }
+            if kafka_new && l.kafka_starts <= kafka_was {
+                problems.push(format!(
+                    "{n}: no new Kafka start in {KAFKA_LOG} ({} starts, {kafka_was} before)",
+                    l.kafka_starts
+                ));
+            }
+        }
+        if problems.is_empty() {
+            eprintln!("service logs {stage}: {now:?}");
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service logs {stage}:\n{}",
+            problems.join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// An older pair, ZooKeeper 3.6.4 from its tarball (it logs through log4j) and Kafka 2.8.2 in
+/// ZooKeeper mode: applied, it answers raw `srvr` and kcat from outside; a rolling restart
+/// under an acks=all producer loses nothing; then, under one producer, ZooKeeper goes to 3.8.4
+/// (leader last) and Kafka to 3.9.1 in its two phases (protocol pinned to 2.8, then finalized),
+/// 0 acknowledged records lost. At every stage every service has a non-empty log file holding
+/// its latest start.
+#[test]
+fn older_pair_zookeeper_36_kafka_28_rolled_and_upgraded() {
+    let mirror_dir = fixtures_mirror();
+    for f in [
+        "zookeeper/zookeeper-3.6.4/apache-zookeeper-3.6.4-bin.tar.gz.sha512",
+        "kafka/2.8.2/kafka_2.13-2.8.2.tgz.sha512",
+    ] {
+        assert!(
+            mirror_dir.join(f).is_file(),
+            "fixture {f} missing under {}: run scripts/fixtures.sh",
+            mirror_dir.display()
+        );
+    }
+    // The independent tools (TopicCommand, the producer) are 3.9.1's: a 3.9 client speaks to a
+    // 2.8 broker.
+    let setup = Setup::new("3.9.1", 3, &[]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    // The inventory `lab up` wrote (ZooKeeper from its tarball, the default) with both versions.
+    let base = std::fs::read_to_string(inventory).unwrap();
+    assert!(!base.contains("source:"), "{base}");
+    let with_versions = |zk: &str, kafka: &str| {
+        let t = base
+            .replace(
+                "zookeeper:\n  heap: 128m\n",
+                &format!("zookeeper:\n  heap: 128m\n  version: {zk}\n"),
+            )
+            .replace(
+                "kafka:\n  heap: 256m\n",
+                &format!("kafka:\n  heap: 256m\n  version: {kafka}\n"),
+            );
+        assert!(
+            t.contains(&format!("  heap: 128m\n  version: {zk}\n"))
+                && t.contains(&format!("  heap: 256m\n  version: {kafka}\n")),
+            "{t}"
+        );
+        t
+    };
+    // Raw `srvr` on every member: its version, one leader and two followers.
+    let ensemble = |version: &str| {
+        let mut modes = Vec::new();
+        for (n, a) in nodes {
+            let r = srvr(a);
+            let v = r
+                .lines()
+                .find_map(|l| l.strip_prefix("Zookeeper version: "))
+                .and_then(|v| v.split(|c: char| !c.is_ascii_digit() && c != '.').next());
+            assert_eq!(v, Some(version), "srvr of {n}: {r}");
+            modes.push(
+                r.lines()
+                    .find_map(|l| l.strip_prefix("Mode: "))
+                    .unwrap_or_else(|| panic!("no Mode in srvr of {n}: {r}"))
+                    .to_string(),
+            );
+        }
+        modes.sort();
+        assert_eq!(modes, ["follower", "follower", "leader"], "srvr modes");
+    };
+    // The jars each process runs from, from its /proc/<pid>/cmdline.
+    let running = |zk: &str, kafka: &str| {
+        for (n, a) in nodes {
+            for (svc, jars) in [
+                ("zookeeper", format!("zookeeper-{zk}/lib/")),
+                ("kafka", format!("kafka_2.13-{kafka}/libs/")),
+            ] {
+                let cmdline = ssh(
+                    lab_dir,
+                    a,
+                    &format!("tr '\\0' ' ' < /proc/$(cat /var/run/{svc}/{svc}.pid)/cmdline"),
+                );
+                assert!(
+                    cmdline.contains(&jars),
+                    "{svc} on {n} runs {cmdline}, not {jars}"
+                );
+            }
+        }
+    };
+    let pins = || -> Vec<String> {
+        nodes
+            .iter()
+            .map(|(_, a)| {
+                ssh(
+                    lab_dir,
+                    a,
+                    "sed -n 's/^inter.broker.protocol.version=//p' /etc/kafka/server.properties",
+                )
+            })
+            .collect()
+    };
+
+    std::fs::write(inventory, with_versions("3.6.4", "2.8.2")).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(
+        out.status.success(),
+        "apply of ZooKeeper 3.6.4 + Kafka 2.8.2 failed"
+    );
+    ensemble("3.6.4");
+    running("3.6.4", "2.8.2");
+    assert_eq!(pins(), ["", "", ""], "a fresh cluster has no pin");
+    // kcat from outside: 3 brokers; a record round-trips through a topic with RF 3.
+    let meta = kcat(&["-b", bootstrap, "-L"], None);
+    let meta_text = String::from_utf8_lossy(&meta.stdout).to_string();
+    assert!(meta_text.contains(" 3 brokers:"), "kcat -L: {meta_text}");
+    let created = kafka_topics(
+        libs,
+        bootstrap,
+        &[
+            "--create",
+            "--topic",
+            "old-pair",
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    assert!(created.status.success(), "create topic: {}", text(&created));
+    let produced = kcat(
+        &["-b", bootstrap, "-t", "old-pair", "-P", "-X", "acks=all"],
+        Some("from-kcat\n"),
+    );
+    assert!(produced.status.success(), "kcat -P: {}", text(&produced));
+    let consumed = consume_all(bootstrap, "old-pair");
+    assert_eq!(
+        String::from_utf8_lossy(&consumed.stdout).trim(),
+        "from-kcat",
+        "kcat -C: {}",
+        text(&consumed)
+    );
+    let logs = check_service_logs(lab_dir, nodes, "after apply", ("3.6.4", "2.8.2"), None, &[]);
+
+    rolling_restart_under_load(&setup, nodes, &["zookeeper", "kafka"]);
+    ensemble("3.6.4");
+    let logs = check_service_logs(
+        lab_dir,
+        nodes,
+        "after the rolling restart",
+        ("3.6.4", "2.8.2"),
+        Some(&logs),
+        &["zookeeper", "kafka"],
+    );
+
+    // The upgrade, under one producer: ZooKeeper first, then Kafka. A ZooKeeper server serves
+    // clients of the release before it, so Kafka 2.8's ZooKeeper client (3.5.9) keeps working
+    // against 3.8 servers; Kafka 3.9 ships and is tested with the 3.8 client, and a newer client
+    // on older servers (3.8 against 3.6) is what ZooKeeper does not promise. So the servers go
+    // first, and the brokers, ZooKeeper's clients, after.
+    let producer = Producer::start(libs, bootstrap, "upgrade");
+
+    // ZooKeeper 3.6.4 -> 3.8.4: the members roll, the leader last; no broker restarts.
+    let leader = zk_leader(nodes);
+    let kafka_pids = pids(lab_dir, nodes, "kafka");
+    std::fs::write(inventory, with_versions("3.8.4", "2.8.2")).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "ZooKeeper 3.6.4 -> 3.8.4 failed");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    let order = restart_order(&log, "zookeeper");
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!(
+        order[2], leader,
+        "{leader}, the ZooKeeper leader before the upgrade, restarts last: {order:?}"
+    );
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        kafka_pids,
+        "a ZooKeeper upgrade restarts no broker"
+    );
+    ensemble("3.8.4");
+    running("3.8.4", "2.8.2");
+    let logs = check_service_logs(
+        lab_dir,
+        nodes,
+        "after ZooKeeper 3.8.4",
+        ("3.8.4", "2.8.2"),
+        Some(&logs),
+        &["zookeeper"],
+    );
+
+    // Kafka 2.8.2 -> 3.9.1, phase 1: the brokers roll onto 3.9.1 speaking protocol 2.8;
+    // ZooKeeper, from its own tarball, keeps running.
+    let zk_pids = pids(lab_dir, nodes, "zookeeper");
+    std::fs::write(inventory, with_versions("3.8.4", "3.9.1")).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "Kafka 2.8.2 -> 3.9.1 failed");
+    assert_eq!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
+        3,
+        "one restart per broker"
+    );
+    assert_eq!(
+        pids(lab_dir, nodes, "zookeeper"),
+        zk_pids,
+        "a Kafka upgrade restarts no ZooKeeper from its tarball"
+    );
+    running("3.8.4", "3.9.1");
+    assert_eq!(
+        pins(),
+        ["2.8", "2.8", "2.8"],
+        "phase 1 keeps the old protocol"
+    );
+    let logs = check_service_logs(
+        lab_dir,
+        nodes,
+        "after Kafka 3.9.1 with the 2.8 protocol",
+        ("3.8.4", "3.9.1"),
+        Some(&logs),
+        &["kafka"],
+    );
+
+    // Phase 2: the brokers roll again, without the pin.
+    let out = clusterctl(&["apply", inv, "--finalize-upgrade"], m);
+    assert!(out.status.success(), "finalize failed");
+    assert_eq!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
+        3,
+        "one restart per broker"
+    );
+    assert_eq!(pins(), ["", "", ""], "phase 2 drops the pin");
+    running("3.8.4", "3.9.1");
+    ensemble("3.8.4");
+    check_service_logs(
+        lab_dir,
+        nodes,
+        "after finalizing Kafka 3.9.1",
+        ("3.8.4", "3.9.1"),
+        Some(&logs),
+        &["kafka"],
+    );
+    producer.stop_and_verify(bootstrap);
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+}
+
 /// KRaft with Kafka 4.x on 3 combined broker+controller nodes: no ZooKeeper anywhere, one
 /// cluster id formatted once, a quorum Kafka's own tool agrees with, no-op re-apply, a rolling
 /// restart under an acks=all producer losing nothing with the active controller last, and
