@@ -537,10 +537,10 @@ async fn finalize_kraft(
         "set -a; . {env}; set +a; \"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx128m \
          -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/tmp \
          -cp \"$CLASSPATH\" org.apache.kafka.tools.FeatureCommand \
-         --bootstrap-server {addr}:{port} upgrade --release-version {release}",
+         --bootstrap-server {bootstrap} upgrade --release-version {release}",
         env = crate::transport::quote(&def.env_file),
-        addr = p.host.address,
-        port = inv.kafka.port,
+        bootstrap = crate::transport::quote(&format!("{}:{}", p.host.address, inv.kafka.port)),
+        release = crate::transport::quote(&release),
     );
     let out = sessions[&p.host.name]
         .exec_ok(&cmd)

@@ -614,3 +614,49 @@ fn hostile_property_values_read_back_by_java_as_written() {
         "the managed broker.id is untouched"
     );
 }
+
+/// nisshi's env file, which the init script sources as root: hostile environment values and
+/// a storage URL with shell characters come back from a real `sh` exactly as given.
+#[test]
+fn hostile_nisshi_environment_values_stay_values() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("pwned");
+    let values = [
+        format!("x'; touch {}; echo '", marker.display()),
+        format!("$(touch {})", marker.display()),
+        format!("`touch {}`", marker.display()),
+        "a \"b\" \\c $HOME".to_string(),
+    ];
+    let env_yaml: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("    V{i}: {}\n", serde_json::to_string(v).unwrap()))
+        .collect();
+    let inv = inventory::parse(
+        Path::new("inv.yaml"),
+        &format!(
+            "flavor: nisshi\nhosts:\n  pg: {{address: 10.0.0.9}}\n  b1: {{address: 10.0.0.1}}\n\
+             groups:\n  storage: [pg]\n  kafka: [b1]\nnisshi:\n  environment:\n{env_yaml}"
+        ),
+    )
+    .unwrap();
+    let url = "postgres://nisshi:p'w$(x)@10.0.0.9:5432/nisshi?sslmode=require&a=b";
+    let access = StorageAccess {
+        url: url.into(),
+        ca_pem: None,
+    };
+    let f = Renderer::new(&inv)
+        .unwrap()
+        .nisshi_files(&inv, &inv.hosts[1], "10.0.0.1", &access, InitSystem::SysV)
+        .unwrap();
+    let env = &f
+        .iter()
+        .find(|f| f.path == "/etc/nisshi/nisshi.env")
+        .unwrap()
+        .content;
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(sourced(env, &format!("V{i}")), *v);
+    }
+    assert_eq!(sourced(env, "STORAGE_ENGINE"), url);
+    assert!(!marker.exists(), "a value ran as a command");
+}
