@@ -65,6 +65,9 @@ enum Command {
         /// Run this playbook instead of the built-in playbooks/apply.yaml.
         #[arg(long, value_name = "FILE")]
         playbook: Option<PathBuf>,
+        /// Skip these pre-flight host checks (comma-separated; repeatable).
+        #[arg(long, value_enum, value_delimiter = ',', value_name = "CHECK")]
+        skip_preflight: Vec<crate::engine::preflight::Check>,
     },
     /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
     Status {
@@ -300,6 +303,7 @@ pub fn run(cli: Cli) -> ExitCode {
             finalize_upgrade,
             prune_topics,
             playbook,
+            skip_preflight,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = ApplyOptions {
@@ -309,6 +313,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     limit,
                     policy: policy(accept_new_host_keys),
                     playbook,
+                    skip_preflight,
                 };
                 apply(&inv, &opts)
             }

@@ -400,6 +400,36 @@ fn wait_topic_gone(libs: &Path, bootstrap: &str, topic: &str) {
     }
 }
 
+/// The container of lab node `name`, from the state `lab up` recorded.
+fn lab_container(lab_dir: &Path, name: &str) -> String {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab_dir.join("state.json")).unwrap())
+            .unwrap();
+    state["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == name)
+        .and_then(|h| h["container"].as_str())
+        .unwrap_or_else(|| panic!("no container for {name} in the lab state"))
+        .to_string()
+}
+
+/// Runs podman (what the lab uses here), which must succeed.
+fn podman(args: &[&str]) {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+}
+
+/// Polls `cond` every 200 ms until it holds, failing after `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// What an apply may change on a host, as OpenSSH sees it: path, mode, owner and sha256 of
 /// every managed file that exists, the /opt/kafka (and /opt/zookeeper) link, and the PID of
 /// each of `services` (which must run).
@@ -641,6 +671,68 @@ fn three_node_zookeeper_kafka_cluster() {
             "host {a} was touched"
         );
     }
+
+    // Pre-flight: n2's Kafka data dir on a nearly full filesystem (an 8 MiB tmpfs) and n3's
+    // Kafka port taken by another process: refused together, naming both, nothing touched.
+    let n2 = lab_container(lab_dir, &nodes[1].0);
+    podman(&[
+        "exec",
+        "--privileged",
+        &n2,
+        "sh",
+        "-c",
+        "mkdir -p /var/lib/kafka && mount -t tmpfs -o size=8m tmpfs /var/lib/kafka",
+    ]);
+    let squatter = ssh(
+        lab_dir,
+        &nodes[2].1,
+        "nohup perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalPort => 9092, Listen => 1, \
+         ReuseAddr => 1) or die $!; sleep 600' >/dev/null 2>&1 & echo $!",
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the squatter listens on n3:9092",
+        || ssh_status(lab_dir, &nodes[2].1, "grep -q ':2384 .* 0A ' /proc/net/tcp").0 == 0,
+    );
+    assert_apply_refuses(
+        inv,
+        m,
+        &[
+            "refusing to apply: pre-flight checks failed",
+            &format!(
+                "{}: disk: /var/lib/kafka/data has 8 MiB free (filesystem /var/lib/kafka), below the 1.0 GiB it needs",
+                nodes[1].0
+            ),
+            &format!(
+                "{}: ports: port 9092 (kafka.port, for kafka) is taken by another process",
+                nodes[2].0
+            ),
+        ],
+    );
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "{ ls -A /opt; ls -d /etc/zookeeper /etc/kafka; getent passwd kafka zookeeper; } 2>/dev/null | wc -l"
+            ),
+            "0",
+            "pre-flight refused, yet host {a} was touched"
+        );
+    }
+    podman(&[
+        "exec",
+        "--privileged",
+        &n2,
+        "sh",
+        "-c",
+        "umount /var/lib/kafka && rmdir /var/lib/kafka",
+    ]);
+    ssh(
+        lab_dir,
+        &nodes[2].1,
+        &format!("kill {squatter}; while kill -0 {squatter} 2>/dev/null; do sleep 0.1; done"),
+    );
 
     // Cold apply.
     let out = clusterctl(&["apply", inv], m);
@@ -2430,7 +2522,7 @@ fn nisshi_brokers_sharing_postgresql() {
     let dry = text(&out);
     assert!(out.status.success());
     assert!(
-        dry.contains("-RUST_LOG='warn'") && dry.contains("+RUST_LOG='error'"),
+        dry.contains("-RUST_LOG=warn\n") && dry.contains("+RUST_LOG=error\n"),
         "{dry}"
     );
     assert!(dry.contains("STORAGE_ENGINE=********") && !dry.contains(&password));

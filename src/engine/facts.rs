@@ -36,6 +36,28 @@ pub struct Facts {
     pub meta_version: Option<u32>,
     /// The SLF4J binding jars (see render::logging) of each install dir, by name.
     pub jars: BTreeMap<String, Vec<String>>,
+    /// What pre-flight checks (engine::preflight) look at.
+    pub host: HostFacts,
+}
+
+/// The host itself: room, memory, ports, clock, limits, OS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostFacts {
+    /// Per asked directory: KiB available on its filesystem, and that filesystem's mount
+    /// point (the directory may not exist yet: its nearest existing parent is measured).
+    pub free_kib: BTreeMap<String, (u64, String)>,
+    pub mem_total_kib: Option<u64>,
+    /// TCP ports something listens on (IPv4 and IPv6).
+    pub listening: Vec<u16>,
+    /// The host's clock, milliseconds since the epoch, when it ran the facts script.
+    pub clock_ms: Option<i64>,
+    /// That clock minus this machine's at the middle of the round trip.
+    pub clock_offset_ms: Option<i64>,
+    /// Soft and hard limits of a root shell (`None` = unlimited).
+    pub nofile: Option<(Option<u64>, Option<u64>)>,
+    pub nproc: Option<(Option<u64>, Option<u64>)>,
+    /// `ID` and `VERSION_ID` of /etc/os-release.
+    pub os: Option<(String, String)>,
 }
 
 /// What to ask a host about.
@@ -52,6 +74,8 @@ pub struct Query<'a> {
     pub java_cmd: String,
     /// A name to resolve to an IPv4 address on the host itself.
     pub resolve: Option<String>,
+    /// Directories whose free space pre-flight checks.
+    pub space_dirs: Vec<String>,
 }
 
 /// The one shell command that gathers everything in `q`. Each answer is one tagged line.
@@ -128,9 +152,29 @@ pub fn script(q: &Query) -> String {
             quote(name)
         ));
     }
+    s.push_str(HOST_SCRIPT);
+    for d in &q.space_dirs {
+        // The nearest existing parent: the dir may be made by this apply.
+        s.push_str(&format!(
+            "d={q}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; \
+             df -Pk \"$d\" 2>/dev/null | awk -v p={q} 'NR==2 {{print \"df\", p, $4, $6}}'\n",
+            q = quote(d)
+        ));
+    }
     s.push_str("true\n");
     s
 }
+
+/// Memory, listening ports, clock, limits and OS, for pre-flight. /proc and POSIX tools
+/// only: `ss`, GNU `date +%N` and the like may be missing (then that fact is absent).
+const HOST_SCRIPT: &str = "\
+awk '/^MemTotal:/ {print \"mem\", $2}' /proc/meminfo 2>/dev/null
+for f in /proc/net/tcp /proc/net/tcp6; do [ -r $f ] && while read -r _ l _ st _; do \
+[ \"$st\" = 0A ] && printf 'listen %d\\n' \"0x${l##*:}\"; done < $f; done
+t=$(date +%s%3N 2>/dev/null); case $t in *[!0-9]*|'') ;; *) echo \"clock $t\";; esac
+awk '/^Max open files/ {print \"nofile\", $4, $5} /^Max processes/ {print \"nproc\", $3, $4}' /proc/self/limits 2>/dev/null
+[ -r /etc/os-release ] && (. /etc/os-release; echo \"os ${ID:-unknown} ${VERSION_ID:-?}\")
+";
 
 /// `jar <dir> <name>` for each SLF4J binding jar in `dir`'s lib/ or libs/: the logging
 /// library this release binds to decides which config it reads.
@@ -183,6 +227,40 @@ pub fn parse(out: &str) -> Facts {
                         .entry(dir.to_string())
                         .or_default()
                         .push(name.trim().to_string());
+                }
+            }
+            "df" => {
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                if let [dir, kib, mount] = w[..]
+                    && let Ok(kib) = kib.parse()
+                {
+                    f.host.free_kib.insert(dir.into(), (kib, mount.into()));
+                }
+            }
+            "mem" => f.host.mem_total_kib = rest.parse().ok(),
+            "listen" => {
+                if let Ok(p) = rest.parse()
+                    && !f.host.listening.contains(&p)
+                {
+                    f.host.listening.push(p);
+                }
+            }
+            "clock" => f.host.clock_ms = rest.parse().ok(),
+            "nofile" | "nproc" => {
+                let lim = |v: &str| v.parse::<u64>().ok();
+                let w: Vec<&str> = rest.split_whitespace().collect();
+                if let [soft, hard] = w[..] {
+                    let v = Some((lim(soft), lim(hard)));
+                    if tag == "nofile" {
+                        f.host.nofile = v;
+                    } else {
+                        f.host.nproc = v;
+                    }
+                }
+            }
+            "os" => {
+                if let Some((id, v)) = rest.split_once(' ') {
+                    f.host.os = Some((id.to_string(), v.to_string()));
                 }
             }
             "myid" => f.myid = rest.parse().ok(),
@@ -274,12 +352,16 @@ mod tests {
             server_properties: None,
             java_cmd: "no-such-java-here".into(),
             resolve: Some("localhost".into()),
+            space_dirs: vec![p("no-such-dir/below")],
         };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(script(&q))
             .output()
             .unwrap();
+        drop(listener);
         assert!(
             out.status.success(),
             "{}",
@@ -304,6 +386,14 @@ mod tests {
             format!("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 640:{owner}");
         assert_eq!(f.files.get(&p("server.properties")), Some(&want));
         assert_eq!(f.files.len(), 1, "a missing file is not reported");
+        // Measured at the nearest existing parent; this machine's own limits and memory.
+        let (kib, mount) = &f.host.free_kib[&p("no-such-dir/below")];
+        assert!(*kib > 0 && mount.starts_with('/'), "{kib} {mount}");
+        assert!(f.host.mem_total_kib.unwrap() > 1024);
+        assert!(f.host.nofile.is_some() && f.host.nproc.is_some());
+        assert!(f.host.clock_ms.unwrap() > 1_700_000_000_000);
+        assert!(f.host.os.is_some());
+        assert!(f.host.listening.contains(&port), "{:?}", f.host.listening);
         assert_eq!(
             f.jars,
             BTreeMap::from([(

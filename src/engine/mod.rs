@@ -10,6 +10,7 @@ mod guard;
 mod nisshi;
 pub mod plan;
 pub mod playbook;
+pub mod preflight;
 
 pub use nisshi::storage_online;
 pub use plan::HostPlan;
@@ -38,6 +39,8 @@ pub struct ApplyOptions {
     pub limit: Option<Vec<String>>,
     pub policy: HostKeyPolicy,
     pub playbook: Option<PathBuf>,
+    /// Pre-flight checks not to make.
+    pub skip_preflight: Vec<preflight::Check>,
 }
 
 /// What one apply did, per host: human-readable changes.
@@ -123,6 +126,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         for w in guard::check_java(inv, &plans).map_err(refusal)? {
             rep.line(&format!("warning: {w}"));
         }
+        preflight_gate(inv, &plans, opts, rep)?;
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
@@ -354,6 +358,30 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
 }
 
 /// A refusal before any host was touched.
+/// Pre-flight host checks on the hosts this apply changes: warnings printed, refusals all
+/// at once before any change.
+fn preflight_gate(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    opts: &ApplyOptions,
+    rep: &Reporter,
+) -> Result<()> {
+    let changing = |p: &HostPlan| !p.changes.is_empty();
+    let findings = preflight::check(inv, plans, &changing, &opts.skip_preflight);
+    let (refused, warned): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.refuse);
+    for w in preflight::lines(inv, &warned) {
+        rep.line(&format!("warning: pre-flight: {w}"));
+    }
+    if !refused.is_empty() {
+        bail!(
+            "refusing to apply: pre-flight checks failed; nothing was changed on any host:\n  {}\n\
+             fix these and run apply again (--skip-preflight CHECK skips one you know better)",
+            preflight::lines(inv, &refused).join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 fn refusal(e: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("refusing to apply: {e:#}; nothing was changed on any host")
 }
