@@ -32,10 +32,15 @@ enum Command {
     Validate {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+        /// Also print each host's resolved SSH settings (and what ~/.ssh/config gave).
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Write every host's rendered files under DIR/<host>/ without connecting anywhere.
     Render {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+        /// Directory to write into (one subdirectory per host)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Which service files to render (the real apply detects it per host).
@@ -44,6 +49,7 @@ enum Command {
     },
     /// Install, configure and start the cluster; prove it healthy.
     Apply {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
         /// Print per host what would change; change nothing.
         #[arg(long)]
@@ -71,12 +77,15 @@ enum Command {
     },
     /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
     Status {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+        /// Text for people, or JSON for scripts
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: Output,
     },
     /// Restart services host by host without taking the cluster below its safety margins.
     Restart {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
         /// One host at a time, each gated (the only mode; required so scripts say what they mean).
         #[arg(long, required = true)]
@@ -123,6 +132,12 @@ enum Command {
     Lab {
         #[command(subcommand)]
         command: LabCommand,
+    },
+    /// Print a shell completion script: `clusterctl completions bash > /etc/bash_completion.d/clusterctl`.
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -253,7 +268,14 @@ const BAD_INPUT: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(match cli.command {
-        Command::Validate { inventory } => match load(inventory) {
+        Command::Validate { inventory, verbose } => match load(inventory) {
+            Ok(inv) if verbose => {
+                println!("{}: ok", inv.file.display());
+                for h in &inv.hosts {
+                    println!("  {}", ssh_settings(h));
+                }
+                OK
+            }
             Ok(inv) if inv.flavor == crate::inventory::Flavor::Nisshi => {
                 let n = inv.nisshi.as_ref().unwrap();
                 println!(
@@ -385,6 +407,16 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "clusterctl",
+                &mut std::io::stdout(),
+            );
+            OK
+        }
         Command::Lab { command } => report(
             match command {
                 LabCommand::Image { name } => lab::image(&name),
@@ -519,6 +551,32 @@ fn restart(inv: &Inventory, targets: &[Target], limit: Option<&[String]>, opts: 
             FAILED
         }
     }
+}
+
+/// One host's SSH settings as apply will use them, on one line.
+fn ssh_settings(h: &crate::inventory::Host) -> String {
+    let t = &h.ssh;
+    let mut s = format!("{}: ssh {}@{}:{}", h.name, t.user, t.address, t.port);
+    match &t.key {
+        Some(k) => s.push_str(&format!(", key {}", k.display())),
+        None => s.push_str(", key from ssh-agent"),
+    }
+    s.push_str(&format!(
+        ", known_hosts {}{}, connect timeout {}s",
+        t.known_hosts.display(),
+        if t.accept_new { " (accept-new)" } else { "" },
+        t.connect_timeout.as_secs()
+    ));
+    if let Some(j) = &t.jump {
+        s.push_str(&format!(", via {}@{}:{}", j.user, j.address, j.port));
+    }
+    if !h.ssh_from_config.is_empty() {
+        s.push_str(&format!(
+            "; from ~/.ssh/config: {}",
+            h.ssh_from_config.join(", ")
+        ));
+    }
+    s
 }
 
 /// Offline rendering: ids from pins, then free ids by host name (a real apply lets ids

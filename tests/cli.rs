@@ -110,3 +110,72 @@ fn render_writes_every_hosts_files() {
             .is_file()
     );
 }
+
+/// `validate -v` shows each host's SSH settings as apply will use them, with what the
+/// operator's OpenSSH config gave; a config that cannot be parsed is a warning.
+#[test]
+fn validate_verbose_shows_ssh_settings_from_the_ssh_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(&inv, INVENTORY).unwrap();
+    let cfg = dir.path().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        "Host k1\n    HostName k1.mgmt.example\n    User deploy\n    ProxyJump ops@bastion:2200\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", "-v"])
+        .arg(&inv)
+        .env("CLUSTERCTL_SSH_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  k1: ssh deploy@k1.mgmt.example:22, key from ssh-agent")
+            && stdout
+                .contains(", via ops@bastion:2200; from ~/.ssh/config: User, HostName, ProxyJump"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  k2: ssh root@10.0.0.2:22"), "{stdout}");
+
+    std::fs::write(&cfg, "Host k1\n    Port notaport\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["validate", "-v"])
+        .arg(&inv)
+        .env("CLUSTERCTL_SSH_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("its settings are not used"), "{all}");
+    assert!(all.contains("  k1: ssh root@10.0.0.1:22"), "{all}");
+}
+
+/// Completion scripts for bash, zsh and fish name the commands; bash's parses.
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for word in ["apply", "status", "restart", "dry-run"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("clusterctl.bash");
+            std::fs::write(&f, &script).unwrap();
+            let check = Command::new("bash").arg("-n").arg(&f).output().unwrap();
+            assert!(check.status.success(), "bash -n: {check:?}");
+        }
+    }
+}

@@ -104,6 +104,8 @@ fn clusterctl(args: &[&str], mirror: &str) -> Output {
     let out = Command::new(BIN)
         .args(args)
         .env("CLUSTERCTL_MIRROR", mirror)
+        // The lab's inventories say everything; an operator's ~/.ssh/config must not matter.
+        .env("CLUSTERCTL_SSH_CONFIG", "")
         .output()
         .expect("run clusterctl");
     eprintln!(

@@ -105,6 +105,7 @@ fn main() {
         known_hosts: sshd.trusted_known_hosts(),
         become_: false,
         connect_timeout: Duration::from_secs(5),
+        accept_new: false,
         jump: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

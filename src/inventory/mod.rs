@@ -6,6 +6,7 @@ pub mod ids;
 mod model;
 mod nisshi;
 mod scalars;
+mod ssh_config;
 mod validate;
 
 pub use diag::{Diag, Severity};
@@ -91,6 +92,8 @@ pub struct Host {
     pub name: String,
     pub address: String,
     pub ssh: SshTarget,
+    /// The `~/.ssh/config` keywords that gave `ssh` a setting (for `validate -v`).
+    pub ssh_from_config: Vec<&'static str>,
     pub in_zookeeper: bool,
     /// A Kafka broker (group `kafka`).
     pub in_kafka: bool,
@@ -257,9 +260,35 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
     let raw: model::RawInventory = serde_saphyr::from_str(text).map_err(|e| InventoryError {
         diags: vec![parse_diag(path, &e)],
     })?;
+    let ssh_config = match ssh_config::default_path() {
+        Some(p) => ssh_config::load(&p),
+        None => Ok(None),
+    };
+    resolve_checked(path, text, raw, ssh_config)
+}
+
+/// `parse` with the operator's SSH config given as text (tests).
+#[cfg(test)]
+pub fn parse_with_ssh_config(
+    path: &Path,
+    text: &str,
+    ssh_config: &str,
+) -> Result<Inventory, InventoryError> {
+    let raw: model::RawInventory = serde_saphyr::from_str(text).map_err(|e| InventoryError {
+        diags: vec![parse_diag(path, &e)],
+    })?;
+    resolve_checked(path, text, raw, ssh_config::parse(ssh_config).map(Some))
+}
+
+fn resolve_checked(
+    path: &Path,
+    text: &str,
+    raw: model::RawInventory,
+    ssh_config: Result<Option<ssh2_config::SshConfig>, String>,
+) -> Result<Inventory, InventoryError> {
     let mut d = diag::Diags::new(path);
     scalars::refuse_control_chars(&mut d, text);
-    match validate::resolve(path, raw) {
+    match validate::resolve(path, raw, ssh_config) {
         Ok(inv) if d.items.is_empty() => Ok(inv),
         Ok(_) => Err(InventoryError { diags: d.items }),
         Err(mut e) => {

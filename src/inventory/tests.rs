@@ -656,3 +656,79 @@ fn host_paths_and_addresses_are_plain() {
     )
     .unwrap();
 }
+
+/// ~/.ssh/config fills what the inventory leaves unsaid; the inventory always wins.
+#[test]
+fn ssh_config_settings_under_the_inventory() {
+    let cfg = "\
+Host n1
+    HostName 10.9.0.1
+    User deploy
+    Port 2222
+    IdentityFile /keys/n1
+    ConnectTimeout 3
+Host n*
+    User fallback
+    UserKnownHostsFile /etc/ssh/cluster_known_hosts
+    StrictHostKeyChecking accept-new
+    ProxyJump ops@bastion.example:2200
+Host 10.0.0.3
+    Port 2203
+    ProxyJump n1
+";
+    let text = GOOD.replace(
+        "  n2:\n    address: 10.0.0.2\n",
+        "  n2:\n    address: 10.0.0.2\n    ssh: { user: admin, port: 22, known_hosts: /kh }\n",
+    );
+    let inv = parse_with_ssh_config(Path::new("inv.yaml"), &text, cfg).unwrap();
+    let n1 = &inv.hosts[0];
+    assert_eq!(
+        (n1.ssh.address.as_str(), n1.ssh.user.as_str(), n1.ssh.port),
+        ("10.9.0.1", "deploy", 2222)
+    );
+    assert_eq!(
+        n1.address, "10.0.0.1",
+        "Kafka and ZooKeeper keep the inventory address"
+    );
+    assert_eq!(n1.ssh.key.as_deref(), Some(Path::new("/keys/n1")));
+    assert_eq!(n1.ssh.connect_timeout, std::time::Duration::from_secs(3));
+    assert!(n1.ssh.accept_new);
+    let jump = n1.ssh.jump.as_ref().unwrap();
+    assert_eq!(
+        (jump.address.as_str(), jump.user.as_str(), jump.port),
+        ("bastion.example", "ops", 2200)
+    );
+    assert_eq!(
+        n1.ssh_from_config,
+        [
+            "User",
+            "Port",
+            "IdentityFile",
+            "UserKnownHostsFile",
+            "ConnectTimeout",
+            "HostName",
+            "StrictHostKeyChecking",
+            "ProxyJump"
+        ]
+    );
+    // The inventory's own settings win over every matching block.
+    let n2 = &inv.hosts[1];
+    assert_eq!((n2.ssh.user.as_str(), n2.ssh.port), ("admin", 22));
+    assert_eq!(n2.ssh.known_hosts, Path::new("/kh"));
+    // n3: its name's block (n*) first, then its address's; a jump to an inventory host
+    // takes that host's settings.
+    let n3 = &inv.hosts[2];
+    assert_eq!((n3.ssh.user.as_str(), n3.ssh.port), ("fallback", 2203));
+    assert_eq!(n3.ssh.jump.as_ref().unwrap().address, "bastion.example");
+    // An inventory `jump` wins over ProxyJump.
+    let text = GOOD.replace("hosts:\n", "ssh:\n  jump: n2\nhosts:\n");
+    let inv = parse_with_ssh_config(Path::new("inv.yaml"), &text, cfg).unwrap();
+    assert_eq!(inv.hosts[0].ssh.jump.as_ref().unwrap().host, "n2");
+    // No config: the built-in defaults.
+    let inv = parse_with_ssh_config(Path::new("inv.yaml"), GOOD, "").unwrap();
+    assert_eq!(
+        (inv.hosts[0].ssh.user.as_str(), inv.hosts[0].ssh.port),
+        ("root", 22)
+    );
+    assert!(inv.hosts[0].ssh_from_config.is_empty());
+}

@@ -7,7 +7,12 @@ use super::*;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryError> {
+/// `ssh_config`: the operator's OpenSSH client config, parsed, or why it could not be.
+pub fn resolve(
+    path: &Path,
+    raw: RawInventory,
+    ssh_config: Result<Option<ssh2_config::SshConfig>, String>,
+) -> Result<Inventory, InventoryError> {
     let mut d = Diags::new(path);
     let host_names: Vec<&str> = raw.hosts.iter().map(|(n, _)| n.value.as_str()).collect();
     let flavor = raw.flavor.as_ref().map_or(Flavor::Jvm, |f| f.value);
@@ -75,13 +80,25 @@ pub fn resolve(path: &Path, raw: RawInventory) -> Result<Inventory, InventoryErr
         p
     });
 
+    let ssh_cfg = match ssh_config {
+        Ok(c) => c,
+        Err(e) => {
+            d.warn(
+                &Location::UNKNOWN,
+                format!("{e}; its settings are not used"),
+                "fix the file, or set CLUSTERCTL_SSH_CONFIG to another one (empty: none)",
+            );
+            None
+        }
+    };
     let mut hosts = Vec::new();
     for (name, h) in &raw.hosts {
-        let ssh = ssh_target(path, &raw, &name.value, h);
+        let (ssh, ssh_from_config) = ssh_target(path, &raw, &name.value, h, ssh_cfg.as_ref());
         hosts.push(Host {
             name: name.value.clone(),
             address: h.address.value.clone(),
             ssh,
+            ssh_from_config,
             in_zookeeper: zk_members.contains(name.value.as_str()),
             in_kafka: kafka_members.contains(name.value.as_str()),
             in_controller: controllers.contains(name.value.as_str()),
@@ -768,49 +785,128 @@ fn jdk(d: &mut Diags, path: &Path, j: &model::JdkSettings) -> Jdk {
     }
 }
 
-fn ssh_target(path: &Path, raw: &RawInventory, name: &str, h: &model::RawHost) -> SshTarget {
+/// A host's SSH settings: the host's own, then the inventory's, then what `~/.ssh/config`
+/// says of it (`cfg`), then the defaults. Also returns the config keywords that were used.
+fn ssh_target(
+    path: &Path,
+    raw: &RawInventory,
+    name: &str,
+    h: &model::RawHost,
+    cfg: Option<&ssh2_config::SshConfig>,
+) -> (SshTarget, Vec<&'static str>) {
+    let address = h.address.value.trim().to_string();
+    let from = cfg.map_or_else(Default::default, |c| {
+        super::ssh_config::lookup(c, name, &address)
+    });
+    let mut used = Vec::new();
+    let mut take = |key: &'static str, v: bool| {
+        if v {
+            used.push(key);
+        }
+    };
     let pick = |f: fn(&SshSettings) -> Option<String>| f(&h.ssh).or_else(|| f(&raw.ssh));
-    let user = pick(|s| s.user.as_ref().map(|v| v.value.clone())).unwrap_or_else(|| "root".into());
+    let user = pick(|s| s.user.as_ref().map(|v| v.value.clone()));
+    take("User", user.is_none() && from.user.is_some());
+    let user = user.or(from.user.clone()).unwrap_or_else(|| "root".into());
     let port = h
         .ssh
         .port
         .as_ref()
         .or(raw.ssh.port.as_ref())
-        .map_or(22, |p| p.value.clamp(0, 65535) as u16);
+        .map(|p| p.value.clamp(0, 65535) as u16);
+    take("Port", port.is_none() && from.port.is_some());
+    let port = port.or(from.port).unwrap_or(22);
     let key = pick(|s| s.key.as_ref().map(|v| v.value.clone())).map(|k| expand_path(path, &k));
-    let known_hosts = pick(|s| s.known_hosts.as_ref().map(|v| v.value.clone())).map_or_else(
-        || expand_path(path, "~/.ssh/known_hosts"),
-        |k| expand_path(path, &k),
+    take(
+        "IdentityFile",
+        key.is_none() && from.identity_file.is_some(),
     );
+    let key = key.or(from.identity_file.clone());
+    let known_hosts = pick(|s| s.known_hosts.as_ref().map(|v| v.value.clone()));
+    take(
+        "UserKnownHostsFile",
+        known_hosts.is_none() && from.known_hosts.is_some(),
+    );
+    let known_hosts = match (known_hosts, &from.known_hosts) {
+        (Some(k), _) => expand_path(path, &k),
+        (None, Some(k)) => k.clone(),
+        (None, None) => expand_path(path, "~/.ssh/known_hosts"),
+    };
     let become_ = h.ssh.become_.or(raw.ssh.become_).unwrap_or(false);
-    let connect_timeout = h
+    let timeout = h
         .ssh
         .connect_timeout_secs
         .as_ref()
         .or(raw.ssh.connect_timeout_secs.as_ref())
-        .map_or_else(default_connect_timeout, |s| {
-            Duration::from_secs(s.value.max(1))
-        });
+        .map(|s| Duration::from_secs(s.value.max(1)));
+    take(
+        "ConnectTimeout",
+        timeout.is_none() && from.connect_timeout.is_some(),
+    );
+    let connect_timeout = timeout
+        .or(from.connect_timeout)
+        .unwrap_or_else(default_connect_timeout);
+    // The inventory has no SSH address of its own: HostName says where SSH goes.
+    take("HostName", from.host_name.is_some());
+    let ssh_address = from.host_name.clone().unwrap_or(address);
+    // Host keys are always checked: only accept-new is taken from the config.
+    let accept_new = from.strict_host_key_checking.as_deref() == Some("accept-new");
+    take("StrictHostKeyChecking", accept_new);
     // A jump host is resolved one level deep; a bastion's own `jump` is ignored on purpose.
-    let jump = pick(|s| s.jump.as_ref().map(|v| v.value.clone()))
-        .filter(|j| j != name)
-        .and_then(|j| raw.hosts.iter().find(|(n, _)| n.value == j))
-        .map(|(n, jh)| {
-            let mut t = ssh_target(path, raw, &n.value, jh);
-            t.jump = None;
-            Box::new(t)
-        });
-    SshTarget {
-        host: name.to_string(),
-        address: h.address.value.trim().to_string(),
-        port,
-        user,
-        key,
-        known_hosts,
-        become_,
-        connect_timeout,
-        jump,
+    let inventory_jump = pick(|s| s.jump.as_ref().map(|v| v.value.clone()));
+    let jump = match (&inventory_jump, &from.proxy_jump) {
+        (Some(j), _) => raw
+            .hosts
+            .iter()
+            .find(|(n, _)| n.value == *j && n.value != name)
+            .map(|(n, jh)| ssh_target(path, raw, &n.value, jh, cfg).0),
+        (None, Some(hop)) if hop != "none" => {
+            take("ProxyJump", true);
+            let (hop_user, hop_host, hop_port) = super::ssh_config::split_hop(hop);
+            match raw.hosts.iter().find(|(n, _)| n.value == hop_host) {
+                // A host of the inventory, with its own settings.
+                Some((n, jh)) => Some(ssh_target(path, raw, &n.value, jh, cfg).0),
+                // Any other bastion: as the config describes it.
+                None => {
+                    let b = cfg.map_or_else(Default::default, |c| {
+                        super::ssh_config::lookup(c, &hop_host, &hop_host)
+                    });
+                    Some(SshTarget {
+                        host: hop_host.clone(),
+                        address: b.host_name.clone().unwrap_or(hop_host),
+                        port: hop_port.or(b.port).unwrap_or(22),
+                        user: hop_user.or(b.user.clone()).unwrap_or_else(|| user.clone()),
+                        key: b.identity_file.clone().or(key.clone()),
+                        known_hosts: b.known_hosts.clone().unwrap_or(known_hosts.clone()),
+                        become_: false,
+                        connect_timeout,
+                        accept_new: b.strict_host_key_checking.as_deref() == Some("accept-new"),
+                        jump: None,
+                    })
+                }
+            }
+        }
+        _ => None,
     }
+    .map(|mut t| {
+        t.jump = None;
+        Box::new(t)
+    });
+    (
+        SshTarget {
+            host: name.to_string(),
+            address: ssh_address,
+            port,
+            user,
+            key,
+            known_hosts,
+            become_,
+            connect_timeout,
+            accept_new,
+            jump,
+        },
+        used,
+    )
 }
 
 pub(super) fn port(d: &mut Diags, p: &S<i64>, key: &str) -> u16 {

@@ -23,6 +23,9 @@ pub struct SshTarget {
     /// Run commands through `sudo -n` (only meaningful for non-root users).
     pub become_: bool,
     pub connect_timeout: Duration,
+    /// Learn this host's key if known_hosts has none (StrictHostKeyChecking accept-new in
+    /// ~/.ssh/config), as --accept-new-host-keys does for every host.
+    pub accept_new: bool,
     /// Tunnel through this host first (direct-tcpip).
     pub jump: Option<Box<SshTarget>>,
 }

@@ -360,6 +360,11 @@ fn label(t: &SshTarget) -> String {
 }
 
 async fn connect_inner(target: &SshTarget, policy: HostKeyPolicy) -> Result<Session> {
+    let policy = if target.accept_new {
+        HostKeyPolicy::AcceptNew
+    } else {
+        policy
+    };
     let context = || format!("ssh {}", label(target));
     let name = known_hosts::host_name(&target.address, target.port);
     let config = Arc::new(client_config(&target.known_hosts, &name));
@@ -582,6 +587,7 @@ mod tests {
             known_hosts: PathBuf::from("kh"),
             become_: true,
             connect_timeout: Duration::from_secs(1),
+            accept_new: false,
             jump: None,
         };
         assert_eq!(

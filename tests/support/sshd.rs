@@ -120,6 +120,7 @@ impl Sshd {
             // Running as root in CI, so no sudo wrapping is exercised here.
             become_: false,
             connect_timeout: Duration::from_secs(5),
+            accept_new: false,
             jump: None,
         }
     }
