@@ -7,10 +7,11 @@ restart of the 3 brokers next to the sum of its unavoidable parts (each node's s
 ISR catch-up as the roller measured them). Reports medians, and clusterctl's peak RSS over every
 measured run (from wait4's rusage).
 
-    bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN]
+    bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN] [--bin BIN]
 `--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
 status right after each of this build's, on the same labs, so a change's cost shows as a ratio
-measured in one run.
+measured in one run. Only for builds that render the same files: otherwise each apply rewrites
+what the other wrote and rolls the cluster. Time such a build on its own with `--bin BIN`.
 
 `--flavor nisshi`: 4-node labs, PostgreSQL on one node (from Debian's package) and the nisshi
 broker on 3 (the binary from scripts/nisshi.sh's cache).
@@ -62,9 +63,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=5, help="no-op applies and status calls per lab")
     ap.add_argument("--flavor", choices=["jvm", "nisshi"], default="jvm")
     ap.add_argument("--baseline", help="another clusterctl binary to time beside this build")
+    ap.add_argument("--bin", default=BIN, help="the clusterctl binary to time (default: this release build)")
     a = ap.parse_args()
+    bin = os.path.abspath(a.bin)
     lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", "3"]
-    if not os.path.exists(BIN):
+    if not os.path.exists(bin):
         sys.exit("build first: cargo build --release")
     mirror_dir = subprocess.run([os.path.join(ROOT, "scripts", "fixtures.sh")], check=True,
                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
@@ -83,17 +86,17 @@ def main():
                 subprocess.run([BIN, "lab", "up", *lab_args, "--inventory", inv], check=True, env=env,
                                stderr=subprocess.DEVNULL)
                 try:
-                    t, r, code = run(["apply", inv], env)
+                    t, r, code = run(["apply", inv], env, bin=bin)
                     if code != 0:
                         sys.exit("cold apply failed")
                     cold.append(t)
                     rss.append(r)
                     print(f"run {i + 1}: cold apply {t:.1f}s", flush=True)
                     for _ in range(a.repeats):
-                        t, r, code = run(["apply", inv], env)
+                        t, r, code = run(["apply", inv], env, bin=bin)
                         noop.append(t)
                         rss.append(r)
-                        t, r, code = run(["status", inv], env)
+                        t, r, code = run(["status", inv], env, bin=bin)
                         status.append(t)
                         rss.append(r)
                         if a.baseline:
@@ -104,7 +107,7 @@ def main():
                     # Rolling restart of the 3 brokers, and the sum of each node's stop, start and
                     # catch-up as the roller measured them, in the same run.
                     text = []
-                    t, r, code = run(["restart", "--rolling", "--service", "kafka", inv], env, text)
+                    t, r, code = run(["restart", "--rolling", "--service", "kafka", inv], env, text, bin=bin)
                     rss.append(r)
                     m = re.search(r"rolled in ([0-9.]+)s \(stop \+ start \+ catch-up of each: ([0-9.]+)s\)", text[0])
                     if code != 0 or not m:

@@ -74,8 +74,6 @@ pub struct Query<'a> {
     pub java_cmd: String,
     /// A name to resolve to an IPv4 address on the host itself.
     pub resolve: Option<String>,
-    /// Directories whose free space pre-flight checks.
-    pub space_dirs: Vec<String>,
 }
 
 /// The one shell command that gathers everything in `q`. Each answer is one tagged line.
@@ -152,8 +150,15 @@ pub fn script(q: &Query) -> String {
             quote(name)
         ));
     }
-    s.push_str(HOST_SCRIPT);
-    for d in &q.space_dirs {
+    s.push_str("true\n");
+    s
+}
+
+/// What pre-flight looks at (`HostFacts`), asked only of hosts an apply changes: room in
+/// `space_dirs`, memory, listening ports, clock, limits, OS.
+pub fn host_script(space_dirs: &[String]) -> String {
+    let mut s = String::from(HOST_SCRIPT);
+    for d in space_dirs {
         // The nearest existing parent: the dir may be made by this apply.
         s.push_str(&format!(
             "d={q}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; \
@@ -352,13 +357,16 @@ mod tests {
             server_properties: None,
             java_cmd: "no-such-java-here".into(),
             resolve: Some("localhost".into()),
-            space_dirs: vec![p("no-such-dir/below")],
         };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(script(&q))
+            .arg(format!(
+                "{}{}",
+                script(&q),
+                host_script(&[p("no-such-dir/below")])
+            ))
             .output()
             .unwrap();
         drop(listener);

@@ -126,7 +126,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         for w in guard::check_java(inv, &plans).map_err(refusal)? {
             rep.line(&format!("warning: {w}"));
         }
-        preflight_gate(inv, &plans, opts, rep)?;
+        preflight_gate(inv, &mut plans, &sessions, opts, rep).await?;
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
@@ -360,13 +360,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
 /// A refusal before any host was touched.
 /// Pre-flight host checks on the hosts this apply changes: warnings printed, refusals all
 /// at once before any change.
-fn preflight_gate(
+async fn preflight_gate(
     inv: &Inventory,
-    plans: &[HostPlan],
+    plans: &mut [HostPlan],
+    sessions: &BTreeMap<String, Session>,
     opts: &ApplyOptions,
     rep: &Reporter,
 ) -> Result<()> {
     let changing = |p: &HostPlan| !p.changes.is_empty();
+    preflight::gather(inv, plans, sessions, &changing).await?;
     let findings = preflight::check(inv, plans, &changing, &opts.skip_preflight);
     let (refused, warned): (Vec<_>, Vec<_>) = findings.iter().partition(|f| f.refuse);
     for w in preflight::lines(inv, &warned) {

@@ -53,7 +53,6 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
         server_properties: None,
         java_cmd: "java".into(),
         resolve: Some(host.address.clone()),
-        space_dirs: vec![],
     }
 }
 

@@ -180,10 +180,6 @@ pub fn query_for<'a>(
             .then(|| "/etc/kafka/server.properties".to_string()),
         java_cmd: java_cmd(inv),
         resolve: None,
-        space_dirs: super::preflight::space_dirs(inv, host)
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect(),
     })
 }
 
@@ -193,20 +189,11 @@ pub async fn gather(inv: &Inventory, host: &Host, s: &Session) -> Result<Facts> 
         .map(|svc| ServiceDef::new(svc, inv, host))
         .collect();
     let q = query_for(inv, host, &services)?;
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    };
-    let sent = now_ms();
     let out = s
         .exec_ok(&facts::script(&q))
         .await
         .with_context(|| format!("{}: gathering facts", host.name))?;
-    let mid = (sent + now_ms()) / 2;
-    let mut f = facts::parse(&out.stdout);
-    f.host.clock_offset_ms = f.host.clock_ms.map(|c| c - mid);
-    Ok(f)
+    Ok(facts::parse(&out.stdout))
 }
 
 /// The services clusterctl runs on `host`.

@@ -96,6 +96,44 @@ pub fn space_dirs(inv: &Inventory, host: &Host) -> Vec<(String, u64)> {
     out
 }
 
+/// Reads `HostFacts` from each host `changing` selects, in parallel (one round trip each; a
+/// no-op apply asks nothing), with each clock's offset against the round trip's midpoint.
+pub async fn gather(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    sessions: &std::collections::BTreeMap<String, crate::transport::Session>,
+    changing: &dyn Fn(&HostPlan) -> bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let asked: Vec<usize> = (0..plans.len()).filter(|&i| changing(&plans[i])).collect();
+    let answers = futures::future::join_all(asked.iter().map(|&i| {
+        let host = &plans[i].host;
+        let dirs: Vec<String> = space_dirs(inv, host).into_iter().map(|(d, _)| d).collect();
+        let s = &sessions[&host.name];
+        async move {
+            let sent = now_ms();
+            let out = s
+                .exec_ok(&super::facts::host_script(&dirs))
+                .await
+                .with_context(|| format!("{}: reading pre-flight facts", host.name))?;
+            let mid = (sent + now_ms()) / 2;
+            let mut f = super::facts::parse(&out.stdout).host;
+            f.clock_offset_ms = f.clock_ms.map(|c| c - mid);
+            anyhow::Ok(f)
+        }
+    }))
+    .await;
+    for (i, f) in asked.into_iter().zip(answers) {
+        plans[i].facts.host = f?;
+    }
+    Ok(())
+}
+
 /// `512m` -> KiB.
 fn size_kib(heap: &str) -> Option<u64> {
     let (digits, unit) = heap.split_at(heap.trim_end_matches(char::is_alphabetic).len());
