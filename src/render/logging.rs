@@ -85,9 +85,8 @@ pub const BINDING_GLOBS: &[&str] = &[
 
 /// What the official release of `product` at `version` ships.
 pub fn by_release(product: Product, version: &str) -> Backend {
-    let v: Vec<u32> = version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
-    let at_least =
-        |major: u32, minor: u32| (v[0], v.get(1).copied().unwrap_or(0)) >= (major, minor);
+    let (ma, mi, _) = crate::versions::parse(version);
+    let at_least = |major: u32, minor: u32| (ma, mi) >= (major, minor);
     match product {
         Product::ZooKeeper if at_least(3, 8) => Backend::Logback,
         Product::ZooKeeper => Backend::Log4j1,
