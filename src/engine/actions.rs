@@ -369,10 +369,23 @@ pub async fn format(
     )])
 }
 
-fn service_cmd(p: &HostPlan, svc: &ServiceDef, verb: &str) -> String {
+pub(super) fn service_cmd(p: &HostPlan, svc: &ServiceDef, verb: &str) -> String {
     match p.init {
         InitSystem::SysV => format!("/etc/init.d/{} {verb}", svc.name),
         InitSystem::Systemd => format!("systemctl {verb} {}", svc.name),
+    }
+}
+
+/// Keep the service from starting at boot; its init script or unit stays.
+pub(super) fn disable_cmd(p: &HostPlan, def: &ServiceDef) -> String {
+    match p.init {
+        InitSystem::SysV => format!(
+            "if command -v update-rc.d >/dev/null 2>&1; then update-rc.d {n} disable >/dev/null 2>&1; \
+             elif command -v chkconfig >/dev/null 2>&1; then chkconfig {n} off; fi\n\
+             for l in /etc/rc[2345].d/S*{n}; do [ -e \"$l\" ] && rm -f \"$l\"; done; true\n",
+            n = def.name
+        ),
+        InitSystem::Systemd => format!("systemctl disable -q {}\n", def.name),
     }
 }
 

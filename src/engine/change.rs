@@ -48,6 +48,9 @@ pub enum Change {
     },
     Start(Service),
     Restart(Service),
+    /// A service the inventory no longer gives this host: stopped (through the roller's
+    /// rules) and kept from starting at boot; its files and data stay.
+    Retire(Service),
 }
 
 /// When a change may go live on its host.
@@ -88,6 +91,10 @@ impl Change {
             }
             Change::Start(s) => format!("start {s}"),
             Change::Restart(s) => format!("restart {s} (one host at a time, through the roller)"),
+            Change::Retire(s) => format!(
+                "retire {s}: no longer in the inventory for this host; stop it and disable it at \
+                 boot (one host at a time; its data and files are kept)"
+            ),
         }
     }
 }
@@ -206,7 +213,10 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             }));
         }
     }
+    // A host in no group (a bastion, or one whose services retire) needs no JDK.
+    let jvm = !super::plan::host_services(inv, &p.host).is_empty();
     match inv.jdk.method {
+        _ if !jvm => {}
         JdkMethod::Package if f.java.is_none() => {
             out.push(now(Change::Package(super::actions::jdk_package(inv, f))))
         }
@@ -264,6 +274,11 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
         out.push(now(Change::Format {
             cluster_id: id.to_string(),
         }));
+    }
+    for (&svc, r) in &f.retired {
+        if r.pending() {
+            out.push(now(Change::Retire(svc)));
+        }
     }
     for svc in super::plan::host_services(inv, &p.host) {
         if !running(svc) {

@@ -38,6 +38,25 @@ pub struct Facts {
     pub jars: BTreeMap<String, Vec<String>>,
     /// What pre-flight checks (engine::preflight) look at.
     pub host: HostFacts,
+    /// Services clusterctl installed here that the inventory no longer gives this host.
+    pub retired: BTreeMap<Service, Retired>,
+}
+
+/// A service whose init script or unit clusterctl installed on a host that no longer runs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retired {
+    /// Started at boot (rc links or `systemctl is-enabled`).
+    pub enabled: bool,
+    pub pid: Option<u32>,
+    /// Kafka's `process.roles` in its last server.properties (empty in ZooKeeper mode).
+    pub roles: Option<String>,
+}
+
+impl Retired {
+    /// Something for apply to do: stop it, or keep it from starting at boot.
+    pub fn pending(&self) -> bool {
+        self.enabled || self.pid.is_some()
+    }
 }
 
 /// The host itself: room, memory, ports, clock, limits, OS.
@@ -68,6 +87,8 @@ pub struct Query<'a> {
     pub install_dirs: Vec<String>,
     pub links: Vec<String>,
     pub services: Vec<&'a ServiceDef>,
+    /// Services this host no longer runs, asked about only if clusterctl installed them.
+    pub retired: Vec<ServiceDef>,
     pub myid_file: Option<String>,
     pub meta_properties: Vec<String>,
     pub server_properties: Option<String>,
@@ -132,17 +153,14 @@ pub fn script(q: &Query) -> String {
         ));
     }
     for svc in &q.services {
-        // Alive = the PID file names a live process whose command line has our main class.
-        s.push_str(&format!(
-            "p=$(cat {pf} 2>/dev/null); [ -n \"$p\" ] && [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo \"pid {name} $p\"\n",
-            pf = quote(&svc.pid_file),
-            mc = quote(svc.main_class),
-            name = svc.name
-        ));
+        s.push_str(&pid_script(svc, "pid"));
         s.push_str(&format!(
             "id -u {u} >/dev/null 2>&1 && echo \"user {u}\"\n",
             u = svc.user
         ));
+    }
+    for svc in &q.retired {
+        s.push_str(&retired_script(svc));
     }
     if let Some(name) = &q.resolve {
         s.push_str(&format!(
@@ -151,6 +169,37 @@ pub fn script(q: &Query) -> String {
         ));
     }
     s.push_str("true\n");
+    s
+}
+
+/// `<tag> <name> <pid>` if the service's PID file names a live process whose command line
+/// has its main class.
+fn pid_script(svc: &ServiceDef, tag: &str) -> String {
+    format!(
+        "p=$(cat {pf} 2>/dev/null); [ -n \"$p\" ] && [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo \"{tag} {name} $p\"\n",
+        pf = quote(&svc.pid_file),
+        mc = quote(svc.main_class),
+        name = svc.name
+    )
+}
+
+/// For a service this host no longer runs, only when clusterctl's init script or unit for it
+/// is there: `retired <name>`, then whether it starts at boot, its PID, and (Kafka) its roles.
+fn retired_script(svc: &ServiceDef) -> String {
+    let n = svc.name;
+    let mut s = format!(
+        "if [ -f /etc/init.d/{n} ] || [ -f /etc/systemd/system/{n}.service ]; then echo \"retired {n}\"\n\
+         if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/{n}.service ]; then \
+         systemctl is-enabled -q {n} 2>/dev/null && echo \"retired_enabled {n}\"; \
+         else for l in /etc/rc[2345].d/S*{n}; do [ -e \"$l\" ] && {{ echo \"retired_enabled {n}\"; break; }}; done; fi\n",
+    );
+    s.push_str(&pid_script(svc, "retired_pid"));
+    if svc.service == Service::Kafka {
+        s.push_str(
+            "[ -f /etc/kafka/server.properties ] && sed -n 's/^process.roles=/retired_roles kafka /p' /etc/kafka/server.properties\n",
+        );
+    }
+    s.push_str("fi\n");
     s
 }
 
@@ -285,6 +334,21 @@ pub fn parse(out: &str) -> Facts {
                     }
                 }
             }
+            "retired" | "retired_enabled" | "retired_pid" | "retired_roles" => {
+                let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+                let svc = match name {
+                    "zookeeper" => Service::ZooKeeper,
+                    "kafka" => Service::Kafka,
+                    _ => continue,
+                };
+                let r = f.retired.entry(svc).or_default();
+                match tag {
+                    "retired_enabled" => r.enabled = true,
+                    "retired_pid" => r.pid = value.trim().parse().ok(),
+                    "retired_roles" => r.roles = Some(value.trim().to_string()),
+                    _ => {}
+                }
+            }
             "user" => f.users.push(rest.to_string()),
             "ip" => f.ip = Some(rest.to_string()),
             _ => {}
@@ -296,6 +360,24 @@ pub fn parse(out: &str) -> Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retired_services_parse() {
+        let f = parse(
+            "retired zookeeper\nretired_enabled zookeeper\nretired kafka\nretired_pid kafka 4242\n\
+             retired_roles kafka broker,controller\n",
+        );
+        let zk = &f.retired[&Service::ZooKeeper];
+        assert!(zk.enabled && zk.pid.is_none() && zk.pending());
+        let k = &f.retired[&Service::Kafka];
+        assert!(!k.enabled);
+        assert_eq!(k.pid, Some(4242));
+        assert_eq!(k.roles.as_deref(), Some("broker,controller"));
+        // Installed once, now stopped and disabled: nothing to do.
+        let f = parse("retired kafka\n");
+        assert!(!f.retired[&Service::Kafka].pending());
+        assert!(f.pids.is_empty());
+    }
 
     #[test]
     fn parses_every_tag() {
@@ -352,6 +434,7 @@ mod tests {
             install_dirs: vec![p("kafka_2.13-3.9.1"), p("zookeeper-3.8.4")],
             links: vec![p("kafka"), p("zookeeper")],
             services: vec![],
+            retired: vec![],
             myid_file: Some(p("myid")),
             meta_properties: vec![p("meta.properties")],
             server_properties: None,

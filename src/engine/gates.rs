@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(500);
 
 pub fn zk_members(inv: &Inventory) -> Vec<(String, String)> {

@@ -11,6 +11,7 @@ mod nisshi;
 pub mod plan;
 pub mod playbook;
 pub mod preflight;
+mod retire;
 
 pub use nisshi::storage_online;
 pub use plan::HostPlan;
@@ -127,6 +128,14 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             rep.line(&format!("warning: {w}"));
         }
         preflight_gate(inv, &mut plans, &sessions, opts, rep).await?;
+        let why = retire::refusals(inv, &plans).await;
+        if !why.is_empty() {
+            bail!(
+                "refusing to apply: a service the inventory no longer gives a host must stop, and \
+                 may not yet; nothing was changed on any host:\n  {}",
+                why.join("\n  ")
+            );
+        }
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
@@ -167,7 +176,19 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     for p in &plans {
         summary.changes.insert(p.host.name.clone(), Vec::new());
     }
-    let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
+    // A retire step is listed only when it has something to retire.
+    let steps: Vec<&Step> = steps
+        .iter()
+        .filter(|s| applies(inv, s))
+        .filter(|s| {
+            s.action != Action::Retire
+                || plans.iter().any(|p| {
+                    p.changes.iter().any(
+                        |c| matches!(c.change, Change::Retire(svc) if Some(svc) == s.service()),
+                    )
+                })
+        })
+        .collect();
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         rep.step(i + 1, total, &step.name);
@@ -268,6 +289,19 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     rep,
                 };
                 start_step(&ctx, &mut plans, &selected, &step.name, svc, &mut summary).await?;
+            }
+            Action::Retire => {
+                let svc = step.service().unwrap();
+                retire::step(
+                    inv,
+                    &mut plans,
+                    &selected,
+                    svc,
+                    &sessions,
+                    rep,
+                    &mut summary,
+                )
+                .await?;
             }
             Action::Wait => {
                 let gate = step.gate.unwrap();
@@ -453,6 +487,7 @@ fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
         }
         (Action::Format, Change::Format { .. }) => true,
         (Action::Start, Change::Start(svc)) => Some(*svc) == step.service(),
+        (Action::Retire, Change::Retire(svc)) => Some(*svc) == step.service(),
         (Action::Start, _) => {
             c.when != When::Now && c.when == step.service().map_or(When::Now, When::WithRestart)
         }
@@ -462,7 +497,8 @@ fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
 
 /// Steps that have nothing to do in this cluster's mode are neither run nor listed.
 fn applies(inv: &Inventory, step: &Step) -> bool {
-    let zookeeper = step.service() == Some(Service::ZooKeeper)
+    // Retiring ZooKeeper also applies in KRaft mode: a migrated cluster's old ensemble.
+    let zookeeper = (step.service() == Some(Service::ZooKeeper) && step.action != Action::Retire)
         || step.hosts == Some(Hosts::Zookeeper)
         || step.gate == Some(playbook::Gate::ZookeeperQuorum);
     let kraft = step.action == Action::Format || step.gate == Some(playbook::Gate::KraftQuorum);
@@ -729,6 +765,54 @@ mod tests {
         )
         .unwrap();
         assert!(each_change_has_one_step(&kraft, vec![Facts::default(); 3]) > 30);
+        // A host that left both groups, and (KRaft) the ZooKeeper of a migrated cluster:
+        // retired by the retire steps, in either mode.
+        let mut left = Facts::default();
+        for svc in [Service::ZooKeeper, Service::Kafka] {
+            left.retired.insert(
+                svc,
+                facts::Retired {
+                    enabled: true,
+                    pid: Some(9),
+                    roles: None,
+                },
+            );
+        }
+        let four = |groups: &str| {
+            crate::inventory::parse(
+                std::path::Path::new("i.yaml"),
+                &format!(
+                    "hosts:\n  a: {{ address: 10.0.0.1 }}\n  b: {{ address: 10.0.0.2 }}\n  c: {{ address: 10.0.0.3 }}\n  d: {{ address: 10.0.0.4 }}\n\
+                     groups:\n{groups}kafka:\n  version: 3.9.1\n"
+                ),
+            )
+            .unwrap()
+        };
+        let zk = four("  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n");
+        let facts = vec![
+            Facts::default(),
+            Facts::default(),
+            Facts::default(),
+            left.clone(),
+        ];
+        each_change_has_one_step(&zk, facts.clone());
+        let kraft = four("  controller: [a, b, c]\n  kafka: [a, b, c]\n");
+        each_change_has_one_step(&kraft, facts);
+        let mut plans = plan::plans_from_facts(
+            &zk,
+            vec![Facts::default(), Facts::default(), Facts::default(), left],
+            false,
+        )
+        .unwrap();
+        plans[3].changes = change::plan_host(&zk, &plans[3], &change::Inputs::default());
+        let retired: Vec<&Change> = plans[3].changes.iter().map(|c| &c.change).collect();
+        assert_eq!(
+            retired,
+            [
+                &Change::Retire(Service::ZooKeeper),
+                &Change::Retire(Service::Kafka)
+            ]
+        );
     }
 
     /// nisshi runs through the same runner: its playbook's steps make every planned change of
@@ -806,8 +890,11 @@ mod tests {
              groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\nkafka:\n  version: 4.4.0\n",
         )
         .unwrap();
+        // Retiring a migrated cluster's ZooKeeper is the one ZooKeeper step of KRaft mode.
         assert!(
-            names(&kraft).iter().all(|n| !n.contains("ZooKeeper")),
+            names(&kraft)
+                .iter()
+                .all(|n| !n.contains("ZooKeeper") || n.starts_with("retire ZooKeeper")),
             "{:?}",
             names(&kraft)
         );

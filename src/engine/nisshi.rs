@@ -48,6 +48,7 @@ pub fn query<'a>(inv: &Inventory, host: &Host, services: &'a [ServiceDef]) -> Qu
         install_dirs: if broker { vec![dir] } else { vec![] },
         links: if broker { vec![link] } else { vec![] },
         services: services.iter().collect(),
+        retired: vec![],
         myid_file: None,
         meta_properties: vec![],
         server_properties: None,

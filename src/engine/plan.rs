@@ -163,18 +163,20 @@ pub fn query_for<'a>(
         install_dirs,
         links,
         services: services.iter().collect(),
+        retired: retired_candidates(inv, host)
+            .into_iter()
+            .map(|svc| ServiceDef::new(svc, inv, host))
+            .collect(),
         myid_file: host
             .in_zookeeper
             .then(|| format!("{}/myid", inv.zookeeper.data_dir)),
-        meta_properties: if host.runs_kafka() {
-            inv.kafka
-                .log_dirs
-                .iter()
-                .map(|d| format!("{d}/meta.properties"))
-                .collect()
-        } else {
-            vec![]
-        },
+        // Also on hosts without Kafka: a retired broker's id names the replicas it holds.
+        meta_properties: inv
+            .kafka
+            .log_dirs
+            .iter()
+            .map(|d| format!("{d}/meta.properties"))
+            .collect(),
         server_properties: host
             .runs_kafka()
             .then(|| "/etc/kafka/server.properties".to_string()),
@@ -209,6 +211,19 @@ pub fn host_services(inv: &Inventory, host: &Host) -> Vec<Service> {
         .filter_map(|(runs, svc)| runs.then_some(svc))
         .collect(),
     }
+}
+
+/// The JVM services this host does not run: if clusterctl installed one here before, apply
+/// stops and disables it.
+pub fn retired_candidates(inv: &Inventory, host: &Host) -> Vec<Service> {
+    if inv.flavor != Flavor::Jvm {
+        return vec![];
+    }
+    let runs = host_services(inv, host);
+    [Service::ZooKeeper, Service::Kafka]
+        .into_iter()
+        .filter(|s| !runs.contains(s))
+        .collect()
 }
 
 /// Facts from every host, ids resolved (disk wins, then pins, then free ids), files rendered.

@@ -21,6 +21,8 @@ pub enum Action {
     /// KRaft only: format the log dirs of hosts that have never been formatted.
     Format,
     Start,
+    /// Stop and disable `service` on hosts the inventory no longer gives it.
+    Retire,
     Wait,
     /// Create or grow the topics the inventory declares.
     Topics,
@@ -89,10 +91,18 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Step>> {
         let at = || format!("{name}: step {} ({:?})", i + 1, s.name);
         let needs_service = matches!(
             s.action,
-            Action::Install | Action::Configure | Action::Format | Action::Start
+            Action::Install | Action::Configure | Action::Format | Action::Start | Action::Retire
         );
         if s.action == Action::Format && s.service != Some(ServiceName::Kafka) {
             bail!("{}: action format needs `service: kafka`", at());
+        }
+        if s.action == Action::Retire
+            && !matches!(s.service, Some(ServiceName::Zookeeper | ServiceName::Kafka))
+        {
+            bail!(
+                "{}: action retire needs `service: zookeeper` or `service: kafka`",
+                at()
+            );
         }
         if needs_service && s.service.is_none() {
             bail!("{}: action {:?} needs `service`", at(), s.action);
@@ -185,11 +195,13 @@ mod tests {
                 (Jdk, None),
                 (Install, Some(Service::ZooKeeper)),
                 (Configure, Some(Service::ZooKeeper)),
+                (Retire, Some(Service::ZooKeeper)),
                 (Start, Some(Service::ZooKeeper)),
                 (Wait, None),
                 (Install, Some(Service::Kafka)),
                 (Configure, Some(Service::Kafka)),
                 (Format, Some(Service::Kafka)),
+                (Retire, Some(Service::Kafka)),
                 (Start, Some(Service::Kafka)),
                 (Wait, None),
                 (Wait, None),
@@ -197,9 +209,9 @@ mod tests {
                 (Smoke, None),
             ]
         );
-        assert_eq!(steps[5].gate, Some(Gate::ZookeeperQuorum));
-        assert_eq!(steps[10].gate, Some(Gate::KraftQuorum));
-        assert_eq!(steps[11].gate, Some(Gate::BrokersRegistered));
+        assert_eq!(steps[6].gate, Some(Gate::ZookeeperQuorum));
+        assert_eq!(steps[12].gate, Some(Gate::KraftQuorum));
+        assert_eq!(steps[13].gate, Some(Gate::BrokersRegistered));
     }
 
     #[test]

@@ -286,16 +286,22 @@ fn check_groups<'a>(
         let n = name.value.as_str();
         let grouped = [&zk, &kafka, &controllers, &storage, &jumps];
         if !grouped.iter().any(|g| g.contains(n)) {
-            d.error(
-                &name.referenced,
-                format!("host {n} is in no group"),
-                match flavor {
-                    Flavor::Jvm => {
-                        "add it to groups.zookeeper, groups.kafka or groups.controller, or remove it"
-                    }
-                    Flavor::Nisshi => "add it to groups.kafka or groups.storage, or remove it",
-                },
-            );
+            match flavor {
+                // Kept in `hosts` for apply to retire what clusterctl runs there.
+                Flavor::Jvm => d.warn(
+                    &name.referenced,
+                    format!(
+                        "host {n} is in no group: apply stops and disables the ZooKeeper and Kafka \
+                         clusterctl installed there (their data is kept)"
+                    ),
+                    "remove it from hosts once that is done, or add it to a group",
+                ),
+                Flavor::Nisshi => d.error(
+                    &name.referenced,
+                    format!("host {n} is in no group"),
+                    "add it to groups.kafka or groups.storage, or remove it",
+                ),
+            }
         }
         if let Some(id) = &h.controller_id {
             if !controllers.contains(n) || kafka.contains(n) {

@@ -10,7 +10,7 @@
 //!   opts in;
 //! - order: ZooKeeper followers, then the leader; brokers with the controller last.
 
-use crate::health::kafka::ClusterMetadata;
+use crate::health::kafka::{ClusterMetadata, TopicInfo};
 use std::collections::BTreeMap;
 
 /// What the roller knows about Kafka at one instant.
@@ -227,6 +227,55 @@ pub fn can_roll_zookeeper(
     Ok(())
 }
 
+/// May the broker of a host that left `groups.kafka` stop for good? Not while it holds a
+/// replica (stopping it would leave those partitions under-replicated for ever), and not a
+/// KRaft controller (a static quorum cannot lose a voter). `broker`: its id on disk, if it
+/// was ever formatted; `roles`: its last `process.roles`.
+pub fn can_retire_broker(
+    topics: &[TopicInfo],
+    broker: Option<i32>,
+    roles: Option<&str>,
+) -> Result<(), String> {
+    if let Some(r) = roles.filter(|r| r.split(',').any(|x| x.trim() == "controller")) {
+        return Err(format!(
+            "it is a KRaft controller (process.roles={r}): a static controller quorum cannot \
+             lose a voter; keep the host in groups.controller"
+        ));
+    }
+    let Some(id) = broker else { return Ok(()) };
+    let held: Vec<String> = topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .filter(|p| p.replicas.contains(&id))
+                .map(move |p| format!("{}-{}", t.name, p.id))
+        })
+        .collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "broker {id} still holds replicas of {} partition(s): {}; move them to the brokers that \
+         stay (kafka-reassign-partitions.sh), then run apply again (its data is never deleted)",
+        held.len(),
+        short(&held)
+    ))
+}
+
+/// May `retiring` ZooKeeper members leave an ensemble whose `remaining` members stay? The
+/// remaining ones must be a majority of the old ensemble, or the last stop loses the quorum.
+pub fn can_retire_zookeeper(remaining: usize, retiring: usize) -> Result<(), String> {
+    if remaining > retiring {
+        return Ok(());
+    }
+    Err(format!(
+        "removing {retiring} of {} ZooKeeper members at once leaves {remaining}, not a majority \
+         of the old ensemble: remove fewer members per apply",
+        remaining + retiring
+    ))
+}
+
 fn short(v: &[String]) -> String {
     if v.len() <= 10 {
         v.join(", ")
@@ -238,8 +287,8 @@ fn short(v: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::kafka::PartitionInfo;
     use crate::health::kafka::fixtures::{broker, partition as part};
-    use crate::health::kafka::{PartitionInfo, TopicInfo};
 
     fn view(brokers: &[i32], topics: Vec<(&str, Vec<PartitionInfo>)>) -> KafkaView {
         KafkaView {
@@ -273,6 +322,38 @@ mod tests {
                 ],
             )],
         )
+    }
+
+    #[test]
+    fn a_broker_leaves_only_empty_and_never_a_controller() {
+        let v = healthy();
+        let why = can_retire_broker(&v.metadata.topics, Some(2), None).unwrap_err();
+        assert!(
+            why.contains("broker 2 still holds replicas of 2 partition(s): orders-0, orders-1"),
+            "{why}"
+        );
+        assert_eq!(can_retire_broker(&v.metadata.topics, Some(4), None), Ok(()));
+        // Never formatted: it cannot hold anything.
+        assert_eq!(
+            can_retire_broker(&v.metadata.topics, None, Some("")),
+            Ok(())
+        );
+        assert_eq!(
+            can_retire_broker(&v.metadata.topics, Some(4), Some("broker")),
+            Ok(())
+        );
+        let why =
+            can_retire_broker(&v.metadata.topics, Some(4), Some("broker,controller")).unwrap_err();
+        assert!(why.contains("KRaft controller"), "{why}");
+    }
+
+    #[test]
+    fn zookeeper_members_leave_only_with_a_majority_staying() {
+        assert_eq!(can_retire_zookeeper(2, 1), Ok(()));
+        assert_eq!(can_retire_zookeeper(3, 2), Ok(()));
+        let why = can_retire_zookeeper(1, 2).unwrap_err();
+        assert!(why.contains("removing 2 of 3 ZooKeeper members"), "{why}");
+        assert!(can_retire_zookeeper(2, 2).is_err());
     }
 
     #[test]

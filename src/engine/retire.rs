@@ -1,0 +1,183 @@
+//! Retired services: a ZooKeeper or Kafka that clusterctl installed on a host the inventory no
+//! longer gives it is stopped and kept from starting at boot, one host at a time, under the
+//! same rules as a roll (ops::roller decides). Nothing is deleted: data, logs, configs and
+//! the init script stay, so putting the host back in its group brings the service back.
+
+use super::change::Change;
+use super::plan::HostPlan;
+use super::{Summary, actions, gates};
+use crate::health::zookeeper;
+use crate::inventory::Inventory;
+use crate::ops::roller;
+use crate::render::{Service, ServiceDef};
+use crate::report::Reporter;
+use crate::transport::Session;
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long the old ensemble may take to be whole before a member leaves it.
+const SETTLE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(500);
+
+fn retiring(plans: &[HostPlan], svc: Service) -> impl Iterator<Item = &HostPlan> {
+    plans
+        .iter()
+        .filter(move |p| p.changes.iter().any(|c| c.change == Change::Retire(svc)))
+}
+
+/// Before any host is touched: why a planned retirement may not happen (empty: it may).
+/// Reads the cluster only when a broker is to retire.
+pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
+    let mut why = Vec::new();
+    let zk = retiring(plans, Service::ZooKeeper).count();
+    // In KRaft mode nothing uses ZooKeeper any more: the whole old ensemble may go.
+    if zk > 0
+        && !inv.kafka.kraft
+        && let Err(e) = roller::can_retire_zookeeper(inv.zookeeper_hosts().count(), zk)
+    {
+        why.push(e);
+    }
+    let brokers: Vec<&HostPlan> = retiring(plans, Service::Kafka).collect();
+    if brokers.is_empty() {
+        return why;
+    }
+    let metadata = gates::metadata(inv).await;
+    for p in brokers {
+        let r = &p.facts.retired[&Service::Kafka];
+        let id = p.facts.broker_id.map(|i| i as i32);
+        let verdict = match (&metadata, id) {
+            (Ok(m), _) => roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref()),
+            // A broker that never had an id holds nothing: only its roles matter.
+            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref()),
+            (Err(e), Some(_)) => Err(format!(
+                "cannot read the cluster's state to judge it: {e:#}"
+            )),
+        };
+        if let Err(e) = verdict {
+            why.push(format!("kafka on {} cannot retire: {e}", p.host.name));
+        }
+    }
+    why
+}
+
+/// The step: each host with `svc` to retire, one at a time, checked again just before its
+/// stop (the cluster may have moved since the plan).
+pub async fn step(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    selected: &[usize],
+    svc: Service,
+    sessions: &BTreeMap<String, Session>,
+    rep: &Reporter,
+    summary: &mut Summary,
+) -> Result<()> {
+    let todo: Vec<usize> = selected
+        .iter()
+        .copied()
+        .filter(|&i| {
+            plans[i]
+                .changes
+                .iter()
+                .any(|c| c.change == Change::Retire(svc))
+        })
+        .collect();
+    for i in todo {
+        let name = plans[i].host.name.clone();
+        rep.host_busy(&name, &format!("retiring {svc}"));
+        if plans[i].facts.retired[&svc].pid.is_some() {
+            match svc {
+                Service::ZooKeeper if !inv.kafka.kraft => {
+                    wait_old_ensemble_whole(inv, plans, rep).await?
+                }
+                Service::ZooKeeper => {}
+                _ => {
+                    let m = gates::metadata(inv).await?;
+                    let r = &plans[i].facts.retired[&svc];
+                    let id = plans[i].facts.broker_id.map(|i| i as i32);
+                    if let Err(e) = roller::can_retire_broker(&m.topics, id, r.roles.as_deref()) {
+                        bail!("{name}: refusing to retire kafka: {e}");
+                    }
+                }
+            }
+        }
+        let s = &sessions[&name];
+        let p = &mut plans[i];
+        p.take(|c| c.change == Change::Retire(svc));
+        let done = retire(inv, p, s, svc)
+            .await
+            .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
+        rep.host_done(&name, &done);
+        summary.changes.get_mut(&name).unwrap().push(done);
+    }
+    Ok(())
+}
+
+/// The ensemble as it still runs (the members that stay plus the running ones leaving) has
+/// one leader with every other member synced, so one leaving keeps a majority.
+async fn wait_old_ensemble_whole(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    rep: &Reporter,
+) -> Result<()> {
+    let mut members = gates::zk_members(inv);
+    for p in retiring(plans, Service::ZooKeeper)
+        .filter(|p| p.facts.retired[&Service::ZooKeeper].pid.is_some())
+    {
+        members.push((
+            p.host.name.clone(),
+            format!("{}:{}", p.host.address, inv.zookeeper.client_port),
+        ));
+    }
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        let (_, v) = zookeeper::probe_ensemble(&members, gates::PROBE_TIMEOUT).await;
+        if v.healthy {
+            return Ok(());
+        }
+        if start.elapsed() >= SETTLE {
+            bail!(
+                "refusing to stop a ZooKeeper member that leaves: the ensemble it leaves is not whole \
+                 (nothing was stopped):\n  {}",
+                v.problems.join("\n  ")
+            );
+        }
+        if !said {
+            rep.line(&format!(
+                "  waiting up to {} s for the ensemble to be whole: {}",
+                SETTLE.as_secs(),
+                v.problems.join("; ")
+            ));
+            said = true;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Stop (gracefully, within the service's stop timeout) and disable at boot.
+async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) -> Result<String> {
+    let def = ServiceDef::new(svc, inv, &p.host);
+    let r = p.facts.retired.get(&svc).cloned().unwrap_or_default();
+    let mut what = Vec::new();
+    if r.pid.is_some() {
+        let stop = actions::service_cmd(p, &def, "stop");
+        let out = s
+            .exec_timeout(&stop, Duration::from_secs(def.stop_timeout as u64 + 60))
+            .await?;
+        if !out.ok() {
+            bail!(
+                "`{stop}` failed (exit {}): {}; it is still running and was not killed",
+                out.status,
+                out.stderr.trim()
+            );
+        }
+        what.push("stopped");
+    }
+    if r.enabled {
+        s.exec_ok(&actions::disable_cmd(p, &def)).await?;
+        what.push("disabled at boot");
+    }
+    p.facts.retired.remove(&svc);
+    Ok(format!("retired {svc} ({}; data kept)", what.join(", ")))
+}
