@@ -22,6 +22,9 @@ use std::process::ExitCode;
     about = "Deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory file"
 )]
 pub struct Cli {
+    /// Print more: each remote command as it runs (validate: each host's SSH settings).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,9 +35,6 @@ enum Command {
     Validate {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
-        /// Also print each host's resolved SSH settings (and what ~/.ssh/config gave).
-        #[arg(short, long)]
-        verbose: bool,
     },
     /// Write every host's rendered files under DIR/<host>/ without connecting anywhere.
     Render {
@@ -113,9 +113,9 @@ enum Command {
         sigkill_after: Option<u64>,
     },
     /// Kafka topics: list, describe, create, delete, alter (Kafka's admin API; no JVM needed).
+    #[command(subcommand_precedence_over_arg = true)]
     Topics {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
-        #[arg(long, short = 'i', global = true)]
         inventory: Option<PathBuf>,
         #[arg(
             short = 'o',
@@ -127,6 +127,20 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: TopicsArgs,
+    },
+    /// A service's log on one host, read over SSH: the last lines, or followed (-f).
+    #[command(override_usage = "clusterctl logs [OPTIONS] [INVENTORY] HOST SERVICE")]
+    Logs {
+        /// [INVENTORY] HOST SERVICE: INVENTORY defaults to $CLUSTERCTL_INVENTORY or
+        /// ./inventory.yaml; SERVICE is zookeeper, kafka or nisshi
+        #[arg(num_args = 2..=3, value_name = "ARG", required = true)]
+        args: Vec<String>,
+        /// How many of the last lines to print
+        #[arg(short = 'n', long, default_value_t = 100, value_name = "N")]
+        lines: u32,
+        /// Keep printing what the service writes until interrupted
+        #[arg(short, long)]
+        follow: bool,
     },
     /// Throwaway hosts in containers (podman or docker) for smoke clusters and tests.
     Lab {
@@ -267,8 +281,10 @@ const FAILED: u8 = 1;
 const BAD_INPUT: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
+    let verbose = cli.verbose;
+    crate::transport::set_verbose(verbose);
     ExitCode::from(match cli.command {
-        Command::Validate { inventory, verbose } => match load(inventory) {
+        Command::Validate { inventory } => match load(inventory) {
             Ok(inv) if verbose => {
                 println!("{}: ok", inv.file.display());
                 for h in &inv.hosts {
@@ -407,6 +423,48 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Logs {
+            args,
+            lines,
+            follow,
+        } => {
+            let (inventory, host, service) = match &args[..] {
+                [i, h, s] => (Some(PathBuf::from(i)), h, s),
+                [h, s] => (None, h, s),
+                _ => unreachable!("clap takes 2 or 3"),
+            };
+            let svc = match service.as_str() {
+                "zookeeper" => crate::render::Service::ZooKeeper,
+                "kafka" => crate::render::Service::Kafka,
+                "nisshi" => crate::render::Service::Nisshi,
+                other => {
+                    eprintln!(
+                        "error: unknown service {other:?}: expected zookeeper, kafka or nisshi"
+                    );
+                    return ExitCode::from(BAD_INPUT);
+                }
+            };
+            match load(inventory) {
+                Ok(inv) => {
+                    if let Err(e) = crate::logs::source(&inv, host, svc, None) {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(BAD_INPUT);
+                    }
+                    match runtime().block_on(crate::logs::run(&inv, host, svc, lines, follow)) {
+                        Ok(0) => OK,
+                        Ok(n) => {
+                            eprintln!("error: reading the log on {host} exited with status {n}");
+                            FAILED
+                        }
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            FAILED
+                        }
+                    }
+                }
+                Err(code) => code,
+            }
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -6,6 +6,7 @@ mod engine;
 mod health;
 mod inventory;
 mod lab;
+mod logs;
 mod ops;
 mod quote;
 mod render;

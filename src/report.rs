@@ -14,8 +14,10 @@ pub struct Reporter {
 
 impl Reporter {
     pub fn new() -> Self {
-        let tty =
-            std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
+        // Plain lines under -v too: the remote commands it prints would tear the spinners.
+        let tty = std::io::stderr().is_terminal()
+            && std::env::var("TERM").is_ok_and(|t| t != "dumb")
+            && !crate::transport::verbose();
         Reporter {
             start: Instant::now(),
             bars: tty.then(|| {

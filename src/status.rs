@@ -213,6 +213,21 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 state,
             });
         }
+        // A service the inventory no longer gives this host, still running or enabled: shown
+        // (the host is not as declared) but not a problem of the cluster's health.
+        for (svc, r) in f.iter().flat_map(|f| &f.retired) {
+            if r.pending() {
+                services.push(ServiceStatus {
+                    service: svc.name().into(),
+                    running: r.pid.is_some(),
+                    pid: r.pid,
+                    state: format!(
+                        "retired (not in the inventory for this host), still {}: apply stops and disables it",
+                        if r.pid.is_some() { "running" } else { "enabled at boot" }
+                    ),
+                });
+            }
+        }
         hosts.push(HostStatus {
             name: h.name.clone(),
             address: h.address.clone(),

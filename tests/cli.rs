@@ -179,3 +179,42 @@ fn completions_for_each_shell() {
         }
     }
 }
+
+/// `logs [INVENTORY] HOST SERVICE`: what it cannot read is refused before connecting.
+#[test]
+fn logs_refuses_what_it_cannot_read_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(&inv, INVENTORY).unwrap();
+    let run = |args: &[&str], env_inventory: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("logs").args(args).env("CLUSTERCTL_SSH_CONFIG", "");
+        if env_inventory {
+            c.env("CLUSTERCTL_INVENTORY", &inv);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let i = inv.to_str().unwrap();
+    let (code, err) = run(&[i, "k9", "kafka"], false);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no host k9 in") && err.contains("hosts are k1, k2, k3"),
+        "{err}"
+    );
+    // The inventory from the environment: HOST SERVICE alone.
+    let (code, err) = run(&["k1", "zookeeper"], true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("host k1 does not run zookeeper in this inventory"),
+        "{err}"
+    );
+    let (code, err) = run(&["k1", "postgres"], true);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("unknown service \"postgres\""), "{err}");
+    let (code, _) = run(&["k1"], true);
+    assert_eq!(code, Some(2), "one argument is a usage error");
+}

@@ -1553,22 +1553,28 @@ fn restart_order<'a>(log: &'a str, svc: &str) -> Vec<&'a str> {
 /// the pin, `--finalize-upgrade` rolls again without it; 0 acknowledged records lost.
 #[test]
 fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
-    let setup = Setup::new("3.9.1", 3, &[]);
+    // A fourth host, in no group until the end: then a broker joins there, and retires.
+    let setup = Setup::new("3.9.1", 4, &[]);
     let (inventory, lab_dir, nodes, bootstrap) = (
         &setup.inventory,
         &setup.lab_dir,
-        &setup.nodes,
+        &setup.nodes[..3],
         &setup.bootstrap,
     );
+    let n4 = setup.nodes[3].1.as_str();
     let inv = inventory.to_str().unwrap();
     let m = setup.mirror.url.as_str();
     // ZooKeeper runs from the jars of the Kafka tarball (`zookeeper.source: kafka`), so the
     // upgrade also rolls ZooKeeper onto the new jars, leader last.
-    let base = std::fs::read_to_string(inventory).unwrap().replace(
-        "zookeeper:\n  heap: 128m\n",
-        "zookeeper:\n  heap: 128m\n  source: kafka\n",
-    );
+    let base = std::fs::read_to_string(inventory)
+        .unwrap()
+        .replace(
+            "zookeeper:\n  heap: 128m\n",
+            "zookeeper:\n  heap: 128m\n  source: kafka\n",
+        )
+        .replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n");
     assert!(base.contains("  source: kafka\n"), "{base}");
+    assert!(base.contains("  kafka: [n1, n2, n3]\n"), "{base}");
     let with_version = |v: &str| {
         base.replace(
             "kafka:\n  heap: 256m\n",
@@ -1601,8 +1607,19 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     };
 
     std::fs::write(inventory, with_version("3.8.1")).unwrap();
-    assert!(clusterctl(&["apply", inv], m).status.success());
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("host n4 is in no group"),
+        "a host in no group is a warning"
+    );
     assert!(running("3.8.1"), "brokers and ZooKeeper run 3.8.1's jars");
+    // A host in no group gets nothing, not even a JDK.
+    assert_eq!(
+        ssh_status(lab_dir, n4, "command -v java || ls /opt"),
+        (0, String::new()),
+        "n4 was left alone"
+    );
     for (_, a) in nodes {
         assert_eq!(
             ssh(lab_dir, a, "ls -d /opt/zookeeper* 2>/dev/null | wc -l"),
@@ -1680,6 +1697,158 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     assert_eq!(pins(), ["", "", ""], "phase 2 drops the pin");
     producer.stop_and_verify(bootstrap);
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // A broker joins on n4: it starts empty (existing partitions stay where they are).
+    let final_text = std::fs::read_to_string(inventory).unwrap();
+    let four = final_text.replace("  kafka: [n1, n2, n3]\n", "  kafka: [n1, n2, n3, n4]\n");
+    std::fs::write(inventory, &four).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "n4 joins");
+    assert_eq!(
+        ssh(
+            lab_dir,
+            n4,
+            "sed -n 's/^broker.id=//p' /var/lib/kafka/data/meta.properties"
+        ),
+        "4"
+    );
+    // Its broker leaving while others still hold replicas on n3 is refused: n3 leaving
+    // groups.kafka would strand its replicas. Nothing changes anywhere.
+    let snaps = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    std::fs::write(
+        inventory,
+        four.replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n4]\n"),
+    )
+    .unwrap();
+    assert_apply_refuses(
+        inv,
+        m,
+        &[
+            "kafka on n3 cannot retire: broker 3 still holds replicas of",
+            "kafka-reassign-partitions",
+        ],
+    );
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["zookeeper", "kafka"]),
+        snaps,
+        "a refused retirement changed a host"
+    );
+    // n4 out of every group: its empty broker retires, through the dry run first.
+    std::fs::write(inventory, &final_text).unwrap();
+    let pid4 = ssh(lab_dir, n4, "cat /var/run/kafka/kafka.pid");
+    let out = clusterctl(&["status", inv], m);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a retired broker still running is not a fault: {}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("retired (not in the inventory for this host), still running"),
+        "status shows what still runs on n4: {}",
+        text(&out)
+    );
+    let out = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(out.status.success(), "dry run failed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("retire kafka: no longer in the inventory for this host"),
+        "the dry run shows the retirement: {}",
+        text(&out)
+    );
+    assert_eq!(
+        ssh(lab_dir, n4, "cat /var/run/kafka/kafka.pid"),
+        pid4,
+        "a dry run stops nothing"
+    );
+    let before = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "retiring n4's broker failed");
+    assert!(
+        text(&out).contains("retired kafka (stopped, disabled at boot; data kept)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        ssh_status(
+            lab_dir,
+            n4,
+            &format!(
+                "kill -0 {pid4} 2>/dev/null; echo $?; ls /etc/rc[2345].d/ | grep -c '^S.*kafka'; \
+                      test -s /var/lib/kafka/data/meta.properties && test -x /etc/init.d/kafka && echo kept"
+            )
+        ),
+        (0, "1\n0\nkept".to_string()),
+        "n4's broker is stopped and disabled, its data and init script kept"
+    );
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["zookeeper", "kafka"]),
+        before,
+        "retiring n4 restarted or rewrote the brokers that stay"
+    );
+    let out = clusterctl(&["apply", inv], m);
+    assert!(
+        text(&out).contains("apply: no change"),
+        "retired is converged: {}",
+        text(&out)
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // -v prints every remote command, on stderr, named by host.
+    let out = clusterctl(&["status", inv, "-v"], m);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("n1 $ pm=none;"),
+        "the facts command of n1 is shown: {err}"
+    );
+
+    // logs: the last lines of a broker's server.log, read over SSH, and -f following it.
+    let out = clusterctl(&["logs", inv, "n1", "kafka", "-n", "3"], m);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert_eq!(
+        lines.trim_end(),
+        ssh(lab_dir, &nodes[0].1, "tail -n 3 /var/log/kafka/server.log"),
+        "the same lines OpenSSH reads"
+    );
+    let mut follow = Command::new(BIN)
+        .args(["logs", inv, "n1", "zookeeper", "-n", "0", "-f"])
+        .env("CLUSTERCTL_SSH_CONFIG", "")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let marker = format!("clusterctl-logs-marker-{}", std::process::id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+            let _ = tx.send(std::mem::take(&mut line));
+        }
+    });
+    // Appended only once the follower runs: a line it could not have read with -n 0.
+    std::thread::sleep(Duration::from_secs(2));
+    ssh(
+        lab_dir,
+        &nodes[0].1,
+        &format!("echo {marker} >> /var/log/zookeeper/zookeeper.log"),
+    );
+    // Other lines the member logs meanwhile may come first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.trim() == marker {
+            seen = true;
+            break;
+        }
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(seen, "-f printed the line appended after it started");
+    let out = clusterctl(&["logs", inv, "n4", "kafka"], m);
+    assert_eq!(out.status.code(), Some(2), "n4 runs no kafka any more");
 }
 
 /// The service logs of one node as OpenSSH sees them.
@@ -2194,7 +2363,6 @@ fn three_node_kraft_cluster() {
     let t = clusterctl(
         &[
             "topics",
-            "-i",
             inv,
             "create",
             "orders",
@@ -2218,7 +2386,6 @@ fn three_node_kraft_cluster() {
     let t = clusterctl(
         &[
             "topics",
-            "-i",
             inv,
             "alter",
             "orders",
@@ -2235,15 +2402,12 @@ fn three_node_kraft_cluster() {
         d.contains("PartitionCount: 6") && d.contains("retention.ms=7200000"),
         "{d}"
     );
-    let t = clusterctl(
-        &["topics", "-i", inv, "alter", "orders", "--partitions", "2"],
-        m,
-    );
+    let t = clusterctl(&["topics", inv, "alter", "orders", "--partitions", "2"], m);
     assert_eq!(t.status.code(), Some(1));
     assert!(text(&t).contains("cannot reduce"));
-    let t = clusterctl(&["topics", "-i", inv, "describe", "orders"], m);
+    let t = clusterctl(&["topics", inv, "describe", "orders"], m);
     assert!(t.status.success() && text(&t).contains("PartitionCount: 6"));
-    let t = clusterctl(&["topics", "-i", inv, "delete", "orders"], m);
+    let t = clusterctl(&["topics", inv, "delete", "orders"], m);
     assert!(t.status.success());
     wait_topic_gone(libs, bootstrap, "orders");
 

@@ -164,7 +164,9 @@ pub async fn jdk(
             other => bail!("the JDK step cannot make {other:?}"),
         }
     }
-    if done.is_empty() && p.facts.java.is_some() {
+    // A host in no group (a bastion, one whose services retire) has nothing to check.
+    let jvm = !super::plan::host_services(inv, &p.host).is_empty();
+    if done.is_empty() && (p.facts.java.is_some() || !jvm) {
         return Ok(done);
     }
     let java = super::plan::java_cmd(inv);

@@ -160,7 +160,8 @@ impl Renderer {
         }
         let mut files = Vec::new();
         let java_home = java_home(inv);
-        if inv.jdk.method == JdkMethod::Tarball {
+        // Only where a JVM service runs: a host in no group gets nothing.
+        if inv.jdk.method == JdkMethod::Tarball && (host.in_zookeeper || host.runs_kafka()) {
             files.push(root_file(
                 "/etc/profile.d/java.sh",
                 self.render("java.sh.j2", context! { java_home })?,

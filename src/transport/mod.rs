@@ -7,7 +7,20 @@ mod ssh;
 pub use ssh::{DEFAULT_EXEC_TIMEOUT, Session, UPLOAD_TIMEOUT, UPLOAD_TMP_SUFFIX};
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// `-v`: print each remote command on stderr as it starts. Commands never carry secrets
+/// (those travel on stdin), so printing them reveals none.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
 
 /// Everything needed to open one SSH connection, resolved from the inventory.
 #[derive(Debug, Clone, PartialEq)]

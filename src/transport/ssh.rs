@@ -147,12 +147,52 @@ impl Session {
         )
     }
 
+    /// Runs `cmd` with its stdout copied to `out` as it arrives and its stderr to ours, until
+    /// it exits (`clusterctl logs -f`: until the user stops us). Returns its exit status.
+    pub async fn stream(&self, cmd: &str, out: &mut (dyn std::io::Write + Send)) -> Result<u32> {
+        let context = || format!("{}: command `{cmd}`", self.label());
+        let channel = self
+            .inner
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(context)?;
+        let (mut rx, tx) = channel.split();
+        tx.exec(true, wrap_become(&self.inner.target, cmd).as_bytes())
+            .await
+            .with_context(context)?;
+        let mut status = None;
+        while let Some(msg) = rx.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    out.write_all(&data)?;
+                    out.flush()?;
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    std::io::Write::write_all(&mut std::io::stderr(), &data)?
+                }
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                ChannelMsg::Failure => bail!("{}: server refused to run the command", context()),
+                _ => {}
+            }
+        }
+        status.ok_or_else(|| anyhow!("{}: channel closed without an exit status", context()))
+    }
+
     /// Opens a channel, runs the command, feeds stdin, collects the result.
     async fn run<R>(&self, cmd: &str, input: R, limit: Duration) -> Result<Output>
     where
         R: AsyncRead + Unpin + Send,
     {
         let context = || format!("{}: command `{cmd}`", self.label());
+        if super::verbose() {
+            eprintln!(
+                "{} $ {}",
+                self.inner.target.host,
+                cmd.trim_end().replace('\n', "\n    ")
+            );
+        }
         // Queueing time is not counted against `limit`: it is bounded by the commands ahead.
         let _permit = self.inner.channels.acquire().await?;
         let channel = self
