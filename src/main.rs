@@ -6,6 +6,7 @@ mod engine;
 mod health;
 mod inventory;
 mod lab;
+mod net;
 mod ops;
 mod quote;
 mod render;

@@ -206,7 +206,10 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             }));
         }
     }
+    // A host in no group (a jump host) runs no JVM: no JDK for it.
+    let jvm = p.host.in_zookeeper || p.host.runs_kafka();
     match inv.jdk.method {
+        _ if !jvm => {}
         JdkMethod::Package if f.java.is_none() => {
             out.push(now(Change::Package(super::actions::jdk_package(inv, f))))
         }
@@ -387,6 +390,31 @@ mod tests {
                 p.host.name
             );
         }
+    }
+
+    #[test]
+    fn a_jump_host_in_no_group_gets_nothing() {
+        let text = concat!(
+            "ssh:\n  jump: j\nhosts:\n  j: { address: 10.0.1.1 }\n",
+            "  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n",
+            "groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n",
+        );
+        let inv = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let apt = Facts {
+            package_manager: "apt".into(),
+            ..Facts::default()
+        };
+        let plans = plan(&inv, vec![apt; 4]);
+        let changes = |name: &str| {
+            let p = plans.iter().find(|p| p.host.name == name).unwrap();
+            lines(&plan_host(&inv, p, &Inputs::default()))
+        };
+        assert_eq!(changes("j"), Vec::<String>::new());
+        assert!(
+            changes("a").contains(&"install package openjdk-17-jre-headless".to_string()),
+            "{:?}",
+            changes("a")
+        );
     }
 
     #[test]

@@ -608,7 +608,7 @@ fn timeout(step: &Step, default: u64) -> Duration {
 
 fn in_group(step: &Step, p: &HostPlan) -> bool {
     match step.hosts {
-        Some(Hosts::All) | None => true,
+        Some(Hosts::All) | None => p.host.in_a_group(),
         Some(Hosts::Zookeeper) => p.host.in_zookeeper,
         Some(Hosts::Kafka) => p.host.runs_kafka(),
         Some(Hosts::Storage) => p.host.in_storage,
