@@ -68,22 +68,19 @@ impl Dialer {
         let Some(bastion) = self.routes.get(host) else {
             return direct(addr, limit).await;
         };
-        let via = || {
-            let t = &bastion.target;
-            format!(
-                "through jump host {} ({}@{}:{})",
-                t.host, t.user, t.address, t.port
-            )
-        };
         let tunnel = async {
-            let session = self.session(bastion).await?;
+            let session = self
+                .session(bastion)
+                .await
+                .with_context(|| format!("jump host {}", bastion.target.host))?;
             session.open_tunnel(host, port).await
         };
-        let stream = tokio::time::timeout(limit, tunnel)
-            .await
-            .map_err(|_| anyhow!("no tunnel to {addr} within {limit:?}"))
-            .and_then(|r| r)
-            .with_context(via)?;
+        let stream = tokio::time::timeout(limit, tunnel).await.map_err(|_| {
+            anyhow!(
+                "no tunnel to {addr} through jump host {} within {limit:?}",
+                bastion.target.host
+            )
+        })??;
         Ok(Box::new(stream))
     }
 

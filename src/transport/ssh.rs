@@ -143,7 +143,12 @@ impl Session {
             .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
             .await
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{}: tunnel to {address}:{port} refused", self.label()))?;
+            .with_context(|| {
+                format!(
+                    "jump host {}: tunnel to {address}:{port} refused",
+                    self.label()
+                )
+            })?;
         Ok(channel.into_stream())
     }
 
