@@ -343,6 +343,26 @@ async fn service_ports_tunnel_through_the_jump_host() {
         assert_eq!(back, msg.as_bytes());
     }
 
+    // ZooKeeper's four-letter words: the server answers and closes; EOF must come through.
+    let zk = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let zk_addr = zk.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let (mut c, _) = zk.accept().await.unwrap();
+        let mut cmd = [0; 4];
+        c.read_exact(&mut cmd).await.unwrap();
+        c.write_all(b"Mode: leader\n").await.unwrap();
+        cmd
+    });
+    let mut s = d.dial(&zk_addr, limit).await.unwrap();
+    s.write_all(b"srvr").await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(limit, s.read_to_string(&mut reply))
+        .await
+        .expect("the server's close ends the reply")
+        .unwrap();
+    assert_eq!(reply, "Mode: leader\n");
+    assert_eq!(&server.await.unwrap(), b"srvr");
+
     let closed = free_port();
     let err = d
         .dial(&format!("127.0.0.1:{closed}"), limit)
