@@ -7,12 +7,13 @@
 //! direct. Each bastion gets one SSH connection, opened on first use and shared by every probe.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Mutex;
 
 use crate::transport::{HostKeyPolicy, Session, SshTarget};
 
@@ -22,10 +23,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub type BoxStream = Box<dyn Stream>;
 
+/// The connection to a bastion, as every probe may await it.
+type Connecting = Shared<BoxFuture<'static, Result<Session, String>>>;
+
 /// One jump host and its lazily opened connection.
 struct Bastion {
     target: SshTarget,
-    session: Mutex<Option<Session>>,
+    session: Mutex<Option<Connecting>>,
 }
 
 pub struct Dialer {
@@ -84,15 +88,29 @@ impl Dialer {
         Ok(Box::new(stream))
     }
 
-    /// The bastion's connection, opened on first use and again if it has dropped.
+    /// The bastion's connection, opened on first use and again if it failed or dropped. The
+    /// connect is shared, not owned by one probe: a probe that times out leaves it running for
+    /// the next (a slow bastion handshake must not lose to every short probe timeout).
     async fn session(&self, bastion: &Bastion) -> Result<Session> {
-        let mut slot = bastion.session.lock().await;
-        if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
-            return Ok(s.clone());
-        }
-        let s = Session::connect(&bastion.target, self.policy).await?;
-        *slot = Some(s.clone());
-        Ok(s)
+        let connecting = {
+            let mut slot = bastion.session.lock().unwrap_or_else(|e| e.into_inner());
+            let usable = match slot.as_ref().map(|f| f.peek()) {
+                Some(Some(Ok(s))) => !s.is_closed(),
+                Some(Some(Err(_))) | None => false,
+                Some(None) => true,
+            };
+            if !usable {
+                let (target, policy) = (bastion.target.clone(), self.policy);
+                let connect = async move {
+                    Session::connect(&target, policy)
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                };
+                *slot = Some(connect.boxed().shared());
+            }
+            slot.clone().expect("set above")
+        };
+        connecting.await.map_err(|e| anyhow!(e))
     }
 }
 

@@ -315,9 +315,9 @@ fn address(engine: Engine, container: &str, network: &str) -> Result<String> {
     Ok(addr.to_string())
 }
 
-/// On timeout the container's log says why.
 /// Waits until the container's fresh host key exists and sshd accepts TCP from this machine
 /// (or, behind a bastion, from the bastion container `via`); returns the host public key.
+/// On timeout the container's log says why.
 fn wait_for_sshd(
     engine: Engine,
     container: &str,
