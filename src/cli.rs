@@ -247,6 +247,10 @@ enum LabCommand {
         /// The nisshi broker: the first node runs PostgreSQL, the others the broker.
         #[arg(long)]
         nisshi: bool,
+        /// The nodes on an internal network this machine cannot reach, plus a `bastion` host on
+        /// both networks as every node's ssh.jump.
+        #[arg(long)]
+        bastion: bool,
     },
     /// Remove the containers and network that `lab up` made for this inventory.
     Down {
@@ -353,12 +357,14 @@ pub fn run(cli: Cli) -> ExitCode {
                     playbook,
                     skip_preflight,
                 };
+                tunnels(&inv, opts.policy);
                 apply(&inv, &opts)
             }
             Err(code) => code,
         },
         Command::Status { inventory, output } => match load(inventory) {
             Ok(inv) => {
+                tunnels(&inv, HostKeyPolicy::Strict);
                 let s = runtime().block_on(status::collect(&inv, HostKeyPolicy::Strict));
                 match output {
                     Output::Json => println!("{}", serde_json::to_string_pretty(&s).unwrap()),
@@ -394,6 +400,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     sigkill_after,
                     settle: std::time::Duration::ZERO,
                 };
+                tunnels(&inv, HostKeyPolicy::Strict);
                 restart(&inv, &targets, limit.as_deref(), opts)
             }
             Err(code) => code,
@@ -404,6 +411,7 @@ pub fn run(cli: Cli) -> ExitCode {
             command,
         } => match load(inventory) {
             Ok(inv) => {
+                tunnels(&inv, HostKeyPolicy::Strict);
                 let bootstrap = engine::gates::bootstrap(&inv);
                 let json = matches!(output, Output::Json);
                 match runtime().block_on(topics::run(&bootstrap, command.command(&inv), json)) {
@@ -484,19 +492,25 @@ pub fn run(cli: Cli) -> ExitCode {
                     image,
                     kraft,
                     nisshi,
+                    bastion,
                 } => {
                     let kind = match (kraft, nisshi) {
                         (true, _) => lab::Kind::Kraft,
                         (_, true) => lab::Kind::Nisshi,
                         _ => lab::Kind::ZooKeeper,
                     };
-                    lab::up(nodes, &inventory, &image, kind)
+                    lab::up(nodes, &inventory, &image, kind, bastion)
                 }
                 LabCommand::Down { inventory } => lab::down(&inventory),
             },
             FAILED,
         ),
     })
+}
+
+/// Routes this run's connections to service ports through the bastions that need it.
+fn tunnels(inv: &Inventory, policy: HostKeyPolicy) {
+    crate::net::install(crate::net::Dialer::new(inv.tunnels(), policy));
 }
 
 fn policy(accept_new: bool) -> HostKeyPolicy {
@@ -627,6 +641,11 @@ fn ssh_settings(h: &crate::inventory::Host) -> String {
     ));
     if let Some(j) = &t.jump {
         s.push_str(&format!(", via {}@{}:{}", j.user, j.address, j.port));
+        s.push_str(if h.tunnel_checks {
+            ", health checks tunnelled"
+        } else {
+            ", health checks direct"
+        });
     }
     if !h.ssh_from_config.is_empty() {
         s.push_str(&format!(

@@ -7,6 +7,7 @@ mod health;
 mod inventory;
 mod lab;
 mod logs;
+mod net;
 mod ops;
 mod quote;
 mod render;

@@ -135,7 +135,7 @@ fn validate_verbose_shows_ssh_settings_from_the_ssh_config() {
     assert!(
         stdout.contains("  k1: ssh deploy@k1.mgmt.example:22, key from ssh-agent")
             && stdout
-                .contains(", via ops@bastion:2200; from ~/.ssh/config: User, HostName, ProxyJump"),
+                .contains(", via ops@bastion:2200, health checks tunnelled; from ~/.ssh/config: User, HostName, ProxyJump"),
         "{stdout}"
     );
     assert!(stdout.contains("  k2: ssh root@10.0.0.2:22"), "{stdout}");

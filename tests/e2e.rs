@@ -2804,3 +2804,155 @@ fn nisshi_brokers_sharing_postgresql() {
     assert!(created.status.success(), "{}", text(&created));
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
+
+/// OpenSSH to `addr` through the lab's bastion (ProxyCommand, since `-J` would not pass the
+/// lab's key and known_hosts on to the hop): an observer independent of clusterctl.
+fn ssh_via(lab_dir: &Path, bastion: &str, addr: &str, cmd: &str) -> String {
+    let opts = format!(
+        "-i {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
+        lab_dir.join("id_ed25519").display(),
+        lab_dir.join("known_hosts").display()
+    );
+    let out = Command::new("ssh")
+        .args(opts.split(' '))
+        .arg("-o")
+        .arg(format!("ProxyCommand=ssh {opts} -W %h:%p root@{bastion}"))
+        .arg(format!("root@{addr}"))
+        .arg(cmd)
+        .output()
+        .expect("ssh");
+    assert!(
+        out.status.success(),
+        "on {addr} via {bastion}: `{cmd}` exited with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether this machine opens a TCP connection to `addr:port` within 2 s.
+fn reachable(addr: &str, port: u16) -> bool {
+    let sock = std::net::SocketAddr::new(addr.parse().unwrap(), port);
+    TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_ok()
+}
+
+#[test]
+fn behind_a_bastion() {
+    let setup = Setup::new("3.9.1", 3, &["--kraft", "--bastion"]);
+    let (lab_dir, inventory) = (&setup.lab_dir, &setup.inventory);
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let (bastion, nodes): (Vec<_>, Vec<_>) = setup
+        .nodes
+        .iter()
+        .cloned()
+        .partition(|(n, _)| n == "bastion");
+    let bastion = &bastion[0].1;
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab_dir.join("state.json")).unwrap())
+            .unwrap();
+    let edge = state["bastion"]["edge_network"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bastion_container = lab_container(lab_dir, "bastion");
+    assert!(reachable(bastion, 22), "the bastion is reachable from here");
+    for (_, a) in &nodes {
+        assert!(
+            !reachable(a, 22),
+            "{a} must be reachable only through the bastion"
+        );
+        assert_eq!(ssh_via(lab_dir, bastion, a, "echo ok"), "ok");
+    }
+
+    // The internal network has no way to Debian's mirror: the nodes get their JDK on a
+    // temporary second network first, like hosts provisioned with one (apply then sees Java).
+    let containers: Vec<String> = nodes
+        .iter()
+        .map(|(n, _)| lab_container(lab_dir, n))
+        .collect();
+    for c in &containers {
+        podman(&["network", "connect", &edge, c]);
+    }
+    let installs: Vec<Child> = containers
+        .iter()
+        .map(|c| {
+            Command::new("podman")
+                .args(["exec", c, "sh", "-c"])
+                .arg(
+                    "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+                     apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null",
+                )
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut i in installs {
+        assert!(i.wait().unwrap().success(), "JDK install in a node");
+    }
+    for c in &containers {
+        podman(&["network", "disconnect", &edge, c]);
+    }
+    for (_, a) in &nodes {
+        assert!(!reachable(a, 22), "{a} is behind the bastion again");
+    }
+
+    let started = Instant::now();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply through the bastion failed");
+    let t = text(&out);
+    assert!(t.contains("smoke: topic __clusterctl_smoke"), "{t}");
+    assert!(
+        t.contains("bastion: no change"),
+        "the jump host is not deployed to: {t}"
+    );
+    // Every broker listens, as the bastion sees it, yet this machine cannot reach one.
+    for (_, a) in &nodes {
+        assert!(
+            !reachable(a, 9092),
+            "{a}:9092 must not be reachable from here"
+        );
+        podman(&["exec", &bastion_container, "nc", "-z", "-w", "2", a, "9092"]);
+    }
+
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0), "status through the bastion");
+    let s = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        s.contains("HEALTHY") && s.contains("3/3 brokers registered"),
+        "{s}"
+    );
+    // The same checks made directly cannot answer: the tunnel is what status used.
+    let direct = std::fs::read_to_string(inventory).unwrap().replacen(
+        "  jump: bastion\n",
+        "  jump: bastion\n  health_checks: direct\n",
+        1,
+    );
+    let direct_inv = setup.work.path().join("direct.yaml");
+    std::fs::write(&direct_inv, direct).unwrap();
+    let st = clusterctl(&["status", direct_inv.to_str().unwrap()], m);
+    assert_eq!(
+        st.status.code(),
+        Some(1),
+        "direct health checks cannot reach the brokers"
+    );
+    assert!(text(&st).contains("UNHEALTHY"), "{}", text(&st));
+
+    let pid = |a: &str| ssh_via(lab_dir, bastion, a, "cat /var/run/kafka/kafka.pid");
+    let before: Vec<String> = nodes.iter().map(|(_, a)| pid(a)).collect();
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    assert!(
+        out.status.success(),
+        "rolling restart through the bastion failed"
+    );
+    let after: Vec<String> = nodes.iter().map(|(_, a)| pid(a)).collect();
+    for (b, a) in before.iter().zip(&after) {
+        assert_ne!(b, a, "every broker restarted: {before:?} -> {after:?}");
+    }
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+    eprintln!(
+        "behind a bastion: apply, status, rolling restart in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}

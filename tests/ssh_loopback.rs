@@ -14,6 +14,11 @@ mod transport;
 #[allow(dead_code, unused_imports)]
 mod quote;
 
+// The service-port dialer: direct, or through a jump host's SSH connection.
+#[allow(dead_code)]
+#[path = "../src/net.rs"]
+mod net;
+
 #[path = "support/sshd.rs"]
 mod sshd;
 
@@ -301,6 +306,88 @@ async fn jump_host_tunnels_to_target() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("bastion"), "{err:#}");
+}
+
+/// Service ports behind a bastion: each dial is a direct-tcpip channel on the bastion's one
+/// connection; a refused port and a broken bastion are named, and never fall back to direct.
+#[tokio::test]
+async fn service_ports_tunnel_through_the_jump_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An echo server stands in for a broker's port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let echo = tokio::spawn(async move {
+        while let Ok((mut c, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = c.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let sshd = Sshd::start();
+    let kh = sshd.trusted_known_hosts();
+    let mut jump = sshd.target(&kh);
+    jump.host = "bastion".into();
+    let limit = Duration::from_secs(5);
+    let d = net::Dialer::new(
+        vec![("127.0.0.1".into(), jump.clone())],
+        HostKeyPolicy::Strict,
+    );
+    let addr = format!("127.0.0.1:{port}");
+    for i in 0..3 {
+        let mut s = d.dial(&addr, limit).await.unwrap();
+        let msg = format!("probe {i}");
+        s.write_all(msg.as_bytes()).await.unwrap();
+        let mut back = vec![0; msg.len()];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+
+    // ZooKeeper's four-letter words: the server answers and closes; EOF must come through.
+    let zk = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let zk_addr = zk.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let (mut c, _) = zk.accept().await.unwrap();
+        let mut cmd = [0; 4];
+        c.read_exact(&mut cmd).await.unwrap();
+        c.write_all(b"Mode: leader\n").await.unwrap();
+        cmd
+    });
+    let mut s = d.dial(&zk_addr, limit).await.unwrap();
+    s.write_all(b"srvr").await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(limit, s.read_to_string(&mut reply))
+        .await
+        .expect("the server's close ends the reply")
+        .unwrap();
+    assert_eq!(reply, "Mode: leader\n");
+    assert_eq!(&server.await.unwrap(), b"srvr");
+
+    let closed = free_port();
+    let err = d
+        .dial(&format!("127.0.0.1:{closed}"), limit)
+        .await
+        .err()
+        .expect("a closed port through the tunnel");
+    let msg = format!("{err:#}");
+    eprintln!("closed port through the tunnel: {msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{closed}")) && msg.contains("jump host bastion"),
+        "{msg}"
+    );
+
+    // The echo port is up, but its bastion is not: the dial fails, naming the bastion.
+    let mut down = jump;
+    down.port = free_port();
+    let d = net::Dialer::new(vec![("127.0.0.1".into(), down)], HostKeyPolicy::Strict);
+    let err = d
+        .dial(&addr, limit)
+        .await
+        .err()
+        .expect("no bastion, no tunnel");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("jump host bastion"), "{msg}");
+    echo.abort();
 }
 
 /// A host that accepts TCP but never speaks SSH (a hung sshd): connect gives up within

@@ -405,6 +405,31 @@ mod tests {
     }
 
     #[test]
+    fn a_jump_host_in_no_group_gets_nothing() {
+        let text = concat!(
+            "ssh:\n  jump: j\nhosts:\n  j: { address: 10.0.1.1 }\n",
+            "  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n",
+            "groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n",
+        );
+        let inv = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let apt = Facts {
+            package_manager: "apt".into(),
+            ..Facts::default()
+        };
+        let plans = plan(&inv, vec![apt; 4]);
+        let changes = |name: &str| {
+            let p = plans.iter().find(|p| p.host.name == name).unwrap();
+            lines(&plan_host(&inv, p, &Inputs::default()))
+        };
+        assert_eq!(changes("j"), Vec::<String>::new());
+        assert!(
+            changes("a").contains(&"install package openjdk-17-jre-headless".to_string()),
+            "{:?}",
+            changes("a")
+        );
+    }
+
+    #[test]
     fn a_first_install_does_everything_now() {
         let inv = inv("");
         let apt = Facts {

@@ -644,7 +644,8 @@ fn timeout(step: &Step, default: u64) -> Duration {
 
 fn in_group(step: &Step, p: &HostPlan) -> bool {
     match step.hosts {
-        Some(Hosts::All) | None => true,
+        // A host in no group (a bastion, or one whose services retire) gets only retirements.
+        Some(Hosts::All) | None => p.host.in_a_group() || step.action == Action::Retire,
         Some(Hosts::Zookeeper) => p.host.in_zookeeper,
         Some(Hosts::Kafka) => p.host.runs_kafka(),
         Some(Hosts::Storage) => p.host.in_storage,

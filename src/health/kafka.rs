@@ -43,7 +43,6 @@ use kafka_protocol::records::{
     RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const CLIENT_ID: &str = "clusterctl";
 /// Responses larger than this mean a desynchronised stream or a non-Kafka
@@ -695,7 +694,7 @@ enum AdminOutcome {
 /// to [`KafkaClient::connect`].
 pub struct KafkaClient {
     addr: String,
-    stream: TcpStream,
+    stream: crate::net::BoxStream,
     timeout: Duration,
     next_correlation_id: i32,
     versions: BrokerVersions,
@@ -707,12 +706,9 @@ pub struct KafkaClient {
 impl KafkaClient {
     /// Connects to `addr` (`host:port`) and negotiates API versions.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = crate::net::dial(addr, timeout)
             .await
-            .map_err(|_| anyhow!("Kafka {addr}: connect timed out after {timeout:?}"))?
             .with_context(|| format!("Kafka {addr}: connect failed"))?;
-        // Small request/response exchanges: do not wait for Nagle.
-        stream.set_nodelay(true).ok();
         let mut client = Self {
             addr: addr.to_string(),
             stream,

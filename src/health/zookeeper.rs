@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Upper bound on a 4lw reply. `mntr` on 3.8 is ~25 KiB; anything far larger
 /// means we are not talking to ZooKeeper.
@@ -32,7 +31,7 @@ pub async fn four_letter(addr: &str, cmd: &str, timeout: Duration) -> Result<Str
         cmd.len() == 4 && cmd.bytes().all(|b| b.is_ascii_lowercase()),
         "invalid ZooKeeper four-letter command {cmd:?}"
     );
-    let reply = tokio::time::timeout(timeout, exchange(addr, cmd))
+    let reply = tokio::time::timeout(timeout, exchange(addr, cmd, timeout))
         .await
         .map_err(|_| anyhow!("ZooKeeper {addr}: `{cmd}` timed out after {timeout:?}"))?
         .with_context(|| format!("ZooKeeper {addr}: `{cmd}` failed"))?;
@@ -45,8 +44,8 @@ pub async fn four_letter(addr: &str, cmd: &str, timeout: Duration) -> Result<Str
     Ok(reply)
 }
 
-async fn exchange(addr: &str, cmd: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(addr).await.context("connect")?;
+async fn exchange(addr: &str, cmd: &str, timeout: Duration) -> Result<String> {
+    let mut stream = crate::net::dial(addr, timeout).await.context("connect")?;
     stream.write_all(cmd.as_bytes()).await.context("write")?;
     let mut raw = Vec::new();
     // The server closes the connection after answering; EOF ends the reply.

@@ -94,6 +94,8 @@ pub struct Host {
     pub ssh: SshTarget,
     /// The `~/.ssh/config` keywords that gave `ssh` a setting (for `validate -v`).
     pub ssh_from_config: Vec<&'static str>,
+    /// Reach this host's service ports through `ssh.jump` (`ssh.health_checks: tunnel`).
+    pub tunnel_checks: bool,
     pub in_zookeeper: bool,
     /// A Kafka broker (group `kafka`).
     pub in_kafka: bool,
@@ -120,6 +122,11 @@ impl Host {
     /// Runs the Kafka process: as a broker, a KRaft controller, or both.
     pub fn runs_kafka(&self) -> bool {
         self.in_kafka || self.in_controller
+    }
+
+    /// False for a host that is only a jump host: no step touches it.
+    pub fn in_a_group(&self) -> bool {
+        self.in_zookeeper || self.runs_kafka() || self.in_storage
     }
 }
 
@@ -191,6 +198,15 @@ impl Inventory {
 
     pub fn controller_hosts(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.in_controller)
+    }
+
+    /// (address, jump host) of every host whose service ports are reached through its bastion.
+    pub fn tunnels(&self) -> Vec<(String, SshTarget)> {
+        self.hosts
+            .iter()
+            .filter(|h| h.tunnel_checks)
+            .filter_map(|h| Some((h.address.clone(), h.ssh.jump.as_deref()?.clone())))
+            .collect()
     }
 
     pub fn storage_host(&self) -> Option<&Host> {

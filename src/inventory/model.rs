@@ -54,6 +54,18 @@ pub struct SshSettings {
     pub become_: Option<bool>,
     pub connect_timeout_secs: Option<S<u64>>,
     pub jump: Option<S<String>>,
+    /// How ZooKeeper and Kafka ports are reached; default `tunnel` when `jump` applies.
+    pub health_checks: Option<S<HealthChecks>>,
+}
+
+/// `ssh.health_checks`: every connection clusterctl makes to a host's service ports (probes,
+/// the Kafka protocol, the smoke test) goes straight to the address, or through the host's
+/// SSH jump host (direct-tcpip).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthChecks {
+    Tunnel,
+    Direct,
 }
 
 #[derive(Debug, Deserialize)]

@@ -741,3 +741,77 @@ Host 10.0.0.3
     );
     assert!(inv.hosts[0].ssh_from_config.is_empty());
 }
+
+#[test]
+fn health_checks_are_tunnelled_behind_a_jump_host_unless_direct() {
+    let bastion = GOOD.replace(
+        "hosts:\n",
+        "ssh:\n  jump: j\nhosts:\n  j:\n    address: 192.0.2.9\n",
+    );
+    let inv = parse(Path::new("inv.yaml"), &bastion).unwrap();
+    let tunnelled: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.tunnel_checks))
+        .collect();
+    assert_eq!(
+        tunnelled,
+        [("j", false), ("n1", true), ("n2", true), ("n3", true)]
+    );
+    let routes = inv.tunnels();
+    assert_eq!(routes.len(), 3);
+    assert!(routes.iter().all(|(_, jump)| jump.address == "192.0.2.9"));
+    assert_eq!(routes[0].0, "10.0.0.1", "routed by the service address");
+
+    // Global direct, one host back to tunnel.
+    let text = bastion
+        .replace("  jump: j\n", "  jump: j\n  health_checks: direct\n")
+        .replace(
+            "10.0.0.2\n",
+            "10.0.0.2\n    ssh:\n      health_checks: tunnel\n",
+        );
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    let tunnelled: Vec<_> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.tunnel_checks)
+        .map(|h| h.name.as_str())
+        .collect();
+    assert_eq!(tunnelled, ["n2"]);
+    // Without a jump host nothing is tunnelled.
+    assert!(
+        parse(Path::new("inv.yaml"), GOOD)
+            .unwrap()
+            .tunnels()
+            .is_empty()
+    );
+}
+
+#[test]
+fn health_checks_tunnel_needs_a_jump_host() {
+    let text = GOOD.replace(
+        "10.0.0.2\n",
+        "10.0.0.2\n    ssh:\n      health_checks: tunnel\n",
+    );
+    assert_error(
+        &text,
+        "host n2: ssh.health_checks is tunnel but the host has no jump host",
+        7,
+        22,
+    );
+    let text = format!("ssh:\n  health_checks: tunnel\n{GOOD}");
+    assert_error(
+        &text,
+        "ssh.health_checks is tunnel but no host has a jump host",
+        2,
+        18,
+    );
+    let text = format!("ssh:\n  health_checks: always\n{GOOD}");
+    let diags = errors(&text);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.line == 2 && d.message.contains("tunnel") && d.message.contains("direct")),
+        "{diags:#?}"
+    );
+}

@@ -2,7 +2,7 @@
 //! all problems are collected so the user fixes them in one pass.
 
 use super::diag::Diags;
-use super::model::{self, Flavor, RawInventory, S, SshSettings};
+use super::model::{self, Flavor, HealthChecks, RawInventory, S, SshSettings};
 use super::*;
 use serde_saphyr::Location;
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,11 +94,30 @@ pub fn resolve(
     let mut hosts = Vec::new();
     for (name, h) in &raw.hosts {
         let (ssh, ssh_from_config) = ssh_target(path, &raw, &name.value, h, ssh_cfg.as_ref());
+        let own = h.ssh.health_checks.as_ref();
+        // Tunnelled by default: a cluster behind a bastion is usually unreachable otherwise.
+        let tunnel_checks = ssh.jump.is_some()
+            && own.or(raw.ssh.health_checks.as_ref()).map(|c| c.value)
+                != Some(HealthChecks::Direct);
+        if let Some(c) = own
+            && c.value == HealthChecks::Tunnel
+            && ssh.jump.is_none()
+        {
+            d.error(
+                &c.referenced,
+                format!(
+                    "host {}: ssh.health_checks is tunnel but the host has no jump host",
+                    name.value
+                ),
+                "set ssh.jump (or ProxyJump in ~/.ssh/config), or remove health_checks",
+            );
+        }
         hosts.push(Host {
             name: name.value.clone(),
             address: h.address.value.clone(),
             ssh,
             ssh_from_config,
+            tunnel_checks,
             in_zookeeper: zk_members.contains(name.value.as_str()),
             in_kafka: kafka_members.contains(name.value.as_str()),
             in_controller: controllers.contains(name.value.as_str()),
@@ -119,6 +138,16 @@ pub fn resolve(
         });
     }
 
+    if let Some(c) = &raw.ssh.health_checks
+        && c.value == HealthChecks::Tunnel
+        && hosts.iter().all(|h| h.ssh.jump.is_none())
+    {
+        d.error(
+            &c.referenced,
+            "ssh.health_checks is tunnel but no host has a jump host",
+            "set ssh.jump (or ProxyJump in ~/.ssh/config), or remove health_checks",
+        );
+    }
     if d.has_errors() {
         return Err(InventoryError { diags: d.items });
     }

@@ -39,8 +39,10 @@ pub fn image(name: &str) -> Result<()> {
 /// Starts `nodes` containers from `image` and writes the inventory file `inventory` for them.
 /// Refuses if a lab recorded beside `inventory` is still up, or if `inventory` exists and was
 /// not written by `lab up`.
-pub fn up(nodes: usize, inventory: &Path, image: &str, kind: Kind) -> Result<()> {
-    nodes::up(nodes, inventory, image, kind)
+/// With `bastion`, the nodes sit on an internal network this machine cannot reach, and one more
+/// container on both networks is their jump host.
+pub fn up(nodes: usize, inventory: &Path, image: &str, kind: Kind, bastion: bool) -> Result<()> {
+    nodes::up(nodes, inventory, image, kind, bastion)
 }
 
 /// Removes the containers and network recorded beside `inventory`, then the record. Leaves the

@@ -3,7 +3,7 @@
 
 use super::engine::{self, Engine};
 use super::render::{self, Node};
-use super::state::{self, HostState, State};
+use super::state::{self, BastionState, HostState, State};
 use anyhow::{Context, Result, bail, ensure};
 use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, TcpStream};
@@ -17,7 +17,13 @@ const MAX_NODES: usize = 20;
 /// Marks resources as made by `lab up` (for a person looking at `podman ps`; removal is by name).
 const LABEL: &str = "clusterctl.lab";
 
-pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Result<()> {
+pub fn up(
+    nodes: usize,
+    inventory: &Path,
+    image: &str,
+    kind: render::Kind,
+    bastion: bool,
+) -> Result<()> {
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
         "lab up: {nodes} nodes: expected 1 to {MAX_NODES}"
@@ -31,6 +37,11 @@ pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Re
     let dir = state::state_dir(&inventory)?;
     let stale = check_may_write(&inventory, &dir)?;
     let engine = Engine::detect()?;
+    // docker's internal networks keep a gateway on this machine: the nodes would stay reachable.
+    ensure!(
+        !bastion || engine == Engine::Podman,
+        "lab up --bastion needs podman"
+    );
     if !engine.image_exists(image)? {
         bail!("image {image} not found: build it first with `clusterctl lab image`");
     }
@@ -43,12 +54,20 @@ pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Re
         &inventory.file_stem().unwrap_or_default().to_string_lossy(),
         random(),
     );
+    let mut containers: Vec<String> = (1..=nodes)
+        .map(|k| render::container_name(&prefix, k))
+        .collect();
+    if bastion {
+        containers.push(render::bastion_container_name(&prefix));
+    }
     let mut st = State {
         runtime: engine,
         network: render::network_name(&prefix),
-        containers: (1..=nodes)
-            .map(|k| render::container_name(&prefix, k))
-            .collect(),
+        containers,
+        bastion: bastion.then(|| BastionState {
+            edge_network: render::edge_network_name(&prefix),
+            blocked_subnet: None,
+        }),
         prefix,
         image: image.to_string(),
         hosts: vec![],
@@ -118,16 +137,27 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
     let key = dir.join(state::KEY_FILE);
     let pub_key = generate_client_key(&key, &st.prefix)?;
 
-    let mut net = engine.cmd();
-    net.args(["network", "create", "--label"])
-        .arg(format!("{LABEL}={}", st.prefix))
-        .arg(&st.network);
-    eprintln!("lab up: network {}", st.network);
-    engine::run(&mut net)?;
+    // Behind a bastion the nodes' network is internal: no gateway on this machine.
+    let internal: &[&str] = if st.bastion.is_some() {
+        &["--internal"]
+    } else {
+        &[]
+    };
+    create_network(engine, &st.prefix, &st.network, internal)?;
+    if let Some(b) = st.bastion.clone() {
+        block_subnet(st, dir)?;
+        create_network(engine, &st.prefix, &b.edge_network, &[])?;
+    }
 
     let flags = engine.start_flags()?;
+    let count = st.containers.len();
     for (k, container) in st.containers.iter().enumerate() {
-        let host = render::host_name(k + 1);
+        let is_bastion = st.bastion.is_some() && k + 1 == count;
+        let host = if is_bastion {
+            render::BASTION.to_string()
+        } else {
+            render::host_name(k + 1)
+        };
         let mut run = engine.cmd();
         run.args([
             "run",
@@ -137,44 +167,110 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
             container,
             "--hostname",
             &host,
-        ])
-        .args(["--network", &st.network, "--network-alias", &host])
-        .arg("--label")
-        .arg(format!("{LABEL}={}", st.prefix))
-        .args(&flags)
-        .arg(&st.image);
+        ]);
+        match &st.bastion {
+            // On both networks; the internal one has no DNS, so no alias either.
+            Some(b) if is_bastion => {
+                run.args(["--network", &b.edge_network, "--network", &st.network])
+            }
+            _ => run.args(["--network", &st.network, "--network-alias", &host]),
+        };
+        run.arg("--label")
+            .arg(format!("{LABEL}={}", st.prefix))
+            .args(&flags)
+            .arg(&st.image);
         eprintln!("lab up: container {container} ({host})");
         engine::run(&mut run)?;
     }
 
     let deadline = Instant::now() + SSH_WAIT;
     let mut known_hosts = String::new();
-    for (k, container) in st.containers.iter().enumerate() {
+    // The bastion first: the nodes' sshd is probed from it.
+    let mut order: Vec<usize> = (0..count).collect();
+    if st.bastion.is_some() {
+        order.rotate_right(1);
+    }
+    let bastion_container = st
+        .bastion
+        .as_ref()
+        .map(|_| st.containers[count - 1].clone());
+    let mut hosts = Vec::new();
+    for k in order {
+        let container = &st.containers[k];
+        let is_bastion = bastion_container.as_ref() == Some(container);
+        let (name, network, via) = match &st.bastion {
+            Some(b) if is_bastion => (render::BASTION.to_string(), b.edge_network.as_str(), None),
+            _ => (
+                render::host_name(k + 1),
+                st.network.as_str(),
+                bastion_container.as_deref(),
+            ),
+        };
         authorize(engine, container, &pub_key)?;
-        let address = address(engine, container, &st.network)?;
-        let host_key = wait_for_sshd(engine, container, &address, deadline)?;
+        let address = address(engine, container, network)?;
+        let host_key = wait_for_sshd(engine, container, &address, via, deadline)?;
         known_hosts.push_str(&render::known_hosts_line(&address, &host_key)?);
         known_hosts.push('\n');
-        st.hosts.push(HostState {
-            name: render::host_name(k + 1),
+        hosts.push(HostState {
+            name,
             container: container.clone(),
             address,
         });
     }
+    st.hosts = hosts;
     let known_hosts_path = dir.join(state::KNOWN_HOSTS_FILE);
     state::write_atomic(&known_hosts_path, known_hosts.as_bytes())?;
     st.save(dir)?;
 
-    let nodes: Vec<Node> = st
+    let node = |h: &HostState| Node {
+        name: h.name.clone(),
+        address: h.address.clone(),
+    };
+    let (bastion, nodes): (Vec<&HostState>, Vec<&HostState>) = st
         .hosts
         .iter()
-        .map(|h| Node {
-            name: h.name.clone(),
-            address: h.address.clone(),
-        })
-        .collect();
-    let text = render::inventory(&key, &known_hosts_path, &nodes, kind);
+        .partition(|h| st.bastion.is_some() && h.name == render::BASTION);
+    let nodes: Vec<Node> = nodes.into_iter().map(node).collect();
+    let text = match bastion.first() {
+        Some(b) => render::inventory_behind(&key, &known_hosts_path, &nodes, kind, &node(b)),
+        None => render::inventory(&key, &known_hosts_path, &nodes, kind),
+    };
     state::write_atomic(inventory, text.as_bytes())
+}
+
+fn create_network(engine: Engine, prefix: &str, name: &str, flags: &[&str]) -> Result<()> {
+    let mut net = engine.cmd();
+    net.args(["network", "create", "--label"])
+        .arg(format!("{LABEL}={prefix}"))
+        .args(flags)
+        .arg(name);
+    eprintln!("lab up: network {name}");
+    engine::run(&mut net).map(drop)
+}
+
+/// Makes the internal network unreachable from this machine (`ip route add unreachable`):
+/// otherwise its addresses would go to the default gateway, off this machine, where a
+/// transparent proxy may even answer. Recorded first, so `down` removes it whatever happens.
+fn block_subnet(st: &mut State, dir: &Path) -> Result<()> {
+    let out = engine::run(st.runtime.cmd().args([
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Subnets}}{{.Subnet}} {{end}}",
+        &st.network,
+    ]))?;
+    let subnets: Vec<&str> = out.split_whitespace().collect();
+    let [subnet] = subnets[..] else {
+        bail!(
+            "network {} has subnets {subnets:?}, expected one",
+            st.network
+        );
+    };
+    let b = st.bastion.as_mut().expect("only behind a bastion");
+    b.blocked_subnet = Some(subnet.to_string());
+    st.save(dir)?;
+    eprintln!("lab up: route {subnet} unreachable from this machine");
+    engine::run(Command::new("ip").args(["route", "add", "unreachable", subnet])).map(drop)
 }
 
 /// A fresh ed25519 key pair for this lab only; returns the public key line.
@@ -219,12 +315,14 @@ fn address(engine: Engine, container: &str, network: &str) -> Result<String> {
     Ok(addr.to_string())
 }
 
-/// Waits until the container's fresh host key exists and sshd accepts TCP from this machine;
-/// returns the host public key. On timeout the container's log says why.
+/// Waits until the container's fresh host key exists and sshd accepts TCP from this machine
+/// (or, behind a bastion, from the bastion container `via`); returns the host public key.
+/// On timeout the container's log says why.
 fn wait_for_sshd(
     engine: Engine,
     container: &str,
     address: &str,
+    via: Option<&str>,
     deadline: Instant,
 ) -> Result<String> {
     let sock = SocketAddr::new(address.parse()?, 22);
@@ -238,9 +336,19 @@ fn wait_for_sshd(
     let mut last_error;
     loop {
         match engine::run(&mut read_key) {
-            Ok(key) => match TcpStream::connect_timeout(&sock, Duration::from_secs(1)) {
-                Ok(_) => return Ok(key),
-                Err(e) => last_error = format!("connect {sock}: {e}"),
+            Ok(key) => match via {
+                None => match TcpStream::connect_timeout(&sock, Duration::from_secs(1)) {
+                    Ok(_) => return Ok(key),
+                    Err(e) => last_error = format!("connect {sock}: {e}"),
+                },
+                Some(bastion) => {
+                    let mut nc = engine.cmd();
+                    nc.args(["exec", bastion, "nc", "-z", "-w", "1", address, "22"]);
+                    match engine::run(&mut nc) {
+                        Ok(_) => return Ok(key),
+                        Err(e) => last_error = format!("from {bastion}: {e:#}"),
+                    }
+                }
             },
             Err(e) => last_error = format!("{e:#}"),
         }
@@ -273,9 +381,15 @@ fn teardown(st: &State, dir: &Path) -> Result<()> {
             eprintln!("lab down: removed container {c}");
         }
     }
-    if engine.network_exists(&st.network)? {
-        engine::run(engine.cmd().args(["network", "rm", &st.network]))?;
-        eprintln!("lab down: removed network {}", st.network);
+    if let Some(subnet) = st.bastion.as_ref().and_then(|b| b.blocked_subnet.as_ref()) {
+        unblock_subnet(subnet)?;
+    }
+    let edge = st.bastion.as_ref().map(|b| &b.edge_network);
+    for network in std::iter::once(&st.network).chain(edge) {
+        if engine.network_exists(network)? {
+            engine::run(engine.cmd().args(["network", "rm", network]))?;
+            eprintln!("lab down: removed network {network}");
+        }
     }
     for f in state::FILES {
         let p = dir.join(f);
@@ -289,6 +403,17 @@ fn teardown(st: &State, dir: &Path) -> Result<()> {
     match std::fs::remove_dir(dir) {
         Ok(()) => eprintln!("lab down: removed {}", dir.display()),
         Err(e) => eprintln!("lab down: left {} in place: {e}", dir.display()),
+    }
+    Ok(())
+}
+
+/// Removes the route [`block_subnet`] added, if it is still there.
+fn unblock_subnet(subnet: &str) -> Result<()> {
+    let shown =
+        engine::run(Command::new("ip").args(["route", "show", "type", "unreachable", subnet]))?;
+    if !shown.trim().is_empty() {
+        engine::run(Command::new("ip").args(["route", "del", "unreachable", subnet]))?;
+        eprintln!("lab down: removed route {subnet}");
     }
     Ok(())
 }

@@ -138,6 +138,41 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kind: Kind) -> 
     s
 }
 
+/// Inventory host name (and container hostname) of the `--bastion` lab's jump host.
+pub const BASTION: &str = "bastion";
+
+pub fn bastion_container_name(prefix: &str) -> String {
+    format!("{prefix}-{BASTION}")
+}
+
+/// The network the bastion shares with this machine (the nodes' own network is internal).
+pub fn edge_network_name(prefix: &str) -> String {
+    format!("{prefix}-edge")
+}
+
+/// [`inventory`] for nodes reachable only through `bastion`: the bastion is a host in no group
+/// and every node's `ssh.jump` (so health checks are tunnelled by default).
+pub fn inventory_behind(
+    key: &Path,
+    known_hosts: &Path,
+    nodes: &[Node],
+    kind: Kind,
+    bastion: &Node,
+) -> String {
+    let text = inventory(key, known_hosts, nodes, kind);
+    let host = format!(
+        "hosts:\n  {}:\n    address: {}\n",
+        scalar(&bastion.name),
+        scalar(&bastion.address)
+    );
+    text.replacen(
+        "ssh:\n  user: root\n",
+        &format!("ssh:\n  user: root\n  jump: {}\n", scalar(&bastion.name)),
+        1,
+    )
+    .replacen("hosts:\n", &host, 1)
+}
+
 /// First line of every inventory `lab up` writes; `up` only ever overwrites such files.
 pub const INVENTORY_HEADER: &str = "# written by clusterctl lab up";
 
@@ -257,6 +292,35 @@ kafka:
             "{text}"
         );
         assert!(text.contains(r#"  known_hosts: "/k: \"h\"""#), "{text}");
+    }
+
+    #[test]
+    fn behind_a_bastion_every_node_jumps_through_it() {
+        let bastion = Node {
+            name: BASTION.into(),
+            address: "10.89.1.2".into(),
+        };
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("k");
+        std::fs::write(&key, "").unwrap();
+        let text = inventory_behind(&key, Path::new("/kh"), &nodes(3), Kind::Kraft, &bastion);
+        assert!(
+            text.starts_with(&format!(
+                "{INVENTORY_HEADER}\nssh:\n  user: root\n  jump: bastion\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("hosts:\n  bastion:\n    address: 10.89.1.2\n  n1:\n"),
+            "{text}"
+        );
+        let inv = crate::inventory::parse(Path::new("/x/lab.yaml"), &text).unwrap();
+        let b = inv.hosts.iter().find(|h| h.name == BASTION).unwrap();
+        assert!(b.ssh.jump.is_none() && !b.runs_kafka() && !b.tunnel_checks);
+        let n1 = inv.hosts.iter().find(|h| h.name == "n1").unwrap();
+        assert_eq!(n1.ssh.jump.as_ref().unwrap().address, "10.89.1.2");
+        assert!(n1.tunnel_checks, "tunnelled by default behind a jump host");
+        assert_eq!(inv.tunnels().len(), 3);
     }
 
     #[test]

@@ -24,6 +24,20 @@ pub struct State {
     /// Filled once the nodes answer; informational (tests may `exec` into a node by name).
     #[serde(default)]
     pub hosts: Vec<HostState>,
+    /// `lab up --bastion` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<BastionState>,
+}
+
+/// What `--bastion` adds: a network the bastion shares with this machine, and a route that
+/// makes the nodes' internal network unreachable from here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BastionState {
+    pub edge_network: String,
+    /// `ip route add unreachable SUBNET`: without a route to it, this machine would send the
+    /// internal network's traffic to its default gateway; recorded before it is added.
+    #[serde(default)]
+    pub blocked_subnet: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,6 +121,10 @@ mod tests {
             containers: vec!["clusterctl-x-000001-n1".into()],
             image: "localhost/clusterctl-node:t".into(),
             hosts: vec![],
+            bastion: Some(BastionState {
+                edge_network: "clusterctl-x-000001-edge".into(),
+                blocked_subnet: Some("10.89.3.0/24".into()),
+            }),
         };
         s.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();

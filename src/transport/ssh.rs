@@ -130,8 +130,35 @@ impl Session {
         }
     }
 
+    /// A TCP connection from this host to `address:port` (direct-tcpip), as a byte stream:
+    /// how clusterctl reaches service ports that only the jump host can reach.
+    pub async fn open_tunnel(
+        &self,
+        address: &str,
+        port: u16,
+    ) -> Result<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + use<>> {
+        let channel = self
+            .inner
+            .handle
+            .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+            .await
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "jump host {}: tunnel to {address}:{port} refused",
+                    self.label()
+                )
+            })?;
+        Ok(channel.into_stream())
+    }
+
+    /// Whether the connection is gone (dropped by the peer, keepalives unanswered).
+    pub fn is_closed(&self) -> bool {
+        self.inner.handle.is_closed()
+    }
+
     /// `host (user@address:port)`, the prefix of every error.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         label(&self.inner.target)
     }
 
@@ -482,16 +509,8 @@ async fn via_jump(
     let jump = Session::connect(jump, policy)
         .await
         .context("connecting to jump host")?;
-    let port = u32::from(target.port);
-    let open =
-        jump.inner
-            .handle
-            .channel_open_direct_tcpip(target.address.as_str(), port, "127.0.0.1", 0);
-    let channel = open
-        .await
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("opening tunnel via {}", jump.label()))?;
-    let handle = handshake(config, channel.into_stream(), handler).await?;
+    let stream = jump.open_tunnel(&target.address, target.port).await?;
+    let handle = handshake(config, stream, handler).await?;
     Ok((handle, Some(jump)))
 }
 
