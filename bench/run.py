@@ -83,7 +83,7 @@ def main():
         for i in range(a.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 inv = os.path.join(tmp, "bench.yaml")
-                subprocess.run([BIN, "lab", "up", *lab_args, "--inventory", inv], check=True, env=env,
+                subprocess.run([BIN, "lab", "up", inv, *lab_args], check=True, env=env,
                                stderr=subprocess.DEVNULL)
                 try:
                     t, r, code = run(["apply", inv], env, bin=bin)
@@ -116,7 +116,7 @@ def main():
                     parts.append(float(m.group(2)))
                     print(f"run {i + 1}: rolling restart {t:.1f}s, parts {parts[-1]:.1f}s", flush=True)
                 finally:
-                    subprocess.run([BIN, "lab", "down", "--inventory", inv], env=env,
+                    subprocess.run([BIN, "lab", "down", inv], env=env,
                                    stderr=subprocess.DEVNULL)
     finally:
         server.kill()

@@ -10,7 +10,7 @@ INVENTORY=${INVENTORY:-$PWD/demo/inventory.yaml}
 PORT=${MIRROR_PORT:-18080}
 
 if [[ ${1:-} == down ]]; then
-  exec target/release/clusterctl lab down --inventory "$INVENTORY"
+  exec target/release/clusterctl lab down "$INVENTORY"
 fi
 
 scripts/setup-machine.sh
@@ -20,7 +20,7 @@ bin=target/release/clusterctl
 
 $bin lab image
 mkdir -p "$(dirname "$INVENTORY")"
-[[ -f $INVENTORY ]] || $bin lab up --nodes 3 --inventory "$INVENTORY"
+[[ -f $INVENTORY ]] || $bin lab up "$INVENTORY" --nodes 3
 
 # A local mirror in Apache's archive layout, only for the apply.
 python3 -m http.server "$PORT" --bind 127.0.0.1 -d "$mirror" >/dev/null 2>&1 &

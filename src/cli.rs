@@ -117,6 +117,7 @@ enum Command {
     Topics {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+        /// Text for people, or JSON for scripts
         #[arg(
             short = 'o',
             long = "output",
@@ -166,6 +167,7 @@ enum TopicsArgs {
     },
     /// Create a topic; no change when it already exists exactly as asked.
     Create {
+        /// The topic's name
         topic: String,
         /// [default: kafka.num_partitions of the inventory]
         #[arg(long)]
@@ -178,15 +180,21 @@ enum TopicsArgs {
         configs: Vec<(String, String)>,
     },
     /// Delete a topic.
-    Delete { topic: String },
+    Delete {
+        /// The topic's name
+        topic: String,
+    },
     /// Add partitions (never fewer), set configs, remove config overrides.
     Alter {
+        /// The topic's name
         topic: String,
         /// New total partition count.
         #[arg(long)]
         partitions: Option<i32>,
+        /// Set a topic config, repeatable.
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = topics::parse_config_arg)]
         set: Vec<(String, String)>,
+        /// Remove a topic config override (back to the broker's default), repeatable.
         #[arg(long = "delete-config", value_name = "KEY", value_parser = topics::parse_config_key)]
         delete: Vec<String>,
     },
@@ -230,15 +238,18 @@ impl TopicsArgs {
 enum LabCommand {
     /// Build the node image (Debian + sshd).
     Image {
+        /// Name and tag of the image to build
         #[arg(long, default_value = lab::DEFAULT_IMAGE)]
         name: String,
     },
     /// Start N containers and write a ready inventory for them.
     Up {
+        /// The inventory file to write (the lab's record goes beside it, in <stem>.lab/)
+        inventory: PathBuf,
+        /// How many nodes
         #[arg(long, default_value_t = 3)]
         nodes: usize,
-        #[arg(long)]
-        inventory: PathBuf,
+        /// The node image to start them from
         #[arg(long, default_value = lab::DEFAULT_IMAGE)]
         image: String,
         /// KRaft: the first 3 nodes are combined broker+controller nodes, no ZooKeeper.
@@ -254,7 +265,7 @@ enum LabCommand {
     },
     /// Remove the containers and network that `lab up` made for this inventory.
     Down {
-        #[arg(long)]
+        /// The inventory file `lab up` wrote
         inventory: PathBuf,
     },
 }
@@ -681,4 +692,37 @@ fn render(inv: &Inventory, out: &Path, init: InitArg) -> anyhow::Result<()> {
         println!("{}/{h}: {n} files", out.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, subcommand and argument says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.get_help().is_none() && !["help", "version"].contains(&id) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in c.get_subcommands() {
+                if s.get_name() == "help" {
+                    continue;
+                }
+                let p = format!("{path} {}", s.get_name());
+                if s.get_about().is_none() {
+                    missing.push(format!("{p} (the command)"));
+                }
+                walk(s, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "clusterctl", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        Cli::command().debug_assert();
+    }
 }

@@ -91,7 +91,7 @@ struct Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let out = Command::new(BIN)
-            .args(["lab", "down", "--inventory"])
+            .args(["lab", "down"])
             .arg(&self.inventory)
             .output()
             .expect("lab down");
@@ -594,14 +594,7 @@ impl Setup {
             inventory: inventory.clone(),
         };
         let n = nodes.to_string();
-        let mut args = vec![
-            "lab",
-            "up",
-            "--nodes",
-            &n,
-            "--inventory",
-            inventory.to_str().unwrap(),
-        ];
+        let mut args = vec!["lab", "up", inventory.to_str().unwrap(), "--nodes", &n];
         args.extend(extra);
         assert!(
             clusterctl(&args, &mirror.url).status.success(),
