@@ -105,6 +105,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     let mut prepared = None;
     if nisshi {
         prepared = Some(nisshi::plan(inv, &sessions, &mut plans, &in_limit, rep).await?);
+        preflight_gate(inv, &mut plans, &sessions, opts, rep).await?;
     } else {
         guard::check(inv, &plans).map_err(refusal)?;
         if opts.finalize_upgrade {

@@ -75,7 +75,12 @@ pub fn space_dirs(inv: &Inventory, host: &Host) -> Vec<(String, u64)> {
             out.push((d.to_string(), floor));
         }
     };
-    if inv.flavor != Flavor::Jvm {
+    if inv.flavor == Flavor::Nisshi {
+        if host.in_kafka {
+            add(crate::render::services::NISSHI_DATA_DIR, GIB);
+            add("/var/log/nisshi", 256 * MIB);
+            add(&inv.install_dir, 256 * MIB);
+        }
         return out;
     }
     if host.runs_kafka() {
@@ -165,7 +170,11 @@ fn ports(inv: &Inventory, host: &Host, svc: Service) -> Vec<(u16, &'static str)>
             }
             v
         }
-        Service::Nisshi => vec![],
+        Service::Nisshi => inv
+            .nisshi
+            .as_ref()
+            .map(|n| vec![(n.port, "nisshi.port")])
+            .unwrap_or_default(),
     }
 }
 
@@ -302,7 +311,7 @@ pub fn check(
                     Check::Limits,
                     true,
                     format!(
-                        "processes are limited to {hard}; a JVM's threads need at least \
+                        "processes are limited to {hard}; a broker's threads need at least \
                          {NPROC_FLOOR}: raise `nproc` in /etc/security/limits.conf"
                     ),
                 );
@@ -433,6 +442,44 @@ mod tests {
 
     fn all(_: &HostPlan) -> bool {
         true
+    }
+
+    #[test]
+    fn nisshi_brokers_are_checked_too() {
+        let inv = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            "flavor: nisshi\nhosts:\n  pg: { address: 10.0.0.9 }\n  b1: { address: 10.0.0.1 }\n\
+             groups:\n  storage: [pg]\n  kafka: [b1]\nnisshi:\n  version: 0.8.1\n",
+        )
+        .unwrap();
+        let b1 = inv.host("b1").unwrap();
+        assert!(
+            space_dirs(&inv, b1)
+                .iter()
+                .any(|(d, _)| d == "/var/lib/nisshi")
+        );
+        let plans = plans(&inv, |i, hf, _| {
+            if i == 1 {
+                hf.free_kib.insert(
+                    "/var/lib/nisshi".into(),
+                    (8 * MIB, "/var/lib/nisshi".into()),
+                );
+                hf.listening.push(9092);
+            }
+        });
+        let found: Vec<String> = check(&inv, &plans, &all, &[])
+            .iter()
+            .map(|f| format!("{} {}: {}", f.host, f.check.name(), f.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("b1 disk: /var/lib/nisshi has 8 MiB free"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("b1 ports: port 9092 (nisshi.port, for nisshi)"),
+            "{found:#?}"
+        );
     }
 
     #[test]
