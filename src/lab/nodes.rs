@@ -1,6 +1,7 @@
 //! `lab up` / `lab down`: N SSH-reachable containers on their own network, recorded in the
 //! state dir beside the inventory so `down` removes exactly what `up` made.
 
+use super::Init;
 use super::engine::{self, Engine};
 use super::render::{self, Node};
 use super::state::{self, HostState, State};
@@ -17,7 +18,13 @@ const MAX_NODES: usize = 20;
 /// Marks resources as made by `lab up` (for a person looking at `podman ps`; removal is by name).
 const LABEL: &str = "clusterctl.lab";
 
-pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Result<()> {
+pub fn up(
+    nodes: usize,
+    inventory: &Path,
+    image: &str,
+    kind: render::Kind,
+    init: Init,
+) -> Result<()> {
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
         "lab up: {nodes} nodes: expected 1 to {MAX_NODES}"
@@ -31,8 +38,18 @@ pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Re
     let dir = state::state_dir(&inventory)?;
     let stale = check_may_write(&inventory, &dir)?;
     let engine = Engine::detect()?;
+    // docker would need a privileged container and host cgroup mounts for systemd as PID 1.
+    ensure!(
+        init == Init::Sysv || engine == Engine::Podman,
+        "lab up --init systemd needs podman (its --systemd=always), not {}",
+        engine.program()
+    );
     if !engine.image_exists(image)? {
-        bail!("image {image} not found: build it first with `clusterctl lab image`");
+        let flag = match init {
+            Init::Sysv => "",
+            Init::Systemd => " --init systemd",
+        };
+        bail!("image {image} not found: build it first with `clusterctl lab image{flag}`");
     }
     if let Some(old) = stale {
         eprintln!("lab up: clearing the stale record in {}", dir.display());
@@ -51,6 +68,7 @@ pub fn up(nodes: usize, inventory: &Path, image: &str, kind: render::Kind) -> Re
             .collect(),
         prefix,
         image: image.to_string(),
+        init,
         hosts: vec![],
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -126,23 +144,21 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
     engine::run(&mut net)?;
 
     let flags = engine.start_flags()?;
+    // systemd is PID 1 itself (podman mounts what it needs); otherwise a reaper is, for the
+    // services' orphans.
+    let pid1 = match st.init {
+        Init::Sysv => "--init",
+        Init::Systemd => "--systemd=always",
+    };
     for (k, container) in st.containers.iter().enumerate() {
         let host = render::host_name(k + 1);
         let mut run = engine.cmd();
-        run.args([
-            "run",
-            "-d",
-            "--init",
-            "--name",
-            container,
-            "--hostname",
-            &host,
-        ])
-        .args(["--network", &st.network, "--network-alias", &host])
-        .arg("--label")
-        .arg(format!("{LABEL}={}", st.prefix))
-        .args(&flags)
-        .arg(&st.image);
+        run.args(["run", "-d", pid1, "--name", container, "--hostname", &host])
+            .args(["--network", &st.network, "--network-alias", &host])
+            .arg("--label")
+            .arg(format!("{LABEL}={}", st.prefix))
+            .args(&flags)
+            .arg(&st.image);
         eprintln!("lab up: container {container} ({host})");
         engine::run(&mut run)?;
     }
@@ -153,6 +169,9 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
         authorize(engine, container, &pub_key)?;
         let address = address(engine, container, &st.network)?;
         let host_key = wait_for_sshd(engine, container, &address, deadline)?;
+        if st.init == Init::Systemd {
+            check_systemd(engine, container, &st.image)?;
+        }
         known_hosts.push_str(&render::known_hosts_line(&address, &host_key)?);
         known_hosts.push('\n');
         st.hosts.push(HostState {
@@ -255,6 +274,19 @@ fn wait_for_sshd(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// sshd answering proves the node is up, not that systemd runs it: an image without systemd
+/// would be deployed to as a SysV host.
+fn check_systemd(engine: Engine, container: &str, image: &str) -> Result<()> {
+    let mut cmd = engine.cmd();
+    cmd.args(["exec", container, "test", "-d", "/run/systemd/system"]);
+    if engine::run(&mut cmd).is_err() {
+        bail!(
+            "{container} runs without systemd: image {image} does not boot it (build one with `clusterctl lab image --init systemd`)"
+        );
+    }
+    Ok(())
 }
 
 /// Removes the recorded containers and network (only those, by name), then the state dir's
