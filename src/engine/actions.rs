@@ -438,7 +438,8 @@ pub async fn restart(
             "CLUSTERCTL_STOP_TIMEOUT={n} {}",
             service_cmd(p, &def, "stop")
         ),
-        _ => service_cmd(p, &def, "stop"),
+        (InitSystem::SysV, None) => service_cmd(p, &def, "stop"),
+        (InitSystem::Systemd, _) => systemd_stop(&def, wait),
     };
     let t0 = std::time::Instant::now();
     let out = s
@@ -453,11 +454,20 @@ pub async fn restart(
                 out.stderr.trim()
             );
         }
-        s.exec_ok(&format!(
-            "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
-            pf = quote(&def.pid_file)
-        ))
-        .await?;
+        let kill = match p.init {
+            InitSystem::SysV => format!(
+                "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
+                pf = quote(&def.pid_file)
+            ),
+            // Its stop job is still pending, so systemd does not restart what dies of this.
+            InitSystem::Systemd => format!(
+                "{}\nsystemctl kill -s KILL {n}\n{}",
+                super::facts::main_pid_script(&def),
+                wait_inactive(&def, KILLED_WAIT.as_secs()),
+                n = def.name
+            ),
+        };
+        s.exec_ok(&kill).await?;
     }
     let stopped = t0.elapsed();
     let t1 = std::time::Instant::now();
@@ -470,6 +480,34 @@ pub async fn restart(
         stop: stopped,
         start: t1.elapsed(),
     })
+}
+
+/// How long a SIGKILLed service may take to be gone (the kernel frees a JVM's memory).
+const KILLED_WAIT: Duration = Duration::from_secs(30);
+
+/// Shell that waits (polling 5 times a second) at most `secs` for `def`'s unit to be
+/// inactive and its old main PID gone, else fails saying so.
+fn wait_inactive(def: &ServiceDef, secs: u64) -> String {
+    format!(
+        "i=0; while [ \"$i\" -lt {ticks} ]; do \
+         case $(systemctl show -p ActiveState --value {n}) in inactive|failed) \
+         {{ [ -z \"$p\" ] || [ ! -d /proc/$p ]; }} && exit 0;; esac; sleep 0.2; i=$((i+1)); done\n\
+         echo \"{n} (pid $p) did not stop within {secs}s\" >&2; exit 1\n",
+        ticks = secs * 5,
+        n = def.name
+    )
+}
+
+/// A graceful stop through systemd (SIGTERM, TimeoutStopSec, no SIGKILL), waited for here
+/// at most `secs` (`--sigkill-after` may shorten the unit's own timeout). A stop job: systemd
+/// does not restart what it stops.
+fn systemd_stop(def: &ServiceDef, secs: u64) -> String {
+    format!(
+        "{}\nsystemctl stop --no-block {n}\n{}",
+        super::facts::main_pid_script(def),
+        wait_inactive(def, secs),
+        n = def.name
+    )
 }
 
 /// The logs that hold a failed start's cause: the service's stdout file, and the log its
@@ -500,32 +538,47 @@ pub async fn log_tail(s: &Session, def: &ServiceDef) -> String {
     }
 }
 
-/// Returns (only) when `def`'s process on this host is gone, with its log tail.
+/// Returns (only) when `def`'s process on this host is gone, with its log tail. On systemd,
+/// a new main PID counts as gone too: systemd restarted what exited.
 pub async fn process_gone(s: &Session, def: &ServiceDef, host: &str) -> anyhow::Error {
-    let cmd = format!(
-        "p=$(cat {pf} 2>/dev/null); if [ -n \"$p\" ] && [ -d /proc/$p ]; then echo alive; fi",
-        pf = quote(&def.pid_file),
-    );
+    // The PID watched is the one running now; `None` until a read of it succeeds.
+    let read = format!("{}; echo \"$p\"", super::facts::main_pid_script(def));
+    let mut watched: Option<Option<u32>> = None;
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if let Ok(out) = s.exec(&cmd).await
-            && out.ok()
-            && out.stdout.trim() != "alive"
-        {
+        let alive = match watched {
+            None => match s.exec(&read).await {
+                Ok(out) if out.ok() => {
+                    let pid = out.stdout.trim().parse::<u32>().ok();
+                    watched = Some(pid);
+                    Some(pid.is_some())
+                }
+                _ => None,
+            },
+            Some(None) => Some(false),
+            Some(Some(pid)) => match s
+                .exec(&format!("[ -d /proc/{pid} ] && echo alive; true"))
+                .await
+            {
+                Ok(out) if out.ok() => Some(out.stdout.trim() == "alive"),
+                _ => None,
+            },
+        };
+        if alive == Some(false) {
             return anyhow::anyhow!(
                 "{} on {host} exited after starting; its logs:\n{}",
                 def.name,
                 log_tail(s, def).await
             );
         }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 /// The PID the init system recorded, checked to be our live java process.
 async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
     let cmd = format!(
-        "p=$(cat {pf}); tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo $p",
-        pf = quote(&def.pid_file),
+        "{}; [ -n \"$p\" ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo $p",
+        super::facts::main_pid_script(def),
         mc = quote(def.main_class)
     );
     for _ in 0..10 {
@@ -536,7 +589,7 @@ async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!(
-        "{} did not stay up: no live process in {}; its logs:\n{}",
+        "{} did not stay up: no live process in {} (or systemd's MainPID); its logs:\n{}",
         def.name,
         def.pid_file,
         log_tail(s, def).await
