@@ -2878,11 +2878,19 @@ fn systemd_nodes_zookeeper_mode() {
     let setup = Setup::new("3.9.1", 3, &["--init", "systemd"]);
     on_systemd_nodes(&setup, &["zookeeper", "kafka"]);
 
-    // --sigkill-after through systemd: a broker that ignores SIGTERM (stopped with SIGSTOP) is
-    // killed after that long, started again, and not restarted by systemd on its own.
+    // --sigkill-after through systemd: a broker that cannot act on SIGTERM is killed after
+    // that long, started again, and not restarted by systemd on its own. systemd sends SIGCONT
+    // with its SIGTERM, so a loop stops the broker again (for at most 20 s).
     let (lab_dir, addr) = (&setup.lab_dir, &setup.nodes[2].1);
     let old = ssh(lab_dir, addr, &main_pid("kafka"));
-    ssh(lab_dir, addr, &format!("kill -STOP {old}"));
+    ssh(
+        lab_dir,
+        addr,
+        &format!(
+            "setsid sh -c 'i=0; while [ $i -lt 400 ] && kill -STOP {old} 2>/dev/null; do \
+             sleep 0.05; i=$((i+1)); done' >/dev/null 2>&1 </dev/null &"
+        ),
+    );
     let inv = setup.inventory.to_str().unwrap();
     let out = clusterctl(
         &[
@@ -2902,11 +2910,21 @@ fn systemd_nodes_zookeeper_mode() {
     assert!(out.status.success(), "restart with --sigkill-after failed");
     let new = ssh(lab_dir, addr, &main_pid("kafka"));
     assert_ne!(new, old);
-    assert!(
-        text(&out).contains(&format!("restarted kafka (pid {old} -> {new})")),
-        "{}",
-        text(&out)
-    );
+    let log = text(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("restarted kafka (pid {old} -> {new}) (stop ")))
+        .unwrap_or_else(|| panic!("no restart line in {log}"));
+    let stop: f64 = line
+        .split("(stop ")
+        .nth(1)
+        .unwrap()
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stop >= 5.0, "killed only after --sigkill-after 5: {line}");
     let (code, _) = ssh_status(lab_dir, addr, &format!("test -d /proc/{old}"));
     assert_ne!(code, 0, "the stopped broker was killed");
     let u = unit_state(lab_dir, addr, "kafka");
