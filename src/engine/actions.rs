@@ -664,6 +664,77 @@ mod tests {
         );
     }
 
+    /// The systemd stop under a real `sh`, against a stand-in `systemctl` that answers from a
+    /// file: done once the unit is inactive and its old PID gone, else a bounded failure.
+    #[test]
+    fn a_systemd_stop_waits_for_the_unit_boundedly() {
+        let d = tempfile::tempdir().unwrap();
+        let state = d.path().join("state");
+        let log = d.path().join("calls");
+        std::fs::write(
+            d.path().join("systemctl"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in\n\
+                 'show -p ActiveState --value kafka') cat {state} ;;\n\
+                 'show -p MainPID --value kafka') echo 0 ;;\nesac\n",
+                log = log.display(),
+                state = state.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.path().join("systemctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let inv = crate::inventory::parse(
+            std::path::Path::new("inv.yaml"),
+            "hosts:\n  a:\n    address: 10.0.0.1\n  b:\n    address: 10.0.0.2\n  c:\n    address: 10.0.0.3\n\
+             groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n",
+        )
+        .unwrap();
+        let def = ServiceDef::new(Service::Kafka, &inv, &inv.hosts[0]);
+        let path = format!("{}:{}", d.path().display(), std::env::var("PATH").unwrap());
+        // `p` set as main_pid_script would: a live PID (this test's shell) keeps it waiting.
+        let run = |pid: &str, secs: u64| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("p={pid}\n{}", wait_inactive(&def, secs)))
+                .env("PATH", &path)
+                .output()
+                .unwrap()
+        };
+        std::fs::write(&state, "deactivating\n").unwrap();
+        let started = std::time::Instant::now();
+        let out = run("", 1);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "kafka (pid ) did not stop within 1s\n"
+        );
+        std::fs::write(&state, "inactive\n").unwrap();
+        assert_eq!(run("", 1).status.code(), Some(0));
+        assert_eq!(
+            run("$$", 1).status.code(),
+            Some(1),
+            "its process still lives"
+        );
+        std::fs::write(&state, "failed\n").unwrap();
+        assert_eq!(run("999999999", 1).status.code(), Some(0));
+        // The whole stop: a stop job that does not block, then the wait.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(systemd_stop(&def, 1))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(calls.contains("stop --no-block kafka\n"), "{calls}");
+    }
+
     /// The real script under `sh`: written once, then left alone until content or mode differ.
     #[test]
     fn write_if_changed_writes_only_a_difference() {
