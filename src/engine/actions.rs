@@ -531,6 +531,12 @@ pub async fn log_tail(s: &Session, def: &ServiceDef) -> String {
             f = quote(&f)
         ));
     }
+    // Under systemd the process's stdout and stderr (a JVM's startup errors) go to the journal.
+    cmd.push_str(&format!(
+        "if [ -d /run/systemd/system ]; then echo '--- journalctl -u {n}:'; \
+         journalctl -u {n} -n 15 --no-pager -o cat 2>&1; fi\n",
+        n = def.name
+    ));
     match s.exec(&cmd).await {
         Ok(out) if !out.stdout.trim().is_empty() => out.stdout.trim_end().to_string(),
         Ok(_) => format!("(no output in {})", log_files(def).join(" or ")),
