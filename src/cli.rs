@@ -236,11 +236,15 @@ impl TopicsArgs {
 
 #[derive(Subcommand)]
 enum LabCommand {
-    /// Build the node image (Debian + sshd).
+    /// Build the node image (Debian + sshd; with --init systemd, booting systemd).
     Image {
-        /// Name and tag of the image to build
-        #[arg(long, default_value = lab::DEFAULT_IMAGE)]
-        name: String,
+        /// Image name [default: localhost/clusterctl-node:bookworm-1, or
+        /// localhost/clusterctl-node:bookworm-systemd-1 with --init systemd]
+        #[arg(long)]
+        name: Option<String>,
+        /// What the nodes run as PID 1: sshd under a reaper (SysV init scripts), or systemd.
+        #[arg(long, value_enum, default_value = "sysv")]
+        init: lab::Init,
     },
     /// Start N containers and write a ready inventory for them.
     Up {
@@ -249,9 +253,12 @@ enum LabCommand {
         /// How many nodes
         #[arg(long, default_value_t = 3)]
         nodes: usize,
-        /// The node image to start them from
-        #[arg(long, default_value = lab::DEFAULT_IMAGE)]
-        image: String,
+        /// Node image [default: the one `lab image` builds for --init]
+        #[arg(long)]
+        image: Option<String>,
+        /// What the nodes run as PID 1: sshd under a reaper (SysV init scripts), or systemd.
+        #[arg(long, value_enum, default_value = "sysv")]
+        init: lab::Init,
         /// KRaft: the first 3 nodes are combined broker+controller nodes, no ZooKeeper.
         #[arg(long, conflicts_with = "nisshi")]
         kraft: bool,
@@ -496,11 +503,14 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Lab { command } => report(
             match command {
-                LabCommand::Image { name } => lab::image(&name),
+                LabCommand::Image { name, init } => {
+                    lab::image(name.as_deref().unwrap_or(init.default_image()), init)
+                }
                 LabCommand::Up {
                     nodes,
                     inventory,
                     image,
+                    init,
                     kraft,
                     nisshi,
                     bastion,
@@ -510,7 +520,8 @@ pub fn run(cli: Cli) -> ExitCode {
                         (_, true) => lab::Kind::Nisshi,
                         _ => lab::Kind::ZooKeeper,
                     };
-                    lab::up(nodes, &inventory, &image, kind, bastion)
+                    let image = image.as_deref().unwrap_or(init.default_image());
+                    lab::up(nodes, &inventory, image, kind, init, bastion)
                 }
                 LabCommand::Down { inventory } => lab::down(&inventory),
             },

@@ -89,6 +89,39 @@ pub struct ServiceStatus {
     pub pid: Option<u32>,
     /// ZooKeeper: leader/follower/...; Kafka: registered/not registered.
     pub state: String,
+    /// systemd hosts: the unit's ActiveState, and how often systemd restarted the service
+    /// on its own (a crash) since clusterctl last started or stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub systemd_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted_by_systemd: Option<u32>,
+}
+
+/// `(state, restarts)` of `svc`'s unit when the host runs systemd, with a note for a
+/// service systemd restarted (running again, so not a problem, but a crash to look into).
+fn systemd_facts(
+    f: Option<&Facts>,
+    svc: Service,
+    host: &str,
+    notes: &mut Vec<String>,
+) -> (Option<String>, Option<u32>) {
+    let Some(u) = f.and_then(|f| f.units.get(&svc)) else {
+        return (None, None);
+    };
+    if u.restarts > 0 {
+        notes.push(format!(
+            "{svc} on {host} was restarted by systemd {} since clusterctl started it (see `journalctl -u {svc}`)",
+            times(u.restarts)
+        ));
+    }
+    (Some(u.active_state.clone()), Some(u.restarts))
+}
+
+fn times(n: u32) -> String {
+    match n {
+        1 => "1 time".into(),
+        n => format!("{n} times"),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -139,6 +172,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         .map(|r| r.map_err(|e| format!("{e:#}")))
         .collect();
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
 
     // Expected broker ids: meta.properties on disk, else what apply would assign.
     let known: Vec<Facts> = facts
@@ -165,8 +199,13 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 continue;
             }
             let pid = f.as_ref().ok().and_then(|f| f.pids.get(&svc).copied());
+            let (systemd_state, restarted_by_systemd) =
+                systemd_facts(f.as_ref().ok(), svc, &h.name, &mut notes);
             if reachable && pid.is_none() {
-                problems.push(format!("{svc} on {} is not running", h.name));
+                problems.push(match &systemd_state {
+                    Some(st) => format!("{svc} on {} is not running (systemd: {st})", h.name),
+                    None => format!("{svc} on {} is not running", h.name),
+                });
             }
             let state = match svc {
                 Service::ZooKeeper => zk_probe
@@ -211,6 +250,8 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 running: pid.is_some(),
                 pid,
                 state,
+                systemd_state,
+                restarted_by_systemd,
             });
         }
         // A service the inventory no longer gives this host, still running or enabled: shown
@@ -225,6 +266,8 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                         "retired (not in the inventory for this host), still {}: apply stops and disables it",
                         if r.pid.is_some() { "running" } else { "enabled at boot" }
                     ),
+                    systemd_state: None,
+                    restarted_by_systemd: None,
                 });
             }
         }
@@ -267,9 +310,13 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
             ),
         };
         format!(
-            "HEALTHY: {quorum}, {}/{} brokers registered, 0 under-replicated, 0 offline partitions",
+            "HEALTHY: {quorum}, {}/{} brokers registered, 0 under-replicated, 0 offline partitions{}",
             kafka.registered.len(),
-            expected.len()
+            expected.len(),
+            notes
+                .iter()
+                .map(|n| format!("; note: {n}"))
+                .collect::<String>()
         )
     } else {
         format!("UNHEALTHY: {}", problems.join("; "))
@@ -301,6 +348,7 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         futures::future::join_all(inv.kafka_hosts().map(|h| gates::nisshi_answer(inv, h)));
     let (reach, answers) = tokio::join!(reach, answers);
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let mut hosts = Vec::new();
     let mut storage = None;
     let mut brokers = Vec::new();
@@ -354,11 +402,15 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 topics: a.as_ref().ok().map(|a| a.topics),
                 error: a.as_ref().err().map(|e| format!("{e:#}")),
             });
+            let (systemd_state, restarted_by_systemd) =
+                systemd_facts(facts.as_ref(), Service::Nisshi, &h.name, &mut notes);
             services.push(ServiceStatus {
                 service: "nisshi".into(),
                 running: pid.is_some(),
                 pid,
                 state,
+                systemd_state,
+                restarted_by_systemd,
             });
         }
         hosts.push(HostStatus {
@@ -376,13 +428,17 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     let healthy = problems.is_empty();
     let verdict = if healthy {
         format!(
-            "HEALTHY: {}/{} nisshi brokers answering{}",
+            "HEALTHY: {}/{} nisshi brokers answering{}{}",
             brokers.len(),
             brokers.len(),
             match &storage {
                 Some(s) => format!(", PostgreSQL on {} running", s.host),
                 None => String::new(),
-            }
+            },
+            notes
+                .iter()
+                .map(|n| format!("; note: {n}"))
+                .collect::<String>()
         )
     } else {
         format!("UNHEALTHY: {}", problems.join("; "))
@@ -564,9 +620,21 @@ pub fn print_text(s: &Status) {
         let svcs: Vec<String> = h
             .services
             .iter()
-            .map(|svc| match svc.pid {
-                Some(pid) => format!("{} pid {pid} ({})", svc.service, svc.state),
-                None => format!("{} STOPPED ({})", svc.service, svc.state),
+            .map(|svc| {
+                let restarted = match svc.restarted_by_systemd {
+                    Some(n) if n > 0 => format!("; restarted by systemd {}", times(n)),
+                    _ => String::new(),
+                };
+                match (svc.pid, &svc.systemd_state) {
+                    (Some(pid), _) => {
+                        format!("{} pid {pid} ({}{restarted})", svc.service, svc.state)
+                    }
+                    (None, Some(st)) => format!(
+                        "{} STOPPED (systemd: {st}; {}{restarted})",
+                        svc.service, svc.state
+                    ),
+                    (None, None) => format!("{} STOPPED ({})", svc.service, svc.state),
+                }
             })
             .collect();
         println!(

@@ -302,12 +302,21 @@ fn roll_order(nodes: &[(String, String)], last: &str) -> Vec<String> {
     order
 }
 
-/// Each node's PID of `svc`, from its PID file (which must exist: the service runs).
+/// Each node's PID of `svc`, from its PID file (which must exist: the service runs), or on
+/// systemd nodes its unit's MainPID (which must not be 0).
 fn pids(lab_dir: &Path, nodes: &[(String, String)], svc: &str) -> Vec<String> {
     nodes
         .iter()
-        .map(|(_, a)| ssh(lab_dir, a, &format!("cat /var/run/{svc}/{svc}.pid")))
+        .map(|(_, a)| ssh(lab_dir, a, &main_pid(svc)))
         .collect()
+}
+
+/// Shell printing `svc`'s main PID, failing when there is none.
+fn main_pid(svc: &str) -> String {
+    format!(
+        "if [ -d /run/systemd/system ]; then p=$(systemctl show -p MainPID --value {svc}) && \
+         [ \"$p\" != 0 ] && echo \"$p\"; else cat /var/run/{svc}/{svc}.pid; fi"
+    )
 }
 
 /// One of Kafka's own tools (`org.apache.kafka.tools.<tool>`), from the fixture tarball's
@@ -446,10 +455,11 @@ fn snapshot(lab_dir: &Path, addr: &str, services: &[&str]) -> String {
          if [ -L /opt/zookeeper ]; then echo \"/opt/zookeeper -> $(readlink /opt/zookeeper)\"; fi",
     );
     for svc in services {
-        // kill -0: the PID file names a live process, not a stale one.
+        // kill -0: the PID file (or MainPID) names a live process, not a stale one.
         cmd.push_str(&format!(
-            "; pid=$(cat /var/run/{svc}/{svc}.pid) && kill -0 \"$pid\" || exit 1; \
-             echo \"{svc} pid $pid\""
+            "; pid=$({}) && kill -0 \"$pid\" || exit 1; \
+             echo \"{svc} pid $pid\"",
+            main_pid(svc)
         ));
     }
     let snap = ssh(lab_dir, addr, &cmd);
@@ -589,7 +599,12 @@ impl Setup {
             .unwrap();
         assert!(st.success());
         let mirror = Mirror::start(&mirror_dir);
-        assert!(clusterctl(&["lab", "image"], &mirror.url).status.success());
+        // `--init systemd` among the flags: the systemd node image.
+        let mut image = vec!["lab", "image"];
+        if let Some(w) = extra.windows(2).find(|w| w[0] == "--init") {
+            image.extend(w);
+        }
+        assert!(clusterctl(&image, &mirror.url).status.success());
         let lab = Lab {
             inventory: inventory.clone(),
         };
@@ -2948,4 +2963,294 @@ fn behind_a_bastion() {
         "behind a bastion: apply, status, rolling restart in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// systemd's view of `svc` on a node: `KEY=value` lines of its unit, plus `owner` (the main
+/// process's user) and `nofile` (its open-files limit as the kernel applies it).
+fn unit_state(lab_dir: &Path, addr: &str, svc: &str) -> String {
+    ssh(
+        lab_dir,
+        addr,
+        &format!(
+            "echo \"enabled $(systemctl is-enabled {svc})\"; \
+             systemctl show -p ActiveState -p NRestarts -p LimitNOFILE -p MemoryMax -p NeedDaemonReload {svc}; \
+             p=$(systemctl show -p MainPID --value {svc}); [ \"$p\" != 0 ] && \
+             echo \"owner $(stat -c %U /proc/$p)\" && \
+             echo \"nofile $(awk '/^Max open files/ {{print $4}}' /proc/$p/limits)\"; true"
+        ),
+    )
+}
+
+/// `daemon-reload`s systemd has done since the node booted (its journal's "Reloading." lines).
+fn reloads(lab_dir: &Path, nodes: &[(String, String)]) -> Vec<u32> {
+    nodes
+        .iter()
+        .map(|(_, a)| {
+            ssh(
+                lab_dir,
+                a,
+                "journalctl -b -o cat _PID=1 | grep -c '^Reloading' || true",
+            )
+            .parse()
+            .unwrap()
+        })
+        .collect()
+}
+
+/// What SysV nodes prove, on systemd nodes (`lab up --init systemd`): apply installs, enables
+/// and starts units (systemd's own MainPID, user and limits checked on every node); a no-op
+/// re-apply keeps every PID; a changed property rolls the brokers without a daemon-reload; a
+/// changed limit rewrites the unit, reloads systemd once per host and reaches the process;
+/// a SIGKILLed broker is restarted by systemd and `status` says so (still healthy: it serves
+/// again); `restart --rolling` under an acks=all producer loses nothing, and systemd did not
+/// restart what clusterctl stopped.
+fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
+    let (inventory, lab_dir, nodes) = (&setup.inventory, &setup.lab_dir, &setup.nodes);
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply failed");
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "test -d /run/systemd/system && ls /etc/init.d/ | grep -c -e kafka -e zookeeper || true"
+            ),
+            "0",
+            "{a}: systemd units, no init scripts"
+        );
+        for svc in services {
+            let u = unit_state(lab_dir, a, svc);
+            for want in [
+                "enabled enabled",
+                "ActiveState=active",
+                "NRestarts=0",
+                "LimitNOFILE=100000",
+                "MemoryMax=infinity",
+                &format!("owner {svc}"),
+                // The container's hard limit (20000) caps the unit's 100000.
+                "nofile 20000",
+            ] {
+                assert!(
+                    u.lines().any(|l| l == want),
+                    "{a} {svc}: no {want:?} in\n{u}"
+                );
+            }
+        }
+    }
+
+    // A no-op re-apply keeps every PID.
+    let before: Vec<Vec<String>> = services.iter().map(|s| pids(lab_dir, nodes, s)).collect();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success() && text(&out).contains("apply: no change"));
+    let now: Vec<Vec<String>> = services.iter().map(|s| pids(lab_dir, nodes, s)).collect();
+    assert_eq!(now, before, "a no-op apply restarted something");
+
+    // A changed property: every broker restarted, the rest kept, no unit touched.
+    let text0 = std::fs::read_to_string(inventory).unwrap();
+    let reloads0 = reloads(lab_dir, nodes);
+    std::fs::write(inventory, with_io_threads(&text0, 4)).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply of a changed property failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("restarted kafka")
+            .count(),
+        3
+    );
+    let kafka1 = pids(lab_dir, nodes, "kafka");
+    for (b, a) in before[services.len() - 1].iter().zip(&kafka1) {
+        assert_ne!(b, a, "every broker restarted");
+    }
+    if services.contains(&"zookeeper") {
+        assert_eq!(
+            pids(lab_dir, nodes, "zookeeper"),
+            before[0],
+            "ZooKeeper kept"
+        );
+    }
+    for (_, a) in nodes {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
+            ),
+            "1"
+        );
+    }
+    assert_eq!(
+        reloads(lab_dir, nodes),
+        reloads0,
+        "no unit changed: no daemon-reload"
+    );
+
+    // Limits from the inventory: the unit changes, systemd reloads once, the JVM gets them.
+    let limited = with_io_threads(&text0, 4).replace(
+        "kafka:\n  heap: 256m\n",
+        "kafka:\n  heap: 256m\n  limits:\n    nofile: 16384\n    memory_max: 1g\n",
+    );
+    std::fs::write(inventory, &limited).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply of changed limits failed");
+    assert!(text(&out).contains("wrote /etc/systemd/system/kafka.service"));
+    let reloads1: Vec<u32> = reloads0.iter().map(|r| r + 1).collect();
+    assert_eq!(
+        reloads(lab_dir, nodes),
+        reloads1,
+        "one daemon-reload per host"
+    );
+    let kafka2 = pids(lab_dir, nodes, "kafka");
+    for (_, a) in nodes {
+        let u = unit_state(lab_dir, a, "kafka");
+        for want in [
+            "LimitNOFILE=16384",
+            "MemoryMax=1073741824",
+            "NeedDaemonReload=no",
+            "nofile 16384",
+        ] {
+            assert!(
+                u.lines().any(|l| l == want),
+                "{a} kafka: no {want:?} in\n{u}"
+            );
+        }
+    }
+
+    // A broker killed with SIGKILL: systemd starts it again, status says so and stays healthy.
+    let (victim, addr) = &nodes[1];
+    ssh(
+        lab_dir,
+        addr,
+        "kill -KILL $(systemctl show -p MainPID --value kafka)",
+    );
+    // Restart=on-failure, RestartSec=5.
+    wait_until(
+        Duration::from_secs(60),
+        "systemd restarts the broker",
+        || {
+            let u = unit_state(lab_dir, addr, "kafka");
+            u.lines().any(|l| l == "NRestarts=1") && u.lines().any(|l| l == "ActiveState=active")
+        },
+    );
+    let restarted = ssh(lab_dir, addr, &main_pid("kafka"));
+    assert_ne!(restarted, kafka2[1], "a new process");
+    let mut st = clusterctl(&["status", inv, "-o", "json"], m);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while st.status.code() != Some(0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(2));
+        st = clusterctl(&["status", inv, "-o", "json"], m);
+    }
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "healthy again once the broker is back"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let kafka = v["hosts"][1]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "kafka")
+        .unwrap();
+    assert_eq!(kafka["restarted_by_systemd"], 1, "{kafka}");
+    assert_eq!(kafka["systemd_state"], "active");
+    assert_eq!(kafka["pid"].to_string(), restarted);
+    let note = format!("kafka on {victim} was restarted by systemd 1 time");
+    assert!(
+        v["verdict"].as_str().unwrap().contains(&note),
+        "{}",
+        v["verdict"]
+    );
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0));
+    assert!(text(&st).contains("restarted by systemd 1 time"));
+    // What systemd restarted is what runs: nothing for apply to do.
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success() && text(&out).contains("apply: no change"));
+
+    rolling_restart_under_load(setup, nodes, services);
+    // clusterctl's stops were not undone by systemd, and its starts reset the count.
+    for (_, a) in nodes {
+        for svc in services {
+            let u = unit_state(lab_dir, a, svc);
+            assert!(u.lines().any(|l| l == "NRestarts=0"), "{a} {svc}:\n{u}");
+        }
+    }
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0));
+    assert!(!text(&st).contains("restarted by systemd"));
+}
+
+#[test]
+fn systemd_nodes_zookeeper_mode() {
+    let setup = Setup::new("3.9.1", 3, &["--init", "systemd"]);
+    on_systemd_nodes(&setup, &["zookeeper", "kafka"]);
+
+    // --sigkill-after through systemd: a broker that cannot act on SIGTERM is killed after
+    // that long, started again, and not restarted by systemd on its own. systemd sends SIGCONT
+    // with its SIGTERM, so a loop stops the broker again (for at most 20 s).
+    let (lab_dir, addr) = (&setup.lab_dir, &setup.nodes[2].1);
+    let old = ssh(lab_dir, addr, &main_pid("kafka"));
+    ssh(
+        lab_dir,
+        addr,
+        &format!(
+            "setsid sh -c 'i=0; while [ $i -lt 400 ] && kill -STOP {old} 2>/dev/null; do \
+             sleep 0.05; i=$((i+1)); done' >/dev/null 2>&1 </dev/null &"
+        ),
+    );
+    let inv = setup.inventory.to_str().unwrap();
+    let out = clusterctl(
+        &[
+            "restart",
+            "--rolling",
+            inv,
+            "--service",
+            "kafka",
+            "--limit",
+            "n3",
+            "--force",
+            "--sigkill-after",
+            "5",
+        ],
+        &setup.mirror.url,
+    );
+    assert!(out.status.success(), "restart with --sigkill-after failed");
+    let new = ssh(lab_dir, addr, &main_pid("kafka"));
+    assert_ne!(new, old);
+    let log = text(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("restarted kafka (pid {old} -> {new}) (stop ")))
+        .unwrap_or_else(|| panic!("no restart line in {log}"));
+    let stop: f64 = line
+        .split("(stop ")
+        .nth(1)
+        .unwrap()
+        .split('s')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stop >= 5.0, "killed only after --sigkill-after 5: {line}");
+    let (code, _) = ssh_status(lab_dir, addr, &format!("test -d /proc/{old}"));
+    assert_ne!(code, 0, "the stopped broker was killed");
+    let u = unit_state(lab_dir, addr, "kafka");
+    assert!(u.lines().any(|l| l == "NRestarts=0"), "{u}");
+}
+
+#[test]
+fn systemd_nodes_kraft() {
+    let setup = Setup::new("4.4.0", 3, &["--kraft", "--init", "systemd"]);
+    let text0 = std::fs::read_to_string(&setup.inventory).unwrap();
+    std::fs::write(
+        &setup.inventory,
+        text0.replace(
+            "kafka:\n  heap: 256m\n",
+            "kafka:\n  heap: 256m\n  version: 4.4.0\n",
+        ),
+    )
+    .unwrap();
+    on_systemd_nodes(&setup, &["kafka"]);
 }

@@ -453,7 +453,8 @@ pub async fn restart(
             "CLUSTERCTL_STOP_TIMEOUT={n} {}",
             service_cmd(p, &def, "stop")
         ),
-        _ => service_cmd(p, &def, "stop"),
+        (InitSystem::SysV, None) => service_cmd(p, &def, "stop"),
+        (InitSystem::Systemd, _) => systemd_stop(&def, wait),
     };
     let t0 = std::time::Instant::now();
     let out = s
@@ -468,11 +469,20 @@ pub async fn restart(
                 out.stderr.trim()
             );
         }
-        s.exec_ok(&format!(
-            "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
-            pf = quote(&def.pid_file)
-        ))
-        .await?;
+        let kill = match p.init {
+            InitSystem::SysV => format!(
+                "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
+                pf = quote(&def.pid_file)
+            ),
+            // Its stop job is still pending, so systemd does not restart what dies of this.
+            InitSystem::Systemd => format!(
+                "{}\nsystemctl kill -s KILL {n}\n{}",
+                super::facts::main_pid_script(&def),
+                wait_inactive(&def, KILLED_WAIT.as_secs()),
+                n = def.name
+            ),
+        };
+        s.exec_ok(&kill).await?;
     }
     let stopped = t0.elapsed();
     let t1 = std::time::Instant::now();
@@ -485,6 +495,34 @@ pub async fn restart(
         stop: stopped,
         start: t1.elapsed(),
     })
+}
+
+/// How long a SIGKILLed service may take to be gone (the kernel frees a JVM's memory).
+const KILLED_WAIT: Duration = Duration::from_secs(30);
+
+/// Shell that waits (polling 5 times a second) at most `secs` for `def`'s unit to be
+/// inactive and its old main PID gone, else fails saying so.
+fn wait_inactive(def: &ServiceDef, secs: u64) -> String {
+    format!(
+        "i=0; while [ \"$i\" -lt {ticks} ]; do \
+         case $(systemctl show -p ActiveState --value {n}) in inactive|failed) \
+         {{ [ -z \"$p\" ] || [ ! -d /proc/$p ]; }} && exit 0;; esac; sleep 0.2; i=$((i+1)); done\n\
+         echo \"{n} (pid $p) did not stop within {secs}s\" >&2; exit 1\n",
+        ticks = secs * 5,
+        n = def.name
+    )
+}
+
+/// A graceful stop through systemd (SIGTERM, TimeoutStopSec, no SIGKILL), waited for here
+/// at most `secs` (`--sigkill-after` may shorten the unit's own timeout). A stop job: systemd
+/// does not restart what it stops.
+fn systemd_stop(def: &ServiceDef, secs: u64) -> String {
+    format!(
+        "{}\nsystemctl stop --no-block {n}\n{}",
+        super::facts::main_pid_script(def),
+        wait_inactive(def, secs),
+        n = def.name
+    )
 }
 
 /// The logs that hold a failed start's cause: the service's stdout file, and the log its
@@ -508,6 +546,12 @@ pub async fn log_tail(s: &Session, def: &ServiceDef) -> String {
             f = quote(&f)
         ));
     }
+    // Under systemd the process's stdout and stderr (a JVM's startup errors) go to the journal.
+    cmd.push_str(&format!(
+        "if [ -d /run/systemd/system ]; then echo '--- journalctl -u {n}:'; \
+         journalctl -u {n} -n 15 --no-pager -o cat 2>&1; fi\n",
+        n = def.name
+    ));
     match s.exec(&cmd).await {
         Ok(out) if !out.stdout.trim().is_empty() => out.stdout.trim_end().to_string(),
         Ok(_) => format!("(no output in {})", log_files(def).join(" or ")),
@@ -515,32 +559,47 @@ pub async fn log_tail(s: &Session, def: &ServiceDef) -> String {
     }
 }
 
-/// Returns (only) when `def`'s process on this host is gone, with its log tail.
+/// Returns (only) when `def`'s process on this host is gone, with its log tail. On systemd,
+/// a new main PID counts as gone too: systemd restarted what exited.
 pub async fn process_gone(s: &Session, def: &ServiceDef, host: &str) -> anyhow::Error {
-    let cmd = format!(
-        "p=$(cat {pf} 2>/dev/null); if [ -n \"$p\" ] && [ -d /proc/$p ]; then echo alive; fi",
-        pf = quote(&def.pid_file),
-    );
+    // The PID watched is the one running now; `None` until a read of it succeeds.
+    let read = format!("{}; echo \"$p\"", super::facts::main_pid_script(def));
+    let mut watched: Option<Option<u32>> = None;
     loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if let Ok(out) = s.exec(&cmd).await
-            && out.ok()
-            && out.stdout.trim() != "alive"
-        {
+        let alive = match watched {
+            None => match s.exec(&read).await {
+                Ok(out) if out.ok() => {
+                    let pid = out.stdout.trim().parse::<u32>().ok();
+                    watched = Some(pid);
+                    Some(pid.is_some())
+                }
+                _ => None,
+            },
+            Some(None) => Some(false),
+            Some(Some(pid)) => match s
+                .exec(&format!("[ -d /proc/{pid} ] && echo alive; true"))
+                .await
+            {
+                Ok(out) if out.ok() => Some(out.stdout.trim() == "alive"),
+                _ => None,
+            },
+        };
+        if alive == Some(false) {
             return anyhow::anyhow!(
                 "{} on {host} exited after starting; its logs:\n{}",
                 def.name,
                 log_tail(s, def).await
             );
         }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 /// The PID the init system recorded, checked to be our live java process.
 async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
     let cmd = format!(
-        "p=$(cat {pf}); tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo $p",
-        pf = quote(&def.pid_file),
+        "{}; [ -n \"$p\" ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo $p",
+        super::facts::main_pid_script(def),
         mc = quote(def.main_class)
     );
     for _ in 0..10 {
@@ -551,7 +610,7 @@ async fn read_pid(s: &Session, def: &ServiceDef) -> Result<u32> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     bail!(
-        "{} did not stay up: no live process in {}; its logs:\n{}",
+        "{} did not stay up: no live process in {} (or systemd's MainPID); its logs:\n{}",
         def.name,
         def.pid_file,
         log_tail(s, def).await
@@ -624,6 +683,77 @@ mod tests {
             String::from_utf8_lossy(&out.stderr).contains("still busy after 1s"),
             "{out:?}"
         );
+    }
+
+    /// The systemd stop under a real `sh`, against a stand-in `systemctl` that answers from a
+    /// file: done once the unit is inactive and its old PID gone, else a bounded failure.
+    #[test]
+    fn a_systemd_stop_waits_for_the_unit_boundedly() {
+        let d = tempfile::tempdir().unwrap();
+        let state = d.path().join("state");
+        let log = d.path().join("calls");
+        std::fs::write(
+            d.path().join("systemctl"),
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in\n\
+                 'show -p ActiveState --value kafka') cat {state} ;;\n\
+                 'show -p MainPID --value kafka') echo 0 ;;\nesac\n",
+                log = log.display(),
+                state = state.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.path().join("systemctl"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let inv = crate::inventory::parse(
+            std::path::Path::new("inv.yaml"),
+            "hosts:\n  a:\n    address: 10.0.0.1\n  b:\n    address: 10.0.0.2\n  c:\n    address: 10.0.0.3\n\
+             groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n",
+        )
+        .unwrap();
+        let def = ServiceDef::new(Service::Kafka, &inv, &inv.hosts[0]);
+        let path = format!("{}:{}", d.path().display(), std::env::var("PATH").unwrap());
+        // `p` set as main_pid_script would: a live PID (this test's shell) keeps it waiting.
+        let run = |pid: &str, secs: u64| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("p={pid}\n{}", wait_inactive(&def, secs)))
+                .env("PATH", &path)
+                .output()
+                .unwrap()
+        };
+        std::fs::write(&state, "deactivating\n").unwrap();
+        let started = std::time::Instant::now();
+        let out = run("", 1);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "kafka (pid ) did not stop within 1s\n"
+        );
+        std::fs::write(&state, "inactive\n").unwrap();
+        assert_eq!(run("", 1).status.code(), Some(0));
+        assert_eq!(
+            run("$$", 1).status.code(),
+            Some(1),
+            "its process still lives"
+        );
+        std::fs::write(&state, "failed\n").unwrap();
+        assert_eq!(run("999999999", 1).status.code(), Some(0));
+        // The whole stop: a stop job that does not block, then the wait.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(systemd_stop(&def, 1))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(calls.contains("stop --no-block kafka\n"), "{calls}");
     }
 
     /// The real script under `sh`: written once, then left alone until content or mode differ.

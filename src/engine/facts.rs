@@ -27,6 +27,8 @@ pub struct Facts {
     pub links: BTreeMap<String, String>,
     /// PID of each running service (verified against its main class).
     pub pids: BTreeMap<Service, u32>,
+    /// On systemd hosts, what systemd says of each service's unit.
+    pub units: BTreeMap<Service, UnitState>,
     pub users: Vec<String>,
     /// The host's own IPv4 address for its inventory address (a name resolved on the host).
     pub ip: Option<String>,
@@ -57,6 +59,26 @@ impl Retired {
     pub fn pending(&self) -> bool {
         self.enabled || self.pid.is_some()
     }
+}
+
+/// `systemctl show` of a service's unit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitState {
+    /// `active`, `activating` (also while waiting to restart), `failed`, `inactive`...
+    pub active_state: String,
+    /// Restarts systemd made on its own (Restart=on-failure) since the unit was last started
+    /// or stopped by hand (clusterctl's `systemctl start`/`stop` reset it).
+    pub restarts: u32,
+}
+
+/// Shell that sets `$p` to `def`'s main PID, empty when none: systemd's MainPID on a systemd
+/// host, else the PID file the init script writes.
+pub fn main_pid_script(def: &ServiceDef) -> String {
+    format!(
+        "if [ -d /run/systemd/system ]; then p=$(systemctl show -p MainPID --value {n} 2>/dev/null);          [ \"$p\" = 0 ] && p=; else p=$(cat {pf} 2>/dev/null); fi",
+        n = quote(def.name),
+        pf = quote(&def.pid_file)
+    )
 }
 
 /// The host itself: room, memory, ports, clock, limits, OS.
@@ -153,6 +175,10 @@ pub fn script(q: &Query) -> String {
         ));
     }
     for svc in &q.services {
+        s.push_str(&format!(
+            "[ -d /run/systemd/system ] && echo \"unit {name} $(systemctl show -p ActiveState -p NRestarts {name} 2>/dev/null | tr '\\n' ' ')\"\n",
+            name = svc.name
+        ));
         s.push_str(&pid_script(svc, "pid"));
         s.push_str(&format!(
             "id -u {u} >/dev/null 2>&1 && echo \"user {u}\"\n",
@@ -172,12 +198,12 @@ pub fn script(q: &Query) -> String {
     s
 }
 
-/// `<tag> <name> <pid>` if the service's PID file names a live process whose command line
-/// has its main class.
+/// `<tag> <name> <pid>` if the service's main PID (systemd's, or the PID file's) is a live
+/// process whose command line has its main class.
 fn pid_script(svc: &ServiceDef, tag: &str) -> String {
     format!(
-        "p=$(cat {pf} 2>/dev/null); [ -n \"$p\" ] && [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo \"{tag} {name} $p\"\n",
-        pf = quote(&svc.pid_file),
+        "{}; [ -n \"$p\" ] && [ -r /proc/$p/cmdline ] && tr '\\0' ' ' < /proc/$p/cmdline | grep -q -- {mc} && echo \"{tag} {name} $p\"\n",
+        main_pid_script(svc),
         mc = quote(svc.main_class),
         name = svc.name
     )
@@ -323,16 +349,23 @@ pub fn parse(out: &str) -> Facts {
             "ibp" => f.ibp = Some(rest.to_string()),
             "meta_version" => f.meta_version = f.meta_version.or(rest.parse().ok()),
             "pid" => {
-                if let Some((name, pid)) = rest.split_once(' ') {
-                    let svc = match name {
-                        "zookeeper" => Service::ZooKeeper,
-                        "nisshi" => Service::Nisshi,
-                        _ => Service::Kafka,
-                    };
-                    if let Ok(pid) = pid.trim().parse() {
-                        f.pids.insert(svc, pid);
+                if let Some((name, pid)) = rest.split_once(' ')
+                    && let Ok(pid) = pid.trim().parse()
+                {
+                    f.pids.insert(service_named(name), pid);
+                }
+            }
+            "unit" => {
+                let (name, props) = rest.split_once(' ').unwrap_or((rest, ""));
+                let mut u = UnitState::default();
+                for kv in props.split_whitespace() {
+                    match kv.split_once('=') {
+                        Some(("ActiveState", v)) => u.active_state = v.to_string(),
+                        Some(("NRestarts", v)) => u.restarts = v.parse().unwrap_or(0),
+                        _ => {}
                     }
                 }
+                f.units.insert(service_named(name), u);
             }
             "retired" | "retired_enabled" | "retired_pid" | "retired_roles" => {
                 let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -355,6 +388,14 @@ pub fn parse(out: &str) -> Facts {
         }
     }
     f
+}
+
+fn service_named(name: &str) -> Service {
+    match name {
+        "zookeeper" => Service::ZooKeeper,
+        "nisshi" => Service::Nisshi,
+        _ => Service::Kafka,
+    }
 }
 
 #[cfg(test)]
@@ -384,7 +425,8 @@ mod tests {
         let out = "pm apt\ninit sysv\njava openjdk version \"17.0.13\" 2024-10-15\n\
                    file /etc/kafka/server.properties abc123\n\
                    installed /opt/kafka_2.13-3.9.1 deadbeef\nlink /opt/kafka kafka_2.13-3.9.1\n\
-                   myid 2\nbroker_id 3\npid kafka 4242\npid zookeeper 77\nuser kafka\n";
+                   myid 2\nbroker_id 3\npid kafka 4242\npid zookeeper 77\nuser kafka\n\
+                   unit kafka ActiveState=active NRestarts=2 \nunit zookeeper \n";
         let f = parse(out);
         assert_eq!(f.package_manager, "apt");
         assert_eq!(f.init, Some(InitSystem::SysV));
@@ -396,6 +438,14 @@ mod tests {
         assert_eq!(f.pids[&Service::Kafka], 4242);
         assert_eq!(f.pids[&Service::ZooKeeper], 77);
         assert_eq!(f.users, vec!["kafka"]);
+        assert_eq!(
+            f.units[&Service::Kafka],
+            UnitState {
+                active_state: "active".into(),
+                restarts: 2
+            }
+        );
+        assert_eq!(f.units[&Service::ZooKeeper], UnitState::default());
     }
 
     /// The real script under a real `sh`, against files made here.

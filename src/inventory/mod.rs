@@ -162,7 +162,32 @@ pub struct ZkConfig {
     pub max_client_cnxns: u32,
     pub heap: String,
     pub jvm_opts: Vec<String>,
+    pub limits: Limits,
     pub properties: BTreeMap<String, String>,
+}
+
+/// A service's resource limits, as its systemd unit sets them (the SysV init script raises
+/// the soft open-files limit to the hard one instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub nofile: u64,
+    /// systemd's MemoryMax, as systemd writes sizes (`2G`); `None`: no memory limit.
+    pub memory_max: Option<String>,
+}
+
+/// What the unit had before the inventory could say: a file per segment and connection.
+pub const DEFAULT_NOFILE: u64 = 100_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            nofile: DEFAULT_NOFILE,
+            // No cap by default: Kafka leans on the page cache, which a cgroup limit counts
+            // and would squeeze, and a cap derived from the heap would OOM-kill a JVM whose
+            // off-heap use (direct buffers, metaspace, threads) grows with load.
+            memory_max: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +209,7 @@ pub struct KafkaConfig {
     pub min_insync_replicas: u32,
     pub log_retention_hours: u32,
     pub log_segment_bytes: u64,
+    pub limits: Limits,
     pub properties: BTreeMap<String, String>,
 }
 

@@ -199,8 +199,18 @@ pub struct ZkSettings {
     pub max_client_cnxns: Option<u32>,
     pub heap: Option<S<String>>,
     pub jvm_opts: Option<S<JvmOpts>>,
+    #[serde(default)]
+    pub limits: LimitSettings,
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub properties: Props,
+}
+
+/// What the service's systemd unit gets as LimitNOFILE and MemoryMax.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub nofile: Option<S<i64>>,
+    pub memory_max: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -223,6 +233,8 @@ pub struct KafkaSettings {
     pub min_insync_replicas: Option<S<i64>>,
     pub log_retention_hours: Option<u32>,
     pub log_segment_bytes: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitSettings,
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub properties: Props,
 }

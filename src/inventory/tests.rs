@@ -815,3 +815,53 @@ fn health_checks_tunnel_needs_a_jump_host() {
         "{diags:#?}"
     );
 }
+
+#[test]
+fn limits_are_checked_where_written() {
+    let inv = parse(Path::new("inv.yaml"), GOOD).unwrap();
+    assert_eq!(inv.kafka.limits, Limits::default());
+    assert_eq!(inv.kafka.limits.nofile, DEFAULT_NOFILE);
+    assert_eq!(inv.zookeeper.limits.memory_max, None);
+
+    let text =
+        format!("{GOOD}kafka:\n  heap: 1g\n  limits:\n    nofile: 65536\n    memory_max: 1536m\n");
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    assert_eq!(
+        inv.kafka.limits,
+        Limits {
+            nofile: 65536,
+            memory_max: Some("1536M".into())
+        }
+    );
+
+    let text = format!("{GOOD}kafka:\n  limits:\n    nofile: 100\n");
+    assert_error(&text, "kafka.limits.nofile 100 is out of range", 13, 13);
+    let text = format!("{GOOD}zookeeper:\n  limits:\n    memory_max: lots\n");
+    assert_error(
+        &text,
+        "zookeeper.limits.memory_max `lots` is not a JVM memory size",
+        13,
+        17,
+    );
+    // At or below the heap (the default one, or a host's own) leaves the JVM no room.
+    let text = format!("{GOOD}kafka:\n  limits:\n    memory_max: 512m\n");
+    assert_error(
+        &text,
+        "kafka.limits.memory_max 512m is not above kafka's heap (512m)",
+        13,
+        17,
+    );
+    let text = GOOD.replace(
+        "    address: 10.0.0.1\n",
+        "    address: 10.0.0.1\n    kafka:\n      heap: 4g\n",
+    ) + "kafka:\n  limits:\n    memory_max: 2g\n";
+    let diags = errors(&text);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("not above kafka's heap (4g)")),
+        "{diags:#?}"
+    );
+    let text = format!("{GOOD}kafka:\n  limits:\n    nofiles: 1\n");
+    assert!(errors(&text).iter().any(|d| d.message.contains("nofiles")));
+}

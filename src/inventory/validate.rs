@@ -25,9 +25,32 @@ pub fn resolve(
     let (zk_members, kafka_members, controllers, storage) =
         check_groups(&mut d, &raw, &host_names, flavor);
 
-    let zookeeper = zk_config(&mut d, z, k.version.as_ref());
+    let mut zookeeper = zk_config(&mut d, z, k.version.as_ref());
     let brokers = kafka_members.len() as i64;
     let mut kafka = kafka_config(&mut d, k, brokers, !controllers.is_empty());
+    let heaps = |group: &Option<S<String>>, host: fn(&model::RawHost) -> &Option<S<String>>| {
+        let mut v: Vec<String> = group.iter().map(|h| h.value.clone()).collect();
+        v.extend(
+            raw.hosts
+                .iter()
+                .filter_map(|(_, h)| host(h).as_ref().map(|s| s.value.clone())),
+        );
+        v
+    };
+    zookeeper.limits = limits(
+        &mut d,
+        &z.limits,
+        "zookeeper",
+        &zookeeper.heap,
+        &heaps(&z.heap, |h| &h.zookeeper.heap),
+    );
+    kafka.limits = limits(
+        &mut d,
+        &k.limits,
+        "kafka",
+        &kafka.heap,
+        &heaps(&k.heap, |h| &h.kafka.heap),
+    );
     let nisshi = match flavor {
         Flavor::Jvm => {
             super::nisshi::reject_in_jvm(&mut d, &raw);
@@ -527,6 +550,8 @@ fn zk_config(d: &mut Diags, z: &model::ZkSettings, kafka_version: Option<&S<Stri
         max_client_cnxns: z.max_client_cnxns.unwrap_or(60),
         heap: heap(d, &z.heap, "zookeeper.heap").unwrap_or_else(|| "256m".into()),
         jvm_opts: jvm_opts(d, &z.jvm_opts, "zookeeper.jvm_opts").unwrap_or_default(),
+        // Set by `limits` once the hosts' heaps are known.
+        limits: Limits::default(),
         properties: props(d, &z.properties, ZK_MANAGED, "zookeeper"),
     }
 }
@@ -639,6 +664,7 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
         min_insync_replicas: min_isr,
         log_retention_hours: k.log_retention_hours.unwrap_or(168),
         log_segment_bytes: k.log_segment_bytes.unwrap_or(1_073_741_824),
+        limits: Limits::default(),
         properties: props(d, &k.properties, KAFKA_MANAGED, "kafka"),
     }
 }
@@ -1012,6 +1038,61 @@ fn heap(d: &mut Diags, v: &Option<S<String>>, key: &str) -> Option<String> {
         );
     }
     Some(v.value.clone())
+}
+
+/// Bytes of a size in -Xmx's syntax (already checked by [`heap`]).
+fn size_bytes(v: &str) -> Option<u64> {
+    let (digits, shift) = match v.chars().last()?.to_ascii_lowercase() {
+        'k' => (&v[..v.len() - 1], 10),
+        'm' => (&v[..v.len() - 1], 20),
+        'g' => (&v[..v.len() - 1], 30),
+        't' => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// `<service>.limits`: open files within what Linux allows a process (fs.nr_open's default),
+/// and a memory cap in the heap's syntax above the largest heap of the service (the group's,
+/// else its default, and every host's own).
+fn limits(
+    d: &mut Diags,
+    l: &model::LimitSettings,
+    service: &str,
+    group_heap: &str,
+    heaps: &[String],
+) -> Limits {
+    let mut out = Limits::default();
+    if let Some(n) = &l.nofile {
+        if !(1024..=1_048_576).contains(&n.value) {
+            d.error(
+                &n.referenced,
+                format!("{service}.limits.nofile {} is out of range", n.value),
+                "use 1024..=1048576 (Kafka's docs ask for 100000 or more)",
+            );
+        }
+        out.nofile = n.value.clamp(1024, 1_048_576) as u64;
+    }
+    if let Some(m) = &l.memory_max {
+        let key = format!("{service}.limits.memory_max");
+        heap(d, &Some(m.clone()), &key);
+        let largest = std::iter::once(group_heap)
+            .chain(heaps.iter().map(String::as_str))
+            .filter_map(|h| Some((size_bytes(h)?, h)))
+            .max();
+        if let (Some(max), Some((h, heap))) = (size_bytes(&m.value), largest)
+            && max <= h
+        {
+            d.error(
+                &m.referenced,
+                format!("{key} {} is not above {service}'s heap ({heap})", m.value),
+                "the JVM needs memory beyond its heap (metaspace, threads, buffers): give at least heap + 256m",
+            );
+        }
+        // systemd reads only upper-case unit letters (K, M, G, T).
+        out.memory_max = Some(m.value.to_ascii_uppercase());
+    }
+    out
 }
 
 /// JVM arguments, each one word of the java command line. A single string is split as a

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
 const DOCKERFILE: &str = include_str!("../../lab/Dockerfile");
+const SYSTEMD_DOCKERFILE: &str = include_str!("../../lab/Dockerfile.systemd");
 /// Installed in both build paths (minbase already has tar and gzip; listed for clarity).
 pub const PACKAGES: [&str; 8] = [
     "openssh-server",
@@ -100,14 +101,35 @@ fn choose_source(engine: Engine) -> Result<Source> {
 }
 
 fn build_from_dockerfile(engine: Engine, name: &str) -> Result<()> {
+    podman_build(engine, DOCKERFILE, &[], name)
+}
+
+/// The systemd node: `base` plus systemd from Debian's registry (which nodes reach; ~10 s).
+pub fn build_systemd(engine: Engine, base: &str, name: &str) -> Result<()> {
+    let started = Instant::now();
+    podman_build(
+        engine,
+        SYSTEMD_DOCKERFILE,
+        &["--build-arg".into(), format!("BASE={base}")],
+        name,
+    )?;
+    eprintln!(
+        "lab image: built {name} in {} s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+fn podman_build(engine: Engine, dockerfile: &str, args: &[String], name: &str) -> Result<()> {
     // The Dockerfile is compiled in, so the binary builds the image from any directory.
     let ctx = cache_dir()?.join(format!("build-{}", std::process::id()));
     std::fs::create_dir_all(&ctx).with_context(|| format!("creating {}", ctx.display()))?;
-    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE)
+    std::fs::write(ctx.join("Dockerfile"), dockerfile)
         .with_context(|| format!("writing {}/Dockerfile", ctx.display()))?;
     let mut cmd = engine.cmd();
     cmd.arg("build")
         .args(engine.start_flags()?)
+        .args(args)
         .args(["-t", name])
         .arg(&ctx);
     let result = engine::run_visible(&mut cmd);
@@ -310,6 +332,19 @@ mod tests {
         );
         assert!(DOCKERFILE.contains(&format!("FROM {BASE_IMAGE}\n")));
         assert!(DOCKERFILE.contains("rm -f /etc/ssh/ssh_host_*"));
+    }
+
+    /// Built on the plain node (its packages and sshd setup), booting systemd with sshd as a
+    /// unit whose host keys are made at boot.
+    #[test]
+    fn systemd_dockerfile_extends_the_node_image() {
+        assert!(SYSTEMD_DOCKERFILE.contains("ARG BASE\nFROM ${BASE}\n"));
+        assert!(SYSTEMD_DOCKERFILE.contains("systemd systemd-sysv dbus"));
+        assert!(SYSTEMD_DOCKERFILE.contains("'ExecStart=/usr/bin/ssh-keygen -A'"));
+        assert!(
+            SYSTEMD_DOCKERFILE.contains("systemctl enable clusterctl-hostkeys.service ssh.service")
+        );
+        assert!(SYSTEMD_DOCKERFILE.ends_with("\nCMD [\"/sbin/init\"]\n"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `lab up` / `lab down`: N SSH-reachable containers on their own network, recorded in the
 //! state dir beside the inventory so `down` removes exactly what `up` made.
 
+use super::Init;
 use super::engine::{self, Engine};
 use super::render::{self, Node};
 use super::state::{self, BastionState, HostState, State};
@@ -22,6 +23,7 @@ pub fn up(
     inventory: &Path,
     image: &str,
     kind: render::Kind,
+    init: Init,
     bastion: bool,
 ) -> Result<()> {
     ensure!(
@@ -42,8 +44,18 @@ pub fn up(
         !bastion || engine == Engine::Podman,
         "lab up --bastion needs podman"
     );
+    // docker would need a privileged container and host cgroup mounts for systemd as PID 1.
+    ensure!(
+        init == Init::Sysv || engine == Engine::Podman,
+        "lab up --init systemd needs podman (its --systemd=always), not {}",
+        engine.program()
+    );
     if !engine.image_exists(image)? {
-        bail!("image {image} not found: build it first with `clusterctl lab image`");
+        let flag = match init {
+            Init::Sysv => "",
+            Init::Systemd => " --init systemd",
+        };
+        bail!("image {image} not found: build it first with `clusterctl lab image{flag}`");
     }
     if let Some(old) = stale {
         eprintln!("lab up: clearing the stale record in {}", dir.display());
@@ -70,6 +82,7 @@ pub fn up(
         }),
         prefix,
         image: image.to_string(),
+        init,
         hosts: vec![],
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -151,6 +164,12 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
 
     let flags = engine.start_flags()?;
     let count = st.containers.len();
+    // systemd is PID 1 itself (podman mounts what it needs); otherwise a reaper is, for the
+    // services' orphans.
+    let pid1 = match st.init {
+        Init::Sysv => "--init",
+        Init::Systemd => "--systemd=always",
+    };
     for (k, container) in st.containers.iter().enumerate() {
         let is_bastion = st.bastion.is_some() && k + 1 == count;
         let host = if is_bastion {
@@ -159,15 +178,7 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
             render::host_name(k + 1)
         };
         let mut run = engine.cmd();
-        run.args([
-            "run",
-            "-d",
-            "--init",
-            "--name",
-            container,
-            "--hostname",
-            &host,
-        ]);
+        run.args(["run", "-d", pid1, "--name", container, "--hostname", &host]);
         match &st.bastion {
             // On both networks; the internal one has no DNS, so no alias either.
             Some(b) if is_bastion => {
@@ -209,6 +220,9 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
         authorize(engine, container, &pub_key)?;
         let address = address(engine, container, network)?;
         let host_key = wait_for_sshd(engine, container, &address, via, deadline)?;
+        if st.init == Init::Systemd {
+            check_systemd(engine, container, &st.image)?;
+        }
         known_hosts.push_str(&render::known_hosts_line(&address, &host_key)?);
         known_hosts.push('\n');
         hosts.push(HostState {
@@ -363,6 +377,19 @@ fn wait_for_sshd(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// sshd answering proves the node is up, not that systemd runs it: an image without systemd
+/// would be deployed to as a SysV host.
+fn check_systemd(engine: Engine, container: &str, image: &str) -> Result<()> {
+    let mut cmd = engine.cmd();
+    cmd.args(["exec", container, "test", "-d", "/run/systemd/system"]);
+    if engine::run(&mut cmd).is_err() {
+        bail!(
+            "{container} runs without systemd: image {image} does not boot it (build one with `clusterctl lab image --init systemd`)"
+        );
+    }
+    Ok(())
 }
 
 /// Removes the recorded containers and network (only those, by name), then the state dir's

@@ -1,6 +1,7 @@
 //! The state dir beside an inventory (`<stem>.lab/`): what `lab up` created, so `lab down`
 //! removes exactly that and nothing else.
 
+use super::Init;
 use super::engine::Engine;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ pub struct State {
     /// Recorded before any of them is created, so `down` can undo a half-finished `up`.
     pub containers: Vec<String>,
     pub image: String,
+    /// What the nodes run as PID 1; absent (SysV) in records of labs made before systemd nodes.
+    #[serde(default, skip_serializing_if = "is_sysv")]
+    pub init: Init,
     /// Filled once the nodes answer; informational (tests may `exec` into a node by name).
     #[serde(default)]
     pub hosts: Vec<HostState>,
@@ -38,6 +42,10 @@ pub struct BastionState {
     /// internal network's traffic to its default gateway; recorded before it is added.
     #[serde(default)]
     pub blocked_subnet: Option<String>,
+}
+
+fn is_sysv(init: &Init) -> bool {
+    *init == Init::Sysv
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -120,6 +128,7 @@ mod tests {
             network: "clusterctl-x-000001-net".into(),
             containers: vec!["clusterctl-x-000001-n1".into()],
             image: "localhost/clusterctl-node:t".into(),
+            init: Init::Sysv,
             hosts: vec![],
             bastion: Some(BastionState {
                 edge_network: "clusterctl-x-000001-edge".into(),
@@ -129,6 +138,18 @@ mod tests {
         s.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
         assert!(text.contains("\"runtime\": \"podman\""), "{text}");
+        assert!(
+            !text.contains("init"),
+            "SysV records stay as they were: {text}"
+        );
+        assert_eq!(State::load(dir.path()).unwrap(), Some(s.clone()));
+        let s = State {
+            init: Init::Systemd,
+            ..s
+        };
+        s.save(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(STATE_FILE)).unwrap();
+        assert!(text.contains("\"init\": \"systemd\""), "{text}");
         assert_eq!(State::load(dir.path()).unwrap(), Some(s));
     }
 }

@@ -65,6 +65,9 @@ pub struct ServiceDef {
     pub env_file: String,
     pub pid_file: String,
     pub stop_timeout: u32,
+    /// systemd's LimitNOFILE and MemoryMax (the inventory's `<service>.limits`).
+    pub nofile: u64,
+    pub memory_max: Option<String>,
     /// SysV priorities: ZooKeeper starts before and stops after Kafka.
     pub start_priority: u32,
     pub stop_priority: u32,
@@ -112,6 +115,8 @@ impl ServiceDef {
                     pid_file: "/var/run/nisshi/nisshi.pid".into(),
                     // It waits at most 5 s for open connections on SIGTERM.
                     stop_timeout: 30,
+                    nofile: crate::inventory::DEFAULT_NOFILE,
+                    memory_max: None,
                     start_priority: 30,
                     stop_priority: 70,
                     after: "",
@@ -151,6 +156,8 @@ impl ServiceDef {
                     env_file: "/etc/zookeeper/zookeeper.env".into(),
                     pid_file: "/var/run/zookeeper/zookeeper.pid".into(),
                     stop_timeout: 60,
+                    nofile: inv.zookeeper.limits.nofile,
+                    memory_max: inv.zookeeper.limits.memory_max.clone(),
                     start_priority: 20,
                     stop_priority: 80,
                     after: "",
@@ -187,6 +194,8 @@ impl ServiceDef {
                 pid_file: "/var/run/kafka/kafka.pid".into(),
                 // Controlled shutdown moves leadership away first; it can take a while.
                 stop_timeout: 180,
+                nofile: inv.kafka.limits.nofile,
+                memory_max: inv.kafka.limits.memory_max.clone(),
                 start_priority: 30,
                 stop_priority: 70,
                 after: if host.in_zookeeper { "zookeeper" } else { "" },

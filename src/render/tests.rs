@@ -235,6 +235,37 @@ fn systemd_hosts_get_units() {
     assert!(unit.contains("EnvironmentFile=/etc/kafka/kafka.env"));
     assert!(unit.contains("After=network-online.target zookeeper.service"));
     assert!(!f.contains_key("/etc/init.d/kafka"));
+    // systemd holds the PID (MainPID); a JVM's exit after SIGTERM is a clean stop.
+    assert!(!unit.contains("ExecStartPost"), "{unit}");
+    for line in [
+        "SuccessExitStatus=143",
+        "Restart=on-failure",
+        "RestartSec=5",
+    ] {
+        assert!(unit.contains(&format!("\n{line}\n")), "{line}: {unit}");
+    }
+    assert!(unit.contains("\nLimitNOFILE=100000\n\n[Install]"), "{unit}");
+    assert!(!unit.contains("MemoryMax"), "no memory cap unless asked");
+
+    // The inventory's limits, per service; sizes as systemd reads them.
+    let text = REFERENCE
+        .replace(
+            "  version: 3.9.1\n",
+            "  version: 3.9.1\n  limits:\n    nofile: 200000\n    memory_max: 2g\n",
+        )
+        .replace(
+            "  version: 3.8.4\n",
+            "  version: 3.8.4\n  limits:\n    nofile: 4096\n",
+        );
+    let (inv, ids) = setup(&text);
+    let f = files(&inv, &ids, 0, InitSystem::Systemd);
+    let unit = &f["/etc/systemd/system/kafka.service"].content;
+    assert!(
+        unit.contains("\nLimitNOFILE=200000\nMemoryMax=2G\n\n[Install]"),
+        "{unit}"
+    );
+    let zk = &f["/etc/systemd/system/zookeeper.service"].content;
+    assert!(zk.contains("\nLimitNOFILE=4096\n\n[Install]"), "{zk}");
 }
 
 #[test]
