@@ -3119,6 +3119,10 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
 
     // A broker killed with SIGKILL: systemd starts it again, status says so and stays healthy.
     let (victim, addr) = &nodes[1];
+    // A start is logged once the broker has registered (in ZooKeeper mode only after the killed
+    // process's session expired: until then the others still list the dead one).
+    let starts_cmd = "grep -c -E 'started \\(kafka.server.KafkaServer\\)|Kafka Server started' /var/log/kafka/server.log";
+    let starts = ssh(lab_dir, addr, starts_cmd);
     ssh(
         lab_dir,
         addr,
@@ -3135,6 +3139,11 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
     );
     let restarted = ssh(lab_dir, addr, &main_pid("kafka"));
     assert_ne!(restarted, kafka2[1], "a new process");
+    wait_until(
+        Duration::from_secs(90),
+        "the restarted broker registers",
+        || ssh(lab_dir, addr, starts_cmd) != starts,
+    );
     let mut st = clusterctl(&["status", inv, "-o", "json"], m);
     let deadline = Instant::now() + Duration::from_secs(90);
     while st.status.code() != Some(0) && Instant::now() < deadline {
