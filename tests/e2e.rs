@@ -3128,22 +3128,33 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
         addr,
         "kill -KILL $(systemctl show -p MainPID --value kafka)",
     );
-    // Restart=on-failure, RestartSec=5.
+    // Restart=on-failure, RestartSec=5. In ZooKeeper mode a start may fail while the killed
+    // process's session still holds its registration; systemd then tries again, and the
+    // count says so.
+    let restarts = |u: &str| -> u32 {
+        u.lines()
+            .find_map(|l| l.strip_prefix("NRestarts="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
     wait_until(
-        Duration::from_secs(60),
-        "systemd restarts the broker",
+        Duration::from_secs(120),
+        "systemd restarts the broker and it registers",
         || {
             let u = unit_state(lab_dir, addr, "kafka");
-            u.lines().any(|l| l == "NRestarts=1") && u.lines().any(|l| l == "ActiveState=active")
+            restarts(&u) >= 1
+                && u.lines().any(|l| l == "ActiveState=active")
+                && ssh(lab_dir, addr, starts_cmd) != starts
         },
     );
     let restarted = ssh(lab_dir, addr, &main_pid("kafka"));
     assert_ne!(restarted, kafka2[1], "a new process");
-    wait_until(
-        Duration::from_secs(90),
-        "the restarted broker registers",
-        || ssh(lab_dir, addr, starts_cmd) != starts,
-    );
+    let n = restarts(&unit_state(lab_dir, addr, "kafka"));
+    let times = if n == 1 {
+        "1 time".to_string()
+    } else {
+        format!("{n} times")
+    };
     let mut st = clusterctl(&["status", inv, "-o", "json"], m);
     let deadline = Instant::now() + Duration::from_secs(90);
     while st.status.code() != Some(0) && Instant::now() < deadline {
@@ -3162,10 +3173,10 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
         .iter()
         .find(|s| s["service"] == "kafka")
         .unwrap();
-    assert_eq!(kafka["restarted_by_systemd"], 1, "{kafka}");
+    assert_eq!(kafka["restarted_by_systemd"], n, "{kafka}");
     assert_eq!(kafka["systemd_state"], "active");
     assert_eq!(kafka["pid"].to_string(), restarted);
-    let note = format!("kafka on {victim} was restarted by systemd 1 time");
+    let note = format!("kafka on {victim} was restarted by systemd {times}");
     assert!(
         v["verdict"].as_str().unwrap().contains(&note),
         "{}",
@@ -3173,7 +3184,7 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
     );
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
-    assert!(text(&st).contains("restarted by systemd 1 time"));
+    assert!(text(&st).contains(&format!("restarted by systemd {times}")));
     // What systemd restarted is what runs: nothing for apply to do.
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success() && text(&out).contains("apply: no change"));
