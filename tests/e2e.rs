@@ -1717,7 +1717,7 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
         m,
         &[
             "kafka on n3 cannot retire: broker 3 still holds replicas of",
-            "kafka-reassign-partitions",
+            "clusterctl drain",
         ],
     );
     assert_eq!(

@@ -6,13 +6,13 @@
 use super::change::Change;
 use super::plan::HostPlan;
 use super::{Summary, actions, gates};
-use crate::health::zookeeper;
+use crate::health::{kafka, zookeeper};
 use crate::inventory::Inventory;
 use crate::ops::roller;
 use crate::render::{Service, ServiceDef};
 use crate::report::Reporter;
 use crate::transport::Session;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,13 @@ pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
     for p in brokers {
         let r = &p.facts.retired[&Service::Kafka];
         let id = p.facts.broker_id.map(|i| i as i32);
+        let drain = drain_cmd(inv, &p.host.name);
         let verdict = match (&metadata, id) {
-            (Ok(m), _) => roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref()),
+            (Ok(m), _) => {
+                roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref(), &drain)
+            }
             // A broker that never had an id holds nothing: only its roles matter.
-            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref()),
+            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref(), &drain),
             (Err(e), Some(_)) => Err(format!(
                 "cannot read the cluster's state to judge it: {e:#}"
             )),
@@ -95,7 +98,10 @@ pub async fn step(
                     let m = gates::metadata(inv).await?;
                     let r = &plans[i].facts.retired[&svc];
                     let id = plans[i].facts.broker_id.map(|i| i as i32);
-                    if let Err(e) = roller::can_retire_broker(&m.topics, id, r.roles.as_deref()) {
+                    let drain = drain_cmd(inv, &name);
+                    if let Err(e) =
+                        roller::can_retire_broker(&m.topics, id, r.roles.as_deref(), &drain)
+                    {
                         bail!("{name}: refusing to retire kafka: {e}");
                     }
                 }
@@ -111,6 +117,15 @@ pub async fn step(
         summary.changes.get_mut(&name).unwrap().push(done);
     }
     Ok(())
+}
+
+/// What empties the broker of `host`, spelled for this inventory.
+fn drain_cmd(inv: &Inventory, host: &str) -> String {
+    format!(
+        "clusterctl drain {} {}",
+        crate::quote::sh(&inv.file.display().to_string()),
+        host
+    )
 }
 
 /// The ensemble as it still runs (the members that stay plus the running ones leaving) has
@@ -177,6 +192,17 @@ async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) ->
     if r.enabled {
         s.exec_ok(&actions::disable_cmd(p, &def)).await?;
         what.push("disabled at boot");
+    }
+    // A stopped KRaft broker stays registered (fenced) until told otherwise.
+    if svc == Service::Kafka
+        && inv.kafka.kraft
+        && let Some(id) = p.facts.broker_id
+    {
+        let mut c = kafka::connect_any(&gates::bootstrap(inv), gates::PROBE_TIMEOUT).await?;
+        c.unregister_broker(id as i32)
+            .await
+            .context("unregistering the broker")?;
+        what.push("unregistered");
     }
     p.facts.retired.remove(&svc);
     Ok(format!("retired {svc} ({}; data kept)", what.join(", ")))
