@@ -6,6 +6,7 @@
 //! Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (the README's test
 //! command runs both). One test, because every check builds on the cluster the first made.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -1226,9 +1227,12 @@ impl Producer {
         )
     }
 
-    /// `replication`: how TopicCommand creates the 3-partition topic.
+    /// `replication`: how TopicCommand creates the topic (3 partitions unless it says).
     fn start_on(libs: &Path, bootstrap: &str, topic: &str, replication: &[&str]) -> Producer {
-        let mut create = vec!["--create", "--topic", topic, "--partitions", "3"];
+        let mut create = vec!["--create", "--topic", topic];
+        if !replication.contains(&"--partitions") {
+            create.extend(["--partitions", "3"]);
+        }
         create.extend(replication);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
@@ -2947,5 +2951,172 @@ fn behind_a_bastion() {
     eprintln!(
         "behind a bastion: apply, status, rolling restart in {:.1}s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// Replicas and leaders per broker over every topic, as Kafka's TopicCommand describes them.
+fn replica_counts(libs: &Path, bootstrap: &str) -> (BTreeMap<i64, usize>, BTreeMap<i64, usize>) {
+    let d = kafka_topics(libs, bootstrap, &["--describe"]);
+    assert!(d.status.success(), "describe: {}", text(&d));
+    let (mut replicas, mut leaders) = (BTreeMap::new(), BTreeMap::new());
+    for line in String::from_utf8_lossy(&d.stdout).lines() {
+        let field = |name: &str| {
+            line.split(&format!("{name}: "))
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        let (Some(leader), Some(rs)) = (field("Leader"), field("Replicas")) else {
+            continue;
+        };
+        *leaders.entry(leader.parse::<i64>().unwrap()).or_insert(0) += 1;
+        for r in rs.split(',') {
+            *replicas.entry(r.parse::<i64>().unwrap()).or_insert(0) += 1;
+        }
+    }
+    (replicas, leaders)
+}
+
+/// Scale out 3 to 4 KRaft brokers and rebalance, then drain the new one and retire it, all
+/// under an acks=all producer to an RF=3, min.insync.replicas=2 topic.
+#[test]
+fn rebalance_and_drain_under_load() {
+    let start = Instant::now();
+    let version = "4.4.0";
+    let setup = Setup::new(version, 4, &["--kraft"]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let four = std::fs::read_to_string(inventory).unwrap().replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
+    );
+    assert!(four.contains("  kafka: [n1, n2, n3, n4]\n"), "{four}");
+    // n4 starts in no group: nothing is installed on it.
+    let three = four.replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n");
+    std::fs::write(inventory, &three).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "apply 3");
+    let producer = Producer::start_on(
+        libs,
+        bootstrap,
+        "moving",
+        &[
+            "--partitions",
+            "12",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+
+    // Scale out: n4 joins as a broker-only node and holds nothing yet.
+    std::fs::write(inventory, &four).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "apply 4");
+    let n4 = &nodes[3].1;
+    assert_eq!(
+        ssh(
+            lab_dir,
+            n4,
+            "sed -n 's/^node.id=//p' /var/lib/kafka/data/meta.properties"
+        ),
+        "4"
+    );
+    wait_until(Duration::from_secs(60), "broker 4 registered", || {
+        String::from_utf8_lossy(&kcat(&["-b", bootstrap, "-L"], None).stdout)
+            .contains(" 4 brokers:")
+    });
+    let (before, _) = replica_counts(libs, bootstrap);
+    assert_eq!(before.get(&4), None, "{before:?}");
+
+    // The dry run prints the plan and moves nothing.
+    let dry = clusterctl(&["rebalance", inv, "--dry-run"], m);
+    assert!(dry.status.success());
+    let dry_out = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry_out.contains("plan: ") && dry_out.contains("(copy to [4])"),
+        "{dry_out}"
+    );
+    assert_eq!(replica_counts(libs, bootstrap).0, before);
+
+    let t = Instant::now();
+    let out = clusterctl(&["rebalance", inv, "--throttle", "20"], m);
+    assert!(out.status.success(), "rebalance failed");
+    eprintln!("rebalance took {:.1}s", t.elapsed().as_secs_f64());
+    let (replicas, leaders) = replica_counts(libs, bootstrap);
+    let (lo, hi) = (
+        replicas.values().min().unwrap(),
+        replicas.values().max().unwrap(),
+    );
+    assert!(
+        replicas.len() == 4 && hi - lo <= 1,
+        "replicas per broker: {replicas:?}"
+    );
+    assert!(
+        leaders.get(&4).copied().unwrap_or(0) > 0,
+        "broker 4 leads nothing: {leaders:?}"
+    );
+    // Throttles are gone once done (Kafka's own config tool).
+    let configs = kafka_tool(libs, "ConfigCommand")
+        .args(["--bootstrap-server", bootstrap])
+        .args([
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    assert!(configs.status.success(), "{}", text(&configs));
+    assert!(
+        !text(&configs).contains("replication.throttled.rate"),
+        "{}",
+        text(&configs)
+    );
+    // A second run finds nothing to move.
+    let again = clusterctl(&["rebalance", inv], m);
+    assert!(again.status.success());
+    assert!(text(&again).contains("nothing to move"), "{}", text(&again));
+
+    // Drain n4, take it out of groups.kafka (it stays a host in no group): apply retires it.
+    let pid4 = ssh(lab_dir, n4, "cat /var/run/kafka/kafka.pid");
+    let out = clusterctl(&["drain", inv, "n4", "--throttle", "20"], m);
+    assert!(out.status.success(), "drain failed");
+    let (replicas, _) = replica_counts(libs, bootstrap);
+    assert_eq!(replicas.get(&4), None, "{replicas:?}");
+    std::fs::write(inventory, &three).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply retiring n4");
+    let applied = text(&out);
+    assert!(
+        applied.contains("n4: retired kafka (stopped, disabled at boot, unregistered; data kept)"),
+        "{applied}"
+    );
+    let (replicas, _) = replica_counts(libs, bootstrap);
+    assert!(!replicas.contains_key(&4), "{replicas:?}");
+    assert_eq!(
+        ssh_status(lab_dir, n4, &format!("kill -0 {pid4}")).0,
+        1,
+        "broker 4 still runs"
+    );
+    assert!(
+        ssh(
+            lab_dir,
+            n4,
+            "test -s /var/lib/kafka/data/meta.properties && echo kept"
+        )
+        .ends_with("kept"),
+        "n4's data dir is gone"
+    );
+    producer.stop_and_verify(bootstrap);
+    eprintln!(
+        "rebalance_and_drain_under_load: {:.0}s",
+        start.elapsed().as_secs_f64()
     );
 }
