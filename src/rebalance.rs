@@ -51,9 +51,8 @@ pub fn check_options(o: &Options) -> Result<(), String> {
 }
 
 pub async fn run(inv: &Inventory, o: &Options, rep: &Reporter) -> Result<()> {
-    let mut client = kafka::connect_any(&gates::bootstrap(inv), CALL_TIMEOUT).await?;
-    let meta = client.metadata(None).await?;
-    let mut ctl = client.controller().await?;
+    let mut ctl = reconnect(inv).await?;
+    let meta = ctl.metadata(None).await?;
     let ongoing = ctl.list_reassignments().await?;
     if o.cancel {
         return cancel(&meta, &mut ctl, &ongoing, o.dry_run, rep).await;
@@ -156,7 +155,7 @@ pub async fn run(inv: &Inventory, o: &Options, rep: &Reporter) -> Result<()> {
         );
     }
     let moved: Vec<Tp> = pending.keys().cloned().collect();
-    wait(&mut ctl, &mut pending, rep).await?;
+    wait(inv, &mut ctl, &mut pending, rep).await?;
 
     remove_throttles(&meta, &mut ctl, per_topic.keys()).await?;
     elect(&mut ctl, &moved, rep).await?;
@@ -253,6 +252,7 @@ fn all_partitions(m: &ClusterMetadata) -> Vec<Tp> {
 /// Until every pending partition has left the controller's list of reassignments, each shown
 /// while it moves and reported when done.
 async fn wait(
+    inv: &Inventory,
     ctl: &mut KafkaClient,
     pending: &mut BTreeMap<Tp, String>,
     rep: &Reporter,
@@ -264,7 +264,17 @@ async fn wait(
     }
     while !pending.is_empty() {
         tokio::time::sleep(POLL).await;
-        let now = ctl.list_reassignments().await?;
+        let now = match ctl.list_reassignments().await {
+            Ok(n) => n,
+            // The controller may have moved (ZooKeeper mode) or the connection broken: ask
+            // again through whichever broker answers.
+            Err(first) => {
+                *ctl = reconnect(inv)
+                    .await
+                    .with_context(|| format!("after {first:#}"))?;
+                ctl.list_reassignments().await?
+            }
+        };
         let finished: Vec<Tp> = pending
             .keys()
             .filter(|tp| !now.contains_key(*tp))
@@ -294,6 +304,11 @@ async fn wait(
         }
     }
     Ok(())
+}
+
+async fn reconnect(inv: &Inventory) -> Result<KafkaClient> {
+    let mut c = kafka::connect_any(&gates::bootstrap(inv), CALL_TIMEOUT).await?;
+    c.controller().await
 }
 
 /// Deletes the rates on every live broker and the throttled-replica lists on `topics`.
