@@ -87,7 +87,7 @@ def main():
     if a.rebalance:
         try:
             time.sleep(0.5)
-            subprocess.run([BIN, "lab", "image"], check=True, env=env)
+            subprocess.run([bin, "lab", "image"], check=True, env=env)
             rebalance_bench(bin, env, a.throttle, a.data)
         finally:
             server.kill()
@@ -174,7 +174,7 @@ def rebalance_bench(bin, env, throttle, data_mb):
     with tempfile.TemporaryDirectory() as tmp:
         inv = os.path.join(tmp, "bench.yaml")
         lab_dir = os.path.join(tmp, "bench.lab")
-        subprocess.run([BIN, "lab", "up", inv, "--nodes", "4", "--kraft"], check=True, env=env,
+        subprocess.run([bin, "lab", "up", inv, "--nodes", "4", "--kraft"], check=True, env=env,
                        stderr=subprocess.DEVNULL)
         try:
             four = open(inv).read().replace("kafka:\n  heap: 256m\n", "kafka:\n  heap: 256m\n  version: 4.4.0\n")
@@ -210,7 +210,7 @@ def rebalance_bench(bin, env, throttle, data_mb):
                   f"   ({moved / t / 1e6 / throttle:.2f} of it)")
             print(f"clusterctl peak RSS             {rss / 1024:6.1f} MiB")
         finally:
-            subprocess.run([BIN, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
+            subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ enum Command {
         /// Skip these pre-flight host checks (comma-separated; repeatable).
         #[arg(long, value_enum, value_delimiter = ',', value_name = "CHECK")]
         skip_preflight: Vec<crate::engine::preflight::Check>,
+        /// Delete the Kafka log dirs of each broker this apply retires, once it has stopped
+        /// (default: kept, so the host can come back).
+        #[arg(long)]
+        delete_data: bool,
     },
     /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
     Status {
@@ -388,6 +392,7 @@ pub fn run(cli: Cli) -> ExitCode {
             prune_topics,
             playbook,
             skip_preflight,
+            delete_data,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = ApplyOptions {
@@ -398,6 +403,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     policy: policy(accept_new_host_keys),
                     playbook,
                     skip_preflight,
+                    delete_data,
                 };
                 tunnels(&inv, opts.policy);
                 apply(&inv, &opts)

@@ -3114,6 +3114,36 @@ fn rebalance_and_drain_under_load() {
         .ends_with("kept"),
         "n4's data dir is gone"
     );
+    // Back in groups.kafka it starts again (empty); leaving once more with --delete-data, its
+    // log dir goes too, as the dry run says first.
+    std::fs::write(inventory, &four).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "n4 back");
+    std::fs::write(inventory, &three).unwrap();
+    let dry = clusterctl(&["apply", inv, "--dry-run", "--delete-data"], m);
+    assert!(dry.status.success());
+    assert!(
+        text(&dry)
+            .contains("n4: --delete-data: once its broker has stopped, delete /var/lib/kafka/data"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(
+        ssh_status(lab_dir, n4, "test -d /var/lib/kafka/data").0,
+        0,
+        "a dry run deleted n4's data"
+    );
+    let out = clusterctl(&["apply", inv, "--delete-data"], m);
+    assert!(out.status.success(), "apply --delete-data");
+    assert!(
+        text(&out).contains("n4: retired kafka (stopped, disabled at boot, unregistered; data deleted: /var/lib/kafka/data)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        ssh_status(lab_dir, n4, "test -e /var/lib/kafka/data").0,
+        1,
+        "n4's data dir is still there"
+    );
     producer.stop_and_verify(bootstrap);
     eprintln!(
         "rebalance_and_drain_under_load: {:.0}s",

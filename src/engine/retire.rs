@@ -64,8 +64,34 @@ pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
     why
 }
 
+/// For the dry run of `apply --delete-data`: what it deletes.
+pub fn data_deletions(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
+    retiring(plans, Service::Kafka)
+        .map(|p| {
+            format!(
+                "{}: --delete-data: once its broker has stopped, delete {}",
+                p.host.name,
+                inv.kafka.log_dirs.join(" ")
+            )
+        })
+        .collect()
+}
+
+/// `rm -rf` of a retired broker's log dirs. Only absolute paths below `/` (validated in the
+/// inventory; checked again as the command is destructive).
+fn delete_data_cmd(dirs: &[String]) -> Result<String> {
+    for d in dirs {
+        let parts = d.split('/').filter(|x| !x.is_empty() && *x != ".").count();
+        if !d.starts_with('/') || parts == 0 || d.split('/').any(|x| x == "..") {
+            bail!("refusing to delete {d:?}: not an absolute directory below /");
+        }
+    }
+    Ok(format!("rm -rf -- {}", crate::quote::sh_words(dirs)))
+}
+
 /// The step: each host with `svc` to retire, one at a time, checked again just before its
-/// stop (the cluster may have moved since the plan).
+/// stop (the cluster may have moved since the plan). `delete_data`: `apply --delete-data`.
+#[allow(clippy::too_many_arguments)] // the runner's state, passed as every step gets it
 pub async fn step(
     inv: &Inventory,
     plans: &mut [HostPlan],
@@ -74,6 +100,7 @@ pub async fn step(
     sessions: &BTreeMap<String, Session>,
     rep: &Reporter,
     summary: &mut Summary,
+    delete_data: bool,
 ) -> Result<()> {
     let todo: Vec<usize> = selected
         .iter()
@@ -110,7 +137,7 @@ pub async fn step(
         let s = &sessions[&name];
         let p = &mut plans[i];
         p.take(|c| c.change == Change::Retire(svc));
-        let done = retire(inv, p, s, svc)
+        let done = retire(inv, p, s, svc, delete_data && svc == Service::Kafka)
             .await
             .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
         rep.host_done(&name, &done);
@@ -171,7 +198,13 @@ async fn wait_old_ensemble_whole(
 }
 
 /// Stop (gracefully, within the service's stop timeout) and disable at boot.
-async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) -> Result<String> {
+async fn retire(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    svc: Service,
+    delete_data: bool,
+) -> Result<String> {
     let def = ServiceDef::new(svc, inv, &p.host);
     let r = p.facts.retired.get(&svc).cloned().unwrap_or_default();
     let mut what = Vec::new();
@@ -204,6 +237,28 @@ async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) ->
             .context("unregistering the broker")?;
         what.push("unregistered");
     }
+    let data = if delete_data {
+        s.exec_ok(&delete_data_cmd(&inv.kafka.log_dirs)?).await?;
+        format!("data deleted: {}", inv.kafka.log_dirs.join(" "))
+    } else {
+        "data kept".to_string()
+    };
     p.facts.retired.remove(&svc);
-    Ok(format!("retired {svc} ({}; data kept)", what.join(", ")))
+    Ok(format!("retired {svc} ({}; {data})", what.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delete_data_cmd;
+
+    #[test]
+    fn only_absolute_directories_below_root_are_deleted() {
+        assert_eq!(
+            delete_data_cmd(&["/var/lib/kafka/data".into(), "/d 2".into()]).unwrap(),
+            "rm -rf -- /var/lib/kafka/data '/d 2'"
+        );
+        for bad in ["/", "//", "data", "/var/../", "/./"] {
+            assert!(delete_data_cmd(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 }
