@@ -2976,6 +2976,67 @@ fn replica_counts(libs: &Path, bootstrap: &str) -> (BTreeMap<i64, usize>, BTreeM
     (replicas, leaders)
 }
 
+/// `rebalance` throttled to 1 kB/s, killed as soon as it has submitted its moves.
+fn interrupted_rebalance(inv: &str, m: &str) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["rebalance", inv, "--throttle", "0.001"])
+        .env("CLUSTERCTL_MIRROR", m)
+        .env("CLUSTERCTL_SSH_CONFIG", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("submitted");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen.last().is_some_and(|l| l.contains("submitted")),
+        "rebalance ended before submitting: {seen:#?}"
+    );
+}
+
+/// Kafka's ReassignPartitionsCommand lists nothing under way.
+fn assert_no_reassignment(libs: &Path, bootstrap: &str) {
+    let list = kafka_tool(libs, "reassign.ReassignPartitionsCommand")
+        .args(["--bootstrap-server", bootstrap, "--list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(
+        text(&list).contains("No partition reassignments found."),
+        "{}",
+        text(&list)
+    );
+}
+
+/// Kafka's ConfigCommand shows no replication throttle (a dynamic config) on any broker or
+/// topic.
+fn assert_no_throttle(libs: &Path, bootstrap: &str) {
+    for kind in ["brokers", "topics"] {
+        let configs = kafka_tool(libs, "ConfigCommand")
+            .args(["--bootstrap-server", bootstrap])
+            .args(["--describe", "--entity-type", kind])
+            .output()
+            .unwrap();
+        assert!(configs.status.success(), "{}", text(&configs));
+        let t = text(&configs);
+        let set: Vec<&str> = t
+            .lines()
+            .filter(|l| l.contains("replication.throttled"))
+            .collect();
+        assert!(set.is_empty(), "throttles left on {kind}: {set:#?}");
+    }
+}
+
 /// Scale out 3 to 4 KRaft brokers and rebalance, then drain the new one and retire it, all
 /// under an acks=all producer to an RF=3, min.insync.replicas=2 topic.
 #[test]
@@ -3044,9 +3105,29 @@ fn rebalance_and_drain_under_load() {
     );
     assert_eq!(replica_counts(libs, bootstrap).0, before);
 
+    // Interrupted (killed once its moves are submitted, throttled to a crawl), then cancelled:
+    // Kafka's own tool lists no reassignment and no throttle is left.
+    interrupted_rebalance(inv, m);
+    let cancel = clusterctl(&["rebalance", inv, "--cancel"], m);
+    assert!(cancel.status.success(), "cancel failed");
+    assert!(
+        text(&cancel).contains("reassignment(s) under way"),
+        "{}",
+        text(&cancel)
+    );
+    assert_no_reassignment(libs, bootstrap);
+    assert_no_throttle(libs, bootstrap);
+    // Interrupted again, then resumed: the re-run waits for the moves under way.
+    interrupted_rebalance(inv, m);
     let t = Instant::now();
     let out = clusterctl(&["rebalance", inv, "--throttle", "20"], m);
     assert!(out.status.success(), "rebalance failed");
+    assert!(
+        text(&out).contains("under way to"),
+        "the re-run did not find the moves under way: {}",
+        text(&out)
+    );
+    assert_no_reassignment(libs, bootstrap);
     eprintln!("rebalance took {:.1}s", t.elapsed().as_secs_f64());
     let (replicas, leaders) = replica_counts(libs, bootstrap);
     let (lo, hi) = (
@@ -3061,24 +3142,8 @@ fn rebalance_and_drain_under_load() {
         leaders.get(&4).copied().unwrap_or(0) > 0,
         "broker 4 leads nothing: {leaders:?}"
     );
-    // Throttles are gone once done (Kafka's own config tool).
-    let configs = kafka_tool(libs, "ConfigCommand")
-        .args(["--bootstrap-server", bootstrap])
-        .args([
-            "--describe",
-            "--entity-type",
-            "brokers",
-            "--entity-name",
-            "4",
-        ])
-        .output()
-        .unwrap();
-    assert!(configs.status.success(), "{}", text(&configs));
-    assert!(
-        !text(&configs).contains("replication.throttled.rate"),
-        "{}",
-        text(&configs)
-    );
+    // Throttles are gone once done.
+    assert_no_throttle(libs, bootstrap);
     // A second run finds nothing to move.
     let again = clusterctl(&["rebalance", inv], m);
     assert!(again.status.success());
