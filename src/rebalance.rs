@@ -233,7 +233,9 @@ fn print_counts(m: &ClusterMetadata) {
         for b in &p.replicas {
             *replicas.entry(*b).or_default() += 1;
         }
-        *leaders.entry(p.leader).or_default() += 1;
+        if p.leader >= 0 {
+            *leaders.entry(p.leader).or_default() += 1;
+        }
     }
     println!(
         "replicas per broker {}; leaders {}",
