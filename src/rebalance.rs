@@ -23,6 +23,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// Give up waiting when no partition has finished for this long; the moves go on in Kafka
 /// and a re-run waits for them again.
 const STALL: Duration = Duration::from_secs(600);
+/// How long the cluster may take to look the same twice and pass the gate before planning.
+const SETTLE: Duration = Duration::from_secs(30);
 /// How long a preferred replica that just finished catching up may take to be electable.
 const ELECT_FOR: Duration = Duration::from_secs(30);
 
@@ -52,8 +54,7 @@ pub fn check_options(o: &Options) -> Result<(), String> {
 
 pub async fn run(inv: &Inventory, o: &Options, rep: &Reporter) -> Result<()> {
     let mut ctl = reconnect(inv).await?;
-    let meta = ctl.metadata(None).await?;
-    let ongoing = ctl.list_reassignments().await?;
+    let (meta, ongoing) = settled(&mut ctl, rep).await?;
     if o.cancel {
         return cancel(&meta, &mut ctl, &ongoing, o.dry_run, rep).await;
     }
@@ -306,6 +307,59 @@ async fn wait(
         }
     }
     Ok(())
+}
+
+/// Metadata and the reassignments under way, read until they agree: a move the controller has
+/// just finished can still show its old replica set in a broker's metadata for a moment, and
+/// would otherwise look like an under-replicated partition (or be planned with too many
+/// replicas). Two reads a second apart must match, and pass the gate, within `SETTLE`;
+/// otherwise the last reads are returned for the gate to refuse with its reason.
+async fn settled(
+    ctl: &mut KafkaClient,
+    rep: &Reporter,
+) -> Result<(ClusterMetadata, BTreeMap<Tp, kafka::Ongoing>)> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        let ongoing = ctl.list_reassignments().await?;
+        let meta = ctl.metadata(None).await?;
+        tokio::time::sleep(POLL).await;
+        let ongoing_again = ctl.list_reassignments().await?;
+        let meta_again = ctl.metadata(None).await?;
+        let targets: BTreeMap<Tp, Vec<i32>> = ongoing
+            .iter()
+            .map(|(tp, g)| (tp.clone(), g.target()))
+            .collect();
+        let stable = ongoing == ongoing_again && same_replicas(&meta, &meta_again);
+        let verdict = rebalance::gate(&meta_again, &targets);
+        if (stable && verdict.is_ok()) || start.elapsed() >= SETTLE {
+            return Ok((meta_again, ongoing_again));
+        }
+        if !said {
+            rep.line(&format!(
+                "waiting up to {} s for the cluster to settle: {}",
+                SETTLE.as_secs(),
+                verdict
+                    .err()
+                    .unwrap_or_else(|| "metadata still changing".into())
+            ));
+            said = true;
+        }
+    }
+}
+
+fn same_replicas(a: &ClusterMetadata, b: &ClusterMetadata) -> bool {
+    let sets = |m: &ClusterMetadata| -> BTreeMap<Tp, Vec<i32>> {
+        m.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| ((t.name.clone(), p.id), p.replicas.clone()))
+            })
+            .collect()
+    };
+    sets(a) == sets(b)
 }
 
 async fn reconnect(inv: &Inventory) -> Result<KafkaClient> {
