@@ -158,7 +158,10 @@ pub async fn run(inv: &Inventory, o: &Options, rep: &Reporter) -> Result<()> {
     let moved: Vec<Tp> = pending.keys().cloned().collect();
     wait(inv, &mut ctl, &mut pending, rep).await?;
 
-    remove_throttles(&meta, &mut ctl, per_topic.keys()).await?;
+    // Every topic, not only this run's: an interrupted run may have throttled a topic whose
+    // move finished before this one started.
+    let topics: Vec<String> = meta.topics.iter().map(|t| t.name.clone()).collect();
+    remove_throttles(&meta, &mut ctl, topics.iter()).await?;
     elect(&mut ctl, &moved, rep).await?;
     let after = ctl.metadata(None).await?;
     println!("done: {} partition(s) moved", moved.len());
