@@ -8,6 +8,7 @@ ISR catch-up as the roller measured them). Reports medians, and clusterctl's pea
 measured run (from wait4's rusage).
 
     bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN] [--bin BIN]
+    bench/run.py --rebalance [--throttle MB/s] [--data MB]
 `--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
 status right after each of this build's, on the same labs, so a change's cost shows as a ratio
 measured in one run. Only for builds that render the same files: otherwise each apply rewrites
@@ -15,6 +16,11 @@ what the other wrote and rolls the cluster. Time such a build on its own with `-
 
 `--flavor nisshi`: 4-node labs, PostgreSQL on one node (from Debian's package) and the nisshi
 broker on 3 (the binary from scripts/nisshi.sh's cache).
+
+`--rebalance`: instead, one 4-node KRaft lab: 3 brokers get DATA MB in a topic with replication
+factor 3 (kcat), a 4th broker joins, and `rebalance --throttle` moves its share to it. Reports the
+bytes that landed on the new broker (its partitions' segment files, over OpenSSH) per second of
+the rebalance, next to the throttle.
 
 Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (and scripts/nisshi.sh for
 the nisshi flavor), and a release build (`cargo build --release`). Containers and networks are removed at the end, pass or fail.
@@ -64,6 +70,9 @@ def main():
     ap.add_argument("--flavor", choices=["jvm", "nisshi"], default="jvm")
     ap.add_argument("--baseline", help="another clusterctl binary to time beside this build")
     ap.add_argument("--bin", default=BIN, help="the clusterctl binary to time (default: this release build)")
+    ap.add_argument("--rebalance", action="store_true", help="time a throttled rebalance instead")
+    ap.add_argument("--throttle", type=float, default=5.0, help="--rebalance: the throttle, MB/s")
+    ap.add_argument("--data", type=int, default=120, help="--rebalance: MB written before scaling out")
     a = ap.parse_args()
     bin = os.path.abspath(a.bin)
     lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", "3"]
@@ -75,6 +84,15 @@ def main():
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
+    if a.rebalance:
+        try:
+            time.sleep(0.5)
+            subprocess.run([bin, "lab", "image"], check=True, env=env)
+            rebalance_bench(bin, env, a.throttle, a.data)
+        finally:
+            server.kill()
+            server.wait()
+        return
     cold, noop, status, rss, roll, parts = [], [], [], [], [], []
     base_noop, base_status = [], []
     try:
@@ -142,6 +160,59 @@ def main():
               f"{med(noop) / med(base_noop):.2f}")
         print(f"  status                       median {med(base_status):6.2f} s   this build / baseline "
               f"{med(status) / med(base_status):.2f}")
+
+
+def ssh(lab_dir, addr, cmd):
+    """OpenSSH with the lab's key: an observer independent of clusterctl."""
+    return subprocess.run(["ssh", "-i", os.path.join(lab_dir, "id_ed25519"),
+                           "-o", f"UserKnownHostsFile={os.path.join(lab_dir, 'known_hosts')}",
+                           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                           f"root@{addr}", cmd], check=True, capture_output=True, text=True).stdout
+
+
+def rebalance_bench(bin, env, throttle, data_mb):
+    with tempfile.TemporaryDirectory() as tmp:
+        inv = os.path.join(tmp, "bench.yaml")
+        lab_dir = os.path.join(tmp, "bench.lab")
+        subprocess.run([bin, "lab", "up", inv, "--nodes", "4", "--kraft"], check=True, env=env,
+                       stderr=subprocess.DEVNULL)
+        try:
+            four = open(inv).read().replace("kafka:\n  heap: 256m\n", "kafka:\n  heap: 256m\n  version: 4.4.0\n")
+            addrs = re.findall(r"^  (n\d+):\n    address: (\S+)", four, re.M)
+            n4 = dict(addrs)["n4"]
+            bootstrap = f"{dict(addrs)['n1']}:9092"
+            open(inv, "w").write(four.replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n"))
+            if run(["apply", inv], env, bin=bin)[2] != 0:
+                sys.exit("apply (3 brokers) failed")
+            if run(["topics", inv, "create", "bulk", "--partitions", "8", "--replication-factor", "3"],
+                   env, bin=bin)[2] != 0:
+                sys.exit("topic create failed")
+            # 1000-byte records, incompressible enough not to shrink on disk.
+            record = (os.urandom(500).hex() + "\n").encode()
+            kcat = subprocess.Popen(["kcat", "-P", "-b", bootstrap, "-t", "bulk", "-X", "acks=all"],
+                                    stdin=subprocess.PIPE)
+            for _ in range(data_mb * 1000):
+                kcat.stdin.write(record)
+            kcat.stdin.close()
+            if kcat.wait() != 0:
+                sys.exit("kcat failed")
+            open(inv, "w").write(four)
+            if run(["apply", inv], env, bin=bin)[2] != 0:
+                sys.exit("apply (4 brokers) failed")
+            t, rss, code = run(["rebalance", inv, "--throttle", str(throttle)], env, bin=bin)
+            if code != 0:
+                sys.exit("rebalance failed")
+            # Segment files only: each partition's active index files are preallocated (10 MB
+            # apparent size) and were never copied.
+            moved = int(ssh(lab_dir, n4, "cat /var/lib/kafka/data/bulk-*/*.log | wc -c"))
+            print()
+            print(f"4-node KRaft lab, {data_mb} MB in topic bulk (8 partitions, replication factor 3)")
+            print(f"rebalance onto the 4th broker   {t:6.1f} s   {moved / 1e6:.1f} MB landed on it")
+            print(f"moved bytes per second          {moved / t / 1e6:6.2f} MB/s   throttle {throttle:.2f} MB/s"
+                  f"   ({moved / t / 1e6 / throttle:.2f} of it)")
+            print(f"clusterctl peak RSS             {rss / 1024:6.1f} MiB")
+        finally:
+            subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

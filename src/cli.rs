@@ -74,6 +74,10 @@ enum Command {
         /// Skip these pre-flight host checks (comma-separated; repeatable).
         #[arg(long, value_enum, value_delimiter = ',', value_name = "CHECK")]
         skip_preflight: Vec<crate::engine::preflight::Check>,
+        /// Delete the Kafka log dirs of each broker this apply retires, once it has stopped
+        /// (default: kept, so the host can come back).
+        #[arg(long)]
+        delete_data: bool,
     },
     /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
     Status {
@@ -128,6 +132,37 @@ enum Command {
         output: Output,
         #[command(subcommand)]
         command: TopicsArgs,
+    },
+    /// Move replicas so every broker holds an even share of replicas and preferred leaders.
+    Rebalance {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+        /// Replication throttle while replicas copy, in MB/s (10^6 bytes) per broker; removed
+        /// when done [default: unthrottled].
+        #[arg(long, value_name = "MB/s")]
+        throttle: Option<f64>,
+        /// Print the reassignment; submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cancel the reassignments under way and remove the throttles.
+        #[arg(long, conflicts_with = "throttle")]
+        cancel: bool,
+    },
+    /// Move every replica off one host's broker, so that apply can retire it once the host
+    /// leaves groups.kafka.
+    #[command(override_usage = "clusterctl drain [OPTIONS] [INVENTORY] HOST")]
+    Drain {
+        /// [INVENTORY] HOST: INVENTORY defaults to $CLUSTERCTL_INVENTORY or ./inventory.yaml;
+        /// HOST is the inventory host whose broker is emptied
+        #[arg(num_args = 1..=2, value_name = "ARG", required = true)]
+        args: Vec<String>,
+        /// Replication throttle while replicas copy, in MB/s (10^6 bytes) per broker; removed
+        /// when done [default: unthrottled].
+        #[arg(long, value_name = "MB/s")]
+        throttle: Option<f64>,
+        /// Print the reassignment; submit nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// A service's log on one host, read over SSH: the last lines, or followed (-f).
     #[command(override_usage = "clusterctl logs [OPTIONS] [INVENTORY] HOST SERVICE")]
@@ -364,6 +399,7 @@ pub fn run(cli: Cli) -> ExitCode {
             prune_topics,
             playbook,
             skip_preflight,
+            delete_data,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = ApplyOptions {
@@ -374,6 +410,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     policy: policy(accept_new_host_keys),
                     playbook,
                     skip_preflight,
+                    delete_data,
                 };
                 tunnels(&inv, opts.policy);
                 apply(&inv, &opts)
@@ -449,6 +486,40 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Rebalance {
+            inventory,
+            throttle,
+            dry_run,
+            cancel,
+        } => rebalance(
+            inventory,
+            crate::rebalance::Options {
+                throttle,
+                dry_run,
+                cancel,
+                drain: None,
+            },
+        ),
+        Command::Drain {
+            args,
+            throttle,
+            dry_run,
+        } => {
+            let (inventory, host) = match &args[..] {
+                [i, h] => (Some(PathBuf::from(i)), h.clone()),
+                [h] => (None, h.clone()),
+                _ => unreachable!("clap takes 1 or 2"),
+            };
+            rebalance(
+                inventory,
+                crate::rebalance::Options {
+                    throttle,
+                    dry_run,
+                    cancel: false,
+                    drain: Some(host),
+                },
+            )
+        }
         Command::Logs {
             args,
             lines,
@@ -617,6 +688,28 @@ fn apply(inv: &Inventory, opts: &ApplyOptions) -> u8 {
             FAILED
         }
     }
+}
+
+fn rebalance(inventory: Option<PathBuf>, opts: crate::rebalance::Options) -> u8 {
+    if let Err(e) = crate::rebalance::check_options(&opts) {
+        eprintln!("error: {e}");
+        return BAD_INPUT;
+    }
+    let inv = match load(inventory) {
+        Ok(inv) => inv,
+        Err(code) => return code,
+    };
+    if let Some(h) = &opts.drain
+        && !inv.hosts.iter().any(|x| &x.name == h)
+    {
+        eprintln!("error: no host {h:?} in {}", inv.file.display());
+        return BAD_INPUT;
+    }
+    tunnels(&inv, HostKeyPolicy::Strict);
+    let rep = Reporter::new();
+    let r = runtime().block_on(crate::rebalance::run(&inv, &opts, &rep));
+    rep.clear();
+    report(r, FAILED)
 }
 
 fn restart(inv: &Inventory, targets: &[Target], limit: Option<&[String]>, opts: RollOptions) -> u8 {

@@ -10,6 +10,7 @@ mod logs;
 mod net;
 mod ops;
 mod quote;
+mod rebalance;
 mod render;
 mod report;
 mod status;

@@ -6,6 +6,7 @@
 //! Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (the README's test
 //! command runs both). One test, because every check builds on the cluster the first made.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -1241,9 +1242,12 @@ impl Producer {
         )
     }
 
-    /// `replication`: how TopicCommand creates the 3-partition topic.
+    /// `replication`: how TopicCommand creates the topic (3 partitions unless it says).
     fn start_on(libs: &Path, bootstrap: &str, topic: &str, replication: &[&str]) -> Producer {
-        let mut create = vec!["--create", "--topic", topic, "--partitions", "3"];
+        let mut create = vec!["--create", "--topic", topic];
+        if !replication.contains(&"--partitions") {
+            create.extend(["--partitions", "3"]);
+        }
         create.extend(replication);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
@@ -1732,7 +1736,7 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
         m,
         &[
             "kafka on n3 cannot retire: broker 3 still holds replicas of",
-            "kafka-reassign-partitions",
+            "clusterctl drain",
         ],
     );
     assert_eq!(
@@ -3273,4 +3277,278 @@ fn systemd_nodes_kraft() {
     )
     .unwrap();
     on_systemd_nodes(&setup, &["kafka"]);
+}
+
+/// Replicas and leaders per broker over every topic, as Kafka's TopicCommand describes them.
+fn replica_counts(libs: &Path, bootstrap: &str) -> (BTreeMap<i64, usize>, BTreeMap<i64, usize>) {
+    let d = kafka_topics(libs, bootstrap, &["--describe"]);
+    assert!(d.status.success(), "describe: {}", text(&d));
+    let (mut replicas, mut leaders) = (BTreeMap::new(), BTreeMap::new());
+    for line in String::from_utf8_lossy(&d.stdout).lines() {
+        let field = |name: &str| {
+            line.split(&format!("{name}: "))
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        };
+        let (Some(leader), Some(rs)) = (field("Leader"), field("Replicas")) else {
+            continue;
+        };
+        *leaders.entry(leader.parse::<i64>().unwrap()).or_insert(0) += 1;
+        for r in rs.split(',') {
+            *replicas.entry(r.parse::<i64>().unwrap()).or_insert(0) += 1;
+        }
+    }
+    (replicas, leaders)
+}
+
+/// `rebalance` throttled to 1 kB/s, killed as soon as it has submitted its moves.
+fn interrupted_rebalance(inv: &str, m: &str) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["rebalance", inv, "--throttle", "0.001"])
+        .env("CLUSTERCTL_MIRROR", m)
+        .env("CLUSTERCTL_SSH_CONFIG", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("submitted");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen.last().is_some_and(|l| l.contains("submitted")),
+        "rebalance ended before submitting: {seen:#?}"
+    );
+}
+
+/// Kafka's ReassignPartitionsCommand lists nothing under way.
+fn assert_no_reassignment(libs: &Path, bootstrap: &str) {
+    let list = kafka_tool(libs, "reassign.ReassignPartitionsCommand")
+        .args(["--bootstrap-server", bootstrap, "--list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list));
+    assert!(
+        text(&list).contains("No partition reassignments found."),
+        "{}",
+        text(&list)
+    );
+}
+
+/// Kafka's ConfigCommand shows no replication throttle (a dynamic config) on any broker or
+/// topic.
+fn assert_no_throttle(libs: &Path, bootstrap: &str) {
+    for kind in ["brokers", "topics"] {
+        let configs = kafka_tool(libs, "ConfigCommand")
+            .args(["--bootstrap-server", bootstrap])
+            .args(["--describe", "--entity-type", kind])
+            .output()
+            .unwrap();
+        assert!(configs.status.success(), "{}", text(&configs));
+        let t = text(&configs);
+        let set: Vec<&str> = t
+            .lines()
+            .filter(|l| l.contains("replication.throttled"))
+            .collect();
+        assert!(set.is_empty(), "throttles left on {kind}: {set:#?}");
+    }
+}
+
+/// Scale out 3 to 4 KRaft brokers and rebalance, then drain the new one and retire it, all
+/// under an acks=all producer to an RF=3, min.insync.replicas=2 topic.
+#[test]
+fn rebalance_and_drain_under_load() {
+    let start = Instant::now();
+    let version = "4.4.0";
+    let setup = Setup::new(version, 4, &["--kraft"]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let four = std::fs::read_to_string(inventory).unwrap().replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
+    );
+    assert!(four.contains("  kafka: [n1, n2, n3, n4]\n"), "{four}");
+    // n4 starts in no group: nothing is installed on it.
+    let three = four.replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n");
+    std::fs::write(inventory, &three).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "apply 3");
+    let producer = Producer::start_on(
+        libs,
+        bootstrap,
+        "moving",
+        &[
+            "--partitions",
+            "12",
+            "--replication-factor",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+
+    // Scale out: n4 joins as a broker-only node and holds nothing yet.
+    std::fs::write(inventory, &four).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "apply 4");
+    let n4 = &nodes[3].1;
+    assert_eq!(
+        ssh(
+            lab_dir,
+            n4,
+            "sed -n 's/^node.id=//p' /var/lib/kafka/data/meta.properties"
+        ),
+        "4"
+    );
+    wait_until(Duration::from_secs(60), "broker 4 registered", || {
+        String::from_utf8_lossy(&kcat(&["-b", bootstrap, "-L"], None).stdout)
+            .contains(" 4 brokers:")
+    });
+    let (before, _) = replica_counts(libs, bootstrap);
+    assert_eq!(before.get(&4), None, "{before:?}");
+
+    // The dry run prints the plan and moves nothing.
+    let dry = clusterctl(&["rebalance", inv, "--dry-run"], m);
+    assert!(dry.status.success());
+    let dry_out = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        dry_out.contains("plan: ") && dry_out.contains("(copy to [4])"),
+        "{dry_out}"
+    );
+    assert_eq!(replica_counts(libs, bootstrap).0, before);
+
+    // Interrupted (killed once its moves are submitted, throttled to a crawl), then cancelled:
+    // Kafka's own tool lists no reassignment and no throttle is left.
+    interrupted_rebalance(inv, m);
+    let cancel = clusterctl(&["rebalance", inv, "--cancel"], m);
+    assert!(cancel.status.success(), "cancel failed");
+    assert!(
+        text(&cancel).contains("reassignment(s) under way"),
+        "{}",
+        text(&cancel)
+    );
+    assert_no_reassignment(libs, bootstrap);
+    assert_no_throttle(libs, bootstrap);
+    // Interrupted again, then resumed: the re-run waits for the moves Kafka's tool lists as
+    // under way (small partitions may all have finished by then: then it has nothing to do).
+    interrupted_rebalance(inv, m);
+    let list = kafka_tool(libs, "reassign.ReassignPartitionsCommand")
+        .args(["--bootstrap-server", bootstrap, "--list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list));
+    let under_way = !text(&list).contains("No partition reassignments found.");
+    let t = Instant::now();
+    let out = clusterctl(&["rebalance", inv, "--throttle", "20"], m);
+    assert!(out.status.success(), "rebalance failed");
+    eprintln!("moves under way when resumed: {under_way}");
+    if under_way {
+        assert!(
+            text(&out).contains("under way to"),
+            "the re-run did not find the moves under way: {}",
+            text(&out)
+        );
+    } else {
+        assert!(text(&out).contains("nothing to move"), "{}", text(&out));
+    }
+    assert_no_reassignment(libs, bootstrap);
+    eprintln!("rebalance took {:.1}s", t.elapsed().as_secs_f64());
+    let (replicas, leaders) = replica_counts(libs, bootstrap);
+    let (lo, hi) = (
+        replicas.values().min().unwrap(),
+        replicas.values().max().unwrap(),
+    );
+    assert!(
+        replicas.len() == 4 && hi - lo <= 1,
+        "replicas per broker: {replicas:?}"
+    );
+    assert!(
+        leaders.get(&4).copied().unwrap_or(0) > 0,
+        "broker 4 leads nothing: {leaders:?}"
+    );
+    // Throttles are gone once done.
+    assert_no_throttle(libs, bootstrap);
+    // A second run finds nothing to move.
+    let again = clusterctl(&["rebalance", inv], m);
+    assert!(again.status.success());
+    assert!(text(&again).contains("nothing to move"), "{}", text(&again));
+
+    // Drain n4, take it out of groups.kafka (it stays a host in no group): apply retires it.
+    let pid4 = ssh(lab_dir, n4, "cat /var/run/kafka/kafka.pid");
+    let out = clusterctl(&["drain", inv, "n4", "--throttle", "20"], m);
+    assert!(out.status.success(), "drain failed");
+    let (replicas, _) = replica_counts(libs, bootstrap);
+    assert_eq!(replicas.get(&4), None, "{replicas:?}");
+    std::fs::write(inventory, &three).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply retiring n4");
+    let applied = text(&out);
+    assert!(
+        applied.contains("n4: retired kafka (stopped, disabled at boot, unregistered; data kept)"),
+        "{applied}"
+    );
+    let (replicas, _) = replica_counts(libs, bootstrap);
+    assert!(!replicas.contains_key(&4), "{replicas:?}");
+    assert_eq!(
+        ssh_status(lab_dir, n4, &format!("kill -0 {pid4}")).0,
+        1,
+        "broker 4 still runs"
+    );
+    assert!(
+        ssh(
+            lab_dir,
+            n4,
+            "test -s /var/lib/kafka/data/meta.properties && echo kept"
+        )
+        .ends_with("kept"),
+        "n4's data dir is gone"
+    );
+    // Back in groups.kafka it starts again (empty); leaving once more with --delete-data, its
+    // log dir goes too, as the dry run says first.
+    std::fs::write(inventory, &four).unwrap();
+    assert!(clusterctl(&["apply", inv], m).status.success(), "n4 back");
+    std::fs::write(inventory, &three).unwrap();
+    let dry = clusterctl(&["apply", inv, "--dry-run", "--delete-data"], m);
+    assert!(dry.status.success());
+    assert!(
+        text(&dry)
+            .contains("n4: --delete-data: once its broker has stopped, delete /var/lib/kafka/data"),
+        "{}",
+        text(&dry)
+    );
+    assert_eq!(
+        ssh_status(lab_dir, n4, "test -d /var/lib/kafka/data").0,
+        0,
+        "a dry run deleted n4's data"
+    );
+    let out = clusterctl(&["apply", inv, "--delete-data"], m);
+    assert!(out.status.success(), "apply --delete-data");
+    assert!(
+        text(&out).contains("n4: retired kafka (stopped, disabled at boot, unregistered; data deleted: /var/lib/kafka/data)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        ssh_status(lab_dir, n4, "test -e /var/lib/kafka/data").0,
+        1,
+        "n4's data dir is still there"
+    );
+    producer.stop_and_verify(bootstrap);
+    eprintln!(
+        "rebalance_and_drain_under_load: {:.0}s",
+        start.elapsed().as_secs_f64()
+    );
 }

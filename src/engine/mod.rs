@@ -42,6 +42,8 @@ pub struct ApplyOptions {
     pub playbook: Option<PathBuf>,
     /// Pre-flight checks not to make.
     pub skip_preflight: Vec<preflight::Check>,
+    /// Delete a retired broker's log dirs once it has stopped.
+    pub delete_data: bool,
 }
 
 /// What one apply did, per host: human-readable changes.
@@ -148,6 +150,11 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     if opts.dry_run {
         rep.clear();
         dry_run::print(&plans, &sessions, &topics, finalize.as_deref()).await?;
+        if opts.delete_data {
+            for line in retire::data_deletions(inv, &plans) {
+                println!("{line}");
+            }
+        }
         return Ok(Summary::default());
     }
     let roller = Roller::new(inv, &sessions, rep, apply_roll_options());
@@ -301,6 +308,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     &sessions,
                     rep,
                     &mut summary,
+                    opts.delete_data,
                 )
                 .await?;
             }

@@ -6,13 +6,13 @@
 use super::change::Change;
 use super::plan::HostPlan;
 use super::{Summary, actions, gates};
-use crate::health::zookeeper;
+use crate::health::{kafka, zookeeper};
 use crate::inventory::Inventory;
 use crate::ops::roller;
 use crate::render::{Service, ServiceDef};
 use crate::report::Reporter;
 use crate::transport::Session;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,13 @@ pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
     for p in brokers {
         let r = &p.facts.retired[&Service::Kafka];
         let id = p.facts.broker_id.map(|i| i as i32);
+        let drain = drain_cmd(inv, &p.host.name);
         let verdict = match (&metadata, id) {
-            (Ok(m), _) => roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref()),
+            (Ok(m), _) => {
+                roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref(), &drain)
+            }
             // A broker that never had an id holds nothing: only its roles matter.
-            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref()),
+            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref(), &drain),
             (Err(e), Some(_)) => Err(format!(
                 "cannot read the cluster's state to judge it: {e:#}"
             )),
@@ -61,8 +64,34 @@ pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
     why
 }
 
+/// For the dry run of `apply --delete-data`: what it deletes.
+pub fn data_deletions(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
+    retiring(plans, Service::Kafka)
+        .map(|p| {
+            format!(
+                "{}: --delete-data: once its broker has stopped, delete {}",
+                p.host.name,
+                inv.kafka.log_dirs.join(" ")
+            )
+        })
+        .collect()
+}
+
+/// `rm -rf` of a retired broker's log dirs. Only absolute paths below `/` (validated in the
+/// inventory; checked again as the command is destructive).
+fn delete_data_cmd(dirs: &[String]) -> Result<String> {
+    for d in dirs {
+        let parts = d.split('/').filter(|x| !x.is_empty() && *x != ".").count();
+        if !d.starts_with('/') || parts == 0 || d.split('/').any(|x| x == "..") {
+            bail!("refusing to delete {d:?}: not an absolute directory below /");
+        }
+    }
+    Ok(format!("rm -rf -- {}", crate::quote::sh_words(dirs)))
+}
+
 /// The step: each host with `svc` to retire, one at a time, checked again just before its
-/// stop (the cluster may have moved since the plan).
+/// stop (the cluster may have moved since the plan). `delete_data`: `apply --delete-data`.
+#[allow(clippy::too_many_arguments)] // the runner's state, passed as every step gets it
 pub async fn step(
     inv: &Inventory,
     plans: &mut [HostPlan],
@@ -71,6 +100,7 @@ pub async fn step(
     sessions: &BTreeMap<String, Session>,
     rep: &Reporter,
     summary: &mut Summary,
+    delete_data: bool,
 ) -> Result<()> {
     let todo: Vec<usize> = selected
         .iter()
@@ -95,7 +125,10 @@ pub async fn step(
                     let m = gates::metadata(inv).await?;
                     let r = &plans[i].facts.retired[&svc];
                     let id = plans[i].facts.broker_id.map(|i| i as i32);
-                    if let Err(e) = roller::can_retire_broker(&m.topics, id, r.roles.as_deref()) {
+                    let drain = drain_cmd(inv, &name);
+                    if let Err(e) =
+                        roller::can_retire_broker(&m.topics, id, r.roles.as_deref(), &drain)
+                    {
                         bail!("{name}: refusing to retire kafka: {e}");
                     }
                 }
@@ -104,13 +137,22 @@ pub async fn step(
         let s = &sessions[&name];
         let p = &mut plans[i];
         p.take(|c| c.change == Change::Retire(svc));
-        let done = retire(inv, p, s, svc)
+        let done = retire(inv, p, s, svc, delete_data && svc == Service::Kafka)
             .await
             .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
         rep.host_done(&name, &done);
         summary.changes.get_mut(&name).unwrap().push(done);
     }
     Ok(())
+}
+
+/// What empties the broker of `host`, spelled for this inventory.
+fn drain_cmd(inv: &Inventory, host: &str) -> String {
+    format!(
+        "clusterctl drain {} {}",
+        crate::quote::sh(&inv.file.display().to_string()),
+        host
+    )
 }
 
 /// The ensemble as it still runs (the members that stay plus the running ones leaving) has
@@ -156,7 +198,13 @@ async fn wait_old_ensemble_whole(
 }
 
 /// Stop (gracefully, within the service's stop timeout) and disable at boot.
-async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) -> Result<String> {
+async fn retire(
+    inv: &Inventory,
+    p: &mut HostPlan,
+    s: &Session,
+    svc: Service,
+    delete_data: bool,
+) -> Result<String> {
     let def = ServiceDef::new(svc, inv, &p.host);
     let r = p.facts.retired.get(&svc).cloned().unwrap_or_default();
     let mut what = Vec::new();
@@ -178,6 +226,39 @@ async fn retire(inv: &Inventory, p: &mut HostPlan, s: &Session, svc: Service) ->
         s.exec_ok(&actions::disable_cmd(p, &def)).await?;
         what.push("disabled at boot");
     }
+    // A stopped KRaft broker stays registered (fenced) until told otherwise.
+    if svc == Service::Kafka
+        && inv.kafka.kraft
+        && let Some(id) = p.facts.broker_id
+    {
+        let mut c = kafka::connect_any(&gates::bootstrap(inv), gates::PROBE_TIMEOUT).await?;
+        c.unregister_broker(id as i32)
+            .await
+            .context("unregistering the broker")?;
+        what.push("unregistered");
+    }
+    let data = if delete_data {
+        s.exec_ok(&delete_data_cmd(&inv.kafka.log_dirs)?).await?;
+        format!("data deleted: {}", inv.kafka.log_dirs.join(" "))
+    } else {
+        "data kept".to_string()
+    };
     p.facts.retired.remove(&svc);
-    Ok(format!("retired {svc} ({}; data kept)", what.join(", ")))
+    Ok(format!("retired {svc} ({}; {data})", what.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::delete_data_cmd;
+
+    #[test]
+    fn only_absolute_directories_below_root_are_deleted() {
+        assert_eq!(
+            delete_data_cmd(&["/var/lib/kafka/data".into(), "/d 2".into()]).unwrap(),
+            "rm -rf -- /var/lib/kafka/data '/d 2'"
+        );
+        for bad in ["/", "//", "data", "/var/../", "/./"] {
+            assert!(delete_data_cmd(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
 }

@@ -1161,6 +1161,9 @@ fn create_topics_request(
 // Topic administration
 // ---------------------------------------------------------------------------
 
+mod reassign;
+pub use reassign::{Ongoing, RESOURCE_BROKER, RESOURCE_TOPIC, Reassignment};
+
 /// DeleteTopics, CreatePartitions, DescribeConfigs and IncrementalAlterConfigs
 /// for `clusterctl topics`, as more [`KafkaClient`] methods. A module of its
 /// own so that its imports stay next to it.

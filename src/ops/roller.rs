@@ -230,11 +230,12 @@ pub fn can_roll_zookeeper(
 /// May the broker of a host that left `groups.kafka` stop for good? Not while it holds a
 /// replica (stopping it would leave those partitions under-replicated for ever), and not a
 /// KRaft controller (a static quorum cannot lose a voter). `broker`: its id on disk, if it
-/// was ever formatted; `roles`: its last `process.roles`.
+/// was ever formatted; `roles`: its last `process.roles`; `drain`: the command that empties it.
 pub fn can_retire_broker(
     topics: &[TopicInfo],
     broker: Option<i32>,
     roles: Option<&str>,
+    drain: &str,
 ) -> Result<(), String> {
     if let Some(r) = roles.filter(|r| r.split(',').any(|x| x.trim() == "controller")) {
         return Err(format!(
@@ -257,7 +258,7 @@ pub fn can_retire_broker(
     }
     Err(format!(
         "broker {id} still holds replicas of {} partition(s): {}; move them to the brokers that \
-         stay (kafka-reassign-partitions.sh), then run apply again (its data is never deleted)",
+         stay with `{drain}`, then run apply again (its data is kept)",
         held.len(),
         short(&held)
     ))
@@ -327,23 +328,33 @@ mod tests {
     #[test]
     fn a_broker_leaves_only_empty_and_never_a_controller() {
         let v = healthy();
-        let why = can_retire_broker(&v.metadata.topics, Some(2), None).unwrap_err();
+        let why = can_retire_broker(
+            &v.metadata.topics,
+            Some(2),
+            None,
+            "clusterctl drain inv.yaml n2",
+        )
+        .unwrap_err();
         assert!(
             why.contains("broker 2 still holds replicas of 2 partition(s): orders-0, orders-1"),
             "{why}"
         );
-        assert_eq!(can_retire_broker(&v.metadata.topics, Some(4), None), Ok(()));
+        assert!(why.contains("with `clusterctl drain inv.yaml n2`"), "{why}");
+        assert_eq!(
+            can_retire_broker(&v.metadata.topics, Some(4), None, ""),
+            Ok(())
+        );
         // Never formatted: it cannot hold anything.
         assert_eq!(
-            can_retire_broker(&v.metadata.topics, None, Some("")),
+            can_retire_broker(&v.metadata.topics, None, Some(""), ""),
             Ok(())
         );
         assert_eq!(
-            can_retire_broker(&v.metadata.topics, Some(4), Some("broker")),
+            can_retire_broker(&v.metadata.topics, Some(4), Some("broker"), ""),
             Ok(())
         );
-        let why =
-            can_retire_broker(&v.metadata.topics, Some(4), Some("broker,controller")).unwrap_err();
+        let why = can_retire_broker(&v.metadata.topics, Some(4), Some("broker,controller"), "")
+            .unwrap_err();
         assert!(why.contains("KRaft controller"), "{why}");
     }
 
