@@ -404,8 +404,10 @@ pub async fn start_if_stopped(
     let def = ServiceDef::new(svc, inv, &p.host);
     let enable = match p.init {
         InitSystem::SysV => format!(
-            "if command -v update-rc.d >/dev/null 2>&1; then update-rc.d {n} defaults >/dev/null; \
-             elif command -v chkconfig >/dev/null 2>&1; then chkconfig --add {n}; fi\n",
+            // `enable` too: `defaults` leaves a service disabled by a retirement disabled.
+            "if command -v update-rc.d >/dev/null 2>&1; then update-rc.d {n} defaults >/dev/null && \
+             update-rc.d {n} enable >/dev/null; \
+             elif command -v chkconfig >/dev/null 2>&1; then chkconfig --add {n} && chkconfig {n} on; fi\n",
             n = def.name
         ),
         InitSystem::Systemd => format!("systemctl enable -q {}\n", def.name),
