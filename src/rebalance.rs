@@ -76,6 +76,9 @@ pub async fn run(inv: &Inventory, o: &Options, rep: &Reporter) -> Result<()> {
         return Ok(());
     }
     if plan.moves.is_empty() && ongoing.is_empty() {
+        // An interrupted run whose moves all finished since may have left its throttles.
+        let topics: Vec<String> = meta.topics.iter().map(|t| t.name.clone()).collect();
+        remove_throttles(&meta, &mut ctl, topics.iter()).await?;
         elect(&mut ctl, &all_partitions(&meta), rep).await?;
         println!("nothing to move; preferred leaders elected");
         return Ok(());

