@@ -431,6 +431,34 @@ pub async fn start_if_stopped(
     Ok(vec![format!("started {} (pid {pid})", def.name)])
 }
 
+/// A killed ZooKeeper-mode broker's session keeps its registration until the session expires,
+/// and a start before that fails (`NodeExists` at /brokers/ids). Waits until the live brokers
+/// no longer list it: at most the session timeout and a margin; without an answering broker,
+/// the session timeout.
+async fn wait_registration_gone(inv: &Inventory, id: i32) -> Result<()> {
+    let session = Duration::from_millis(
+        inv.kafka
+            .properties
+            .get("zookeeper.session.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(18_000),
+    );
+    let limit = session + Duration::from_secs(30);
+    let t0 = std::time::Instant::now();
+    loop {
+        match super::gates::metadata(inv).await {
+            Ok(m) if m.broker(id).is_none() => return Ok(()),
+            Err(_) if t0.elapsed() >= session => return Ok(()),
+            Ok(_) if t0.elapsed() >= limit => bail!(
+                "broker {id} is still registered {} s after it was killed: its ZooKeeper session \
+                 did not expire; not starting it again",
+                limit.as_secs()
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// What one restart cost, for the roller's log and the benchmark.
 pub struct Restarted {
     pub message: String,
@@ -473,7 +501,9 @@ pub async fn restart(
         }
         let kill = match p.init {
             InitSystem::SysV => format!(
-                "p=$(cat {pf}); kill -KILL $p; while [ -d /proc/$p ]; do sleep 0.2; done; rm -f {pf}",
+                // Bounded: a process stuck in the kernel (D state) outlives SIGKILL.
+                "p=$(cat {pf}); kill -KILL $p; n=0; while [ -d /proc/$p ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n+1)); done; \
+                 [ -d /proc/$p ] && {{ echo \"pid $p still alive 60 s after SIGKILL\" >&2; exit 1; }}; rm -f {pf}",
                 pf = quote(&def.pid_file)
             ),
             // Its stop job is still pending, so systemd does not restart what dies of this.
@@ -485,6 +515,12 @@ pub async fn restart(
             ),
         };
         s.exec_ok(&kill).await?;
+        if svc == Service::Kafka
+            && !inv.kafka.kraft
+            && let Some(id) = p.broker_id
+        {
+            wait_registration_gone(inv, id as i32).await?;
+        }
     }
     let stopped = t0.elapsed();
     let t1 = std::time::Instant::now();
