@@ -487,14 +487,42 @@ fn assert_apply_refuses(inv: &str, m: &str, wants: &[&str]) {
     );
 }
 
-/// The inventory with `num.io.threads: n` as its only kafka.properties.
-fn with_io_threads(inventory: &str, n: u32) -> String {
+/// The inventory with these `key: value` lines as its kafka.properties.
+fn with_properties(inventory: &str, lines: &[&str]) -> String {
+    let props: String = lines.iter().map(|l| format!("\n    {l}")).collect();
     let out = inventory.replace(
         "  heap: 256m",
-        &format!("  heap: 256m\n  properties:\n    num.io.threads: {n}"),
+        &format!("  heap: 256m\n  properties:{props}"),
     );
     assert_ne!(out, inventory, "no kafka heap line to add properties after");
     out
+}
+
+/// The inventory with `queued.max.requests: n` as its only kafka.properties: a read-only
+/// broker property, so a change rolls the brokers.
+fn with_queued_max_requests(inventory: &str, n: u32) -> String {
+    with_properties(inventory, &[&format!("queued.max.requests: {n}")])
+}
+
+/// Broker `id`'s dynamic configs as Kafka's own ConfigCommand describes them (`class`:
+/// `kafka.admin.ConfigCommand` up to 3.x, `org.apache.kafka.tools.ConfigCommand` from 4.0).
+fn broker_dynamic_configs(libs: &Path, class: &str, bootstrap: &str, id: &str) -> String {
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg(class)
+        .args(["--bootstrap-server", bootstrap])
+        .args([
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            id,
+            "--describe",
+        ])
+        .output()
+        .expect("java ConfigCommand");
+    assert!(out.status.success(), "ConfigCommand: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// (host, path) of every file a dry run's stdout lists as changed: `  file <path> (mode ...`
@@ -852,13 +880,17 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
     // Dry run of a changed property: prints the diff, changes nothing.
-    let changed = with_io_threads(&good_text, 4);
+    let changed = with_queued_max_requests(&good_text, 400);
     std::fs::write(inventory, &changed).unwrap();
     let out = clusterctl(&["apply", inv, "--dry-run"], m);
     assert!(out.status.success());
     assert!(
-        text(&out).contains("+num.io.threads=4"),
+        text(&out).contains("+queued.max.requests=400"),
         "dry run shows the diff"
+    );
+    assert!(
+        text(&out).contains("queued.max.requests: (unset) -> 400: needs a roll: read-only"),
+        "dry run says why it rolls"
     );
     assert_eq!(
         pids(lab_dir, nodes, "kafka"),
@@ -866,7 +898,7 @@ fn three_node_zookeeper_kafka_cluster() {
         "dry run restarted nothing"
     );
 
-    // One changed Kafka property restarts Kafka only, one broker at a time: in inventory
+    // One changed (read-only) Kafka property restarts Kafka only, one broker at a time: in inventory
     // order with the controller broker (read from ZooKeeper before the roll) last; the
     // progress lines show the order.
     let controller = zk_controller(lab_dir, nodes);
@@ -898,7 +930,7 @@ fn three_node_zookeeper_kafka_cluster() {
             ssh(
                 lab_dir,
                 a,
-                "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
+                "grep -c '^queued.max.requests=400$' /etc/kafka/server.properties"
             ),
             "1"
         );
@@ -943,9 +975,9 @@ fn three_node_zookeeper_kafka_cluster() {
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 
-    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
-    // min.insync.replicas) is refused at once, before any host is touched.
-    let services = ["zookeeper", "kafka"];
+    // Properties Kafka changes at runtime go live: no broker restarts. The dry run says so per
+    // property; afterwards Kafka's own ConfigCommand shows each broker's new values (per-broker
+    // dynamic configs), and server.properties holds them for the next start.
     let prop = |a: &str, key: &str| {
         ssh(
             lab_dir,
@@ -953,8 +985,62 @@ fn three_node_zookeeper_kafka_cluster() {
             &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
         )
     };
+    let config_command = "kafka.admin.ConfigCommand";
+    let dynamic = with_properties(
+        &three,
+        &[
+            "queued.max.requests: 400",
+            "message.max.bytes: 2000000",
+            "log.cleaner.threads: 2",
+        ],
+    );
+    std::fs::write(inventory, &dynamic).unwrap();
+    let kafka_before = pids(lab_dir, nodes, "kafka");
+    let dry = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(dry.status.success(), "dry run failed");
+    let d = String::from_utf8_lossy(&dry.stdout);
+    for want in [
+        "message.max.bytes: (unset) -> 2000000: applied live",
+        "log.cleaner.threads: (unset) -> 2: applied live",
+        "(IncrementalAlterConfigs, no restart): set log.cleaner.threads=2, set message.max.bytes=2000000",
+    ] {
+        assert_eq!(d.matches(want).count(), 3, "{want:?} once per broker: {d}");
+    }
+    assert!(!d.contains("restart kafka"), "{d}");
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the live apply failed");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        summary.matches("applied live on broker").count(),
+        3,
+        "{summary}"
+    );
+    assert!(!summary.contains("restarted kafka"), "{summary}");
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        kafka_before,
+        "every broker kept its PID"
+    );
+    for (_, a) in nodes {
+        let id = prop(a, "broker.id");
+        let c = broker_dynamic_configs(libs, config_command, bootstrap, &id);
+        for want in [
+            "message.max.bytes=2000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000",
+            "log.cleaner.threads=2 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.cleaner.threads=2",
+        ] {
+            assert!(c.contains(want), "broker {id} lacks {want:?}: {c}");
+        }
+        assert_eq!(prop(a, "message.max.bytes"), "2000000", "on {a}");
+        assert_eq!(prop(a, "log.cleaner.threads"), "2", "on {a}");
+    }
+    let out = clusterctl(&["apply", inv], m);
+    assert!(text(&out).contains("apply: no change"), "applied once");
+
+    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
+    // min.insync.replicas) is refused at once, before any host is touched.
+    let services = ["zookeeper", "kafka"];
     create_rf2min2(libs, bootstrap);
-    std::fs::write(inventory, with_io_threads(&three, 6)).unwrap();
+    std::fs::write(inventory, with_queued_max_requests(&three, 600)).unwrap();
     let before = snapshots(lab_dir, nodes, &services);
     assert_apply_refuses(
         inv,
@@ -1002,8 +1088,22 @@ fn three_node_zookeeper_kafka_cluster() {
         "one restart per broker"
     );
     for (_, a) in nodes {
-        assert_eq!(prop(a, "num.io.threads"), "6", "on {a}");
+        assert_eq!(prop(a, "queued.max.requests"), "600", "on {a}");
+        // The dynamic properties left the inventory: their overrides went before the restart
+        // (set live, they would outrank the file for good).
+        let id = prop(a, "broker.id");
+        let c = broker_dynamic_configs(libs, config_command, bootstrap, &id);
+        assert_eq!(
+            c.trim(),
+            format!("Dynamic configs for broker {id} are:"),
+            "overrides left on broker {id}"
+        );
     }
+    assert!(
+        applied.contains("per-broker overrides follow the file on broker")
+            && applied.contains("delete log.cleaner.threads, delete message.max.bytes"),
+        "{applied}"
+    );
 
     // Staged per node: when a restart fails, the roll stops there and the hosts after it keep
     // their old files and process. The second host of the roll (inventory order, controller
@@ -1011,7 +1111,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let addr = |h: &str| nodes.iter().find(|(n, _)| n == h).unwrap().1.clone();
     let order = roll_order(nodes, &zk_controller(lab_dir, nodes));
     let (first, second, third) = (&order[0], &order[1], &order[2]);
-    let fixed = with_io_threads(&three, 7);
+    let fixed = with_queued_max_requests(&three, 700);
     let entry = format!("  {second}:\n    address: {}\n", addr(second));
     let pinned = fixed.replace(
         &entry,
@@ -1043,7 +1143,11 @@ fn three_node_zookeeper_kafka_cluster() {
         third_before,
         "{third}, not rolled yet, kept its files and process"
     );
-    assert_eq!(prop(&addr(first), "num.io.threads"), "7", "{first} rolled");
+    assert_eq!(
+        prop(&addr(first), "queued.max.requests"),
+        "700",
+        "{first} rolled"
+    );
     let first_rolled = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
     assert_ne!(
         first_rolled, first_pid,
@@ -1054,7 +1158,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "the re-run after the fix failed");
     for (_, a) in nodes {
-        assert_eq!(prop(a, "num.io.threads"), "7", "on {a}");
+        assert_eq!(prop(a, "queued.max.requests"), "700", "on {a}");
         assert_eq!(
             ssh_status(
                 lab_dir,
@@ -1116,7 +1220,7 @@ fn three_node_zookeeper_kafka_cluster() {
     // Scale out: a broker added to the inventory joins on apply; nothing else restarts.
     let zk = pids(lab_dir, nodes, "zookeeper");
     let brokers = pids(lab_dir, nodes, "kafka");
-    let grown = with_io_threads(&four, 7);
+    let grown = with_queued_max_requests(&four, 700);
     std::fs::write(inventory, grown).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "scale-out apply failed");
@@ -2437,7 +2541,53 @@ fn three_node_kraft_cluster() {
         "topic changes restart nothing"
     );
 
+    // A property Kafka changes at runtime, in KRaft: applied live (the metadata log keeps it),
+    // no node restarts; Kafka 4's ConfigCommand shows it on every broker. It stays across the
+    // roll below (file and override agree).
+    let live = std::fs::read_to_string(inventory).unwrap().replace(
+        "kafka:\n  heap: 256m\n",
+        "kafka:\n  heap: 256m\n  properties:\n    message.max.bytes: 2000000\n",
+    );
+    std::fs::write(inventory, &live).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the live apply failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("applied live on broker")
+            .count(),
+        3,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        before,
+        "a live change restarts nothing"
+    );
+    let broker_configs = |id: usize| {
+        broker_dynamic_configs(
+            libs,
+            "org.apache.kafka.tools.ConfigCommand",
+            bootstrap,
+            &id.to_string(),
+        )
+    };
+    for id in 1..=3 {
+        let c = broker_configs(id);
+        assert!(
+            c.contains("message.max.bytes=2000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000"),
+            "broker {id}: {c}"
+        );
+    }
+
     rolling_restart_under_load(&setup, nodes, &["kafka"]);
+    for id in 1..=3 {
+        let c = broker_configs(id);
+        assert!(
+            c.contains("DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000, STATIC_BROKER_CONFIG:message.max.bytes=2000000"),
+            "broker {id} after the roll: {c}"
+        );
+    }
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 }

@@ -438,6 +438,7 @@ fn apply_roll_options() -> RollOptions {
         force: false,
         sigkill_after: None,
         settle: Duration::from_secs(60),
+        by_rack: false,
     }
 }
 
@@ -542,7 +543,8 @@ async fn start_step(
             let mut done = actions::start_if_stopped(inv, p, &s, svc).await?;
             // A broker stopped while its file changed: overrides set live earlier follow it.
             let after = p.take(|c| {
-                matches!(&c.change, Change::LiveConfig(l) if l.kind == live::LiveKind::AfterStart)
+                svc == Service::Kafka
+                    && matches!(&c.change, Change::LiveConfig(l) if l.kind == live::LiveKind::AfterStart)
             });
             done.extend(actions::go_live(p, &s, after).await?);
             Ok(done)
