@@ -1301,6 +1301,81 @@ fn three_node_zookeeper_kafka_cluster() {
         "{modes:?}"
     );
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // Racks: n1 and n2 in rack a, n3 and n4 in rack b (broker.rack is read-only: the brokers
+    // roll). Then `restart --rolling --by-rack` under an acks=all producer: replication factor
+    // 3 over 2 racks leaves some partition with 2 replicas in a rack, and with
+    // min.insync.replicas 2 that rack cannot go down at once: it rolls one broker at a time,
+    // and the roll says which partition forbids it. Every broker restarts once, the
+    // controller's rack last, and no acknowledged record is lost.
+    let mut racked = std::fs::read_to_string(inventory).unwrap();
+    for (name, a) in &setup.nodes {
+        let rack = if ["n1", "n2"].contains(&name.as_str()) {
+            "a"
+        } else {
+            "b"
+        };
+        let entry = format!("  {name}:\n    address: {a}\n");
+        assert!(racked.contains(&entry), "no entry for {name}");
+        racked = racked.replace(&entry, &format!("{entry}    rack: {rack}\n"));
+    }
+    std::fs::write(inventory, &racked).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the apply of the racks failed");
+    for (name, a) in &setup.nodes {
+        let want = if ["n1", "n2"].contains(&name.as_str()) {
+            "a"
+        } else {
+            "b"
+        };
+        assert_eq!(prop(a, "broker.rack"), want, "broker.rack of {name}");
+    }
+    let controller = zk_controller(lab_dir, &setup.nodes);
+    let controller_rack = if ["n1", "n2"].contains(&controller.as_str()) {
+        "a"
+    } else {
+        "b"
+    };
+    let producer = Producer::start(libs, bootstrap, "rack-roll");
+    let out = clusterctl(
+        &[
+            "restart",
+            "--rolling",
+            inv,
+            "--service",
+            "kafka",
+            "--by-rack",
+        ],
+        m,
+    );
+    producer.stop_and_verify(bootstrap);
+    assert!(out.status.success(), "restart --by-rack failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("the rack of {controller} (controller) last")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l
+            .contains(") rolls one broker at a time: its brokers cannot go down together: ")
+            && l.contains("are outside brokers [")
+            && l.contains("below min.insync.replicas 2")),
+        "the fallback names its reason: {log}"
+    );
+    let order = restart_order(&log, "kafka");
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["n1", "n2", "n3", "n4"],
+        "each broker once: {order:?}"
+    );
+    let last_two: Vec<&str> = order[2..].to_vec();
+    assert!(
+        last_two.contains(&controller.as_str()),
+        "rack {controller_rack} of {controller} (controller) went last: {order:?}"
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
 
 /// A producer with acks=all writing continuously (Kafka's VerifiableProducer) to a topic with
