@@ -8,11 +8,17 @@ ISR catch-up as the roller measured them). Reports medians, and clusterctl's pea
 measured run (from wait4's rusage).
 
     bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN] [--bin BIN]
+                 [--by-rack]
     bench/run.py --rebalance [--throttle MB/s] [--data MB]
 `--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
 status right after each of this build's, on the same labs, so a change's cost shows as a ratio
 measured in one run. Only for builds that render the same files: otherwise each apply rewrites
 what the other wrote and rolls the cluster. Time such a build on its own with `--bin BIN`.
+
+`--by-rack`: 6-node labs (ZooKeeper on 3), the brokers in 3 racks of 2 (`rack:` written into
+the lab's inventory before the cold apply, so every topic is placed rack-aware); after the
+one-at-a-time roll, `restart --rolling --service kafka --by-rack` on the same cluster, timed next
+to it.
 
 `--flavor nisshi`: 4-node labs, PostgreSQL on one node (from Debian's package) and the nisshi
 broker on 3 (the binary from scripts/nisshi.sh's cache).
@@ -23,7 +29,7 @@ bytes that landed on the new broker (its partitions' segment files, over OpenSSH
 the rebalance, next to the throttle.
 
 Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (and scripts/nisshi.sh for
-the nisshi flavor), and a release build (`cargo build --release`). Containers and networks are removed at the end, pass or fail.
+the nisshi flavor), and a release build (`cargo build --release`; under $CARGO_TARGET_DIR if set). Containers and networks are removed at the end, pass or fail.
 """
 
 import argparse
@@ -37,7 +43,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "clusterctl")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "clusterctl")
 
 
 def run(args, env, out=None, bin=BIN):
@@ -53,6 +59,22 @@ def run(args, env, out=None, bin=BIN):
     if code not in (0,):
         sys.stderr.write(f"clusterctl {' '.join(args)} exited {code}:\n{err}\n")
     return elapsed, usage.ru_maxrss, code
+
+
+def write_racks(inv, racks):
+    """Gives the lab's hosts racks r1..rN in turn (n1 r1, n2 r2, ...): with ZooKeeper on the
+    first 3 nodes, each rack holds one ZooKeeper member and racks x 2 brokers in all."""
+    with open(inv) as f:
+        text = f.read()
+    count = [0]
+
+    def rack(m):
+        count[0] += 1
+        return f"{m.group(0)}\n    rack: r{(count[0] - 1) % racks + 1}"
+
+    text = re.sub(r"^    address: \S+$", rack, text, flags=re.M)
+    with open(inv, "w") as f:
+        f.write(text)
 
 
 def free_port():
@@ -73,9 +95,14 @@ def main():
     ap.add_argument("--rebalance", action="store_true", help="time a throttled rebalance instead")
     ap.add_argument("--throttle", type=float, default=5.0, help="--rebalance: the throttle, MB/s")
     ap.add_argument("--data", type=int, default=120, help="--rebalance: MB written before scaling out")
+    ap.add_argument("--by-rack", action="store_true",
+                    help="6 brokers in 3 racks: time restart --rolling --by-rack next to one at a time")
     a = ap.parse_args()
     bin = os.path.abspath(a.bin)
-    lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", "3"]
+    if a.by_rack and a.flavor == "nisshi":
+        sys.exit("--by-rack: nisshi brokers have no racks")
+    nodes = 6 if a.by_rack else 3
+    lab_args = ["--nodes", "4", "--nisshi"] if a.flavor == "nisshi" else ["--nodes", str(nodes)]
     if not os.path.exists(bin):
         sys.exit("build first: cargo build --release")
     mirror_dir = subprocess.run([os.path.join(ROOT, "scripts", "fixtures.sh")], check=True,
@@ -93,7 +120,7 @@ def main():
             server.kill()
             server.wait()
         return
-    cold, noop, status, rss, roll, parts = [], [], [], [], [], []
+    cold, noop, status, rss, roll, parts, rack_roll = [], [], [], [], [], [], []
     base_noop, base_status = [], []
     try:
         time.sleep(0.5)
@@ -103,6 +130,8 @@ def main():
                 inv = os.path.join(tmp, "bench.yaml")
                 subprocess.run([BIN, "lab", "up", inv, *lab_args], check=True, env=env,
                                stderr=subprocess.DEVNULL)
+                if a.by_rack:
+                    write_racks(inv, 3)
                 try:
                     t, r, code = run(["apply", inv], env, bin=bin)
                     if code != 0:
@@ -133,6 +162,18 @@ def main():
                     roll.append(t)
                     parts.append(float(m.group(2)))
                     print(f"run {i + 1}: rolling restart {t:.1f}s, parts {parts[-1]:.1f}s", flush=True)
+                    if a.by_rack:
+                        # The same cluster, right after: the brokers of a rack together.
+                        text = []
+                        t, r, code = run(["restart", "--rolling", "--service", "kafka", "--by-rack", inv],
+                                         env, text, bin=bin)
+                        rss.append(r)
+                        together = text[0].count("together with")
+                        if code != 0 or together == 0:
+                            sys.exit(f"--by-rack roll failed or fell back to one at a time:\n{text[0]}")
+                        rack_roll.append(t)
+                        print(f"run {i + 1}: --by-rack rolling restart {t:.1f}s "
+                              f"({together} brokers restarted with their rack)", flush=True)
                 finally:
                     subprocess.run([BIN, "lab", "down", inv], env=env,
                                    stderr=subprocess.DEVNULL)
@@ -144,15 +185,20 @@ def main():
         return statistics.median(xs) if xs else float("nan")
 
     print()
-    what = "nisshi: PostgreSQL + 3 brokers" if a.flavor == "nisshi" else "3-node lab"
+    what = ("nisshi: PostgreSQL + 3 brokers" if a.flavor == "nisshi"
+            else "6-node lab, brokers in 3 racks of 2" if a.by_rack else "3-node lab")
     print(f"{what}, {a.runs} cold applies, {len(noop)} no-op applies, {len(status)} status calls")
     print(f"cold apply (artifacts cached)  median {med(cold):6.2f} s   (min {min(cold):.2f}, max {max(cold):.2f})")
     print(f"no-op re-apply                 median {med(noop):6.2f} s   (target <= 3 s)")
     print(f"status                         median {med(status):6.2f} s   (target <= 1 s)")
     ratios = [t / p for t, p in zip(roll, parts)]
     # nisshi brokers have nothing to catch up: "catch-up" is until the broker answers again.
-    print(f"rolling restart, 3 brokers     median {med(roll):6.2f} s   sum of stop+start+catch-up {med(parts):.2f} s")
+    brokers = 3 if a.flavor == "nisshi" else nodes
+    print(f"rolling restart, {brokers} brokers     median {med(roll):6.2f} s   sum of stop+start+catch-up {med(parts):.2f} s")
     print(f"roll / unavoidable parts       median {med(ratios):6.2f}     (target <= 1.3)")
+    if a.by_rack:
+        print(f"--by-rack roll, same cluster   median {med(rack_roll):6.2f} s   by rack / one at a time "
+              f"{med(rack_roll) / med(roll):.2f}")
     print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
     if a.baseline:
         print(f"baseline {a.baseline}:")

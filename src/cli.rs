@@ -115,6 +115,11 @@ enum Command {
         /// wait the service's stop timeout and fail).
         #[arg(long, value_name = "SECS")]
         sigkill_after: Option<u64>,
+        /// Kafka: restart the brokers of one rack (hosts.<name>.rack) together when every
+        /// partition keeps min.insync.replicas in-sync replicas in the other racks; otherwise
+        /// one at a time, saying why. KRaft controllers and ZooKeeper still go one at a time.
+        #[arg(long)]
+        by_rack: bool,
     },
     /// Kafka topics: list, describe, create, delete, alter (Kafka's admin API; no JVM needed).
     #[command(subcommand_precedence_over_arg = true)]
@@ -438,6 +443,7 @@ pub fn run(cli: Cli) -> ExitCode {
             allow_under_replicated,
             allow_unavailable_topics,
             sigkill_after,
+            by_rack,
         } => match load(inventory) {
             Ok(inv) => {
                 let targets = match service {
@@ -454,6 +460,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     force,
                     sigkill_after,
                     settle: std::time::Duration::ZERO,
+                    by_rack,
                 };
                 tunnels(&inv, HostKeyPolicy::Strict);
                 restart(&inv, &targets, limit.as_deref(), opts)

@@ -72,6 +72,105 @@ fn escape_prop(s: &str, key: bool) -> String {
     out
 }
 
+/// A `.properties` text as `java.util.Properties.load` reads it: `#` and `!` comments,
+/// `=`, `:` or blanks between key and value, lines continued by a trailing `\`, the escapes
+/// `prop_key` and `prop_value` write (and `\uXXXX`). A key given twice keeps its last value.
+pub fn parse_properties(text: &str) -> std::collections::BTreeMap<String, String> {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\x0c');
+    let mut out = std::collections::BTreeMap::new();
+    let mut logical = String::new();
+    let mut continuing = false;
+    for natural in text.split(['\n', '\r']) {
+        let line = natural.trim_start_matches(blank);
+        if !continuing && (line.is_empty() || line.starts_with(['#', '!'])) {
+            continue;
+        }
+        let trailing = line.len() - line.trim_end_matches('\\').len();
+        continuing = trailing % 2 == 1;
+        logical.push_str(if continuing {
+            &line[..line.len() - 1]
+        } else {
+            line
+        });
+        if !continuing {
+            let (k, v) = split_property(&logical);
+            out.insert(unescape_prop(k), unescape_prop(v));
+            logical.clear();
+        }
+    }
+    if !logical.is_empty() {
+        let (k, v) = split_property(&logical);
+        out.insert(unescape_prop(k), unescape_prop(v));
+    }
+    out
+}
+
+/// A logical line's raw key and value: the key ends at its first unescaped `=`, `:` or blank;
+/// blanks and one `=` or `:` after it are skipped.
+fn split_property(line: &str) -> (&str, &str) {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\x0c');
+    let mut escaped = false;
+    let mut end = line.len();
+    let mut sep = false;
+    for (i, c) in line.char_indices() {
+        if !escaped && (c == '=' || c == ':' || blank(c)) {
+            end = i;
+            sep = c != ' ' && c != '\t' && c != '\x0c';
+            break;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    let key = &line[..end];
+    let mut rest = line[end..].chars();
+    if end < line.len() {
+        rest.next();
+    }
+    let mut value = rest.as_str();
+    loop {
+        let mut it = value.chars();
+        match it.next() {
+            Some(c) if blank(c) => value = it.as_str(),
+            Some('=' | ':') if !sep => {
+                sep = true;
+                value = it.as_str();
+            }
+            _ => break,
+        }
+    }
+    (key, value)
+}
+
+/// `\t`, `\n`, `\r`, `\f`, `\uXXXX` (UTF-16, surrogate pairs joined) and `\x` for any other x.
+fn unescape_prop(s: &str) -> String {
+    let mut units: Vec<u16> = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        let c = if c != '\\' {
+            c
+        } else {
+            match chars.next() {
+                None => break,
+                Some('t') => '\t',
+                Some('n') => '\n',
+                Some('r') => '\r',
+                Some('f') => '\x0c',
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    match u16::from_str_radix(&hex, 16) {
+                        Ok(u) => units.push(u),
+                        Err(_) => units.extend(hex.encode_utf16()),
+                    }
+                    continue;
+                }
+                Some(other) => other,
+            }
+        };
+        let mut buf = [0u16; 2];
+        units.extend_from_slice(c.encode_utf16(&mut buf));
+    }
+    String::from_utf16_lossy(&units)
+}
+
 /// The first control character in `s` (newline, tab and NUL included), if any: such a value
 /// could end a line or a string early wherever it is written, so inventories may not hold one.
 pub fn control_char(s: &str) -> Option<char> {
@@ -162,6 +261,81 @@ mod tests {
         assert_eq!(prop_key("a=b c"), "a\\=b\\ c");
         assert_eq!(prop_value("é😀"), "\\u00e9\\ud83d\\ude00");
         assert_eq!(prop_value("a=b:c #d"), "a=b:c #d");
+    }
+
+    #[test]
+    fn properties_read_back_what_was_written() {
+        let mut text = String::from("# Managed by clusterctl\n");
+        for (i, v) in HOSTILE.iter().enumerate() {
+            text.push_str(&format!(
+                "{}={}\n",
+                prop_key(&format!("k{i} {v}")),
+                prop_value(v)
+            ));
+        }
+        let back = parse_properties(&text);
+        assert_eq!(back.len(), HOSTILE.len());
+        for (i, v) in HOSTILE.iter().enumerate() {
+            assert_eq!(back[&format!("k{i} {v}")], *v, "{v:?}");
+        }
+    }
+
+    /// What `Properties.load` does with hand-written files, checked against Java itself where
+    /// a JDK is on PATH (the lab machine has one).
+    #[test]
+    fn properties_parse_as_java_loads_them() {
+        let text = "! bang comment\n  # indented comment\n\n\
+                    a=1\nb = 2 \nc:3\nd 4\ne\t=\t:5\nf\n\
+                    g=one \\\n    two\\\n   three\nh=ends\\\\\nsame=x\nsame=y\n\
+                    i\\=j=k\nl=\\u00e9\\t\nm=#not a comment\n  n=indented\r\no=crlf\r\n";
+        let got = parse_properties(text);
+        let want: Vec<(&str, &str)> = vec![
+            ("a", "1"),
+            ("b", "2 "),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", ":5"),
+            ("f", ""),
+            ("g", "one twothree"),
+            ("h", "ends\\"),
+            ("i=j", "k"),
+            ("l", "é\t"),
+            ("m", "#not a comment"),
+            ("n", "indented"),
+            ("o", "crlf"),
+            ("same", "y"),
+        ];
+        let want: std::collections::BTreeMap<String, String> = want
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        if Command::new("java").arg("-version").output().is_err() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("t.properties"), text).unwrap();
+        std::fs::write(
+            d.path().join("P.java"),
+            "public class P { public static void main(String[] a) throws Exception {\n\
+             var p = new java.util.Properties(); p.load(new java.io.FileInputStream(a[0]));\n\
+             new java.util.TreeSet<>(p.stringPropertyNames()).forEach(k -> \
+             System.out.print(k + \"\\0\" + p.getProperty(k) + \"\\0\")); } }\n",
+        )
+        .unwrap();
+        let out = Command::new("java")
+            .arg(d.path().join("P.java"))
+            .arg(d.path().join("t.properties"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let java = String::from_utf8(out.stdout).unwrap();
+        let fields: Vec<&str> = java.split_terminator('\0').collect();
+        let java: std::collections::BTreeMap<String, String> = fields
+            .chunks(2)
+            .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+            .collect();
+        assert_eq!(got, java, "as java.util.Properties.load reads it");
     }
 
     #[test]

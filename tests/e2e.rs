@@ -498,14 +498,42 @@ fn assert_apply_refuses(inv: &str, m: &str, wants: &[&str]) {
     );
 }
 
-/// The inventory with `num.io.threads: n` as its only kafka.properties.
-fn with_io_threads(inventory: &str, n: u32) -> String {
+/// The inventory with these `key: value` lines as its kafka.properties.
+fn with_properties(inventory: &str, lines: &[&str]) -> String {
+    let props: String = lines.iter().map(|l| format!("\n    {l}")).collect();
     let out = inventory.replace(
         "  heap: 256m",
-        &format!("  heap: 256m\n  properties:\n    num.io.threads: {n}"),
+        &format!("  heap: 256m\n  properties:{props}"),
     );
     assert_ne!(out, inventory, "no kafka heap line to add properties after");
     out
+}
+
+/// The inventory with `queued.max.requests: n` as its only kafka.properties: a read-only
+/// broker property, so a change rolls the brokers.
+fn with_queued_max_requests(inventory: &str, n: u32) -> String {
+    with_properties(inventory, &[&format!("queued.max.requests: {n}")])
+}
+
+/// Broker `id`'s dynamic configs as Kafka's own ConfigCommand describes them (`class`:
+/// `kafka.admin.ConfigCommand` up to 3.x, `org.apache.kafka.tools.ConfigCommand` from 4.0).
+fn broker_dynamic_configs(libs: &Path, class: &str, bootstrap: &str, id: &str) -> String {
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg(class)
+        .args(["--bootstrap-server", bootstrap])
+        .args([
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            id,
+            "--describe",
+        ])
+        .output()
+        .expect("java ConfigCommand");
+    assert!(out.status.success(), "ConfigCommand: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// (host, path) of every file a dry run's stdout lists as changed: `  file <path> (mode ...`
@@ -868,13 +896,17 @@ fn three_node_zookeeper_kafka_cluster() {
     assert_eq!(pids(lab_dir, nodes, "kafka"), kafka_before);
 
     // Dry run of a changed property: prints the diff, changes nothing.
-    let changed = with_io_threads(&good_text, 4);
+    let changed = with_queued_max_requests(&good_text, 400);
     std::fs::write(inventory, &changed).unwrap();
     let out = clusterctl(&["apply", inv, "--dry-run"], m);
     assert!(out.status.success());
     assert!(
-        text(&out).contains("+num.io.threads=4"),
+        text(&out).contains("+queued.max.requests=400"),
         "dry run shows the diff"
+    );
+    assert!(
+        text(&out).contains("queued.max.requests: (unset) -> 400: needs a roll: read-only"),
+        "dry run says why it rolls"
     );
     assert_eq!(
         pids(lab_dir, nodes, "kafka"),
@@ -882,7 +914,7 @@ fn three_node_zookeeper_kafka_cluster() {
         "dry run restarted nothing"
     );
 
-    // One changed Kafka property restarts Kafka only, one broker at a time: in inventory
+    // One changed (read-only) Kafka property restarts Kafka only, one broker at a time: in inventory
     // order with the controller broker (read from ZooKeeper before the roll) last; the
     // progress lines show the order.
     let controller = zk_controller(lab_dir, nodes);
@@ -914,7 +946,7 @@ fn three_node_zookeeper_kafka_cluster() {
             ssh(
                 lab_dir,
                 a,
-                "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
+                "grep -c '^queued.max.requests=400$' /etc/kafka/server.properties"
             ),
             "1"
         );
@@ -959,9 +991,9 @@ fn three_node_zookeeper_kafka_cluster() {
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 
-    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
-    // min.insync.replicas) is refused at once, before any host is touched.
-    let services = ["zookeeper", "kafka"];
+    // Properties Kafka changes at runtime go live: no broker restarts. The dry run says so per
+    // property; afterwards Kafka's own ConfigCommand shows each broker's new values (per-broker
+    // dynamic configs), and server.properties holds them for the next start.
     let prop = |a: &str, key: &str| {
         ssh(
             lab_dir,
@@ -969,8 +1001,62 @@ fn three_node_zookeeper_kafka_cluster() {
             &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
         )
     };
+    let config_command = "kafka.admin.ConfigCommand";
+    let dynamic = with_properties(
+        &three,
+        &[
+            "queued.max.requests: 400",
+            "message.max.bytes: 2000000",
+            "log.cleaner.threads: 2",
+        ],
+    );
+    std::fs::write(inventory, &dynamic).unwrap();
+    let kafka_before = pids(lab_dir, nodes, "kafka");
+    let dry = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(dry.status.success(), "dry run failed");
+    let d = String::from_utf8_lossy(&dry.stdout);
+    for want in [
+        "message.max.bytes: (unset) -> 2000000: applied live",
+        "log.cleaner.threads: (unset) -> 2: applied live",
+        "(IncrementalAlterConfigs, no restart): set log.cleaner.threads=2, set message.max.bytes=2000000",
+    ] {
+        assert_eq!(d.matches(want).count(), 3, "{want:?} once per broker: {d}");
+    }
+    assert!(!d.contains("restart kafka"), "{d}");
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the live apply failed");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        summary.matches("applied live on broker").count(),
+        3,
+        "{summary}"
+    );
+    assert!(!summary.contains("restarted kafka"), "{summary}");
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        kafka_before,
+        "every broker kept its PID"
+    );
+    for (_, a) in nodes {
+        let id = prop(a, "broker.id");
+        let c = broker_dynamic_configs(libs, config_command, bootstrap, &id);
+        for want in [
+            "message.max.bytes=2000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000",
+            "log.cleaner.threads=2 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.cleaner.threads=2",
+        ] {
+            assert!(c.contains(want), "broker {id} lacks {want:?}: {c}");
+        }
+        assert_eq!(prop(a, "message.max.bytes"), "2000000", "on {a}");
+        assert_eq!(prop(a, "log.cleaner.threads"), "2", "on {a}");
+    }
+    let out = clusterctl(&["apply", inv], m);
+    assert!(text(&out).contains("apply: no change"), "applied once");
+
+    // Decide, then touch: a restart no gate can allow (rf2min2's partition would drop below
+    // min.insync.replicas) is refused at once, before any host is touched.
+    let services = ["zookeeper", "kafka"];
     create_rf2min2(libs, bootstrap);
-    std::fs::write(inventory, with_io_threads(&three, 6)).unwrap();
+    std::fs::write(inventory, with_queued_max_requests(&three, 600)).unwrap();
     let before = snapshots(lab_dir, nodes, &services);
     assert_apply_refuses(
         inv,
@@ -1018,8 +1104,22 @@ fn three_node_zookeeper_kafka_cluster() {
         "one restart per broker"
     );
     for (_, a) in nodes {
-        assert_eq!(prop(a, "num.io.threads"), "6", "on {a}");
+        assert_eq!(prop(a, "queued.max.requests"), "600", "on {a}");
+        // The dynamic properties left the inventory: their overrides went before the restart
+        // (set live, they would outrank the file for good).
+        let id = prop(a, "broker.id");
+        let c = broker_dynamic_configs(libs, config_command, bootstrap, &id);
+        assert_eq!(
+            c.trim(),
+            format!("Dynamic configs for broker {id} are:"),
+            "overrides left on broker {id}"
+        );
     }
+    assert!(
+        applied.contains("per-broker overrides follow the file on broker")
+            && applied.contains("delete log.cleaner.threads, delete message.max.bytes"),
+        "{applied}"
+    );
 
     // Staged per node: when a restart fails, the roll stops there and the hosts after it keep
     // their old files and process. The second host of the roll (inventory order, controller
@@ -1027,7 +1127,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let addr = |h: &str| nodes.iter().find(|(n, _)| n == h).unwrap().1.clone();
     let order = roll_order(nodes, &zk_controller(lab_dir, nodes));
     let (first, second, third) = (&order[0], &order[1], &order[2]);
-    let fixed = with_io_threads(&three, 7);
+    let fixed = with_queued_max_requests(&three, 700);
     let entry = format!("  {second}:\n    address: {}\n", addr(second));
     let pinned = fixed.replace(
         &entry,
@@ -1059,7 +1159,11 @@ fn three_node_zookeeper_kafka_cluster() {
         third_before,
         "{third}, not rolled yet, kept its files and process"
     );
-    assert_eq!(prop(&addr(first), "num.io.threads"), "7", "{first} rolled");
+    assert_eq!(
+        prop(&addr(first), "queued.max.requests"),
+        "700",
+        "{first} rolled"
+    );
     let first_rolled = ssh(lab_dir, &addr(first), "cat /var/run/kafka/kafka.pid");
     assert_ne!(
         first_rolled, first_pid,
@@ -1070,7 +1174,7 @@ fn three_node_zookeeper_kafka_cluster() {
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "the re-run after the fix failed");
     for (_, a) in nodes {
-        assert_eq!(prop(a, "num.io.threads"), "7", "on {a}");
+        assert_eq!(prop(a, "queued.max.requests"), "700", "on {a}");
         assert_eq!(
             ssh_status(
                 lab_dir,
@@ -1132,7 +1236,7 @@ fn three_node_zookeeper_kafka_cluster() {
     // Scale out: a broker added to the inventory joins on apply; nothing else restarts.
     let zk = pids(lab_dir, nodes, "zookeeper");
     let brokers = pids(lab_dir, nodes, "kafka");
-    let grown = with_io_threads(&four, 7);
+    let grown = with_queued_max_requests(&four, 700);
     std::fs::write(inventory, grown).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "scale-out apply failed");
@@ -1211,6 +1315,81 @@ fn three_node_zookeeper_kafka_cluster() {
         modes.iter().filter(|m| *m == "follower").count(),
         3,
         "{modes:?}"
+    );
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // Racks: n1 and n2 in rack a, n3 and n4 in rack b (broker.rack is read-only: the brokers
+    // roll). Then `restart --rolling --by-rack` under an acks=all producer: replication factor
+    // 3 over 2 racks leaves some partition with 2 replicas in a rack, and with
+    // min.insync.replicas 2 that rack cannot go down at once: it rolls one broker at a time,
+    // and the roll says which partition forbids it. Every broker restarts once, the
+    // controller's rack last, and no acknowledged record is lost.
+    let mut racked = std::fs::read_to_string(inventory).unwrap();
+    for (name, a) in &setup.nodes {
+        let rack = if ["n1", "n2"].contains(&name.as_str()) {
+            "a"
+        } else {
+            "b"
+        };
+        let entry = format!("  {name}:\n    address: {a}\n");
+        assert!(racked.contains(&entry), "no entry for {name}");
+        racked = racked.replace(&entry, &format!("{entry}    rack: {rack}\n"));
+    }
+    std::fs::write(inventory, &racked).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the apply of the racks failed");
+    for (name, a) in &setup.nodes {
+        let want = if ["n1", "n2"].contains(&name.as_str()) {
+            "a"
+        } else {
+            "b"
+        };
+        assert_eq!(prop(a, "broker.rack"), want, "broker.rack of {name}");
+    }
+    let controller = zk_controller(lab_dir, &setup.nodes);
+    let controller_rack = if ["n1", "n2"].contains(&controller.as_str()) {
+        "a"
+    } else {
+        "b"
+    };
+    let producer = Producer::start(libs, bootstrap, "rack-roll");
+    let out = clusterctl(
+        &[
+            "restart",
+            "--rolling",
+            inv,
+            "--service",
+            "kafka",
+            "--by-rack",
+        ],
+        m,
+    );
+    producer.stop_and_verify(bootstrap);
+    assert!(out.status.success(), "restart --by-rack failed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("the rack of {controller} (controller) last")),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l
+            .contains(") rolls one broker at a time: its brokers cannot go down together: ")
+            && l.contains("are outside brokers [")
+            && l.contains("below min.insync.replicas 2")),
+        "the fallback names its reason: {log}"
+    );
+    let order = restart_order(&log, "kafka");
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["n1", "n2", "n3", "n4"],
+        "each broker once: {order:?}"
+    );
+    let last_two: Vec<&str> = order[2..].to_vec();
+    assert!(
+        last_two.contains(&controller.as_str()),
+        "rack {controller_rack} of {controller} (controller) went last: {order:?}"
     );
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 }
@@ -2456,7 +2635,53 @@ fn three_node_kraft_cluster() {
         "topic changes restart nothing"
     );
 
+    // A property Kafka changes at runtime, in KRaft: applied live (the metadata log keeps it),
+    // no node restarts; Kafka 4's ConfigCommand shows it on every broker. It stays across the
+    // roll below (file and override agree).
+    let live = std::fs::read_to_string(inventory).unwrap().replace(
+        "kafka:\n  heap: 256m\n",
+        "kafka:\n  heap: 256m\n  properties:\n    message.max.bytes: 2000000\n",
+    );
+    std::fs::write(inventory, &live).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "the live apply failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("applied live on broker")
+            .count(),
+        3,
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        pids(lab_dir, nodes, "kafka"),
+        before,
+        "a live change restarts nothing"
+    );
+    let broker_configs = |id: usize| {
+        broker_dynamic_configs(
+            libs,
+            "org.apache.kafka.tools.ConfigCommand",
+            bootstrap,
+            &id.to_string(),
+        )
+    };
+    for id in 1..=3 {
+        let c = broker_configs(id);
+        assert!(
+            c.contains("message.max.bytes=2000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000"),
+            "broker {id}: {c}"
+        );
+    }
+
     rolling_restart_under_load(&setup, nodes, &["kafka"]);
+    for id in 1..=3 {
+        let c = broker_configs(id);
+        assert!(
+            c.contains("DYNAMIC_BROKER_CONFIG:message.max.bytes=2000000, STATIC_BROKER_CONFIG:message.max.bytes=2000000"),
+            "broker {id} after the roll: {c}"
+        );
+    }
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
 }
@@ -3051,10 +3276,10 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
     let now: Vec<Vec<String>> = services.iter().map(|s| pids(lab_dir, nodes, s)).collect();
     assert_eq!(now, before, "a no-op apply restarted something");
 
-    // A changed property: every broker restarted, the rest kept, no unit touched.
+    // A changed read-only property: every broker restarted, the rest kept, no unit touched.
     let text0 = std::fs::read_to_string(inventory).unwrap();
     let reloads0 = reloads(lab_dir, nodes);
-    std::fs::write(inventory, with_io_threads(&text0, 4)).unwrap();
+    std::fs::write(inventory, with_queued_max_requests(&text0, 400)).unwrap();
     let out = clusterctl(&["apply", inv], m);
     assert!(out.status.success(), "apply of a changed property failed");
     assert_eq!(
@@ -3079,7 +3304,7 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
             ssh(
                 lab_dir,
                 a,
-                "grep -c '^num.io.threads=4$' /etc/kafka/server.properties"
+                "grep -c '^queued.max.requests=400$' /etc/kafka/server.properties"
             ),
             "1"
         );
@@ -3091,7 +3316,7 @@ fn on_systemd_nodes(setup: &Setup, services: &[&str]) {
     );
 
     // Limits from the inventory: the unit changes, systemd reloads once, the JVM gets them.
-    let limited = with_io_threads(&text0, 4).replace(
+    let limited = with_queued_max_requests(&text0, 400).replace(
         "kafka:\n  heap: 256m\n",
         "kafka:\n  heap: 256m\n  limits:\n    nofile: 16384\n    memory_max: 1g\n",
     );

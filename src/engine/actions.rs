@@ -281,7 +281,8 @@ fn link_script(link: &str, name: &str) -> String {
 }
 
 /// Make the plan's file and link changes on one host (a service's config step, or the roller
-/// taking the host): files written atomically, links swapped, systemd told of changed units.
+/// taking the host): per-broker dynamic configs set, files written atomically, links swapped,
+/// systemd told of changed units.
 pub async fn go_live(p: &mut HostPlan, s: &Session, changes: Vec<Change>) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let mut unit = false;
@@ -295,6 +296,10 @@ pub async fn go_live(p: &mut HostPlan, s: &Session, changes: Vec<Change>) -> Res
                 s.exec_ok(&link_script(&link, &target)).await?;
                 p.facts.links.insert(link.clone(), target.clone());
                 done.push(format!("{link} -> {target}"));
+            }
+            // Before the file it goes with: a refused change leaves the old file in place.
+            Change::LiveConfig(c) => {
+                done.extend(super::live::make(&c).await?);
             }
             other => bail!("cannot make {other:?} while writing files"),
         }

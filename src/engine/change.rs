@@ -46,6 +46,10 @@ pub enum Change {
     Format {
         cluster_id: String,
     },
+    /// Per-broker dynamic configs set or deleted on a running broker (IncrementalAlterConfigs,
+    /// checked with DescribeConfigs): a change applied live, or overrides made to follow
+    /// server.properties around a roll or a start (engine::live).
+    LiveConfig(super::live::LiveConfig),
     Start(Service),
     Restart(Service),
     /// A service the inventory no longer gives this host: stopped (through the roller's
@@ -89,6 +93,7 @@ impl Change {
             Change::Format { cluster_id } => {
                 format!("format the KRaft log dirs for cluster {cluster_id}")
             }
+            Change::LiveConfig(c) => c.describe(),
             Change::Start(s) => format!("start {s}"),
             Change::Restart(s) => format!("restart {s} (one host at a time, through the roller)"),
             Change::Retire(s) => format!(
@@ -263,8 +268,51 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             );
         }
     }
+    let mut after_start = None;
     for file in p.changed_files() {
         let svcs: Vec<Service> = file.restarts.into_iter().collect();
+        if file.path == super::live::SERVER_PROPERTIES && p.host.in_kafka {
+            let live_config = |kind, set: &[(String, String)], delete: &[String]| {
+                Change::LiveConfig(super::live::LiveConfig {
+                    kind,
+                    broker: p.broker_id.unwrap_or(-1) as i32,
+                    addr: format!("{}:{}", p.host.address, inv.kafka.port),
+                    set: set.to_vec(),
+                    delete: delete.to_vec(),
+                })
+            };
+            match &p.live {
+                // A running broker whose file changes only in what Kafka updates at runtime:
+                // set live, then the file is written for the next start. No restart.
+                Some(d) if d.live && running(Service::Kafka) => {
+                    if !d.set.is_empty() || !d.delete.is_empty() {
+                        out.push(now(live_config(
+                            super::live::LiveKind::Live,
+                            &d.set,
+                            &d.delete,
+                        )));
+                    }
+                    out.push(now(Change::File(file.clone())));
+                    continue;
+                }
+                // With the roll; overrides set live earlier follow the file just before it.
+                Some(d)
+                    if running(Service::Kafka) && (!d.set.is_empty() || !d.delete.is_empty()) =>
+                {
+                    stage(
+                        &svcs,
+                        &mut out,
+                        live_config(super::live::LiveKind::BeforeRestart, &d.set, &d.delete),
+                    );
+                }
+                _ if !running(Service::Kafka) => {
+                    after_start = super::live::after_start(inv, p).map(|(set, delete)| {
+                        live_config(super::live::LiveKind::AfterStart, &set, &delete)
+                    });
+                }
+                _ => {}
+            }
+        }
         stage(&svcs, &mut out, Change::File(file.clone()));
     }
     if let Some(id) = &inputs.cluster_id
@@ -283,6 +331,9 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
     for svc in super::plan::host_services(inv, &p.host) {
         if !running(svc) {
             out.push(now(Change::Start(svc)));
+            if svc == Service::Kafka {
+                out.extend(after_start.take().map(now));
+            }
         } else if restart.contains(&svc) {
             out.push(Planned {
                 change: Change::Restart(svc),
@@ -478,6 +529,132 @@ mod tests {
                 when: When::WithRestart(Service::Kafka)
             }
         );
+    }
+
+    /// `converged` facts, each host's current server.properties content included (as the
+    /// facts script reads it), and the plans of `after` on them.
+    fn on_converged(before: &Inventory, after: &Inventory) -> Vec<HostPlan> {
+        let old = plan(before, converged(before));
+        let mut facts = converged(before);
+        for (f, p) in facts.iter_mut().zip(&old) {
+            f.server_properties = p
+                .files
+                .iter()
+                .find(|f| f.path == crate::engine::live::SERVER_PROPERTIES)
+                .map(|f| f.content.clone());
+        }
+        plan(after, facts)
+    }
+
+    /// What `live::decide_all` would decide for a broker that says `state` of its keys.
+    fn decided(
+        p: &mut HostPlan,
+        inv: &Inventory,
+        state: &std::collections::BTreeMap<String, crate::health::kafka::BrokerConfig>,
+    ) {
+        let new = p
+            .files
+            .iter()
+            .find(|f| f.path == crate::engine::live::SERVER_PROPERTIES)
+            .unwrap();
+        let changes = crate::engine::live::changed_keys(
+            p.facts.server_properties.as_deref().unwrap(),
+            &new.content,
+        );
+        p.live = Some(crate::engine::live::decide(
+            &inv.kafka.version,
+            p.broker_id.unwrap() as i32,
+            &changes,
+            Ok(state),
+            None,
+        ));
+    }
+
+    /// A property Kafka updates at runtime, on running brokers: set live, then the file is
+    /// written in the configure step. Nothing restarts.
+    #[test]
+    fn a_dynamic_property_goes_live_without_a_restart() {
+        let before = inv("");
+        let after = inv("kafka:\n  properties:\n    message.max.bytes: 2000000\n");
+        let mut plans = on_converged(&before, &after);
+        decided(&mut plans[1], &after, &Default::default());
+        let v = plan_host(&after, &plans[1], &Inputs::default());
+        assert!(v.iter().all(|c| c.when == When::Now), "{:?}", lines(&v));
+        assert_eq!(
+            lines(&v),
+            [
+                "apply live on broker 2 (IncrementalAlterConfigs, no restart): set message.max.bytes=2000000",
+                "file /etc/kafka/server.properties (mode 640, root:kafka)"
+            ]
+        );
+        let Change::LiveConfig(c) = &v[0].change else {
+            panic!()
+        };
+        assert_eq!(c.addr, "10.0.0.2:9092");
+        // Undecided (the plan of `restart`, or a broker not asked): the roll, as before.
+        let v = plan_host(&after, &plans[0], &Inputs::default());
+        assert_eq!(v.last().unwrap().change, Change::Restart(Service::Kafka));
+    }
+
+    /// A read-only property beside it: the whole file goes with the roll, and an override set
+    /// live earlier is made to follow the file just before the restart.
+    #[test]
+    fn a_read_only_property_rolls_and_overrides_follow_the_file() {
+        let before = inv("kafka:\n  properties:\n    message.max.bytes: 2000000\n");
+        let after = inv(
+            "kafka:\n  properties:\n    message.max.bytes: 3000000\n    queued.max.requests: 600\n",
+        );
+        let mut plans = on_converged(&before, &after);
+        let state = std::collections::BTreeMap::from([(
+            "message.max.bytes".to_string(),
+            crate::health::kafka::BrokerConfig {
+                per_broker: Some("2000000".into()),
+                ..Default::default()
+            },
+        )]);
+        decided(&mut plans[0], &after, &state);
+        let v = plan_host(&after, &plans[0], &Inputs::default());
+        assert!(
+            v.iter()
+                .all(|c| c.when == When::WithRestart(Service::Kafka)),
+            "{:?}",
+            lines(&v)
+        );
+        assert!(lines(&v)[0].starts_with(
+            "before the restart, the per-broker overrides of broker 1 follow the file"
+        ));
+        assert!(
+            lines(&v)[0].contains(": set message.max.bytes=3000000 (goes live when the roller"),
+            "{:?}",
+            lines(&v)
+        );
+        assert_eq!(v[2].change, Change::Restart(Service::Kafka));
+    }
+
+    /// A broker stopped while its file changes: the file at once, the start, then (once it
+    /// answers) any override of a changed dynamic key follows the file.
+    #[test]
+    fn a_stopped_broker_gets_its_overrides_reconciled_after_its_start() {
+        let before = inv("");
+        let after = inv(
+            "kafka:\n  properties:\n    message.max.bytes: 2000000\n    queued.max.requests: 600\n",
+        );
+        let mut plans = on_converged(&before, &after);
+        plans[2].facts.pids.remove(&Service::Kafka);
+        let v = plan_host(&after, &plans[2], &Inputs::default());
+        assert!(v.iter().all(|c| c.when == When::Now), "{:?}", lines(&v));
+        let l = lines(&v);
+        assert_eq!(l[l.len() - 2], "start kafka");
+        assert!(
+            l[l.len() - 1]
+                .starts_with("once kafka has started, any per-broker override of broker 3")
+                && l[l.len() - 1].ends_with(": set message.max.bytes=2000000"),
+            "{l:#?}"
+        );
+        // A first install has no old file: nothing to reconcile.
+        let fresh = plan(&after, vec![Facts::default(); 3]);
+        let v = plan_host(&after, &fresh[2], &Inputs::default());
+        assert!(!v.iter().any(|c| matches!(c.change, Change::LiveConfig(_))));
     }
 
     /// With a stopped broker, its files go out at once and it is started, not rolled.

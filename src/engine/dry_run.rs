@@ -2,6 +2,7 @@
 //! diffs against what the host has, secrets masked. Nothing here decides anything.
 
 use super::change::{Change, Planned};
+use super::live::{Decision, SERVER_PROPERTIES};
 use super::plan::HostPlan;
 use crate::render::mask_secrets;
 use crate::topics::TopicChange;
@@ -11,11 +12,21 @@ use std::collections::BTreeMap;
 
 /// The plan's lines for one host: each change, a file's diff under its line. `old` gives a
 /// file's current content (read from the host only for changed files).
-pub fn host_lines(changes: &[Planned], old: &BTreeMap<String, String>) -> Vec<String> {
+pub fn host_lines(
+    changes: &[Planned],
+    old: &BTreeMap<String, String>,
+    live: Option<&Decision>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for c in changes {
         lines.push(format!("  {}", c.describe()));
         if let Change::File(f) = &c.change {
+            // server.properties of a running broker: each changed property, live or rolled.
+            if f.path == SERVER_PROPERTIES
+                && let Some(d) = live
+            {
+                lines.extend(d.lines().into_iter().map(|l| format!("    {l}")));
+            }
             let before = mask_secrets(old.get(&f.path).map_or("", String::as_str));
             let after = mask_secrets(&f.content);
             let diff = similar::TextDiff::from_lines(&before, &after);
@@ -61,7 +72,7 @@ pub async fn print(
     let mut any = false;
     for p in plans {
         let old = old_contents(p, &sessions[&p.host.name]).await?;
-        any |= print_host(&p.host.name, &host_lines(&p.changes, &old));
+        any |= print_host(&p.host.name, &host_lines(&p.changes, &old, p.live.as_ref()));
     }
     let mut cluster: Vec<String> = match topics {
         Some(t) => t.iter().map(|c| format!("  {}", c.describe())).collect(),
@@ -130,7 +141,7 @@ mod tests {
             "/etc/kafka/server.properties".to_string(),
             "a=0\n".to_string(),
         )]);
-        let lines = host_lines(&plan, &old);
+        let lines = host_lines(&plan, &old, None);
         assert_eq!(
             lines[0],
             "  file /etc/kafka/server.properties (mode 640, root:kafka) (goes live when the roller restarts kafka here)"
@@ -141,6 +152,47 @@ mod tests {
         assert_eq!(
             lines.last().unwrap(),
             "  restart kafka (one host at a time, through the roller)"
+        );
+    }
+
+    /// A running broker's server.properties: each changed property says whether it is applied
+    /// live or needs a roll, under the file's line and above its diff.
+    #[test]
+    fn each_changed_property_says_live_or_roll() {
+        let f = ManagedFile {
+            path: SERVER_PROPERTIES.into(),
+            content: "message.max.bytes=2000000\nqueued.max.requests=600\n".into(),
+            mode: 0o640,
+            owner: "root".into(),
+            group: "kafka".into(),
+            restarts: Some(Service::Kafka),
+        };
+        let old = "queued.max.requests=500\n";
+        let changes = crate::engine::live::changed_keys(old, &f.content);
+        let d = crate::engine::live::decide("3.9.1", 1, &changes, Ok(&BTreeMap::new()), None);
+        let plan = vec![Planned {
+            change: Change::File(f),
+            when: When::WithRestart(Service::Kafka),
+        }];
+        let old = BTreeMap::from([(SERVER_PROPERTIES.to_string(), old.to_string())]);
+        let lines = host_lines(&plan, &old, Some(&d));
+        assert!(
+            lines[1].starts_with(
+                "    message.max.bytes: (unset) -> 2000000: needs a roll: dynamic, but"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[2].starts_with("    queued.max.requests: 500 -> 600: needs a roll: read-only"),
+            "{lines:#?}"
+        );
+        assert!(lines[3].starts_with("    --- "), "{lines:#?}");
+        let live =
+            crate::engine::live::decide("3.9.1", 1, &changes[..1], Ok(&BTreeMap::new()), None);
+        let lines = host_lines(&plan, &BTreeMap::new(), Some(&live));
+        assert_eq!(
+            lines[1],
+            "    message.max.bytes: (unset) -> 2000000: applied live"
         );
     }
 }

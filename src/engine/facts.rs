@@ -21,6 +21,9 @@ pub struct Facts {
     pub cluster_id: Option<String>,
     /// `inter.broker.protocol.version` in the host's current server.properties.
     pub ibp: Option<String>,
+    /// The host's current server.properties, when it has one: a changed file is compared
+    /// key by key (engine::live) to apply what Kafka can change at runtime without a restart.
+    pub server_properties: Option<String>,
     /// Content of `<dir>/.clusterctl-sha512` per install dir that has one.
     pub installed: BTreeMap<String, String>,
     /// Target of each stable symlink (`/opt/kafka` -> `kafka_2.13-3.9.1`).
@@ -173,6 +176,11 @@ pub fn script(q: &Query) -> String {
             "[ -f {p} ] && sed -n 's/^inter.broker.protocol.version=/ibp /p' {p}\n",
             p = quote(sp)
         ));
+        // Every line tagged; the closing echo ends a last line that lacks its newline.
+        s.push_str(&format!(
+            "[ -f {p} ] && {{ echo sp_file; sed 's/^/sp /' {p}; echo; }}\n",
+            p = quote(sp)
+        ));
     }
     for svc in &q.services {
         s.push_str(&format!(
@@ -278,6 +286,13 @@ pub fn jars_script(dir: &str) -> String {
 pub fn parse(out: &str) -> Facts {
     let mut f = Facts::default();
     for line in out.lines() {
+        // Content, kept as it is (a value's trailing blanks are part of it).
+        if let Some(content) = line.strip_prefix("sp ").or((line == "sp").then_some("")) {
+            let sp = f.server_properties.get_or_insert_with(String::new);
+            sp.push_str(content);
+            sp.push('\n');
+            continue;
+        }
         let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
         let rest = rest.trim();
         match tag {
@@ -347,6 +362,9 @@ pub fn parse(out: &str) -> Facts {
             "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
             "cluster_id" => f.cluster_id = f.cluster_id.clone().or(Some(rest.to_string())),
             "ibp" => f.ibp = Some(rest.to_string()),
+            "sp_file" => {
+                f.server_properties.get_or_insert_with(String::new);
+            }
             "meta_version" => f.meta_version = f.meta_version.or(rest.parse().ok()),
             "pid" => {
                 if let Some((name, pid)) = rest.split_once(' ')
@@ -487,7 +505,7 @@ mod tests {
             retired: vec![],
             myid_file: Some(p("myid")),
             meta_properties: vec![p("meta.properties")],
-            server_properties: None,
+            server_properties: Some(p("server.properties")),
             java_cmd: "no-such-java-here".into(),
             resolve: Some("localhost".into()),
         };
@@ -527,6 +545,7 @@ mod tests {
             format!("5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 640:{owner}");
         assert_eq!(f.files.get(&p("server.properties")), Some(&want));
         assert_eq!(f.files.len(), 1, "a missing file is not reported");
+        assert_eq!(f.server_properties.as_deref(), Some("hello\n"));
         // Measured at the nearest existing parent; this machine's own limits and memory.
         let (kib, mount) = &f.host.free_kib[&p("no-such-dir/below")];
         assert!(*kib > 0 && mount.starts_with('/'), "{kib} {mount}");
@@ -566,6 +585,43 @@ mod tests {
             f.package_manager.as_str(),
             "apt" | "dnf" | "yum" | "none"
         ));
+    }
+
+    /// server.properties comes back line by line as the host has it, blanks kept, whether or
+    /// not its last line ends in a newline, and an empty file is still a file.
+    #[test]
+    fn server_properties_content_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("server.properties");
+        for content in ["a=1\n  b = 2  \n\nsp x\n", "no newline at the end", ""] {
+            std::fs::write(&path, content).unwrap();
+            let q = Query {
+                paths: vec![],
+                dirs: vec![],
+                install_dirs: vec![],
+                links: vec![],
+                services: vec![],
+                retired: vec![],
+                myid_file: None,
+                meta_properties: vec![],
+                server_properties: Some(path.to_str().unwrap().into()),
+                java_cmd: "no-such-java-here".into(),
+                resolve: None,
+            };
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{}echo pm apt\n", script(&q)))
+                .output()
+                .unwrap();
+            let f = parse(&String::from_utf8_lossy(&out.stdout));
+            let want = match content {
+                "no newline at the end" => "no newline at the end\n",
+                c => c,
+            };
+            assert_eq!(f.server_properties.as_deref(), Some(want), "{content:?}");
+            assert_eq!(f.package_manager, "apt", "the next tag is intact");
+        }
+        assert_eq!(parse("pm apt\n").server_properties, None);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 pub mod actions;
 pub mod change;
 mod dry_run;
+pub mod dynamic;
 pub mod facts;
 pub mod gates;
 mod guard;
+pub mod live;
 mod nisshi;
 pub mod plan;
 pub mod playbook;
@@ -124,6 +126,8 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                 _ => None,
             },
         };
+        // A running broker's changed server.properties: what it can take live, asked of it.
+        live::decide_all(inv, &mut plans, &|p: &HostPlan| in_limit(&p.host.name)).await;
         for p in plans.iter_mut().filter(|p| in_limit(&p.host.name)) {
             p.changes = change::plan_host(inv, p, &inputs);
         }
@@ -443,6 +447,7 @@ fn apply_roll_options() -> RollOptions {
         force: false,
         sigkill_after: None,
         settle: Duration::from_secs(60),
+        by_rack: false,
     }
 }
 
@@ -494,6 +499,14 @@ fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
         (Action::Configure, Change::File(f)) => {
             now && f.restarts.is_some() && f.restarts == step.service()
         }
+        // Set live just before the file it goes with is written.
+        (Action::Configure, Change::LiveConfig(l)) => {
+            now && l.kind == live::LiveKind::Live && step.service() == Some(Service::Kafka)
+        }
+        // Once the broker this step starts answers.
+        (Action::Start, Change::LiveConfig(l)) if now => {
+            l.kind == live::LiveKind::AfterStart && step.service() == Some(Service::Kafka)
+        }
         (Action::Format, Change::Format { .. }) => true,
         (Action::Start, Change::Start(svc)) => Some(*svc) == step.service(),
         (Action::Retire, Change::Retire(svc)) => Some(*svc) == step.service(),
@@ -535,7 +548,16 @@ async fn start_step(
     let (inv, sessions) = (ctx.inv, ctx.sessions);
     run_hosts(plans, selected, step, ctx.rep, summary, |p| {
         let s = sessions[&p.host.name].clone();
-        async move { actions::start_if_stopped(inv, p, &s, svc).await }
+        async move {
+            let mut done = actions::start_if_stopped(inv, p, &s, svc).await?;
+            // A broker stopped while its file changed: overrides set live earlier follow it.
+            let after = p.take(|c| {
+                svc == Service::Kafka
+                    && matches!(&c.change, Change::LiveConfig(l) if l.kind == live::LiveKind::AfterStart)
+            });
+            done.extend(actions::go_live(p, &s, after).await?);
+            Ok(done)
+        }
     })
     .await?;
     let pending: Vec<usize> = selected
@@ -728,9 +750,21 @@ mod tests {
     /// does, leave nothing: the plan that `--dry-run` prints holds no change apply would not
     /// make. Returns how many changes there were.
     fn each_change_has_one_step(inv: &Inventory, facts: Vec<Facts>) -> usize {
+        each_change_has_one_step_with(inv, facts, |_| {}).0
+    }
+
+    /// The same, with `decide` filling in each plan's live decision first; also returns the
+    /// kinds of live config changes planned.
+    fn each_change_has_one_step_with(
+        inv: &Inventory,
+        facts: Vec<Facts>,
+        decide: impl Fn(&mut HostPlan),
+    ) -> (usize, Vec<live::LiveKind>) {
         let steps = playbook::load(inv.flavor, None).unwrap();
         let steps: Vec<&Step> = steps.iter().filter(|s| applies(inv, s)).collect();
         let mut plans = plan::plans_from_facts(inv, facts, false).unwrap();
+        plans.iter_mut().for_each(&decide);
+        let mut kinds = Vec::new();
         let inputs = change::Inputs {
             cluster_id: inv
                 .kafka
@@ -742,6 +776,10 @@ mod tests {
         for p in &mut plans {
             p.changes = change::plan_host(inv, p, &inputs);
             n += p.changes.len();
+            kinds.extend(p.changes.iter().filter_map(|c| match &c.change {
+                Change::LiveConfig(l) => Some(l.kind),
+                _ => None,
+            }));
             for s in &steps {
                 if in_group(s, p) {
                     p.take(|c| claims(inv, s, c));
@@ -750,7 +788,7 @@ mod tests {
             let left: Vec<String> = p.changes.iter().map(|c| c.describe()).collect();
             assert!(left.is_empty(), "{}: no step makes {left:#?}", p.host.name);
         }
-        n
+        (n, kinds)
     }
 
     #[test]
@@ -766,7 +804,65 @@ mod tests {
             .insert("/opt/kafka".into(), "kafka_2.13-3.8.1".into());
         let changed =
             inv("zookeeper:\n  source: kafka\nkafka:\n  properties:\n    num.io.threads: 4\n");
-        assert!(each_change_has_one_step(&changed, vec![running; 3]) > 20);
+        assert!(each_change_has_one_step(&changed, vec![running.clone(); 3]) > 20);
+        // Live configs: the change itself (configure), overrides following the file before a
+        // roll (the roller) and after the start of a broker that was stopped (start).
+        let sp = |inv: &Inventory| {
+            let p = &plan::plans_from_facts(inv, vec![Facts::default(); 3], false).unwrap()[0];
+            p.files
+                .iter()
+                .find(|f| f.path == live::SERVER_PROPERTIES)
+                .unwrap()
+                .content
+                .clone()
+        };
+        let dynamic = inv("kafka:\n  properties:\n    message.max.bytes: 2000000\n");
+        let mut on = running.clone();
+        on.links.clear();
+        on.server_properties = Some(sp(&inv("")));
+        let mut stopped = on.clone();
+        stopped.pids.remove(&Service::Kafka);
+        let (n, kinds) = each_change_has_one_step_with(
+            &dynamic,
+            vec![on.clone(), on.clone(), stopped],
+            |p: &mut HostPlan| {
+                let Some(old) = p.facts.server_properties.clone() else {
+                    return;
+                };
+                let new = &p
+                    .files
+                    .iter()
+                    .find(|f| f.path == live::SERVER_PROPERTIES)
+                    .unwrap()
+                    .content;
+                let changes = live::changed_keys(&old, new);
+                let overridden = std::collections::BTreeMap::from([(
+                    "message.max.bytes".to_string(),
+                    crate::health::kafka::BrokerConfig {
+                        per_broker: Some("1".into()),
+                        ..Default::default()
+                    },
+                )]);
+                // Broker 1 takes it live; broker 2 rolls (a restart owed anyway).
+                let anyway = (p.broker_id == Some(2)).then_some("test");
+                p.live = Some(live::decide(
+                    &dynamic.kafka.version,
+                    p.broker_id.unwrap() as i32,
+                    &changes,
+                    Ok(&overridden),
+                    anyway,
+                ));
+            },
+        );
+        assert!(n > 10, "{n}");
+        assert_eq!(
+            kinds,
+            [
+                live::LiveKind::Live,
+                live::LiveKind::BeforeRestart,
+                live::LiveKind::AfterStart
+            ]
+        );
         // KRaft: formatting is planned and made too.
         let kraft = crate::inventory::parse(
             std::path::Path::new("i.yaml"),

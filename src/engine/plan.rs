@@ -24,6 +24,9 @@ pub struct HostPlan {
     pub changes: Vec<Planned>,
     /// The logging library of each product, which decided the logging configs in `files`.
     pub logging: Logging,
+    /// A running broker's changed server.properties: live or with the roll, per key
+    /// (engine::live), decided with what the broker says before the plan is made.
+    pub live: Option<super::live::Decision>,
 }
 
 impl HostPlan {
@@ -274,6 +277,7 @@ pub fn plans_from_facts(
                 broker_id: None,
                 changes: vec![],
                 logging: logging_for(inv, &[]),
+                live: None,
             })
             .collect());
     }
@@ -301,6 +305,7 @@ pub fn plans_from_facts(
             files,
             changes: vec![],
             logging,
+            live: None,
         });
     }
     Ok(plans)

@@ -1157,6 +1157,9 @@ fn create_topics_request(
         .with_timeout_ms(millis_i32(timeout))
 }
 
+mod broker_configs;
+pub use broker_configs::{BrokerConfig, SOURCE_DYNAMIC_BROKER};
+
 // ---------------------------------------------------------------------------
 // Topic administration
 // ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 //!   leader) and a pure ensemble verdict.
 //! * [`kafka`]: a minimal async Kafka client on top of `kafka-protocol`
 //!   (Metadata, DescribeQuorum, CreateTopics, DeleteTopics, CreatePartitions,
-//!   DescribeConfigs, IncrementalAlterConfigs, Produce, ListOffsets, Fetch),
+//!   DescribeConfigs, IncrementalAlterConfigs on topics and, in `kafka::broker_configs`,
+//!   on a broker's own per-broker configs, Produce, ListOffsets, Fetch),
 //!   verdict helpers over metadata and the KRaft quorum, and an end-to-end
 //!   produce/read smoke test.
 

@@ -106,6 +106,8 @@ pub struct Host {
     pub myid: Option<i64>,
     pub broker_id: Option<i64>,
     pub controller_id: Option<i64>,
+    /// `broker.rack` of a broker; either every broker has one or none does.
+    pub rack: Option<String>,
     pub zookeeper: ServiceOverride,
     pub kafka: ServiceOverride,
 }

@@ -78,6 +78,9 @@ pub struct RawHost {
     pub broker_id: Option<S<i64>>,
     /// KRaft `node.id` of a dedicated controller (combined nodes use `broker_id`).
     pub controller_id: Option<S<i64>>,
+    /// The broker's rack (`broker.rack`): a failure domain, for rack-aware replica placement
+    /// and `restart --rolling --by-rack`.
+    pub rack: Option<S<String>>,
     #[serde(default)]
     pub zookeeper: HostServiceOverride,
     #[serde(default)]

@@ -76,6 +76,13 @@ pub(super) fn resolve(
                 "remove `broker_id` (every nisshi broker answers as node 111)",
             );
         }
+        if let Some(rack) = &h.rack {
+            d.error(
+                &rack.referenced,
+                format!("host {}: nisshi brokers have no racks", name.value),
+                "remove `rack` (nisshi keeps no replicas to spread over racks)",
+            );
+        }
     }
     let default = model::NisshiSettings::default();
     let n = raw.nisshi.as_ref().map_or(&default, |s| &s.value);

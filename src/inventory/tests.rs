@@ -68,9 +68,59 @@ fn published_example_is_valid() {
     let text = text.replace("  key: ~/.ssh/id_ed25519", "");
     let inv = parse(Path::new("inventories/example.yaml"), &text).unwrap();
     assert_eq!(inv.hosts[0].myid, Some(1));
+    assert_eq!(inv.hosts[2].rack.as_deref(), Some("rack-c"));
+    assert_eq!(inv.hosts[2].kafka.properties["num.io.threads"], "16");
+}
+
+#[test]
+fn racks_are_on_every_broker_or_none() {
+    let racked = GOOD
+        .replace("10.0.0.1\n", "10.0.0.1\n    rack: eu-west-1a\n")
+        .replace("10.0.0.2\n", "10.0.0.2\n    rack: eu-west-1b\n")
+        .replace("10.0.0.3\n", "10.0.0.3\n    rack: eu-west-1a\n");
+    let inv = parse(Path::new("inv.yaml"), &racked).unwrap();
+    let racks: Vec<_> = inv.hosts.iter().map(|h| h.rack.as_deref()).collect();
     assert_eq!(
-        inv.hosts[2].kafka.properties["broker.rack"].to_string(),
-        "rack-c"
+        racks,
+        [Some("eu-west-1a"), Some("eu-west-1b"), Some("eu-west-1a")]
+    );
+    assert!(
+        parse(Path::new("inv.yaml"), GOOD).unwrap().hosts[0]
+            .rack
+            .is_none()
+    );
+    // A mix: Kafka's rack-aware assignment would refuse to place replicas.
+    let mixed = GOOD.replace("10.0.0.2\n", "10.0.0.2\n    rack: r1\n");
+    assert_error(
+        &mixed,
+        "host n2 sets a rack but broker(s) n1, n3 do not",
+        10,
+        3,
+    );
+    // Only brokers have racks, and a rack is a plain name.
+    let not_a_broker = racked.replace("kafka: [n1, n2, n3]", "kafka: [n1, n2]");
+    assert_error(
+        &not_a_broker,
+        "host n3 sets a rack but is not in group kafka",
+        10,
+        11,
+    );
+    let spaced = racked.replace("rack: eu-west-1b", "rack: \"eu west\"");
+    assert_error(
+        &spaced,
+        "host n2: rack `eu west` is not a plain name",
+        7,
+        11,
+    );
+    // broker.rack is clusterctl's: a property setting it is refused.
+    let prop = format!("{GOOD}kafka:\n  properties:\n    broker.rack: r1\n");
+    let d = errors(&prop);
+    assert!(
+        d.iter().any(|d| d
+            .message
+            .contains("sets `broker.rack`, which clusterctl manages")
+            && d.hint.as_deref() == Some("set hosts.<name>.rack instead")),
+        "{d:#?}"
     );
 }
 
@@ -469,6 +519,15 @@ fn nisshi_rejects_jvm_settings_and_bad_storage() {
         "nisshi brokers have no broker ids",
         7,
         16,
+    );
+    assert_error(
+        &NISSHI.replace(
+            "    address: 10.0.0.1\n",
+            "    address: 10.0.0.1\n    rack: r1\n",
+        ),
+        "nisshi brokers have no racks",
+        7,
+        11,
     );
     // A nisshi section without the flavor is a mistake worth naming.
     assert_error(

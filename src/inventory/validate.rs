@@ -148,6 +148,7 @@ pub fn resolve(
             myid: h.myid.as_ref().map(|s| s.value),
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
+            rack: h.rack.as_ref().map(|s| s.value.trim().to_string()),
             zookeeper: ServiceOverride {
                 heap: heap(&mut d, &h.zookeeper.heap, "zookeeper.heap"),
                 jvm_opts: jvm_opts(&mut d, &h.zookeeper.jvm_opts, "zookeeper.jvm_opts"),
@@ -389,6 +390,7 @@ fn check_groups<'a>(
             );
         }
     }
+    check_racks(d, raw, &kafka);
     if kafka.is_empty() {
         d.error(
             &raw.groups.referenced,
@@ -404,6 +406,56 @@ fn check_groups<'a>(
         );
     }
     (zk, kafka, controllers, storage)
+}
+
+/// `rack` is a broker's `broker.rack`: only on brokers, of plain characters, and on every
+/// broker or none (Kafka's rack-aware replica assignment refuses a mix).
+fn check_racks(d: &mut Diags, raw: &RawInventory, kafka: &Members) {
+    let mut without = Vec::new();
+    let mut with = None;
+    for (name, h) in &raw.hosts {
+        let n = name.value.as_str();
+        let Some(rack) = &h.rack else {
+            if kafka.contains(n) {
+                without.push(n);
+            }
+            continue;
+        };
+        if !kafka.contains(n) {
+            d.error(
+                &rack.referenced,
+                format!("host {n} sets a rack but is not in group kafka"),
+                "rack is a broker's broker.rack: remove it or add the host to groups.kafka",
+            );
+            continue;
+        }
+        let r = rack.value.trim();
+        if r.is_empty()
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'))
+        {
+            d.error(
+                &rack.referenced,
+                format!("host {n}: rack `{}` is not a plain name", rack.value),
+                "use letters, digits, `.`, `_`, `-`, `:` and `/` (e.g. eu-west-1a)",
+            );
+        }
+        with.get_or_insert(n);
+    }
+    if let Some(first) = with
+        && !without.is_empty()
+    {
+        d.error(
+            &raw.groups.referenced,
+            format!(
+                "host {first} sets a rack but broker(s) {} do not",
+                without.join(", ")
+            ),
+            "give every broker in groups.kafka a rack, or none: Kafka's rack-aware replica \
+             assignment refuses brokers without one once any has one",
+        );
+    }
 }
 
 /// Quorums need a majority: 1 member tolerates no failure, an even size no more than one less.
@@ -1206,6 +1258,7 @@ const KAFKA_MANAGED: &[(&str, &str)] = &[
     ),
     ("log.retention.hours", "kafka.log_retention_hours"),
     ("log.segment.bytes", "kafka.log_segment_bytes"),
+    ("broker.rack", "hosts.<name>.rack"),
 ];
 
 const ZK_MANAGED: &[(&str, &str)] = &[

@@ -27,6 +27,9 @@ pub struct RollOptions {
     /// How long pre-flight may wait for a healthy cluster before refusing: `apply` has just
     /// started services that need a moment to join; `restart` answers at once.
     pub settle: Duration,
+    /// Kafka: restart the brokers of a rack together where every partition keeps its
+    /// min.insync.replicas in the other racks (`restart --rolling --by-rack`).
+    pub by_rack: bool,
 }
 
 /// One node's restart, with the parts the benchmark sums.
@@ -68,6 +71,7 @@ impl<'a> Roller<'a> {
     /// Restart `svc` on the hosts `todo` (indexes into `plans`), one at a time: pre-flight,
     /// then for each node: wait until it may go, stop, start, wait until it is back in sync.
     /// The ZooKeeper leader / controller broker is re-read before each node and goes last.
+    /// With `by_rack` (Kafka), the brokers of a rack go together where that is safe.
     pub async fn roll(
         &self,
         plans: &mut [HostPlan],
@@ -83,15 +87,33 @@ impl<'a> Roller<'a> {
             .filter_map(|&i| plans[i].broker_id.map(|id| id as i32))
             .collect();
         self.preflight(plans, svc, &restarting).await?;
+        if self.opts.by_rack && svc == Service::Kafka {
+            return self.roll_by_rack(plans, todo).await;
+        }
+        self.one_at_a_time(plans, svc, todo).await
+    }
+
+    /// `todo` one node at a time, the leader / controller last (re-read before each node).
+    async fn one_at_a_time(
+        &self,
+        plans: &mut [HostPlan],
+        svc: Service,
+        todo: Vec<usize>,
+    ) -> Result<Vec<NodeRoll>> {
         let first_leader = gates::leader_host(self.inv, plans, svc).await;
-        let last = match (&first_leader, svc) {
-            (_, Service::Nisshi) => "(stateless brokers: no leader to keep for last)".to_string(),
-            (Some(l), Service::ZooKeeper) => format!("{l} (leader) last"),
-            (Some(l), _) => format!("{l} (controller) last"),
-            (None, _) => "the leader last".to_string(),
+        // Only a leader among these hosts is kept for last (`--limit`, one rack of --by-rack).
+        let among = first_leader
+            .as_ref()
+            .filter(|l| todo.iter().any(|&i| plans[i].host.name == **l));
+        let last = match (among, svc) {
+            (_, Service::Nisshi) => ", (stateless brokers: no leader to keep for last)".to_string(),
+            (Some(l), Service::ZooKeeper) => format!(", {l} (leader) last"),
+            (Some(l), _) => format!(", {l} (controller) last"),
+            (None, _) if first_leader.is_none() => ", the leader last".to_string(),
+            (None, _) => String::new(),
         };
         self.rep.line(&format!(
-            "  restarting {svc} on {} host(s), one at a time, {last}",
+            "  restarting {svc} on {} host(s), one at a time{last}",
             todo.len(),
         ));
         let mut left = todo;
@@ -119,53 +141,247 @@ impl<'a> Roller<'a> {
                 (Some(l), Service::Kafka) if *l == next_name => " (controller)",
                 _ => "",
             };
-            self.rep
-                .host_busy(&next_name, &format!("waiting until {svc} may restart"));
-            self.wait_can_roll(plans, svc, i).await?;
-            self.rep.host_busy(&next_name, &format!("restarting {svc}"));
-            let s = &self.sessions[&next_name];
-            // Apply's changes for this host go live now, just before its restart.
-            let staged = plans[i].take(|c| {
-                c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_))
-            });
-            let wrote = actions::go_live(&mut plans[i], s, staged)
-                .await
-                .with_context(|| format!("{next_name}: writing {svc}'s new files"))?;
-            let r = actions::restart(self.inv, &mut plans[i], s, svc, self.opts.sigkill_after)
-                .await
-                .with_context(|| format!("{next_name}: restarting {svc}"))?;
-            self.rep
-                .host_busy(&next_name, &format!("{svc}: waiting until back in sync"));
-            let def = crate::render::ServiceDef::new(svc, self.inv, &plans[i].host);
-            let catch_up = tokio::select! {
-                r = self.wait_ready(plans, svc, i) => r,
-                dead = actions::process_gone(s, &def, &next_name) => Err(dead),
-            }
-            .with_context(|| {
-                format!(
-                    "after restarting {svc} on {next_name}: it did not come back; stopping here"
-                )
-            })?;
-            let message = format!(
-                "{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s){}",
-                r.message,
-                r.stop.as_secs_f64(),
-                r.start.as_secs_f64(),
-                if svc == Service::Nisshi {
-                    "answering again after"
-                } else {
-                    "back in sync"
-                },
-                catch_up.as_secs_f64(),
-                if wrote.is_empty() {
-                    String::new()
-                } else {
-                    format!(", with {}", wrote.join(", "))
-                },
+            done.push(self.roll_node(plans, svc, i, role).await?);
+        }
+        Ok(done)
+    }
+
+    /// One node: wait until it may go, write what is staged for it, restart, wait until back.
+    async fn roll_node(
+        &self,
+        plans: &mut [HostPlan],
+        svc: Service,
+        i: usize,
+        role: &str,
+    ) -> Result<NodeRoll> {
+        let next_name = plans[i].host.name.clone();
+        self.rep
+            .host_busy(&next_name, &format!("waiting until {svc} may restart"));
+        self.wait_can_roll(plans, svc, i).await?;
+        self.rep.host_busy(&next_name, &format!("restarting {svc}"));
+        let s = &self.sessions[&next_name];
+        let (wrote, r) = self.restart_one(&mut plans[i], svc).await?;
+        self.rep
+            .host_busy(&next_name, &format!("{svc}: waiting until back in sync"));
+        let def = crate::render::ServiceDef::new(svc, self.inv, &plans[i].host);
+        let catch_up = tokio::select! {
+            r = self.wait_ready(plans, svc, i) => r,
+            dead = actions::process_gone(s, &def, &next_name) => Err(dead),
+        }
+        .with_context(|| {
+            format!("after restarting {svc} on {next_name}: it did not come back; stopping here")
+        })?;
+        let message = roll_message(svc, &r, role, catch_up, &wrote);
+        self.rep.host_done(&next_name, &message);
+        Ok(NodeRoll {
+            host: next_name,
+            service: svc,
+            message,
+            stop: r.stop,
+            start: r.start,
+            catch_up,
+        })
+    }
+
+    /// Apply's changes for this host go live (just before its restart), then the restart.
+    async fn restart_one(
+        &self,
+        p: &mut HostPlan,
+        svc: Service,
+    ) -> Result<(Vec<String>, actions::Restarted)> {
+        let name = p.host.name.clone();
+        let s = &self.sessions[&name];
+        let staged =
+            p.take(|c| c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_)));
+        let wrote = actions::go_live(p, s, staged)
+            .await
+            .with_context(|| format!("{name}: writing {svc}'s new files"))?;
+        let r = actions::restart(self.inv, p, s, svc, self.opts.sigkill_after)
+            .await
+            .with_context(|| format!("{name}: restarting {svc}"))?;
+        Ok((wrote, r))
+    }
+
+    /// `restart --rolling --by-rack`: KRaft controllers one at a time (the quorum keeps its
+    /// majority), then the brokers rack by rack, the controller's rack last: a rack's brokers
+    /// stop and start together once every partition keeps min.insync.replicas in-sync
+    /// replicas outside it (roller::can_roll_rack), and all are back in sync before the next
+    /// rack. A rack where the placement of some partition never allows that rolls one broker
+    /// at a time, saying why; so do brokers without a rack.
+    async fn roll_by_rack(
+        &self,
+        plans: &mut [HostPlan],
+        todo: Vec<usize>,
+    ) -> Result<Vec<NodeRoll>> {
+        let svc = Service::Kafka;
+        let (controllers, brokers): (Vec<usize>, Vec<usize>) =
+            todo.into_iter().partition(|&i| plans[i].host.in_controller);
+        let mut done = Vec::new();
+        if !controllers.is_empty() {
+            self.rep.line(
+                "  --by-rack: KRaft controllers roll one at a time (the quorum keeps its \
+                 majority), then the brokers by rack",
             );
-            self.rep.host_done(&next_name, &message);
+            done.extend(self.one_at_a_time(plans, svc, controllers).await?);
+        }
+        if brokers.is_empty() {
+            return Ok(done);
+        }
+        let mut left = brokers;
+        let mut said = false;
+        while !left.is_empty() {
+            // The controller is re-read before each rack, so its rack stays last.
+            let leader = gates::leader_host(self.inv, plans, svc).await;
+            let named: Vec<(&str, Option<&str>)> = left
+                .iter()
+                .map(|&i| (plans[i].host.name.as_str(), plans[i].host.rack.as_deref()))
+                .collect();
+            let Some(racks) = roller::racks_in_order(&named, leader.as_deref()) else {
+                self.rep.line(
+                    "  --by-rack: not every broker has a rack (hosts.<name>.rack): one broker \
+                     at a time",
+                );
+                done.extend(self.one_at_a_time(plans, svc, left).await?);
+                return Ok(done);
+            };
+            if !said {
+                let order: Vec<String> = racks
+                    .iter()
+                    .map(|(r, hosts)| format!("{r} ({})", hosts.join(", ")))
+                    .collect();
+                self.rep.line(&format!(
+                    "  restarting kafka by rack: {}{}",
+                    order.join(", then "),
+                    leader
+                        .as_ref()
+                        .filter(|l| named.iter().any(|(h, _)| h == *l))
+                        .map_or(String::new(), |l| format!(
+                            "; the rack of {l} (controller) last"
+                        ))
+                ));
+                said = true;
+            }
+            let (rack, hosts) = (racks[0].0.to_string(), racks[0].1.clone());
+            let group: Vec<usize> = hosts
+                .iter()
+                .map(|h| *left.iter().find(|&&i| plans[i].host.name == *h).unwrap())
+                .collect();
+            left.retain(|i| !group.contains(i));
+            let ids: Vec<i32> = group
+                .iter()
+                .filter_map(|&i| plans[i].broker_id.map(|id| id as i32))
+                .collect();
+            if let [only] = group[..] {
+                let role = if leader.as_deref() == Some(plans[only].host.name.as_str()) {
+                    " (controller)"
+                } else {
+                    ""
+                };
+                let role = format!("{role} (rack {rack}, alone in it)");
+                done.push(self.roll_node(plans, svc, only, &role).await?);
+                continue;
+            }
+            {
+                let view = self.kafka_view(plans).await?;
+                let never = roller::rack_placement_blockers(&view, &ids, self.opts.policy);
+                if never.is_empty() {
+                    done.extend(self.roll_rack(plans, &rack, &group, &ids).await?);
+                    continue;
+                }
+                self.rep.line(&format!(
+                    "  --by-rack: rack {rack} ({}) rolls one broker at a time: its brokers cannot \
+                     go down together: {}",
+                    hosts.join(", "),
+                    short(&never)
+                ));
+            }
+            done.extend(self.one_at_a_time(plans, svc, group).await?);
+        }
+        Ok(done)
+    }
+
+    /// One rack's brokers together: wait until the other racks keep every partition at
+    /// min.insync.replicas, stop and start them all, wait until all are back in sync.
+    async fn roll_rack(
+        &self,
+        plans: &mut [HostPlan],
+        rack: &str,
+        group: &[usize],
+        ids: &[i32],
+    ) -> Result<Vec<NodeRoll>> {
+        let svc = Service::Kafka;
+        let names: Vec<String> = group.iter().map(|&i| plans[i].host.name.clone()).collect();
+        for n in &names {
+            self.rep
+                .host_busy(n, &format!("waiting until rack {rack} may restart"));
+        }
+        {
+            let shared: &[HostPlan] = plans;
+            self.poll(
+                &format!("rack {rack} ({}) may restart together", names.join(", ")),
+                || async move {
+                    let v = self
+                        .kafka_view(shared)
+                        .await
+                        .map_err(|e| format!("{e:#}"))?;
+                    roller::can_roll_rack(&v, ids, self.opts.policy).map_err(|w| w.join("; "))
+                },
+            )
+            .await?;
+        }
+        for n in &names {
+            self.rep
+                .host_busy(n, &format!("restarting kafka (rack {rack}, together)"));
+        }
+        // Every restart runs to its end, failed or not: none is dropped half-way.
+        let restarts = plans
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| group.contains(i))
+            .map(|(_, p)| async move { self.restart_one(p, svc).await });
+        let mut restarted = Vec::new();
+        for r in futures::future::join_all(restarts).await {
+            restarted.push(r?);
+        }
+        for n in &names {
+            self.rep
+                .host_busy(n, "kafka: waiting until the rack is back in sync");
+        }
+        let shared: &[HostPlan] = plans;
+        let waits = group
+            .iter()
+            .map(|&i| async move { self.wait_ready(shared, svc, i).await });
+        let watches: Vec<_> = group
+            .iter()
+            .map(|&i| {
+                let def = crate::render::ServiceDef::new(svc, self.inv, &shared[i].host);
+                let name = shared[i].host.name.clone();
+                let s = &self.sessions[&name];
+                Box::pin(async move { actions::process_gone(s, &def, &name).await })
+            })
+            .collect();
+        let catch_ups = tokio::select! {
+            r = futures::future::try_join_all(waits) => r,
+            dead = futures::future::select_all(watches) => Err(dead.0),
+        }
+        .with_context(|| {
+            format!(
+                "after restarting kafka on rack {rack} ({}): not all came back; stopping here",
+                names.join(", ")
+            )
+        })?;
+        let mut done = Vec::new();
+        for (k, ((wrote, r), catch_up)) in restarted.into_iter().zip(catch_ups).enumerate() {
+            let others: Vec<&str> = names
+                .iter()
+                .filter(|n| **n != names[k])
+                .map(String::as_str)
+                .collect();
+            let role = format!(" (rack {rack}, together with {})", others.join(", "));
+            let message = roll_message(svc, &r, &role, catch_up, &wrote);
+            self.rep.host_done(&names[k], &message);
             done.push(NodeRoll {
-                host: next_name,
+                host: names[k].clone(),
                 service: svc,
                 message,
                 stop: r.stop,
@@ -498,6 +714,41 @@ impl<'a> Roller<'a> {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+/// One node's line: its restart, role, the parts' times and what went live with it.
+fn roll_message(
+    svc: Service,
+    r: &actions::Restarted,
+    role: &str,
+    catch_up: Duration,
+    wrote: &[String],
+) -> String {
+    format!(
+        "{}{role} (stop {:.1}s, start {:.1}s, {} {:.1}s){}",
+        r.message,
+        r.stop.as_secs_f64(),
+        r.start.as_secs_f64(),
+        if svc == Service::Nisshi {
+            "answering again after"
+        } else {
+            "back in sync"
+        },
+        catch_up.as_secs_f64(),
+        if wrote.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}", wrote.join(", "))
+        },
+    )
+}
+
+fn short(v: &[String]) -> String {
+    if v.len() <= 5 {
+        v.join("; ")
+    } else {
+        format!("{} and {} more", v[..5].join("; "), v.len() - 5)
     }
 }
 

@@ -179,6 +179,88 @@ pub fn can_roll_broker(v: &KafkaView, broker: i32, policy: Policy) -> Result<(),
     if why.is_empty() { Ok(()) } else { Err(why) }
 }
 
+/// May the brokers `rack` (ids: one rack's brokers) go down together? Every partition with a
+/// replica among them must keep at least its min.insync.replicas in-sync replicas on brokers
+/// outside them, so acks=all writes go on and a leader can be elected from the ISR. A
+/// partition whose replication factor is at or below min ISR blocks as for one broker.
+/// `Err` lists the partitions that forbid it.
+pub fn can_roll_rack(v: &KafkaView, rack: &[i32], policy: Policy) -> Result<(), Vec<String>> {
+    let mut why = Vec::new();
+    for (topic, id, replicas, isr, _, min_isr) in v.partitions() {
+        let inside: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|r| rack.contains(r))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let name = format!("{topic}-{id}");
+        if replicas.len() <= min_isr {
+            if !policy.allow_unavailable_low_rf {
+                why.push(format!(
+                    "{name}: replication factor {} <= min.insync.replicas {min_isr}: acks=all \
+                     writes stop while broker {} restarts (opt in with --allow-unavailable-topics)",
+                    replicas.len(),
+                    inside[0]
+                ));
+            }
+            continue;
+        }
+        let outside: Vec<i32> = isr.iter().copied().filter(|r| !rack.contains(r)).collect();
+        if outside.len() < min_isr {
+            why.push(format!(
+                "{name}: {} of its in-sync replicas {isr:?} are outside brokers {rack:?}, below \
+                 min.insync.replicas {min_isr}",
+                outside.len()
+            ));
+        }
+    }
+    if why.is_empty() { Ok(()) } else { Err(why) }
+}
+
+/// What no waiting can change about rolling `rack` together: partitions with fewer than
+/// min.insync.replicas replicas outside it (by placement, not by the ISR of the moment).
+/// Such a rack rolls one broker at a time.
+pub fn rack_placement_blockers(v: &KafkaView, rack: &[i32], policy: Policy) -> Vec<String> {
+    let mut why = Vec::new();
+    for (topic, id, replicas, _, _, min_isr) in v.partitions() {
+        if !replicas.iter().any(|r| rack.contains(r)) {
+            continue;
+        }
+        if replicas.len() <= min_isr && policy.allow_unavailable_low_rf {
+            continue;
+        }
+        let outside = replicas.iter().filter(|r| !rack.contains(r)).count();
+        if outside < min_isr {
+            why.push(format!(
+                "{topic}-{id}: {outside} of its replicas {replicas:?} are outside brokers \
+                 {rack:?}, below min.insync.replicas {min_isr}"
+            ));
+        }
+    }
+    why
+}
+
+/// The racks of `brokers` (host name, rack), each with its hosts in the given order; the
+/// rack holding `last` (the controller) at the end, the others by name. `None` when any
+/// broker has no rack.
+pub fn racks_in_order<'a>(
+    brokers: &[(&'a str, Option<&'a str>)],
+    last: Option<&str>,
+) -> Option<Vec<(&'a str, Vec<&'a str>)>> {
+    let mut racks: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (host, rack) in brokers {
+        let rack = (*rack)?;
+        match racks.iter_mut().find(|(r, _)| *r == rack) {
+            Some((_, hosts)) => hosts.push(host),
+            None => racks.push((rack, vec![host])),
+        }
+    }
+    racks.sort_by_key(|(r, hosts)| (last.is_some_and(|l| hosts.contains(&l)), *r));
+    Some(racks)
+}
+
 /// Back to normal after a restart: registered, and in the ISR of every partition it replicates.
 pub fn broker_caught_up(v: &KafkaView, broker: i32) -> Result<(), String> {
     if v.metadata.broker(broker).is_none() {
@@ -543,6 +625,110 @@ mod tests {
         );
         assert!(broker_caught_up(&v, 2).unwrap_err().contains("orders-0"));
         assert_eq!(broker_caught_up(&healthy(), 2), Ok(()));
+    }
+
+    /// Racks a = {1, 2}, b = {3, 4}, c = {5, 6}; replication factor 3, min ISR 2.
+    fn racked(partitions: Vec<PartitionInfo>) -> KafkaView {
+        let mut v = view(&[1, 2, 3, 4, 5, 6], vec![("orders", partitions)]);
+        v.expected = vec![1, 2, 3, 4, 5, 6];
+        v
+    }
+
+    #[test]
+    fn a_rack_rolls_together_when_the_other_racks_keep_min_isr() {
+        // Rack-aware placement: one replica per rack.
+        let v = racked(vec![
+            part(0, 1, &[1, 3, 5], &[1, 3, 5]),
+            part(1, 4, &[4, 6, 2], &[4, 6, 2]),
+        ]);
+        for rack in [[1, 2], [3, 4], [5, 6]] {
+            assert_eq!(
+                can_roll_rack(&v, &rack, Policy::default()),
+                Ok(()),
+                "{rack:?}"
+            );
+            assert!(rack_placement_blockers(&v, &rack, Policy::default()).is_empty());
+        }
+        // A replica outside the rack out of sync: this rack must wait, waiting can clear it.
+        let v = racked(vec![part(0, 1, &[1, 3, 5], &[1, 3])]);
+        let why = can_roll_rack(&v, &[1, 2], Policy::default()).unwrap_err();
+        assert!(
+            why[0].contains("orders-0: 1 of its in-sync replicas [1, 3] are outside brokers [1, 2], below min.insync.replicas 2"),
+            "{why:?}"
+        );
+        assert!(rack_placement_blockers(&v, &[1, 2], Policy::default()).is_empty());
+        // The out-of-sync replica in the rack itself does not matter.
+        assert_eq!(can_roll_rack(&v, &[5, 6], Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn two_replicas_in_one_rack_make_it_roll_one_broker_at_a_time() {
+        // Placed before the racks were set: two replicas in rack a.
+        let v = racked(vec![part(0, 1, &[1, 2, 3], &[1, 2, 3])]);
+        let why = rack_placement_blockers(&v, &[1, 2], Policy::default());
+        assert_eq!(
+            why,
+            [
+                "orders-0: 1 of its replicas [1, 2, 3] are outside brokers [1, 2], below min.insync.replicas 2"
+            ]
+        );
+        assert!(can_roll_rack(&v, &[1, 2], Policy::default()).is_err());
+        // The other racks hold at most one of its replicas.
+        assert_eq!(can_roll_rack(&v, &[3, 4], Policy::default()), Ok(()));
+        // A topic that accepts one in-sync replica (min ISR 1) lets rack a go too.
+        let mut v = v;
+        v.min_isr.insert("orders".into(), 1);
+        assert_eq!(can_roll_rack(&v, &[1, 2], Policy::default()), Ok(()));
+        assert!(rack_placement_blockers(&v, &[1, 2], Policy::default()).is_empty());
+    }
+
+    #[test]
+    fn low_replication_blocks_a_rack_as_it_blocks_a_broker() {
+        let v = racked(vec![part(0, 1, &[1, 3], &[1, 3])]);
+        let why = can_roll_rack(&v, &[1, 2], Policy::default()).unwrap_err();
+        assert!(
+            why[0].contains("replication factor 2 <= min.insync.replicas 2"),
+            "{why:?}"
+        );
+        assert!(!rack_placement_blockers(&v, &[1, 2], Policy::default()).is_empty());
+        let opt_in = Policy {
+            allow_unavailable_low_rf: true,
+            ..Policy::default()
+        };
+        assert_eq!(can_roll_rack(&v, &[1, 2], opt_in), Ok(()));
+        assert!(rack_placement_blockers(&v, &[1, 2], opt_in).is_empty());
+        // Racks without a replica of it are not concerned.
+        assert_eq!(can_roll_rack(&v, &[5, 6], Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn racks_go_in_name_order_with_the_controllers_last() {
+        let brokers = [
+            ("n1", Some("b")),
+            ("n2", Some("a")),
+            ("n3", Some("b")),
+            ("n4", Some("c")),
+        ];
+        assert_eq!(
+            racks_in_order(&brokers, Some("n2")).unwrap(),
+            [
+                ("b", vec!["n1", "n3"]),
+                ("c", vec!["n4"]),
+                ("a", vec!["n2"])
+            ]
+        );
+        assert_eq!(
+            racks_in_order(&brokers, None).unwrap(),
+            [
+                ("a", vec!["n2"]),
+                ("b", vec!["n1", "n3"]),
+                ("c", vec!["n4"])
+            ]
+        );
+        assert_eq!(
+            racks_in_order(&[("n1", Some("a")), ("n2", None)], None),
+            None
+        );
     }
 
     #[test]

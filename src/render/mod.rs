@@ -325,7 +325,7 @@ impl Renderer {
                 broker => host.in_kafka,
                 voters => voters.join(","),
                 listeners => listeners.join(","),
-                host => context!{ name => host.name, address => host.address },
+                host => context!{ name => host.name, address => host.address, rack => host.rack },
                 kafka => context!{
                     port => k.port, log_dirs => k.log_dirs, num_partitions => k.num_partitions,
                     default_replication_factor => k.default_replication_factor,

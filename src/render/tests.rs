@@ -175,6 +175,42 @@ fn server_properties_reference_values() {
 }
 
 #[test]
+fn a_brokers_rack_is_broker_rack() {
+    let (inv, ids) = setup(REFERENCE);
+    let p = props(&files(&inv, &ids, 0, InitSystem::SysV)["/etc/kafka/server.properties"].content);
+    assert!(!p.contains_key("broker.rack"), "no rack, no broker.rack");
+    let racked = REFERENCE
+        .replace(
+            "    address: 10.0.0.1\n",
+            "    address: 10.0.0.1\n    rack: a\n",
+        )
+        .replace(
+            "    address: 10.0.0.2\n",
+            "    address: 10.0.0.2\n    rack: b\n",
+        )
+        .replace(
+            "    address: 10.0.0.3\n",
+            "    address: 10.0.0.3\n    rack: \"zone:c/1\"\n",
+        );
+    let (inv, ids) = setup(&racked);
+    for (i, rack) in ["a", "b", "zone:c/1"].iter().enumerate() {
+        let sp = &files(&inv, &ids, i, InitSystem::SysV)["/etc/kafka/server.properties"];
+        assert_eq!(props(&sp.content)["broker.rack"], *rack, "host {i}");
+    }
+    // KRaft: brokers have racks; a dedicated controller is not a broker and has none.
+    let kraft = KRAFT
+        .replace("  controller: [k1, k2, k3]", "  controller: [c1]")
+        .replace("{ address: 10.0.0.1 }", "{ address: 10.0.0.1, rack: a }")
+        .replace("{ address: 10.0.0.2 }", "{ address: 10.0.0.2, rack: b }")
+        .replace("{ address: 10.0.0.3 }", "{ address: 10.0.0.3, rack: c }");
+    let (inv, ids) = setup(&kraft);
+    let p =
+        |i| props(&files(&inv, &ids, i, InitSystem::SysV)["/etc/kafka/server.properties"].content);
+    assert_eq!(p(2)["broker.rack"], "c");
+    assert!(!p(3).contains_key("broker.rack"));
+}
+
+#[test]
 fn host_override_wins_over_cluster_setting() {
     let text = REFERENCE.replace(
         "    address: 10.0.0.3\n",
