@@ -91,7 +91,8 @@ enum Command {
     Restart {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
-        /// One host at a time, each gated (the only mode; required so scripts say what they mean).
+        /// One host at a time, each gated (or one rack at a time, --by-rack); required so
+        /// scripts say what they mean.
         #[arg(long, required = true)]
         rolling: bool,
         /// Only this service [default: zookeeper, then kafka].
