@@ -61,6 +61,12 @@ def run(args, env, out=None, bin=BIN):
     return elapsed, usage.ru_maxrss, code
 
 
+def per_node(text):
+    """(start, back in sync) seconds of each node restart line of `restart`'s output."""
+    return [(float(a), float(b)) for a, b in
+            re.findall(r"start ([0-9.]+)s, back in sync ([0-9.]+)s", text)]
+
+
 def write_racks(inv, racks):
     """Gives the lab's hosts racks r1..rN in turn (n1 r1, n2 r2, ...): with ZooKeeper on the
     first 3 nodes, each rack holds one ZooKeeper member and racks x 2 brokers in all."""
@@ -121,6 +127,8 @@ def main():
             server.wait()
         return
     cold, noop, status, rss, roll, parts, rack_roll = [], [], [], [], [], [], []
+    # Per node, as the roller measured it: (start, back in sync) one at a time and by rack.
+    node_parts = {"one": [], "rack": []}
     base_noop, base_status = [], []
     try:
         time.sleep(0.5)
@@ -161,6 +169,7 @@ def main():
                         sys.exit("rolling restart failed")
                     roll.append(t)
                     parts.append(float(m.group(2)))
+                    node_parts["one"].extend(per_node(text[0]))
                     print(f"run {i + 1}: rolling restart {t:.1f}s, parts {parts[-1]:.1f}s", flush=True)
                     if a.by_rack:
                         # The same cluster, right after: the brokers of a rack together.
@@ -172,6 +181,7 @@ def main():
                         if code != 0 or together == 0:
                             sys.exit(f"--by-rack roll failed or fell back to one at a time:\n{text[0]}")
                         rack_roll.append(t)
+                        node_parts["rack"].extend(per_node(text[0]))
                         print(f"run {i + 1}: --by-rack rolling restart {t:.1f}s "
                               f"({together} brokers restarted with their rack)", flush=True)
                 finally:
@@ -199,6 +209,10 @@ def main():
     if a.by_rack:
         print(f"--by-rack roll, same cluster   median {med(rack_roll):6.2f} s   by rack / one at a time "
               f"{med(rack_roll) / med(roll):.2f}")
+        for mode, label in (("one", "one at a time"), ("rack", "by rack")):
+            starts = [a for a, _ in node_parts[mode]]
+            syncs = [b for _, b in node_parts[mode]]
+            print(f"  per broker, {label:13}  median start {med(starts):5.2f} s, back in sync {med(syncs):5.2f} s")
     print(f"clusterctl peak RSS            max    {max(rss) / 1024:6.1f} MiB")
     if a.baseline:
         print(f"baseline {a.baseline}:")

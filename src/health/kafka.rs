@@ -1775,9 +1775,12 @@ pub async fn smoke(
 
     let leader_addr = leader.addr();
     retry("smoke: read back", deadline, &mut attempts, |t| {
-        let (addr, value) = (&leader_addr, value.as_bytes());
+        let value = value.as_bytes();
         async move {
-            let mut c = KafkaClient::connect(addr, t).await?;
+            // From the leader of now: leadership may move right after the produce (a preferred
+            // leader election after a roll), and the record was acknowledged by the whole ISR.
+            let (now, _) = wait_ready(t).await?;
+            let mut c = KafkaClient::connect(&now.addr(), t).await?;
             let records = c.fetch_all(topic, 0, offset, t).await?;
             check_read_back(&records, offset, key, value)
         }
