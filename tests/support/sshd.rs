@@ -6,6 +6,7 @@
 //! Requires /usr/sbin/sshd (openssh-server, installed by scripts/setup-machine.sh).
 
 use std::fs;
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,15 +27,19 @@ pub struct Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
-        // sshd -D forks one child per connection into its own process group (we made the
-        // listener a group leader), so signal the group, then make sure the leader is gone.
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// sshd -D forks one child per connection into its own process group (we made the listener a
+/// group leader), so signal the group, then make sure the leader is gone.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Sshd {
@@ -52,45 +57,36 @@ impl Sshd {
         keygen(&d.join("host_ed25519"));
         keygen(&d.join("client_key"));
         fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = free_port();
-        let config = d.join("sshd_config");
-        fs::write(&config, sshd_config(d, port)).unwrap();
-        let log = fs::File::create(d.join("sshd.log")).unwrap();
-        let child = std::os::unix::process::CommandExt::process_group(
-            Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config),
-            0,
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn sshd");
-        let mut sshd = Sshd { child, dir, port };
-        sshd.wait_ready();
-        sshd
-    }
-
-    /// Polls the port; fails with sshd's own log if it exits or never listens.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("sshd exited with {status}:\n{}", self.log());
+        // The port is free when picked but may be taken before sshd binds it (other tests pick
+        // ports too), so a start whose sshd exits is retried on a new port.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = d.join("sshd_config");
+            fs::write(&config, sshd_config(d, port)).unwrap();
+            let log = fs::File::create(d.join("sshd.log")).unwrap();
+            let mut child = std::os::unix::process::CommandExt::process_group(
+                Command::new(SSHD)
+                    .arg("-D")
+                    .arg("-e")
+                    .arg("-f")
+                    .arg(&config),
+                0,
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sshd");
+            match wait_ready(&mut child, port, &d.join("sshd.log")) {
+                Ok(()) => return Sshd { child, dir, port },
+                Err(why) => {
+                    stop(&mut child);
+                    last = why;
+                }
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "sshd did not listen on {} within 10 s:\n{}",
-            self.port,
-            self.log()
-        );
+        panic!("sshd did not start on any of 5 ports; the last attempt: {last}");
     }
 
     pub fn log(&self) -> String {
@@ -143,6 +139,30 @@ impl Sshd {
             .await
             .unwrap_or_else(|e| panic!("connect: {e:#}\nsshd log:\n{}", self.log()))
     }
+}
+
+/// Waits for sshd's `SSH-` banner: a TCP connect alone can succeed with no listener on
+/// loopback (a socket that picked the port as its own source connects to itself).
+fn wait_ready(child: &mut Child, port: u16, log: &Path) -> Result<(), String> {
+    let read_log = || fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("sshd exited with {status}:\n{}", read_log()));
+        }
+        if let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut banner = [0u8; 4];
+            if conn.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "sshd did not answer on {port} within 10 s:\n{}",
+        read_log()
+    ))
 }
 
 fn sshd_config(dir: &Path, port: u16) -> String {
