@@ -270,6 +270,38 @@ fn kraft_quorum(libs: &Path, bootstrap: &str) -> (i64, String) {
     (leader, qt)
 }
 
+/// The voters' node ids, as Kafka's own MetadataQuorumCommand lists them (`CurrentVoters`:
+/// `[1,2,3]` before KIP-853, `[{"id": 1, ...}, ...]` since), sorted.
+fn quorum_voters(libs: &Path, bootstrap: &str) -> Vec<i64> {
+    let (_, status) = kraft_quorum(libs, bootstrap);
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CurrentVoters:"))
+        .unwrap_or_else(|| panic!("no CurrentVoters in {status}"));
+    let mut ids: Vec<i64> = if line.contains("\"id\"") {
+        line.split("\"id\":")
+            .skip(1)
+            .map(|s| {
+                let n: String = s
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                n.parse().unwrap()
+            })
+            .collect()
+    } else {
+        line.trim()
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|s| s.trim().parse().unwrap())
+            .collect()
+    };
+    ids.sort();
+    eprintln!("voters: {ids:?}");
+    ids
+}
+
 /// The host holding the controller role now: the controller broker (ZooKeeper mode) or the
 /// active KRaft controller.
 fn controller_host(
@@ -3771,6 +3803,85 @@ fn rebalance_and_drain_under_load() {
         ssh_status(lab_dir, n4, "test -e /var/lib/kafka/data").0,
         1,
         "n4's data dir is still there"
+    );
+    // KIP-853: the cluster was formatted with a dynamic controller quorum (kraft.version 1).
+    let features = kafka_tool(libs, "FeatureCommand")
+        .args(["--bootstrap-server", bootstrap, "describe"])
+        .output()
+        .unwrap();
+    assert!(features.status.success(), "{}", text(&features));
+    assert!(
+        text(&features)
+            .lines()
+            .any(|l| l.contains("Feature: kraft.version") && l.contains("FinalizedVersionLevel: 1")),
+        "{}",
+        text(&features)
+    );
+    assert_eq!(quorum_voters(libs, bootstrap), [1, 2, 3]);
+    // A fourth controller: n4 (its broker's data deleted above) joins as a dedicated one,
+    // still under the producer. The dry run says how; the other nodes only get the new
+    // bootstrap list in their files and keep running.
+    let three = std::fs::read_to_string(inventory).unwrap();
+    assert!(three.contains("  controller: [n1, n2, n3]\n"), "{three}");
+    let four_controllers = three.replace(
+        "  controller: [n1, n2, n3]\n",
+        "  controller: [n1, n2, n3, n4]\n",
+    );
+    std::fs::write(inventory, &four_controllers).unwrap();
+    let dry = clusterctl(&["apply", inv, "--dry-run"], m);
+    assert!(dry.status.success(), "{}", text(&dry));
+    for want in [
+        "(joining the dynamic quorum)",
+        "add controller 3001 to the KRaft quorum once it has caught up (AddRaftVoter)",
+    ] {
+        assert!(text(&dry).contains(want), "{want}: {}", text(&dry));
+    }
+    assert!(!text(&dry).contains("restart kafka"), "{}", text(&dry));
+    let kafka_pids = pids(lab_dir, &nodes[..3], "kafka");
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply adding a controller");
+    assert!(
+        text(&out).contains("n4: added controller 3001 to the KRaft quorum (AddRaftVoter; voters now [1, 2, 3, 3001])"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(quorum_voters(libs, bootstrap), [1, 2, 3, 3001]);
+    assert_eq!(
+        pids(lab_dir, &nodes[..3], "kafka"),
+        kafka_pids,
+        "a node restarted"
+    );
+    assert!(
+        ssh(lab_dir, &nodes[0].1, "cat /etc/kafka/server.properties").contains(&format!(
+            "controller.quorum.bootstrap.servers={}:9093,",
+            nodes[0].1
+        )),
+        "n1's file lacks the new bootstrap list"
+    );
+    // A re-run changes nothing.
+    let again = clusterctl(&["apply", inv], m);
+    assert!(again.status.success());
+    assert!(
+        !text(&again).contains("added controller"),
+        "{}",
+        text(&again)
+    );
+    // And out again: removed from the voters (before it stops, on 4.x), then stopped.
+    let pid3001 = ssh(lab_dir, n4, "cat /var/run/kafka/kafka.pid");
+    std::fs::write(inventory, &three).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(out.status.success(), "apply removing a controller");
+    assert!(
+        text(&out)
+            .contains("removed from the KRaft quorum (RemoveRaftVoter; voters now [1, 2, 3])"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(quorum_voters(libs, bootstrap), [1, 2, 3]);
+    assert_eq!(
+        ssh_status(lab_dir, n4, &format!("kill -0 {pid3001}")).0,
+        1,
+        "controller 3001 still runs"
     );
     producer.stop_and_verify(bootstrap);
     eprintln!(

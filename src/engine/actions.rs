@@ -1,7 +1,7 @@
 //! The built-in actions. Each looks at the plan (desired state + facts), does only what
 //! differs, and returns what it changed; an empty list means "no change".
 
-use super::change::Change;
+use super::change::{Change, QuorumInit};
 use super::facts::Facts;
 use super::plan::HostPlan;
 use crate::artifacts::{Artifact, Product};
@@ -351,27 +351,42 @@ pub(super) fn write_script(f: &ManagedFile, if_changed: bool) -> String {
 
 /// KRaft: format the log dirs once, as the kafka user, with the cluster's one id. Planned
 /// only for a host with no meta.properties (and `--ignore-formatted` guards the other dirs).
+/// `quorum`: the dynamic quorum's flag (KIP-853), none for a static one.
 pub async fn format(
     inv: &Inventory,
     p: &mut HostPlan,
     s: &Session,
     cluster_id: &str,
+    quorum: &QuorumInit,
 ) -> Result<Vec<String>> {
     let def = ServiceDef::new(Service::Kafka, inv, &p.host);
-    // The id reaches the tool through the environment, not nested inside sh -c's quotes.
+    // Values reach the tool through the environment, not nested inside sh -c's quotes.
+    let (env, flag, what) = match quorum {
+        QuorumInit::Static => (String::new(), "", ""),
+        QuorumInit::Initial(v) => (
+            format!("export CLUSTERCTL_INITIAL_CONTROLLERS={}\n", quote(v)),
+            " --initial-controllers \"$CLUSTERCTL_INITIAL_CONTROLLERS\"",
+            ", dynamic quorum",
+        ),
+        QuorumInit::Joining => (
+            String::new(),
+            " --no-initial-controllers",
+            ", to join the dynamic quorum",
+        ),
+    };
     let cmd = format!(
-        "set -e\nset -a\n. {env}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n\
+        "set -e\nset -a\n. {env_file}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n{env}\
          runuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
          -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/var/log/kafka \
          -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted \
-         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\" -c /etc/kafka/server.properties'",
-        env = quote(&def.env_file),
+         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\"{flag} -c /etc/kafka/server.properties'",
+        env_file = quote(&def.env_file),
         id = quote(cluster_id)
     );
     s.exec_ok_timeout(&cmd, Duration::from_secs(120)).await?;
     p.facts.cluster_id = Some(cluster_id.to_string());
     Ok(vec![format!(
-        "formatted {} for cluster {cluster_id}",
+        "formatted {} for cluster {cluster_id}{what}",
         inv.kafka.log_dirs.join(",")
     )])
 }

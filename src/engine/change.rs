@@ -45,6 +45,12 @@ pub enum Change {
     /// KRaft storage formatted (a host never formatted before).
     Format {
         cluster_id: String,
+        quorum: QuorumInit,
+    },
+    /// A controller that follows the metadata log as an observer becomes a voter of the
+    /// dynamic quorum (AddRaftVoter), once it has caught up.
+    AddVoter {
+        id: i64,
     },
     /// Per-broker dynamic configs set or deleted on a running broker (IncrementalAlterConfigs,
     /// checked with DescribeConfigs): a change applied live, or overrides made to follow
@@ -55,6 +61,18 @@ pub enum Change {
     /// A service the inventory no longer gives this host: stopped (through the roller's
     /// rules) and kept from starting at boot; its files and data stay.
     Retire(Service),
+}
+
+/// How a host's KRaft storage is formatted for the controller quorum.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuorumInit {
+    /// `controller.quorum.voters` in server.properties names the voters: no flag.
+    Static,
+    /// A controller of a dynamic quorum formed now: `--initial-controllers` with this value
+    /// (the same on every controller).
+    Initial(String),
+    /// A broker, or a controller joining a running dynamic quorum: `--no-initial-controllers`.
+    Joining,
 }
 
 /// When a change may go live on its host.
@@ -90,9 +108,17 @@ impl Change {
             ),
             Change::Binary { dir } => format!("push the nisshi binary into {dir}"),
             Change::Storage(what) => what.clone(),
-            Change::Format { cluster_id } => {
-                format!("format the KRaft log dirs for cluster {cluster_id}")
-            }
+            Change::Format { cluster_id, quorum } => format!(
+                "format the KRaft log dirs for cluster {cluster_id}{}",
+                match quorum {
+                    QuorumInit::Static => String::new(),
+                    QuorumInit::Initial(v) => format!(" (dynamic quorum, initial controllers {v})"),
+                    QuorumInit::Joining => " (joining the dynamic quorum)".into(),
+                }
+            ),
+            Change::AddVoter { id } => format!(
+                "add controller {id} to the KRaft quorum once it has caught up (AddRaftVoter)"
+            ),
             Change::LiveConfig(c) => c.describe(),
             Change::Start(s) => format!("start {s}"),
             Change::Restart(s) => format!("restart {s} (one host at a time, through the roller)"),
@@ -178,12 +204,26 @@ pub fn dirs(inv: &Inventory, host: &Host) -> Vec<(String, &'static str, u32)> {
 }
 
 /// What the plan needs beyond one host's facts, computed once per apply.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inputs {
     /// KRaft: the cluster's one id (inventory, hosts, or fresh).
     pub cluster_id: Option<String>,
     /// `jdk.method: tarball`: the tarball, hashed once.
     pub jdk: Option<super::actions::JdkTarball>,
+    /// KRaft: how the controller quorum is formed and changed.
+    pub quorum: Option<QuorumInputs>,
+}
+
+/// The KRaft quorum's part of the plan's inputs.
+#[derive(Debug, Clone, Default)]
+pub struct QuorumInputs {
+    pub dynamic: bool,
+    /// The initial quorum is being formed: unformatted controllers join it at format time.
+    pub forming: bool,
+    /// `--initial-controllers` for the controllers of a quorum being formed.
+    pub initial: String,
+    /// The voters now, as the running quorum reports them (`None`: not known).
+    pub voters: Option<std::collections::BTreeSet<i32>>,
 }
 
 /// Every change `p`'s host needs (JVM flavor), from its rendered files and facts. A change
@@ -271,6 +311,17 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
     let mut after_start = None;
     for file in p.changed_files() {
         let svcs: Vec<Service> = file.restarts.into_iter().collect();
+        // Only the quorum's bootstrap list changed (a controller added or removed): a running
+        // node follows the voter set in the metadata log and reads the list only to find the
+        // quorum at its next start, so the file is written without a restart.
+        if file.path == super::live::SERVER_PROPERTIES
+            && running(Service::Kafka)
+            && let Some(old) = &f.server_properties
+            && super::live::only_next_start_keys(old, &file.content)
+        {
+            out.push(now(Change::File(file.clone())));
+            continue;
+        }
         if file.path == super::live::SERVER_PROPERTIES && p.host.in_kafka {
             let live_config = |kind, set: &[(String, String)], delete: &[String]| {
                 Change::LiveConfig(super::live::LiveConfig {
@@ -315,12 +366,19 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
         }
         stage(&svcs, &mut out, Change::File(file.clone()));
     }
+    let q = inputs.quorum.clone().unwrap_or_default();
     if let Some(id) = &inputs.cluster_id
         && p.host.runs_kafka()
         && f.cluster_id.is_none()
     {
+        let quorum = match (q.dynamic, q.forming && p.host.in_controller) {
+            (false, _) => QuorumInit::Static,
+            (true, true) => QuorumInit::Initial(q.initial.clone()),
+            (true, false) => QuorumInit::Joining,
+        };
         out.push(now(Change::Format {
             cluster_id: id.to_string(),
+            quorum,
         }));
     }
     for (&svc, r) in &f.retired {
@@ -340,6 +398,16 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
                 when: When::WithRestart(svc),
             });
         }
+    }
+    // A controller of a running dynamic quorum that does not vote yet: new (formatted now
+    // to join), or left an observer by an interrupted apply.
+    if q.dynamic
+        && !q.forming
+        && p.host.in_controller
+        && let Some(id) = p.broker_id
+        && (f.cluster_id.is_none() || q.voters.as_ref().is_some_and(|v| !v.contains(&(id as i32))))
+    {
+        out.push(now(Change::AddVoter { id }));
     }
     out
 }
@@ -716,11 +784,13 @@ mod tests {
             &Inputs {
                 cluster_id: Some("AAAAAAAAAAAAAAAAAAAAAA".into()),
                 jdk: None,
+                quorum: None,
             },
         );
         assert!(v.contains(&Planned {
             change: Change::Format {
-                cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into()
+                cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                quorum: QuorumInit::Static,
             },
             when: When::Now
         }));

@@ -19,6 +19,9 @@ pub struct Facts {
     pub broker_id: Option<i64>,
     /// KRaft cluster.id from meta.properties: the host is formatted.
     pub cluster_id: Option<String>,
+    /// directory.id of the first log dir's meta.properties: the KRaft metadata log's
+    /// directory (`metadata.log.dir` is not set), which with the node id names a voter.
+    pub directory_id: Option<String>,
     /// `inter.broker.protocol.version` in the host's current server.properties.
     pub ibp: Option<String>,
     /// The host's current server.properties, when it has one: a changed file is compared
@@ -167,7 +170,7 @@ pub fn script(q: &Query) -> String {
     }
     for m in &q.meta_properties {
         s.push_str(&format!(
-            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p; s/^version=/meta_version /p' {m}\n",
+            "[ -f {m} ] && sed -n 's/^broker.id=/broker_id /p; s/^node.id=/broker_id /p; s/^cluster.id=/cluster_id /p; s/^version=/meta_version /p; s/^directory.id=/directory_id /p' {m}\n",
             m = quote(m)
         ));
     }
@@ -366,6 +369,7 @@ pub fn parse(out: &str) -> Facts {
                 f.server_properties.get_or_insert_with(String::new);
             }
             "meta_version" => f.meta_version = f.meta_version.or(rest.parse().ok()),
+            "directory_id" => f.directory_id = f.directory_id.clone().or(Some(rest.to_string())),
             "pid" => {
                 if let Some((name, pid)) = rest.split_once(' ')
                     && let Ok(pid) = pid.trim().parse()

@@ -137,6 +137,19 @@ impl KeyChange {
     }
 }
 
+/// Keys a running node needs no restart for: read only at startup, and what they point to
+/// the node keeps up with by itself (the quorum's bootstrap list: the voters are in the log).
+const NEXT_START_ONLY: &[&str] = &[super::quorum::BOOTSTRAP_KEY];
+
+/// Whether `old` and `new` differ, and only in [`NEXT_START_ONLY`] keys.
+pub fn only_next_start_keys(old: &str, new: &str) -> bool {
+    let changed = changed_keys(old, new);
+    !changed.is_empty()
+        && changed
+            .iter()
+            .all(|(k, _, _)| NEXT_START_ONLY.contains(&k.as_str()))
+}
+
 /// The keys whose values differ between `old` and `new` (server.properties texts), by name.
 pub fn changed_keys(old: &str, new: &str) -> Vec<(String, Option<String>, Option<String>)> {
     let (old, new) = (
@@ -343,7 +356,13 @@ pub async fn decide_all(
             if !p.host.in_kafka || p.running(Service::Kafka).is_none() || !p.file_differs(new) {
                 return None;
             }
-            let changes = changed_keys(&old, &new.content);
+            let changes: Vec<_> = changed_keys(&old, &new.content)
+                .into_iter()
+                .filter(|(k, _, _)| !NEXT_START_ONLY.contains(&k.as_str()))
+                .collect();
+            if changes.is_empty() {
+                return None;
+            }
             let anyway = restarts_anyway(inv, p);
             let addr = format!("{}:{}", p.host.address, inv.kafka.port);
             Some(async move { (i, decide_one(inv, broker, &addr, &changes, anyway).await) })

@@ -13,7 +13,9 @@ mod nisshi;
 pub mod plan;
 pub mod playbook;
 pub mod preflight;
+pub mod quorum;
 mod retire;
+mod voters;
 
 pub use nisshi::storage_online;
 pub use plan::HostPlan;
@@ -28,7 +30,7 @@ use crate::transport::{HostKeyPolicy, Session};
 use anyhow::{Context, Result, bail};
 use change::{Change, Planned, When};
 use playbook::{Action, Hosts, Step};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -115,12 +117,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         if opts.finalize_upgrade {
             finalize_preflight(inv, &plans)?;
         }
+        let cluster_id = if inv.kafka.kraft {
+            Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
+        } else {
+            None
+        };
+        let quorum = match &cluster_id {
+            Some(id) => Some(quorum_inputs(inv, &plans, id).await?),
+            None => None,
+        };
         let inputs = change::Inputs {
-            cluster_id: if inv.kafka.kraft {
-                Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
-            } else {
-                None
-            },
+            cluster_id,
+            quorum,
             jdk: match inv.jdk.method {
                 crate::inventory::JdkMethod::Tarball => Some(actions::jdk_tarball(inv).await?),
                 _ => None,
@@ -188,10 +196,18 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     for p in &plans {
         summary.changes.insert(p.host.name.clone(), Vec::new());
     }
-    // A retire step is listed only when it has something to retire.
+    // A retire or voters step is listed only when it has something to do.
     let steps: Vec<&Step> = steps
         .iter()
         .filter(|s| applies(inv, s))
+        .filter(|s| {
+            s.action != Action::Voters
+                || plans.iter().any(|p| {
+                    p.changes
+                        .iter()
+                        .any(|c| matches!(c.change, Change::AddVoter { .. }))
+                })
+        })
         .filter(|s| {
             s.action != Action::Retire
                 || plans.iter().any(|p| {
@@ -284,8 +300,10 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     async move {
                         let mut done = Vec::new();
                         for c in todo {
-                            if let Change::Format { cluster_id } = c {
-                                done.extend(actions::format(inv, p, &s, &cluster_id).await?);
+                            if let Change::Format { cluster_id, quorum } = c {
+                                done.extend(
+                                    actions::format(inv, p, &s, &cluster_id, &quorum).await?,
+                                );
                             }
                         }
                         Ok(done)
@@ -301,6 +319,9 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                     rep,
                 };
                 start_step(&ctx, &mut plans, &selected, &step.name, svc, &mut summary).await?;
+            }
+            Action::Voters => {
+                voters::add_step(inv, &mut plans, &selected, rep, &mut summary).await?;
             }
             Action::Retire => {
                 let svc = step.service().unwrap();
@@ -431,6 +452,50 @@ async fn preflight_gate(
     Ok(())
 }
 
+/// The KRaft quorum's inputs to the plan, and the refusals they bring: the quorum's kind
+/// and whether it is being formed from the facts; the voters now from the running quorum
+/// (a dynamic quorum's voters must each be a host of the inventory, so apply can remove it).
+async fn quorum_inputs(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    cluster_id: &str,
+) -> Result<change::QuorumInputs> {
+    let facts: Vec<facts::Facts> = plans.iter().map(|p| p.facts.clone()).collect();
+    let dynamic = quorum::dynamic(inv, &facts);
+    let forming = dynamic && quorum::forming(plans, cluster_id);
+    let mut why = quorum::refusals(inv, plans, dynamic);
+    let voters = if dynamic && !forming {
+        gates::quorum(inv)
+            .await
+            .ok()
+            .map(|q| q.voters.iter().map(|v| v.id).collect::<BTreeSet<i32>>())
+    } else {
+        None
+    };
+    for v in voters.iter().flatten() {
+        if !plans.iter().any(|p| p.facts.broker_id == Some(*v as i64)) {
+            why.push(format!(
+                "controller {v} votes in the KRaft quorum but is on no host of the inventory: keep \
+                 its host in `hosts` (in no group, to remove it from the quorum and stop it) or \
+                 in groups.controller"
+            ));
+        }
+    }
+    if !why.is_empty() {
+        bail!(
+            "refusing to apply: the KRaft controllers cannot become what the inventory asks; \
+             nothing was changed on any host:\n  {}",
+            why.join("\n  ")
+        );
+    }
+    Ok(change::QuorumInputs {
+        dynamic,
+        forming,
+        initial: quorum::initial_controllers(inv, plans, cluster_id),
+        voters,
+    })
+}
+
 fn refusal(e: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("refusing to apply: {e:#}; nothing was changed on any host")
 }
@@ -508,6 +573,7 @@ fn claims(inv: &Inventory, step: &Step, c: &Planned) -> bool {
             l.kind == live::LiveKind::AfterStart && step.service() == Some(Service::Kafka)
         }
         (Action::Format, Change::Format { .. }) => true,
+        (Action::Voters, Change::AddVoter { .. }) => true,
         (Action::Start, Change::Start(svc)) => Some(*svc) == step.service(),
         (Action::Retire, Change::Retire(svc)) => Some(*svc) == step.service(),
         (Action::Start, _) => {
@@ -523,7 +589,8 @@ fn applies(inv: &Inventory, step: &Step) -> bool {
     let zookeeper = (step.service() == Some(Service::ZooKeeper) && step.action != Action::Retire)
         || step.hosts == Some(Hosts::Zookeeper)
         || step.gate == Some(playbook::Gate::ZookeeperQuorum);
-    let kraft = step.action == Action::Format || step.gate == Some(playbook::Gate::KraftQuorum);
+    let kraft = matches!(step.action, Action::Format | Action::Voters)
+        || step.gate == Some(playbook::Gate::KraftQuorum);
     (!zookeeper || !inv.kafka.kraft) && (!kraft || inv.kafka.kraft)
 }
 
@@ -771,6 +838,7 @@ mod tests {
                 .kraft
                 .then(|| "AAAAAAAAAAAAAAAAAAAAAA".to_string()),
             jdk: None,
+            quorum: None,
         };
         let mut n = 0;
         for p in &mut plans {

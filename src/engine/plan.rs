@@ -291,6 +291,7 @@ pub fn plans_from_facts(
             .entry("inter.broker.protocol.version".into())
             .or_insert(v);
     }
+    effective.kafka.dynamic_quorum = super::quorum::dynamic(inv, &all_facts);
     let renderer = Renderer::new(&effective)?;
     let logging = logging_for(inv, &all_facts);
     let mut plans = Vec::new();

@@ -23,6 +23,8 @@ pub enum Action {
     Start,
     /// Stop and disable `service` on hosts the inventory no longer gives it.
     Retire,
+    /// KRaft, dynamic quorum: make new controllers voters once they have caught up.
+    Voters,
     Wait,
     /// Create or grow the topics the inventory declares.
     Topics,
@@ -153,7 +155,7 @@ pub fn load(flavor: Flavor, path: Option<&Path>) -> Result<Vec<Step>> {
             || s.service == Some(ServiceName::Nisshi)
             || s.hosts == Some(Hosts::Storage)
             || s.gate == Some(Gate::BrokersAnswering);
-        let jvm_only = matches!(s.action, Action::Jdk | Action::Format)
+        let jvm_only = matches!(s.action, Action::Jdk | Action::Format | Action::Voters)
             || matches!(s.service, Some(ServiceName::Zookeeper | ServiceName::Kafka))
             || s.hosts == Some(Hosts::Zookeeper)
             || matches!(
@@ -203,6 +205,7 @@ mod tests {
                 (Format, Some(Service::Kafka)),
                 (Retire, Some(Service::Kafka)),
                 (Start, Some(Service::Kafka)),
+                (Voters, None),
                 (Wait, None),
                 (Wait, None),
                 (Topics, None),
@@ -210,8 +213,8 @@ mod tests {
             ]
         );
         assert_eq!(steps[6].gate, Some(Gate::ZookeeperQuorum));
-        assert_eq!(steps[12].gate, Some(Gate::KraftQuorum));
-        assert_eq!(steps[13].gate, Some(Gate::BrokersRegistered));
+        assert_eq!(steps[13].gate, Some(Gate::KraftQuorum));
+        assert_eq!(steps[14].gate, Some(Gate::BrokersRegistered));
     }
 
     #[test]

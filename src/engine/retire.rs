@@ -43,25 +43,62 @@ pub async fn refusals(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
         return why;
     }
     let metadata = gates::metadata(inv).await;
+    let dynamic = dynamic_quorum(inv, plans);
+    let controllers = brokers.iter().any(|p| is_controller(p));
+    let quorum = if dynamic && controllers {
+        Some(gates::quorum(inv).await)
+    } else {
+        None
+    };
     for p in brokers {
         let r = &p.facts.retired[&Service::Kafka];
         let id = p.facts.broker_id.map(|i| i as i32);
         let drain = drain_cmd(inv, &p.host.name);
-        let verdict = match (&metadata, id) {
+        let roles = r.roles.as_deref();
+        let mut verdict = match (&metadata, id) {
             (Ok(m), _) => {
-                roller::can_retire_broker(m.topics.as_slice(), id, r.roles.as_deref(), &drain)
+                roller::can_retire_broker(m.topics.as_slice(), id, roles, dynamic, &drain)
             }
             // A broker that never had an id holds nothing: only its roles matter.
-            (Err(_), None) => roller::can_retire_broker(&[], None, r.roles.as_deref(), &drain),
+            (Err(_), None) => roller::can_retire_broker(&[], None, roles, dynamic, &drain),
             (Err(e), Some(_)) => Err(format!(
                 "cannot read the cluster's state to judge it: {e:#}"
             )),
         };
+        // A voter of a dynamic quorum leaves it first, keeping a majority.
+        if verdict.is_ok()
+            && is_controller(p)
+            && let (Some(q), Some(id)) = (&quorum, id)
+        {
+            verdict = match q {
+                Ok(q) if q.voter(id).is_none() => Ok(()),
+                Ok(q) => q.can_remove_voter(id, gates::FETCH_TIMEOUT_MS),
+                Err(e) => Err(format!("cannot read the KRaft quorum to judge it: {e:#}")),
+            };
+        }
         if let Err(e) = verdict {
             why.push(format!("kafka on {} cannot retire: {e}", p.host.name));
         }
     }
     why
+}
+
+fn dynamic_quorum(inv: &Inventory, plans: &[HostPlan]) -> bool {
+    let facts: Vec<_> = plans.iter().map(|p| p.facts.clone()).collect();
+    super::quorum::dynamic(inv, &facts)
+}
+
+/// The retiring Kafka on `p`'s host last ran a KRaft controller.
+fn is_controller(p: &HostPlan) -> bool {
+    has_role(p, "controller")
+}
+
+fn has_role(p: &HostPlan, role: &str) -> bool {
+    p.facts
+        .retired
+        .get(&Service::Kafka)
+        .and_then(|r| r.roles.as_deref())
+        .is_some_and(|r| r.split(',').any(|x| x.trim() == role))
 }
 
 /// For the dry run of `apply --delete-data`: what it deletes.
@@ -126,20 +163,56 @@ pub async fn step(
                     let r = &plans[i].facts.retired[&svc];
                     let id = plans[i].facts.broker_id.map(|i| i as i32);
                     let drain = drain_cmd(inv, &name);
-                    if let Err(e) =
-                        roller::can_retire_broker(&m.topics, id, r.roles.as_deref(), &drain)
-                    {
+                    let dynamic = dynamic_quorum(inv, plans);
+                    if let Err(e) = roller::can_retire_broker(
+                        &m.topics,
+                        id,
+                        r.roles.as_deref(),
+                        dynamic,
+                        &drain,
+                    ) {
                         bail!("{name}: refusing to retire kafka: {e}");
                     }
                 }
             }
         }
+        // A voter leaves a dynamic quorum before it stops on Kafka 4.0+ (pre-vote, KIP-996,
+        // keeps a removed voter from disturbing the quorum); before, Kafka's guide stops it
+        // first.
+        let voter =
+            (svc == Service::Kafka && is_controller(&plans[i]) && dynamic_quorum(inv, plans))
+                .then(|| plans[i].facts.broker_id.map(|id| id as i32))
+                .flatten();
+        let first = crate::versions::parse(&inv.kafka.version) >= (4, 0, 0);
+        let mut left = None;
+        if let Some(id) = voter
+            && first
+        {
+            left = super::voters::remove(inv, &plans[i], id, rep)
+                .await
+                .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
+        }
         let s = &sessions[&name];
+        let broker = !is_controller(&plans[i]) || has_role(&plans[i], "broker");
         let p = &mut plans[i];
         p.take(|c| c.change == Change::Retire(svc));
-        let done = retire(inv, p, s, svc, delete_data && svc == Service::Kafka)
+        let mut done = retire(inv, p, s, svc, broker, delete_data && svc == Service::Kafka)
             .await
             .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
+        if let Some(id) = voter
+            && !first
+        {
+            left = super::voters::remove(inv, &plans[i], id, rep)
+                .await
+                .map_err(|e| e.context(format!("{name}: retiring {svc}")))?;
+        }
+        if let Some(l) = left {
+            done = if first {
+                format!("{l}, then {done}")
+            } else {
+                format!("{done}, then {l}")
+            };
+        }
         rep.host_done(&name, &done);
         summary.changes.get_mut(&name).unwrap().push(done);
     }
@@ -203,6 +276,7 @@ async fn retire(
     p: &mut HostPlan,
     s: &Session,
     svc: Service,
+    broker: bool,
     delete_data: bool,
 ) -> Result<String> {
     let def = ServiceDef::new(svc, inv, &p.host);
@@ -229,6 +303,7 @@ async fn retire(
     // A stopped KRaft broker stays registered (fenced) until told otherwise.
     if svc == Service::Kafka
         && inv.kafka.kraft
+        && broker
         && let Some(id) = p.facts.broker_id
     {
         let mut c = kafka::connect_any(&gates::bootstrap(inv), gates::PROBE_TIMEOUT).await?;

@@ -198,6 +198,11 @@ pub struct KafkaConfig {
     pub scala_version: String,
     /// KRaft mode (group `controller` is not empty) rather than ZooKeeper mode.
     pub kraft: bool,
+    /// KRaft with a dynamic controller quorum (KIP-853: `controller.quorum.bootstrap.servers`,
+    /// voters changed with AddRaftVoter/RemoveRaftVoter). Not an inventory key: a new cluster
+    /// gets one on Kafka 3.9+, and an existing cluster keeps what its hosts run (set by the
+    /// plan from the facts).
+    pub dynamic_quorum: bool,
     pub port: u16,
     pub controller_port: u16,
     pub cluster_id: Option<String>,

@@ -682,7 +682,7 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
             v.value.clone()
         }
     };
-    KafkaConfig {
+    let mut cfg = KafkaConfig {
         version: k
             .version
             .as_ref()
@@ -718,7 +718,11 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
         log_segment_bytes: k.log_segment_bytes.unwrap_or(1_073_741_824),
         limits: Limits::default(),
         properties: props(d, &k.properties, KAFKA_MANAGED, "kafka"),
-    }
+        dynamic_quorum: false,
+    };
+    // KIP-853: formatting with a dynamic quorum came with Kafka 3.9.
+    cfg.dynamic_quorum = kraft && crate::versions::parse(&cfg.version) >= (3, 9, 0);
+    cfg
 }
 
 fn topics(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, brokers: i64) -> Vec<TopicSpec> {
@@ -1235,6 +1239,7 @@ const KAFKA_MANAGED: &[(&str, &str)] = &[
         "kafka.port and the hosts' addresses",
     ),
     ("controller.quorum.voters", "groups.controller"),
+    ("controller.quorum.bootstrap.servers", "groups.controller"),
     ("controller.listener.names", "groups.controller"),
     ("inter.broker.listener.name", "kafka.port"),
     (

@@ -311,18 +311,24 @@ pub fn can_roll_zookeeper(
 
 /// May the broker of a host that left `groups.kafka` stop for good? Not while it holds a
 /// replica (stopping it would leave those partitions under-replicated for ever), and not a
-/// KRaft controller (a static quorum cannot lose a voter). `broker`: its id on disk, if it
-/// was ever formatted; `roles`: its last `process.roles`; `drain`: the command that empties it.
+/// controller of a static KRaft quorum (its voters are fixed). A dynamic quorum's controller
+/// leaves the voters first (`QuorumInfo::can_remove_voter` decides). `broker`: its id on
+/// disk, if it was ever formatted; `roles`: its last `process.roles`; `dynamic`: the quorum is
+/// dynamic; `drain`: the command that empties it.
 pub fn can_retire_broker(
     topics: &[TopicInfo],
     broker: Option<i32>,
     roles: Option<&str>,
+    dynamic: bool,
     drain: &str,
 ) -> Result<(), String> {
-    if let Some(r) = roles.filter(|r| r.split(',').any(|x| x.trim() == "controller")) {
+    if let Some(r) = roles.filter(|r| r.split(',').any(|x| x.trim() == "controller"))
+        && !dynamic
+    {
         return Err(format!(
-            "it is a KRaft controller (process.roles={r}): a static controller quorum cannot \
-             lose a voter; keep the host in groups.controller"
+            "it is a KRaft controller (process.roles={r}) of a static quorum \
+             (controller.quorum.voters), whose voters cannot change; keep the host in \
+             groups.controller"
         ));
     }
     let Some(id) = broker else { return Ok(()) };
@@ -408,12 +414,13 @@ mod tests {
     }
 
     #[test]
-    fn a_broker_leaves_only_empty_and_never_a_controller() {
+    fn a_broker_leaves_only_empty_and_a_controller_only_a_dynamic_quorum() {
         let v = healthy();
         let why = can_retire_broker(
             &v.metadata.topics,
             Some(2),
             None,
+            false,
             "clusterctl drain inv.yaml n2",
         )
         .unwrap_err();
@@ -423,21 +430,45 @@ mod tests {
         );
         assert!(why.contains("with `clusterctl drain inv.yaml n2`"), "{why}");
         assert_eq!(
-            can_retire_broker(&v.metadata.topics, Some(4), None, ""),
+            can_retire_broker(&v.metadata.topics, Some(4), None, false, ""),
             Ok(())
         );
         // Never formatted: it cannot hold anything.
         assert_eq!(
-            can_retire_broker(&v.metadata.topics, None, Some(""), ""),
+            can_retire_broker(&v.metadata.topics, None, Some(""), false, ""),
             Ok(())
         );
         assert_eq!(
-            can_retire_broker(&v.metadata.topics, Some(4), Some("broker"), ""),
+            can_retire_broker(&v.metadata.topics, Some(4), Some("broker"), false, ""),
             Ok(())
         );
-        let why = can_retire_broker(&v.metadata.topics, Some(4), Some("broker,controller"), "")
-            .unwrap_err();
-        assert!(why.contains("KRaft controller"), "{why}");
+        let why = can_retire_broker(
+            &v.metadata.topics,
+            Some(4),
+            Some("broker,controller"),
+            false,
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            why.contains("KRaft controller") && why.contains("static"),
+            "{why}"
+        );
+        // A dynamic quorum's controller may go (once it has left the voters); a combined one
+        // still only once it holds no replica.
+        assert_eq!(
+            can_retire_broker(&v.metadata.topics, Some(3001), Some("controller"), true, ""),
+            Ok(())
+        );
+        let why = can_retire_broker(
+            &v.metadata.topics,
+            Some(2),
+            Some("broker,controller"),
+            true,
+            "",
+        )
+        .unwrap_err();
+        assert!(why.contains("still holds replicas"), "{why}");
     }
 
     #[test]

@@ -324,6 +324,12 @@ impl Renderer {
                 roles => roles.join(","),
                 broker => host.in_kafka,
                 voters => voters.join(","),
+                dynamic_quorum => k.dynamic_quorum,
+                bootstrap_servers => inv
+                    .controller_hosts()
+                    .map(|h| format!("{}:{}", h.address, k.controller_port))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 listeners => listeners.join(","),
                 host => context!{ name => host.name, address => host.address, rack => host.rack },
                 kafka => context!{

@@ -402,10 +402,28 @@ fn kraft_combined_nodes() {
     let p = props(&f["/etc/kafka/server.properties"].content);
     assert_eq!(p["process.roles"], "broker,controller");
     assert_eq!(p["node.id"], "2");
+    // A new cluster on Kafka 3.9+ gets a dynamic quorum (KIP-853): the controllers to ask,
+    // not the voters, which live in the metadata log.
     assert_eq!(
-        p["controller.quorum.voters"],
+        p["controller.quorum.bootstrap.servers"],
+        "10.0.0.1:9093,10.0.0.2:9093,10.0.0.3:9093"
+    );
+    assert!(!p.contains_key("controller.quorum.voters"));
+    // One that runs a static quorum (or a Kafka before 3.9) keeps the voters.
+    let mut stat = inv.clone();
+    stat.kafka.dynamic_quorum = false;
+    let s = props(&files(&stat, &ids, 1, InitSystem::SysV)["/etc/kafka/server.properties"].content);
+    assert_eq!(
+        s["controller.quorum.voters"],
         "1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093"
     );
+    assert!(!s.contains_key("controller.quorum.bootstrap.servers"));
+    let (old, _) = setup(
+        &KRAFT
+            .replace("4.4.0", "3.8.1")
+            .replace("  c1: { address: 10.0.0.11 }\n", ""),
+    );
+    assert!(!old.kafka.dynamic_quorum, "3.8 has no dynamic quorum");
     assert_eq!(
         p["listeners"],
         "PLAINTEXT://10.0.0.2:9092,CONTROLLER://10.0.0.2:9093"
@@ -438,7 +456,7 @@ fn kraft_dedicated_controllers_get_disjoint_ids() {
     let p = props(&b["/etc/kafka/server.properties"].content);
     assert_eq!(p["process.roles"], "broker");
     assert_eq!(p["node.id"], "1");
-    assert_eq!(p["controller.quorum.voters"], "3001@10.0.0.11:9093");
+    assert_eq!(p["controller.quorum.bootstrap.servers"], "10.0.0.11:9093");
     assert_eq!(p["listeners"], "PLAINTEXT://10.0.0.1:9092");
 }
 

@@ -5,11 +5,24 @@
 //! be removed.
 
 use anyhow::{Context, Result};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, DescribeQuorumRequest, describe_quorum_request, describe_quorum_response,
+    AddRaftVoterRequest, AddRaftVoterResponse, ApiKey, DescribeQuorumRequest,
+    RemoveRaftVoterRequest, RemoveRaftVoterResponse, add_raft_voter_request,
+    describe_quorum_request, describe_quorum_response,
 };
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
-use super::{KafkaClient, topic_name};
+use super::{Call, KafkaClient, topic_name};
+
+calls! {
+    AddRaftVoterRequest => AddRaftVoterResponse, AddRaftVoter;
+    RemoveRaftVoterRequest => RemoveRaftVoterResponse, RemoveRaftVoter;
+}
+
+/// How long the quorum leader may take to commit a voter change before answering.
+const VOTER_CHANGE_TIMEOUT_MS: i32 = 30_000;
 
 /// The KRaft metadata log; DescribeQuorum asks about its partition 0.
 const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
@@ -27,6 +40,9 @@ pub struct ReplicaState {
     /// up to; the leader reports the current time for itself. `None` when
     /// unknown and from DescribeQuorum v0.
     pub last_caught_up_ms: Option<i64>,
+    /// The id of the replica's metadata log directory (DescribeQuorum v2+, KIP-853): with
+    /// the node id it names a voter. `None` when unknown.
+    pub directory_id: Option<Uuid>,
 }
 
 /// The KRaft controller quorum, from DescribeQuorum on `__cluster_metadata`
@@ -190,6 +206,92 @@ impl QuorumInfo {
     }
 }
 
+impl QuorumInfo {
+    pub fn observer(&self, id: i32) -> Option<&ReplicaState> {
+        self.observers.iter().find(|o| o.id == id)
+    }
+
+    /// May controller `id`, now following the log as an observer, become a voter (KIP-853
+    /// AddRaftVoter)? The leader must be known, `id` must have caught up (same rule as a
+    /// voter's), and the voters caught up with it must be a majority of the set with it, so
+    /// that the change commits and the quorum keeps a majority throughout. `Err` says why not.
+    pub fn can_add_voter(&self, id: i32, fetch_timeout_ms: i64) -> Result<(), String> {
+        if self.leader_id < 0 {
+            return Err("the quorum has no leader".into());
+        }
+        if self.voter(id).is_some() {
+            return Err(format!("controller {id} is a voter already"));
+        }
+        let Some(o) = self.observer(id) else {
+            return Err(format!(
+                "controller {id} does not follow the metadata log yet (not among the observers {:?})",
+                self.observers.iter().map(|o| o.id).collect::<Vec<_>>()
+            ));
+        };
+        if o.directory_id.is_none() {
+            return Err(format!(
+                "the leader does not report controller {id}'s directory id (a Kafka before 3.9?)"
+            ));
+        }
+        if !self.is_caught_up(o, fetch_timeout_ms) {
+            return Err(format!(
+                "controller {id} has not caught up: {}",
+                self.lag(o)
+            ));
+        }
+        let caught_up = self
+            .voters
+            .iter()
+            .filter(|v| self.is_caught_up(v, fetch_timeout_ms))
+            .count();
+        let new_size = self.voters.len() + 1;
+        if caught_up + 1 < new_size / 2 + 1 {
+            return Err(format!(
+                "only {caught_up} of the {} voters {:?} have caught up: with controller {id}, \
+                 {} of {new_size} are needed",
+                self.voters.len(),
+                self.voter_ids(),
+                new_size / 2 + 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// May voter `id` leave the quorum (KIP-853 RemoveRaftVoter)? The leader must be known,
+    /// `id` must not be the last voter, and the other voters caught up must be a majority of
+    /// the set without it. `Err` says why not.
+    pub fn can_remove_voter(&self, id: i32, fetch_timeout_ms: i64) -> Result<(), String> {
+        if self.leader_id < 0 {
+            return Err("the quorum has no leader".into());
+        }
+        if self.voter(id).is_none() {
+            return Err(format!(
+                "controller {id} is not a voter (voters: {:?})",
+                self.voter_ids()
+            ));
+        }
+        let rest = self.voters.len() - 1;
+        if rest == 0 {
+            return Err(format!("controller {id} is the only voter"));
+        }
+        let caught_up: Vec<i32> = self
+            .voters
+            .iter()
+            .filter(|v| v.id != id && self.is_caught_up(v, fetch_timeout_ms))
+            .map(|v| v.id)
+            .collect();
+        if caught_up.len() < rest / 2 + 1 {
+            return Err(format!(
+                "without controller {id}, {} of the {rest} voters that stay have caught up \
+                 ({caught_up:?}), {} needed",
+                caught_up.len(),
+                rest / 2 + 1
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn replica_state(r: &describe_quorum_response::ReplicaState) -> ReplicaState {
     let known = |t: i64| (t >= 0).then_some(t);
     ReplicaState {
@@ -197,6 +299,7 @@ fn replica_state(r: &describe_quorum_response::ReplicaState) -> ReplicaState {
         log_end_offset: r.log_end_offset,
         last_fetch_ms: known(r.last_fetch_timestamp),
         last_caught_up_ms: known(r.last_caught_up_timestamp),
+        directory_id: (!r.replica_directory_id.is_nil()).then_some(r.replica_directory_id),
     }
 }
 
@@ -251,6 +354,75 @@ impl KafkaClient {
         }
         Ok(to_quorum_info(partition))
     }
+
+    /// Makes controller `id` (an observer of the metadata log, formatted with
+    /// `--no-initial-controllers`) a voter, reachable at `host:port` on `listener`. Kafka
+    /// answers once the new voter set is committed. Already a voter with this directory: Ok.
+    pub async fn add_raft_voter(
+        &mut self,
+        cluster_id: &str,
+        id: i32,
+        directory_id: Uuid,
+        listener: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<()> {
+        let req = AddRaftVoterRequest::default()
+            .with_cluster_id(Some(StrBytes::from_string(cluster_id.to_string())))
+            .with_timeout_ms(VOTER_CHANGE_TIMEOUT_MS)
+            .with_voter_id(id)
+            .with_voter_directory_id(directory_id)
+            .with_listeners(vec![
+                add_raft_voter_request::Listener::default()
+                    .with_name(StrBytes::from_string(listener.to_string()))
+                    .with_host(StrBytes::from_string(host.to_string()))
+                    .with_port(port),
+            ]);
+        let timeout = self.timeout.max(std::time::Duration::from_millis(
+            VOTER_CHANGE_TIMEOUT_MS as u64 + 5_000,
+        ));
+        let resp = self.call(&req, timeout).await?;
+        match ResponseError::try_from_code(resp.error_code) {
+            None | Some(ResponseError::DuplicateVoter) => Ok(()),
+            Some(_) => Err(self
+                .api_error(
+                    ApiKey::AddRaftVoter,
+                    &format!("controller {id}"),
+                    resp.error_code,
+                    resp.error_message.as_ref(),
+                )
+                .into()),
+        }
+    }
+
+    /// Removes voter `id` (with its metadata directory `directory_id`) from the quorum. Kafka
+    /// answers once the new voter set is committed. Not a voter any more: Ok.
+    pub async fn remove_raft_voter(
+        &mut self,
+        cluster_id: &str,
+        id: i32,
+        directory_id: Uuid,
+    ) -> Result<()> {
+        let req = RemoveRaftVoterRequest::default()
+            .with_cluster_id(Some(StrBytes::from_string(cluster_id.to_string())))
+            .with_voter_id(id)
+            .with_voter_directory_id(directory_id);
+        let timeout = self.timeout.max(std::time::Duration::from_millis(
+            VOTER_CHANGE_TIMEOUT_MS as u64 + 5_000,
+        ));
+        let resp = self.call(&req, timeout).await?;
+        match ResponseError::try_from_code(resp.error_code) {
+            None | Some(ResponseError::VoterNotFound) => Ok(()),
+            Some(_) => Err(self
+                .api_error(
+                    ApiKey::RemoveRaftVoter,
+                    &format!("controller {id}"),
+                    resp.error_code,
+                    resp.error_message.as_ref(),
+                )
+                .into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +441,7 @@ mod tests {
             log_end_offset: 100,
             last_fetch_ms: behind_ms.map(|b| NOW - b),
             last_caught_up_ms: behind_ms.map(|b| NOW - b),
+            directory_id: None,
         }
     }
 
@@ -280,6 +453,96 @@ mod tests {
             voters,
             observers: vec![voter(4, Some(0))],
         }
+    }
+
+    fn with_dir(mut r: ReplicaState) -> ReplicaState {
+        r.directory_id = Some(Uuid::from_u128(r.id as u128 + 1000));
+        r
+    }
+
+    #[test]
+    fn a_controller_joins_once_caught_up_with_a_majority_of_the_new_set() {
+        let all = || vec![voter(1, Some(0)), voter(2, Some(10)), voter(3, Some(10))];
+        let mut q = quorum(1, all());
+        q.observers = vec![with_dir(voter(3001, Some(100)))];
+        assert_eq!(q.can_add_voter(3001, FETCH_TIMEOUT_MS), Ok(()));
+        // Behind, unknown, already voting, no leader, no directory id: not yet, and why.
+        q.observers = vec![with_dir(voter(3001, Some(5000)))];
+        let why = q.can_add_voter(3001, FETCH_TIMEOUT_MS).unwrap_err();
+        assert!(
+            why.contains("has not caught up") && why.contains("5000 ms behind"),
+            "{why}"
+        );
+        let why = q.can_add_voter(3002, FETCH_TIMEOUT_MS).unwrap_err();
+        assert!(why.contains("does not follow the metadata log"), "{why}");
+        assert!(
+            q.can_add_voter(2, FETCH_TIMEOUT_MS)
+                .unwrap_err()
+                .contains("a voter already")
+        );
+        q.observers = vec![voter(3001, Some(0))];
+        let why = q.can_add_voter(3001, FETCH_TIMEOUT_MS).unwrap_err();
+        assert!(why.contains("directory id"), "{why}");
+        let mut leaderless = quorum(-1, all());
+        leaderless.observers = vec![with_dir(voter(3001, Some(0)))];
+        assert!(leaderless.can_add_voter(3001, FETCH_TIMEOUT_MS).is_err());
+        // 3 voters, 2 down: with the newcomer 2 of 4 are caught up, 3 are needed.
+        let mut q = quorum(
+            1,
+            vec![voter(1, Some(0)), voter(2, None), voter(3, Some(9000))],
+        );
+        q.observers = vec![with_dir(voter(3001, Some(0)))];
+        let why = q.can_add_voter(3001, FETCH_TIMEOUT_MS).unwrap_err();
+        assert!(
+            why.contains("only 1 of the 3 voters") && why.contains("3 of 4"),
+            "{why}"
+        );
+        // One of 3 down: 3 of 4 with the newcomer (how a dead controller is replaced).
+        let mut q = quorum(
+            1,
+            vec![voter(1, Some(0)), voter(2, Some(0)), voter(3, None)],
+        );
+        q.observers = vec![with_dir(voter(3001, Some(0)))];
+        assert_eq!(q.can_add_voter(3001, FETCH_TIMEOUT_MS), Ok(()));
+    }
+
+    #[test]
+    fn a_voter_leaves_only_while_the_rest_keep_a_majority() {
+        let four = vec![
+            voter(1, Some(0)),
+            voter(2, Some(10)),
+            voter(3, Some(10)),
+            voter(3001, Some(10)),
+        ];
+        let q = quorum(1, four.clone());
+        assert_eq!(q.can_remove_voter(3001, FETCH_TIMEOUT_MS), Ok(()));
+        // The leader may leave too: Kafka hands over once the change is committed.
+        assert_eq!(q.can_remove_voter(1, FETCH_TIMEOUT_MS), Ok(()));
+        assert!(
+            q.can_remove_voter(7, FETCH_TIMEOUT_MS)
+                .unwrap_err()
+                .contains("not a voter")
+        );
+        // Two of the three that stay are behind: 1 of 3 is no majority.
+        let mut behind = four;
+        behind[1] = voter(2, None);
+        behind[2] = voter(3, Some(9000));
+        let why = quorum(1, behind)
+            .can_remove_voter(3001, FETCH_TIMEOUT_MS)
+            .unwrap_err();
+        assert!(
+            why.contains("1 of the 3 voters that stay") && why.contains("2 needed"),
+            "{why}"
+        );
+        let why = quorum(1, vec![voter(1, Some(0))])
+            .can_remove_voter(1, FETCH_TIMEOUT_MS)
+            .unwrap_err();
+        assert!(why.contains("only voter"), "{why}");
+        assert!(
+            quorum(-1, vec![voter(1, Some(0)), voter(2, Some(0))])
+                .can_remove_voter(2, FETCH_TIMEOUT_MS)
+                .is_err()
+        );
     }
 
     #[test]
@@ -444,12 +707,14 @@ mod tests {
                     log_end_offset: 42,
                     last_fetch_ms: None,
                     last_caught_up_ms: Some(NOW),
+                    directory_id: None,
                 },
                 ReplicaState {
                     id: 3002,
                     log_end_offset: -1,
                     last_fetch_ms: None,
                     last_caught_up_ms: None,
+                    directory_id: None,
                 },
             ]
         );
