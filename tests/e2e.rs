@@ -2538,6 +2538,22 @@ fn three_node_kraft_cluster() {
     );
     let meta = kcat(&["-b", bootstrap, "-L"], None);
     assert!(String::from_utf8_lossy(&meta.stdout).contains(" 3 brokers:"));
+    // A formatted combined node does not drop its controller role by an edit of the groups:
+    // refused, read from its own server.properties, before any host is touched.
+    let before = snapshots(lab_dir, nodes, &["kafka"]);
+    let edited = std::fs::read_to_string(inventory).unwrap();
+    std::fs::write(
+        inventory,
+        edited.replace("  controller: [n1, n2, n3]", "  controller: [n1, n2]"),
+    )
+    .unwrap();
+    assert_apply_refuses(
+        inv,
+        m,
+        &["n3 is formatted as process.roles=broker,controller, and the inventory makes it broker"],
+    );
+    assert_eq!(snapshots(lab_dir, nodes, &["kafka"]), before);
+    std::fs::write(inventory, &edited).unwrap();
 
     // status agrees, and names the same active controller.
     let js = clusterctl(&["status", inv, "-o", "json"], m);
