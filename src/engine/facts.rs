@@ -22,6 +22,9 @@ pub struct Facts {
     /// directory.id of the first log dir's meta.properties: the KRaft metadata log's
     /// directory (`metadata.log.dir` is not set), which with the node id names a voter.
     pub directory_id: Option<String>,
+    /// KRaft: the cluster's finalized `kraft.version` as a broker reported it (0: a static
+    /// quorum, 1: dynamic), the same on every host's facts; `None` when no broker answered.
+    pub cluster_kraft_version: Option<i16>,
     /// `inter.broker.protocol.version` in the host's current server.properties.
     pub ibp: Option<String>,
     /// The host's current server.properties, when it has one: a changed file is compared

@@ -141,13 +141,22 @@ impl KeyChange {
 /// the node keeps up with by itself (the quorum's bootstrap list: the voters are in the log).
 const NEXT_START_ONLY: &[&str] = &[super::quorum::BOOTSTRAP_KEY];
 
-/// Whether `old` and `new` differ, and only in [`NEXT_START_ONLY`] keys.
+/// Whether `old` and `new` differ, and only in [`NEXT_START_ONLY`] keys; or, once a static
+/// quorum has become dynamic (kraft.version 1, so `new` names the bootstrap list), also in
+/// the voters line it drops: the voters are in the log by then.
 pub fn only_next_start_keys(old: &str, new: &str) -> bool {
+    use super::quorum::{BOOTSTRAP_KEY, VOTERS_KEY};
     let changed = changed_keys(old, new);
-    !changed.is_empty()
+    let dynamic_now = changed
+        .iter()
+        .any(|(k, _, new)| k == BOOTSTRAP_KEY && new.is_some())
         && changed
             .iter()
-            .all(|(k, _, _)| NEXT_START_ONLY.contains(&k.as_str()))
+            .any(|(k, _, new)| k == VOTERS_KEY && new.is_none());
+    !changed.is_empty()
+        && changed.iter().all(|(k, _, _)| {
+            NEXT_START_ONLY.contains(&k.as_str()) || (dynamic_now && k == VOTERS_KEY)
+        })
 }
 
 /// The keys whose values differ between `old` and `new` (server.properties texts), by name.
@@ -356,13 +365,13 @@ pub async fn decide_all(
             if !p.host.in_kafka || p.running(Service::Kafka).is_none() || !p.file_differs(new) {
                 return None;
             }
+            if only_next_start_keys(&old, &new.content) {
+                return None;
+            }
             let changes: Vec<_> = changed_keys(&old, &new.content)
                 .into_iter()
                 .filter(|(k, _, _)| !NEXT_START_ONLY.contains(&k.as_str()))
                 .collect();
-            if changes.is_empty() {
-                return None;
-            }
             let anyway = restarts_anyway(inv, p);
             let addr = format!("{}:{}", p.host.address, inv.kafka.port);
             Some(async move { (i, decide_one(inv, broker, &addr, &changes, anyway).await) })

@@ -697,23 +697,55 @@ async fn finalize_kraft(
     let p = plans.iter().find(|p| p.host.in_kafka).unwrap();
     let def = crate::render::ServiceDef::new(Service::Kafka, inv, &p.host);
     let release = major_minor(&inv.kafka.version);
+    // `upgrade --release-version` also raises kraft.version, turning a static quorum dynamic
+    // for good while every node's file still names the voters (KAFKA-21426): a static
+    // quorum's features are raised one by one, all but kraft.version (Kafka 4.0+, whose
+    // FeatureCommand has `version-mapping`; 3.9 cannot raise kraft.version).
+    let keep_static = p.facts.cluster_kraft_version.unwrap_or(0) == 0
+        && crate::versions::parse(&inv.kafka.version) >= (4, 0, 0);
+    let bootstrap = format!("{}:{}", p.host.address, inv.kafka.port);
+    let upgrade = features_upgrade_cmd(&release, &bootstrap, keep_static);
     let cmd = format!(
-        "set -a; . {env}; set +a; \"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx128m \
-         -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/tmp \
-         -cp \"$CLASSPATH\" org.apache.kafka.tools.FeatureCommand \
-         --bootstrap-server {bootstrap} upgrade --release-version {release}",
+        "set -a; . {env}; set +a; {upgrade}",
         env = crate::transport::quote(&def.env_file),
-        bootstrap = crate::transport::quote(&format!("{}:{}", p.host.address, inv.kafka.port)),
-        release = crate::transport::quote(&release),
     );
     let out = sessions[&p.host.name]
         .exec_ok(&cmd)
         .await
         .context("finalizing the upgrade (kafka-features upgrade)")?;
     Ok(format!(
-        "metadata.version raised to release {release}: {}",
+        "metadata.version raised to release {release}{}: {}",
+        if keep_static {
+            " (kraft.version kept at 0: the quorum stays static)"
+        } else {
+            ""
+        },
         out.stdout.trim()
     ))
+}
+
+/// The FeatureCommand line that finalizes an upgrade to `release`; `keep_static`: every
+/// feature at the release's level but kraft.version.
+fn features_upgrade_cmd(release: &str, bootstrap: &str, keep_static: bool) -> String {
+    let tool = "\"${JAVA_HOME:+$JAVA_HOME/bin/}java\" -Xmx128m \
+         -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/tmp \
+         -cp \"$CLASSPATH\" org.apache.kafka.tools.FeatureCommand";
+    let bootstrap = crate::transport::quote(bootstrap);
+    if keep_static {
+        format!(
+            "set -e; m=$({tool} version-mapping --release-version {r}); \
+             f=$(printf '%s\\n' \"$m\" | sed -n 's/^\\([a-z.]*\\)=\\([0-9]*\\).*/--feature \\1=\\2/p' \
+             | grep -v '^--feature kraft.version='); \
+             [ -n \"$f\" ] || {{ echo \"no feature levels in: $m\" >&2; exit 1; }}; \
+             {tool} --bootstrap-server {bootstrap} upgrade $f",
+            r = crate::transport::quote(release),
+        )
+    } else {
+        format!(
+            "{tool} --bootstrap-server {bootstrap} upgrade --release-version {}",
+            crate::transport::quote(release)
+        )
+    }
 }
 
 /// Returns (only) when a service process that should run on some host is gone, with the
@@ -857,6 +889,35 @@ mod tests {
             assert!(left.is_empty(), "{}: no step makes {left:#?}", p.host.name);
         }
         (n, kinds)
+    }
+
+    #[test]
+    fn a_static_quorum_keeps_kraft_version_when_an_upgrade_is_finalized() {
+        // A stand-in for java that prints Kafka 4.4's version mapping and echoes an upgrade.
+        let java = "java() { case \"$*\" in *version-mapping*) printf 'metadata.version=33 (4.4)\\nkraft.version=1\\ngroup.version=1\\n' ;; *) echo \"$*\" | sed 's/.*FeatureCommand //' ;; esac; }; JAVA_HOME=";
+        let run = |keep| {
+            let cmd = features_upgrade_cmd("4.4", "10.0.0.1:9092", keep)
+                .replace("\"${JAVA_HOME:+$JAVA_HOME/bin/}java\"", "java");
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{java}\n{cmd}"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        assert_eq!(
+            run(true),
+            "--bootstrap-server 10.0.0.1:9092 upgrade --feature metadata.version=33 --feature group.version=1"
+        );
+        assert_eq!(
+            run(false),
+            "--bootstrap-server 10.0.0.1:9092 upgrade --release-version 4.4"
+        );
     }
 
     #[test]

@@ -253,6 +253,26 @@ pub async fn plan_all_with(
     for r in gathered {
         all_facts.push(r?);
     }
+    // What the running cluster says of its quorum outranks the files: a static quorum may
+    // have been upgraded to a dynamic one (Kafka 4.1+, kraft.version 1).
+    if inv.kafka.kraft
+        && inv.flavor == Flavor::Jvm
+        && all_facts
+            .iter()
+            .any(|f| f.cluster_id.is_some() && f.pids.contains_key(&Service::Kafka))
+        && let Ok(c) = crate::health::kafka::connect_any(
+            &super::gates::bootstrap(inv),
+            super::gates::PROBE_TIMEOUT,
+        )
+        .await
+    {
+        let level = c
+            .finalized_feature(super::quorum::KRAFT_VERSION)
+            .unwrap_or(0);
+        for f in &mut all_facts {
+            f.cluster_kraft_version = Some(level);
+        }
+    }
     plans_from_facts(inv, all_facts, finalize)
 }
 

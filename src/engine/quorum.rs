@@ -14,9 +14,20 @@ use std::collections::BTreeSet;
 pub const BOOTSTRAP_KEY: &str = "controller.quorum.bootstrap.servers";
 pub const VOTERS_KEY: &str = "controller.quorum.voters";
 
-/// What a formatted KRaft host's server.properties says: `Some(true)` a dynamic quorum,
-/// `Some(false)` a static one, `None` when no formatted host has a file that says.
-pub fn on_hosts<'a>(facts: impl IntoIterator<Item = &'a Facts>) -> Option<bool> {
+/// The feature that says whether the quorum is dynamic (level 1, KIP-853).
+pub const KRAFT_VERSION: &str = "kraft.version";
+
+/// Whether the quorum on the hosts is dynamic: what the running cluster reports
+/// (`kraft.version`), else what a formatted KRaft host's server.properties says; `None` when
+/// neither says.
+pub fn on_hosts<'a>(facts: impl IntoIterator<Item = &'a Facts> + Clone) -> Option<bool> {
+    if let Some(level) = facts
+        .clone()
+        .into_iter()
+        .find_map(|f| f.cluster_kraft_version)
+    {
+        return Some(level >= 1);
+    }
     let mut kind = None;
     for f in facts {
         let (Some(_), Some(sp)) = (&f.cluster_id, &f.server_properties) else {
@@ -164,12 +175,26 @@ pub fn refusals(inv: &Inventory, plans: &[HostPlan], dynamic: bool) -> Vec<Strin
             .filter_map(|p| p.broker_id)
             .collect();
         if wanted != voters {
+            let upgrade = if crate::versions::parse(&inv.kafka.version) >= (4, 1, 0) {
+                let first = plans.iter().find(|p| p.host.in_kafka).map_or_else(
+                    || "BROKER:PORT".to_string(),
+                    |p| format!("{}:{}", p.host.address, inv.kafka.port),
+                );
+                format!(
+                    "; on Kafka {} a static quorum can become dynamic, irreversibly: run \
+                     `kafka-features.sh --bootstrap-server {first} upgrade --feature \
+                     kraft.version=1` (Kafka's operations guide, KRaft, Upgrade), then apply \
+                     again: the nodes' files move to the bootstrap list without a restart",
+                    inv.kafka.version
+                )
+            } else {
+                "; Kafka 4.1+ can make a static quorum dynamic (kraft.version 1): upgrade first"
+                    .to_string()
+            };
             why.push(format!(
                 "the KRaft controller quorum is static (controller.quorum.voters, voters {voters:?}), \
                  and the inventory's controllers are {wanted:?}: a static quorum's voters cannot \
-                 change (KIP-853 dynamic quorums are for clusters formatted with Kafka 3.9+ by \
-                 clusterctl, or upgraded to kraft.version 1 on Kafka 4.1+); keep \
-                 groups.controller as the hosts with node ids {voters:?}"
+                 change; keep groups.controller as the hosts with node ids {voters:?}{upgrade}"
             ));
         }
     }
@@ -223,6 +248,29 @@ mod tests {
         assert!(!dynamic(&kraft("4.4.0", false), &static_));
         let dynamic_ = vec![node(1, true, BOOTSTRAP_KEY, None)];
         assert!(dynamic(&kraft("4.4.0", false), &dynamic_));
+        // What the running cluster reports wins: a static quorum upgraded to kraft.version 1
+        // (Kafka 4.1+) is dynamic though its files still name the voters.
+        let mut upgraded = static_.clone();
+        for f in &mut upgraded {
+            f.cluster_kraft_version = Some(1);
+        }
+        assert!(dynamic(&kraft("4.4.0", false), &upgraded));
+        let mut reported_static = dynamic_.clone();
+        reported_static[0].cluster_kraft_version = Some(0);
+        assert!(!dynamic(&kraft("4.4.0", false), &reported_static));
+        // Its files then trade the voters line for the bootstrap list without a restart; a
+        // static cluster's voters line alone still rolls.
+        let old = "process.roles=broker,controller\ncontroller.quorum.voters=1@a:9093\n";
+        let new = "process.roles=broker,controller\ncontroller.quorum.bootstrap.servers=a:9093\n";
+        assert!(crate::engine::live::only_next_start_keys(old, new));
+        assert!(!crate::engine::live::only_next_start_keys(
+            old,
+            "process.roles=broker,controller\ncontroller.quorum.voters=1@b:9093\n"
+        ));
+        assert!(!crate::engine::live::only_next_start_keys(
+            old,
+            "process.roles=broker\ncontroller.quorum.bootstrap.servers=a:9093\n"
+        ));
         // An unformatted host's file says nothing.
         let mut unformatted = node(1, false, VOTERS_KEY, None);
         unformatted.cluster_id = None;
@@ -410,6 +458,18 @@ mod tests {
             why[0].contains("static")
                 && why[0].contains("voters {1}")
                 && why[0].contains("{1, 2, 3, 3001}"),
+            "{why:?}"
+        );
+        // On 4.1+ the refusal names the documented upgrade; before, that it needs 4.1.
+        assert!(
+            why[0].contains("upgrade --feature kraft.version=1"),
+            "{why:?}"
+        );
+        let old = kraft("3.9.1", true);
+        let plans39 = plans_from_facts(&old, facts.clone(), false).unwrap();
+        let why = refusals(&old, &plans39, false);
+        assert!(
+            why[0].contains("Kafka 4.1+ can make a static quorum dynamic"),
             "{why:?}"
         );
         // Dynamic: adding is fine; a combined node may not lose its controller role.

@@ -370,7 +370,8 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Bytes> {
 /// Parses an ApiVersions body sent in reply to a v3 request. A broker that
 /// does not know v3 answers `UNSUPPORTED_VERSION` with a v0 body that still
 /// lists its ranges, so that case is parsed as v0.
-fn parse_api_versions(body: Bytes) -> Result<BrokerVersions> {
+/// The API version ranges, and the cluster's finalized feature levels (ApiVersions v3+).
+fn parse_api_versions(body: Bytes) -> Result<(BrokerVersions, BTreeMap<String, i16>)> {
     ensure!(body.len() >= 2, "ApiVersions response too short");
     let error_code = (&body[..2]).get_i16();
     let version = if error_code == UNSUPPORTED_VERSION {
@@ -383,7 +384,7 @@ fn parse_api_versions(body: Bytes) -> Result<BrokerVersions> {
     if resp.error_code != 0 && resp.error_code != UNSUPPORTED_VERSION {
         bail!("ApiVersions failed: {}", code_name(resp.error_code));
     }
-    Ok(resp
+    let versions = resp
         .api_keys
         .iter()
         .map(|k| {
@@ -393,7 +394,13 @@ fn parse_api_versions(body: Bytes) -> Result<BrokerVersions> {
             };
             (k.api_key, range)
         })
-        .collect())
+        .collect();
+    let features = resp
+        .finalized_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.max_version_level))
+        .collect();
+    Ok((versions, features))
 }
 
 /// Keeps only the complete record batches of a fetched `records` blob: a
@@ -494,6 +501,8 @@ pub struct KafkaClient {
     timeout: Duration,
     next_correlation_id: i32,
     versions: BrokerVersions,
+    /// The cluster's finalized feature levels, as this broker reported them at connect.
+    features: BTreeMap<String, i16>,
     /// Set when a call was cut off mid-exchange (timeout, I/O error): the
     /// byte stream may be misaligned, so the connection must not be reused.
     broken: bool,
@@ -511,9 +520,10 @@ impl KafkaClient {
             timeout,
             next_correlation_id: 1,
             versions: BrokerVersions::new(),
+            features: BTreeMap::new(),
             broken: false,
         };
-        client.versions = client.api_versions().await?;
+        (client.versions, client.features) = client.api_versions().await?;
         Ok(client)
     }
 
@@ -533,7 +543,7 @@ impl KafkaClient {
         .ok()
     }
 
-    async fn api_versions(&mut self) -> Result<BrokerVersions> {
+    async fn api_versions(&mut self) -> Result<(BrokerVersions, BTreeMap<String, i16>)> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -548,6 +558,11 @@ impl KafkaClient {
         let body = strip_response_header(body, ApiKey::ApiVersions, API_VERSIONS_VERSION, cid)
             .with_context(what)?;
         parse_api_versions(body).with_context(what)
+    }
+
+    /// A finalized feature's level (e.g. `kraft.version`); `None`: not finalized (level 0).
+    pub fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.features.get(name).copied()
     }
 
     fn correlation_id(&mut self) -> i32 {
@@ -1769,7 +1784,8 @@ mod tests {
     #[test]
     fn parses_api_versions_v3() {
         let body = api_versions_v3_body(&[(0, 0, 11), (3, 0, 12), (18, 0, 4)]);
-        let v = parse_api_versions(body).unwrap();
+        let (v, features) = parse_api_versions(body).unwrap();
+        assert!(features.is_empty());
         assert_eq!(v[&3], VersionRange { min: 0, max: 12 });
         assert_eq!(v[&18].max, 4);
     }
@@ -1784,7 +1800,7 @@ mod tests {
             b.put_i16(min);
             b.put_i16(max);
         }
-        let v = parse_api_versions(b.freeze()).unwrap();
+        let (v, _) = parse_api_versions(b.freeze()).unwrap();
         assert_eq!(v[&18], VersionRange { min: 0, max: 2 });
         assert_eq!(v[&3].max, 8);
     }
