@@ -79,6 +79,17 @@ enum Command {
         #[arg(long)]
         delete_data: bool,
     },
+    /// Move a ZooKeeper-mode cluster to KRaft (Kafka 3.9), phase by phase, each gated, up to
+    /// the soak point (brokers in KRaft, controllers still writing to ZooKeeper). Resumable:
+    /// it reads the phase from the hosts.
+    Migrate {
+        /// Inventory file with groups.controller beside groups.zookeeper [default:
+        /// $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+        /// Learn host keys of hosts not yet in known_hosts (a changed key is still refused).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+    },
     /// Health of every host and service, with a one-line verdict; exit 0 only when healthy.
     Status {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
@@ -420,6 +431,27 @@ pub fn run(cli: Cli) -> ExitCode {
                 };
                 tunnels(&inv, opts.policy);
                 apply(&inv, &opts)
+            }
+            Err(code) => code,
+        },
+        Command::Migrate {
+            inventory,
+            accept_new_host_keys,
+        } => match load(inventory) {
+            Ok(inv) => {
+                let opts = crate::ops::migrate::MigrateOptions {
+                    policy: policy(accept_new_host_keys),
+                };
+                tunnels(&inv, opts.policy);
+                let rep = Reporter::new();
+                let r = runtime().block_on(crate::ops::migrate::migrate(&inv, &opts, &rep));
+                rep.clear();
+                if r.is_err() {
+                    eprintln!(
+                        "migrate stopped; fix the cause and re-run: it reads the phase from the hosts and goes on from there"
+                    );
+                }
+                report(r, FAILED)
             }
             Err(code) => code,
         },

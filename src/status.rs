@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub struct Status {
     pub healthy: bool,
     pub verdict: String,
+    /// `zookeeper`, `migrating: <phase>` or `kraft` (JVM flavor only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     pub hosts: Vec<HostStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zookeeper: Option<ZkStatus>,
@@ -162,7 +165,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     }));
     let (facts, zk_probe, metadata, quorum) =
         tokio::join!(reach, zk_members(inv), gates::metadata(inv), async {
-            match inv.kafka.kraft {
+            match inv.kafka.kraft || inv.kafka.migrating {
                 true => Some(gates::quorum(inv).await),
                 false => None,
             }
@@ -283,6 +286,27 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     if !inv.kafka.kraft {
         problems.extend(zk_probe.problems.iter().cloned());
     }
+    let mode = if inv.kafka.kraft {
+        "kraft".to_string()
+    } else if inv.kafka.migrating {
+        let reached: Vec<(&crate::inventory::Host, &Facts)> = inv
+            .hosts
+            .iter()
+            .zip(&facts)
+            .filter_map(|(h, f)| Some((h, f.as_ref().ok()?)))
+            .collect();
+        match crate::ops::migrate::phase::detect(&crate::ops::migrate::observe(
+            reached.iter().copied(),
+        )) {
+            Ok(p) => p.mode(),
+            Err(e) => {
+                problems.push(format!("migration: {e}"));
+                "migrating: inconsistent".into()
+            }
+        }
+    } else {
+        "zookeeper".into()
+    };
     let kraft = quorum.map(|q| quorum_status(inv, &ids, q, &mut problems));
     let expected: BTreeMap<String, i32> = inv
         .kafka_hosts()
@@ -324,6 +348,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     Status {
         healthy,
         verdict,
+        mode: Some(mode),
         hosts,
         zookeeper: (!inv.kafka.kraft).then_some(zk_probe),
         kraft,
@@ -444,6 +469,7 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         format!("UNHEALTHY: {}", problems.join("; "))
     };
     Status {
+        mode: None,
         healthy,
         verdict,
         hosts,
@@ -648,6 +674,9 @@ pub fn print_text(s: &Status) {
                 h.error.clone().unwrap_or_default()
             }
         );
+    }
+    if let Some(m) = &s.mode {
+        println!("mode: {m}");
     }
     if let Some(z) = &s.zookeeper {
         let zk: Vec<String> = z

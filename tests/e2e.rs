@@ -1777,7 +1777,8 @@ fn restart_order<'a>(log: &'a str, svc: &str) -> Vec<&'a str> {
 #[test]
 fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     // A fourth host, in no group until the end: then a broker joins there, and retires.
-    let setup = Setup::new("3.9.1", 4, &[]);
+    // n5..n7 become the KRaft controllers of the migration at the end.
+    let setup = Setup::new("3.9.1", 7, &[]);
     let (inventory, lab_dir, nodes, bootstrap) = (
         &setup.inventory,
         &setup.lab_dir,
@@ -1795,7 +1796,10 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
             "zookeeper:\n  heap: 128m\n",
             "zookeeper:\n  heap: 128m\n  source: kafka\n",
         )
-        .replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n");
+        .replace(
+            "  kafka: [n1, n2, n3, n4, n5, n6, n7]\n",
+            "  kafka: [n1, n2, n3]\n",
+        );
     assert!(base.contains("  source: kafka\n"), "{base}");
     assert!(base.contains("  kafka: [n1, n2, n3]\n"), "{base}");
     let with_version = |v: &str| {
@@ -2072,6 +2076,175 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     assert!(seen, "-f printed the line appended after it started");
     let out = clusterctl(&["logs", inv, "n4", "kafka"], m);
     assert_eq!(out.status.code(), Some(2), "n4 runs no kafka any more");
+
+    migrate_to_kraft(&setup, &final_text);
+}
+
+/// `get PATH` by ZooKeeper's own CLI (the jar in Kafka's libs), from this machine: the
+/// znode's data line (JSON), or "" when it does not exist.
+fn zk_get(libs: &Path, zk: &str, path: &str) -> String {
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .args([
+            "org.apache.zookeeper.ZooKeeperMain",
+            "-server",
+            zk,
+            "get",
+            path,
+        ])
+        .output()
+        .unwrap();
+    let t = text(&out);
+    if t.contains("NoNode") {
+        return String::new();
+    }
+    assert!(out.status.success(), "ZooKeeperMain get {path}: {t}");
+    t.lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no data for {path}: {t}"))
+        .to_string()
+}
+
+fn status_mode(inv: &str, m: &str) -> String {
+    let out = clusterctl(&["status", inv, "-o", "json"], m);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status -o json: {e}: {}", text(&out)));
+    v["mode"].as_str().unwrap_or_default().to_string()
+}
+
+/// ZooKeeper mode to KRaft's soak point under an acks=all producer, with the controllers on
+/// n5..n7: apply refuses the migrating inventory, `migrate` is killed (SIGKILL) after its first
+/// broker restart of phase 3 and resumed, a re-run at the soak point changes nothing; ZooKeeper
+/// (`/migration`), Kafka's MetadataQuorumCommand and the brokers' files agree with `status`.
+fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
+    let (inventory, lab_dir, nodes, bootstrap, libs) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.nodes[..3],
+        &setup.bootstrap,
+        &setup.libs,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let zk = format!("{}:2181", nodes[0].1);
+    let controllers = &setup.nodes[4..7];
+    let migrating = zk_inventory.replace(
+        "  kafka: [n1, n2, n3]\n",
+        "  kafka: [n1, n2, n3]\n  controller: [n5, n6, n7]\n",
+    );
+    assert_ne!(migrating, zk_inventory);
+    std::fs::write(inventory, &migrating).unwrap();
+    assert_eq!(status_mode(inv, m), "zookeeper");
+    assert_eq!(zk_get(libs, &zk, "/migration"), "", "no migration yet");
+    let cluster_id = zk_get(libs, &zk, "/cluster/id");
+    let snaps = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    assert_apply_refuses(inv, m, &["clusterctl migrate"]);
+    assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), snaps);
+
+    let producer = Producer::start(libs, bootstrap, "migrate");
+    // Killed once the first broker has restarted into migration mode (phase 2 restarts
+    // nothing: the controllers are new).
+    let mut child = Command::new(BIN)
+        .args(["migrate", inv])
+        .env("CLUSTERCTL_SSH_CONFIG", "")
+        .env("CLUSTERCTL_MIRROR", m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut seen = Vec::new();
+    let mut killed = false;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let restarted = line.contains(": restarted kafka");
+        seen.push(line);
+        if restarted {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        killed,
+        "no broker restarted in phase 3: {}",
+        seen.join("\n")
+    );
+    assert_eq!(status_mode(inv, m), "migrating: brokers-migrating");
+
+    let out = clusterctl(&["migrate", inv], m);
+    let t = text(&out);
+    assert!(out.status.success(), "migrate (resumed) failed: {t}");
+    assert!(
+        t.contains("the cluster is in phase `brokers-migrating`"),
+        "{t}"
+    );
+    assert!(
+        t.contains("metadata migrated from ZooKeeper to KRaft"),
+        "{t}"
+    );
+    assert!(t.contains("soak point"), "{t}");
+    for (_, a) in nodes {
+        let props = ssh(lab_dir, a, "cat /etc/kafka/server.properties");
+        assert!(props.contains("process.roles=broker"), "{props}");
+        assert!(!props.contains("zookeeper.connect="), "{props}");
+        assert!(!props.contains("inter.broker.protocol.version"), "{props}");
+    }
+    // The cluster's own witnesses: ZooKeeper's /migration (the metadata was copied: offset
+    // >= 0), the quorum by Kafka's own tool, the controllers formatted with ZooKeeper's id.
+    let znode: serde_json::Value = serde_json::from_str(&zk_get(libs, &zk, "/migration")).unwrap();
+    assert!(
+        znode["kraft_metadata_offset"].as_i64().unwrap() >= 0,
+        "{znode}"
+    );
+    let id: serde_json::Value = serde_json::from_str(&cluster_id).unwrap();
+    for (_, a) in controllers {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "sed -n 's/^cluster.id=//p' /var/lib/kafka/data/meta.properties"
+            ),
+            id["id"].as_str().unwrap()
+        );
+    }
+    let q = kafka_tool(libs, "MetadataQuorumCommand")
+        .args([
+            "--bootstrap-controller",
+            &format!("{}:9093", controllers[0].1),
+            "describe",
+            "--status",
+        ])
+        .output()
+        .unwrap();
+    assert!(q.status.success(), "{}", text(&q));
+    let leader: i64 = text(&q)
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", text(&q)));
+    assert!((3001..=3003).contains(&leader), "{}", text(&q));
+    assert_eq!(status_mode(inv, m), "migrating: soak");
+    assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
+
+    // At the soak point a re-run changes nothing.
+    let before = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    let out = clusterctl(&["migrate", inv], m);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("the cluster is in phase `soak`"), "{t}");
+    assert!(t.contains("no change"), "{t}");
+    assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), before);
+    producer.stop_and_verify(bootstrap);
 }
 
 /// The service logs of one node as OpenSSH sees them.

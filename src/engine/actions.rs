@@ -283,6 +283,18 @@ fn link_script(link: &str, name: &str) -> String {
 /// Make the plan's file and link changes on one host (a service's config step, or the roller
 /// taking the host): per-broker dynamic configs set, files written atomically, links swapped,
 /// systemd told of changed units.
+/// Before a roll writes `svc`'s new files on a host: until its restart completes, the host
+/// says the restart is owed (facts::restart_owed_marker), so an interrupted run resumes it.
+pub async fn owe_restart(s: &Session, svc: Service) -> Result<()> {
+    let m = super::facts::restart_owed_marker(svc.name());
+    s.exec_ok(&format!(
+        "mkdir -p /var/lib/clusterctl && : > {}",
+        quote(&m)
+    ))
+    .await?;
+    Ok(())
+}
+
 pub async fn go_live(p: &mut HostPlan, s: &Session, changes: Vec<Change>) -> Result<Vec<String>> {
     let mut done = Vec::new();
     let mut unit = false;
@@ -546,6 +558,12 @@ pub async fn restart(
     let t1 = std::time::Instant::now();
     s.exec_ok(&service_cmd(p, &def, "start")).await?;
     let pid = read_pid(s, &def).await?;
+    s.exec_ok(&format!(
+        "rm -f {}",
+        quote(&super::facts::restart_owed_marker(def.name))
+    ))
+    .await?;
+    p.facts.restart_owed.remove(&svc);
     p.facts.pids.insert(svc, pid);
     p.clear_changed(svc);
     Ok(Restarted {

@@ -370,6 +370,8 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
     if let Some(id) = &inputs.cluster_id
         && p.host.runs_kafka()
         && f.cluster_id.is_none()
+        // A migrating cluster's brokers keep the storage they have in ZooKeeper mode.
+        && (!inv.kafka.migrating || !p.host.in_kafka)
     {
         let quorum = match (q.dynamic, q.forming && p.host.in_controller) {
             (false, _) => QuorumInit::Static,
@@ -392,7 +394,7 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             if svc == Service::Kafka {
                 out.extend(after_start.take().map(now));
             }
-        } else if restart.contains(&svc) {
+        } else if restart.contains(&svc) || f.restart_owed.contains(&svc) {
             out.push(Planned {
                 change: Change::Restart(svc),
                 when: When::WithRestart(svc),

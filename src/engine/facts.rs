@@ -36,6 +36,9 @@ pub struct Facts {
     pub links: BTreeMap<String, String>,
     /// PID of each running service (verified against its main class).
     pub pids: BTreeMap<Service, u32>,
+    /// Services whose new files went live for a restart that has not completed (the run that
+    /// wrote them was interrupted): the running process still has the old ones.
+    pub restart_owed: std::collections::BTreeSet<Service>,
     /// On systemd hosts, what systemd says of each service's unit.
     pub units: BTreeMap<Service, UnitState>,
     pub users: Vec<String>,
@@ -195,6 +198,11 @@ pub fn script(q: &Query) -> String {
         ));
         s.push_str(&pid_script(svc, "pid"));
         s.push_str(&format!(
+            "[ -f {m} ] && echo \"owed {name}\"\n",
+            m = quote(&restart_owed_marker(svc.name)),
+            name = svc.name
+        ));
+        s.push_str(&format!(
             "id -u {u} >/dev/null 2>&1 && echo \"user {u}\"\n",
             u = svc.user
         ));
@@ -210,6 +218,12 @@ pub fn script(q: &Query) -> String {
     }
     s.push_str("true\n");
     s
+}
+
+/// Present from just before a roll writes a service's new files until its restart has
+/// completed: a run killed in between leaves it, and the next plan owes the restart.
+pub fn restart_owed_marker(service: &str) -> String {
+    format!("/var/lib/clusterctl/restart-owed-{service}")
 }
 
 /// `<tag> <name> <pid>` if the service's main PID (systemd's, or the PID file's) is a live
@@ -406,6 +420,9 @@ pub fn parse(out: &str) -> Facts {
                     "retired_roles" => r.roles = Some(value.trim().to_string()),
                     _ => {}
                 }
+            }
+            "owed" => {
+                f.restart_owed.insert(service_named(rest.trim()));
             }
             "user" => f.users.push(rest.to_string()),
             "ip" => f.ip = Some(rest.to_string()),

@@ -134,7 +134,9 @@ pub async fn wait(
         Gate::ZookeeperQuorum if zk_members(inv).is_empty() => {
             Ok("no ZooKeeper ensemble (KRaft): skipped".into())
         }
-        Gate::KraftQuorum if !inv.kafka.kraft => Ok("ZooKeeper mode: no KRaft quorum".into()),
+        Gate::KraftQuorum if !inv.kafka.kraft && !inv.kafka.migrating => {
+            Ok("ZooKeeper mode: no KRaft quorum".into())
+        }
         Gate::KraftQuorum => {
             let voters = expected_voters(plans);
             let leader = &std::sync::atomic::AtomicI32::new(-1);
@@ -244,7 +246,16 @@ pub fn expected_voters(plans: &[HostPlan]) -> Vec<i32> {
 /// DescribeQuorum through the first broker that answers (brokers forward it to the controller).
 pub async fn quorum(inv: &Inventory) -> Result<QuorumInfo> {
     let mut errors = Vec::new();
-    for addr in bootstrap(inv) {
+    // While brokers are in ZooKeeper mode they know no quorum; the controllers answer
+    // DescribeQuorum themselves (KIP-919, Kafka 3.7+).
+    let addrs = if inv.kafka.migrating {
+        inv.controller_hosts()
+            .map(|h| format!("{}:{}", h.address, inv.kafka.controller_port))
+            .collect()
+    } else {
+        bootstrap(inv)
+    };
+    for addr in addrs {
         match KafkaClient::connect(&addr, PROBE_TIMEOUT).await {
             Ok(mut c) => match c.describe_quorum().await {
                 Ok(q) => return Ok(q),

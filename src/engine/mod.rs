@@ -96,6 +96,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             "--finalize-upgrade is for Kafka's two-phase upgrades; nisshi brokers upgrade in one roll"
         );
     }
+    if inv.kafka.migrating && inv.kafka.stage.is_none() {
+        bail!(
+            "{}: groups.controller beside groups.zookeeper moves this cluster from ZooKeeper to \
+             KRaft: run `clusterctl migrate {}` (apply runs the cluster once it is in KRaft and \
+             groups.zookeeper is gone); nothing was changed on any host",
+            inv.file.display(),
+            inv.file.display()
+        );
+    }
     let steps = playbook::load(inv.flavor, opts.playbook.as_deref())?;
     check_limit(inv, opts)?;
     rep.line(&format!("connecting to {} host(s)", inv.hosts.len()));
@@ -117,12 +126,15 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         if opts.finalize_upgrade {
             finalize_preflight(inv, &plans)?;
         }
-        let cluster_id = if inv.kafka.kraft {
+        // A migration formats its controllers with the id the ZooKeeper-mode brokers have.
+        let cluster_id = if inv.kafka.kraft || inv.kafka.migrating {
             Some(plan::resolve_cluster_id(inv, &plans).map_err(refusal)?)
         } else {
             None
         };
         let quorum = match &cluster_id {
+            // Kafka migrates with a static quorum (controller.quorum.voters) only.
+            Some(_) if inv.kafka.migrating => Some(change::QuorumInputs::default()),
             Some(id) => Some(quorum_inputs(inv, &plans, id).await?),
             None => None,
         };
@@ -591,7 +603,7 @@ fn applies(inv: &Inventory, step: &Step) -> bool {
         || step.gate == Some(playbook::Gate::ZookeeperQuorum);
     let kraft = matches!(step.action, Action::Format | Action::Voters)
         || step.gate == Some(playbook::Gate::KraftQuorum);
-    (!zookeeper || !inv.kafka.kraft) && (!kraft || inv.kafka.kraft)
+    (!zookeeper || !inv.kafka.kraft) && (!kraft || inv.kafka.kraft || inv.kafka.migrating)
 }
 
 /// What every step of an apply works with.

@@ -8,6 +8,9 @@
 //!   on a broker's own per-broker configs, Produce, ListOffsets, Fetch),
 //!   verdict helpers over metadata and the KRaft quorum, and an end-to-end
 //!   produce/read smoke test.
+//! * [`znode`]: a minimal native ZooKeeper client (one session per call) that
+//!   reads (`getData`) and deletes one znode.
 
 pub mod kafka;
+pub mod znode;
 pub mod zookeeper;

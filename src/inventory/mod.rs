@@ -203,6 +203,12 @@ pub struct KafkaConfig {
     /// gets one on Kafka 3.9+, and an existing cluster keeps what its hosts run (set by the
     /// plan from the facts).
     pub dynamic_quorum: bool,
+    /// ZooKeeper to KRaft: groups.zookeeper and groups.controller are both set, a cluster
+    /// `clusterctl migrate` moves (`kraft` is false: ZooKeeper holds the metadata until then).
+    pub migrating: bool,
+    /// The migration stage the files are rendered for: set by `clusterctl migrate` for each
+    /// phase it runs; `None` renders the first (controllers added, brokers as they were).
+    pub stage: Option<MigrationStage>,
     pub port: u16,
     pub controller_port: u16,
     pub cluster_id: Option<String>,
@@ -218,6 +224,20 @@ pub struct KafkaConfig {
     pub log_segment_bytes: u64,
     pub limits: Limits,
     pub properties: BTreeMap<String, String>,
+}
+
+/// What the files of a migrating cluster say, phase by phase (Kafka 3.9's
+/// `ops.html#kraft_zk_migration`). Ordered: a later stage is further along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MigrationStage {
+    /// Controllers in migration mode (`zookeeper.metadata.migration.enable`); brokers as
+    /// they were, in ZooKeeper mode.
+    Controllers,
+    /// Brokers still in ZooKeeper mode with the migration flag and the controller quorum.
+    BrokersMigrating,
+    /// Brokers in KRaft (`process.roles=broker`); controllers still write to ZooKeeper: the
+    /// soak point, the last one from which a rollback is possible.
+    BrokersKraft,
 }
 
 impl Inventory {

@@ -282,17 +282,46 @@ fn all_errors_are_reported_at_once() {
     assert!(errors(&text).len() >= 2);
 }
 
+const MIGRATING: &str = "\
+hosts:
+  n1:
+    address: 10.0.0.1
+  n2:
+    address: 10.0.0.2
+  n3:
+    address: 10.0.0.3
+  c1:
+    address: 10.0.0.11
+groups:
+  zookeeper: [n1, n2, n3]
+  kafka: [n1, n2, n3]
+  controller: [c1]
+";
+
 #[test]
-fn kraft_and_zookeeper_modes_are_exclusive() {
-    let text = GOOD.replace(
-        "  kafka: [n1, n2, n3]",
-        "  kafka: [n1, n2, n3]\n  controller: [n1, n2, n3]",
+fn controllers_beside_zookeeper_are_a_migration() {
+    let inv = parse(Path::new("inv.yaml"), MIGRATING).unwrap();
+    assert!(inv.kafka.migrating);
+    // ZooKeeper holds the metadata until the migration is finalized.
+    assert!(!inv.kafka.kraft);
+    assert!(!inv.kafka.dynamic_quorum);
+    assert_eq!(inv.kafka.stage, None);
+    assert!(!parse(Path::new("inv.yaml"), GOOD).unwrap().kafka.migrating);
+}
+
+#[test]
+fn a_migration_needs_kafka_39_and_controllers_of_their_own() {
+    assert_error(
+        &MIGRATING.replace("  controller: [c1]", "  controller: [n1]"),
+        "host n1 is in groups.kafka and groups.controller of a cluster being migrated",
+        13,
+        16,
     );
     assert_error(
-        &text,
-        "groups.controller (KRaft) and groups.zookeeper (ZooKeeper mode) are both set",
-        9,
-        3,
+        &format!("{MIGRATING}kafka:\n  version: 3.8.1\n"),
+        "a migration to KRaft, which needs Kafka 3.9 (kafka.version is 3.8.1)",
+        15,
+        12,
     );
 }
 

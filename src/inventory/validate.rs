@@ -27,7 +27,10 @@ pub fn resolve(
 
     let mut zookeeper = zk_config(&mut d, z, k.version.as_ref());
     let brokers = kafka_members.len() as i64;
-    let mut kafka = kafka_config(&mut d, k, brokers, !controllers.is_empty());
+    // Controllers beside a ZooKeeper ensemble: a cluster being migrated, still ZooKeeper mode.
+    let migrating = flavor == Flavor::Jvm && !controllers.is_empty() && !zk_members.is_empty();
+    let mut kafka = kafka_config(&mut d, k, brokers, !controllers.is_empty() && !migrating);
+    kafka.migrating = migrating;
     let heaps = |group: &Option<S<String>>, host: fn(&model::RawHost) -> &Option<S<String>>| {
         let mut v: Vec<String> = group.iter().map(|h| h.value.clone()).collect();
         v.extend(
@@ -54,11 +57,12 @@ pub fn resolve(
     let nisshi = match flavor {
         Flavor::Jvm => {
             super::nisshi::reject_in_jvm(&mut d, &raw);
-            check_mode(&mut d, &raw, &kafka, zk_members.len());
+            check_mode(&mut d, &raw, &kafka);
             check_ports(&mut d, &raw, z, k, &zookeeper, &kafka);
-            if kafka.kraft {
+            if kafka.kraft || kafka.migrating {
                 check_quorum(&mut d, &raw, controllers.len(), "KRaft controller quorum");
-            } else {
+            }
+            if !kafka.kraft {
                 check_quorum(&mut d, &raw, zk_members.len(), "ZooKeeper ensemble");
             }
             None
@@ -479,15 +483,44 @@ fn check_quorum(d: &mut Diags, raw: &RawInventory, n: usize, what: &str) {
     }
 }
 
-/// ZooKeeper mode and KRaft exclude each other, and Kafka 4 has no ZooKeeper mode.
-fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig, zk_members: usize) {
+/// ZooKeeper mode and KRaft exclude each other, except while `clusterctl migrate` moves a
+/// cluster: then Kafka is 3.9 (the one release that migrates) and the controllers run on
+/// hosts of their own (Kafka migrates only with dedicated controllers).
+fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig) {
+    if !kafka.migrating {
+        return;
+    }
     let at = &raw.groups.referenced;
-    if kafka.kraft && zk_members > 0 {
+    if crate::versions::parse(&kafka.version) < (3, 9, 0)
+        || crate::versions::parse(&kafka.version) >= (4, 0, 0)
+    {
+        let at = raw
+            .kafka
+            .as_ref()
+            .and_then(|k| k.value.version.as_ref())
+            .map_or(at, |v| &v.referenced);
         d.error(
             at,
-            "groups.controller (KRaft) and groups.zookeeper (ZooKeeper mode) are both set",
-            "a cluster runs one or the other; clusterctl does not migrate ZooKeeper to KRaft",
+            format!(
+                "groups.controller beside groups.zookeeper is a migration to KRaft, which needs Kafka 3.9 (kafka.version is {})",
+                kafka.version
+            ),
+            "upgrade the cluster to 3.9.x first (apply, then apply --finalize-upgrade), or remove groups.controller",
         );
+    }
+    let g = &raw.groups.value;
+    for c in &g.controller {
+        if g.kafka.iter().any(|k| k.value == c.value) {
+            d.error(
+                &c.referenced,
+                format!(
+                    "host {} is in groups.kafka and groups.controller of a cluster being migrated to KRaft",
+                    c.value
+                ),
+                "Kafka migrates only with dedicated controllers, and clusterctl runs them on hosts of their own: \
+                 name hosts in groups.controller that are not brokers",
+            );
+        }
     }
 }
 
@@ -719,6 +752,8 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
         limits: Limits::default(),
         properties: props(d, &k.properties, KAFKA_MANAGED, "kafka"),
         dynamic_quorum: false,
+        migrating: false,
+        stage: None,
     };
     // KIP-853: formatting with a dynamic quorum came with Kafka 3.9.
     cfg.dynamic_quorum = kraft && crate::versions::parse(&cfg.version) >= (3, 9, 0);
@@ -1241,6 +1276,7 @@ const KAFKA_MANAGED: &[(&str, &str)] = &[
     ("controller.quorum.voters", "groups.controller"),
     ("controller.quorum.bootstrap.servers", "groups.controller"),
     ("controller.listener.names", "groups.controller"),
+    ("zookeeper.metadata.migration.enable", "clusterctl migrate"),
     ("inter.broker.listener.name", "kafka.port"),
     (
         "zookeeper.connect",

@@ -1,5 +1,6 @@
 //! Day-2 operations over a running cluster: rolling restarts.
 
+pub mod migrate;
 pub mod rebalance;
 pub mod restart;
 pub mod roller;

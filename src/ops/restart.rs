@@ -193,6 +193,11 @@ impl<'a> Roller<'a> {
         let s = &self.sessions[&name];
         let staged =
             p.take(|c| c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_)));
+        if !staged.is_empty() {
+            actions::owe_restart(s, svc)
+                .await
+                .with_context(|| format!("{name}: marking {svc}'s restart as owed"))?;
+        }
         let wrote = actions::go_live(p, s, staged)
             .await
             .with_context(|| format!("{name}: writing {svc}'s new files"))?;
@@ -650,7 +655,7 @@ impl<'a> Roller<'a> {
     }
 
     /// Metadata plus what the roller needs to judge it.
-    async fn kafka_view(&self, plans: &[HostPlan]) -> Result<KafkaView> {
+    pub async fn kafka_view(&self, plans: &[HostPlan]) -> Result<KafkaView> {
         let metadata: ClusterMetadata = gates::metadata(self.inv).await?;
         let min_isr = self.topic_min_isr(&metadata).await?;
         Ok(KafkaView {

@@ -7,12 +7,14 @@ pub mod services;
 pub use logging::{Backend, Logging};
 pub use services::{Service, ServiceDef};
 
-use crate::inventory::{Host, Inventory, JdkMethod};
+use crate::inventory::{Host, Inventory, JdkMethod, MigrationStage};
 use anyhow::{Context, Result};
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::collections::BTreeMap;
 
-/// One file clusterctl owns on a host.
+pub const ACL_AUTHORIZER: &str = "kafka.security.authorizer.AclAuthorizer";
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
 /// Restarts a process that fails, on hosts without systemd (see templates/supervise.sh.j2).
 pub const SUPERVISE: &str = "/usr/local/lib/clusterctl/supervise";
 
@@ -316,15 +318,35 @@ impl Renderer {
                 .iter()
                 .map(|(key, v)| (key.clone(), v.to_string())),
         );
+        // A migrating cluster's hosts as its stage has them: controllers are KRaft nodes from
+        // the start, brokers from BrokersKraft on; both talk to ZooKeeper until then.
+        let stage = k.stage.unwrap_or(MigrationStage::Controllers);
+        let kraft = k.kraft
+            || (k.migrating && (host.in_controller || stage >= MigrationStage::BrokersKraft));
+        let zk_migration = k.migrating
+            && (host.in_controller || (host.in_kafka && stage == MigrationStage::BrokersMigrating));
+        if k.migrating {
+            // Pinned by the migration for ZooKeeper-mode brokers; a KRaft node has none.
+            properties.remove("inter.broker.protocol.version");
+        }
+        // Kafka's ZooKeeper-mode authorizer does not run in KRaft: its KRaft counterpart reads
+        // the same ACLs from the metadata log (migrated from ZooKeeper).
+        if kraft
+            && properties.get("authorizer.class.name").map(String::as_str) == Some(ACL_AUTHORIZER)
+        {
+            properties.insert("authorizer.class.name".into(), STANDARD_AUTHORIZER.into());
+        }
         let server = self.render(
             "server.properties.j2",
             context! {
-                kraft => k.kraft,
+                kraft,
+                zk_migration,
+                ibp => k.version.split('.').take(2).collect::<Vec<_>>().join("."),
                 node_id,
                 roles => roles.join(","),
                 broker => host.in_kafka,
                 voters => voters.join(","),
-                dynamic_quorum => k.dynamic_quorum,
+                dynamic_quorum => k.dynamic_quorum && !k.migrating,
                 bootstrap_servers => inv
                     .controller_hosts()
                     .map(|h| format!("{}:{}", h.address, k.controller_port))

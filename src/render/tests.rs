@@ -745,3 +745,94 @@ fn hostile_nisshi_environment_values_stay_values() {
     assert_eq!(sourced(env, "STORAGE_ENGINE"), url);
     assert!(!marker.exists(), "a value ran as a command");
 }
+
+/// A migration's files, stage by stage: controllers in migration mode throughout, brokers in
+/// ZooKeeper mode, then with the migration flag, then KRaft brokers with their old ids.
+#[test]
+fn migration_stages() {
+    let text = "\
+hosts:
+  zk1: { address: 10.0.0.1 }
+  zk2: { address: 10.0.0.2 }
+  zk3: { address: 10.0.0.3 }
+  c1: { address: 10.0.0.11 }
+groups:
+  zookeeper: [zk1, zk2, zk3]
+  kafka: [zk1, zk2, zk3]
+  controller: [c1]
+kafka:
+  version: 3.9.1
+  properties:
+    authorizer.class.name: kafka.security.authorizer.AclAuthorizer
+";
+    let (mut inv, ids) = setup(text);
+    assert!(inv.kafka.migrating);
+    let at = |inv: &Inventory, host: usize| {
+        props(&files(inv, &ids, host, InitSystem::SysV)["/etc/kafka/server.properties"].content)
+    };
+    for stage in [None, Some(MigrationStage::Controllers)] {
+        inv.kafka.stage = stage;
+        let c = at(&inv, 3);
+        assert_eq!(c["process.roles"], "controller");
+        assert_eq!(c["node.id"], "3001");
+        assert_eq!(c["zookeeper.metadata.migration.enable"], "true");
+        assert_eq!(
+            c["zookeeper.connect"],
+            "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181"
+        );
+        assert_eq!(c["inter.broker.listener.name"], "PLAINTEXT");
+        // Kafka migrates with a static quorum only.
+        assert_eq!(c["controller.quorum.voters"], "3001@10.0.0.11:9093");
+        assert!(!c.contains_key("controller.quorum.bootstrap.servers"));
+        assert_eq!(
+            c["authorizer.class.name"],
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        );
+        let b = at(&inv, 0);
+        assert_eq!(b["broker.id"], "1");
+        assert!(!b.contains_key("zookeeper.metadata.migration.enable"));
+        assert!(!b.contains_key("controller.quorum.voters"));
+        assert_eq!(
+            b["authorizer.class.name"],
+            "kafka.security.authorizer.AclAuthorizer"
+        );
+    }
+    inv.kafka.stage = Some(MigrationStage::BrokersMigrating);
+    let b = at(&inv, 0);
+    assert_eq!(b["broker.id"], "1");
+    assert_eq!(
+        b["zookeeper.connect"],
+        "10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181"
+    );
+    assert_eq!(b["zookeeper.metadata.migration.enable"], "true");
+    assert_eq!(b["inter.broker.protocol.version"], "3.9");
+    assert_eq!(b["controller.quorum.voters"], "3001@10.0.0.11:9093");
+    assert_eq!(b["controller.listener.names"], "CONTROLLER");
+    assert_eq!(
+        b["listener.security.protocol.map"],
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    );
+    assert_eq!(b["listeners"], "PLAINTEXT://10.0.0.1:9092");
+    inv.kafka.stage = Some(MigrationStage::BrokersKraft);
+    let b = at(&inv, 1);
+    assert_eq!(b["process.roles"], "broker");
+    assert_eq!(b["node.id"], "2", "a broker keeps its id as node.id");
+    assert_eq!(b["controller.quorum.voters"], "3001@10.0.0.11:9093");
+    for gone in [
+        "broker.id",
+        "zookeeper.connect",
+        "zookeeper.metadata.migration.enable",
+        "inter.broker.protocol.version",
+    ] {
+        assert!(!b.contains_key(gone), "{gone} in {b:?}");
+    }
+    assert_eq!(
+        b["authorizer.class.name"],
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    );
+    let c = at(&inv, 3);
+    assert_eq!(
+        c["zookeeper.metadata.migration.enable"], "true",
+        "until finalize"
+    );
+}

@@ -1,0 +1,283 @@
+//! `clusterctl migrate`: a ZooKeeper-mode cluster moved to KRaft (KIP-866, Kafka 3.9's
+//! `ops.html#kraft_zk_migration`), phase by phase up to the soak point, each phase gated.
+//!
+//! Each phase is an apply of the inventory at one `MigrationStage`: the engine decides every
+//! change before touching a host and rolls brokers one at a time through the roller, each
+//! back in every ISR before the next. Where the cluster stands is read from the hosts
+//! (phase::detect), so a re-run resumes where an interrupted one stopped.
+
+pub mod phase;
+
+use crate::engine::facts::Facts;
+use crate::engine::{self, ApplyOptions, HostPlan, plan};
+use crate::health::znode;
+use crate::inventory::{Host, Inventory, MigrationStage};
+use crate::ops::restart::{RollOptions, Roller};
+use crate::ops::roller::{self, Policy};
+use crate::render::Service;
+use crate::report::Reporter;
+use crate::transport::HostKeyPolicy;
+use anyhow::{Context, Result, bail};
+use phase::{MigrationZnode, Observed, Phase};
+use std::time::{Duration, Instant};
+
+pub struct MigrateOptions {
+    pub policy: HostKeyPolicy,
+}
+
+/// What the hosts and ZooKeeper say, read without changing anything.
+pub struct Standing {
+    pub phase: Phase,
+    pub plans: Vec<HostPlan>,
+}
+
+/// The phase of a migrating inventory's cluster, from its hosts' facts.
+pub fn observe<'a>(hosts: impl Iterator<Item = (&'a Host, &'a Facts)> + Clone) -> Observed {
+    let live = |f: &Facts| {
+        f.pids.contains_key(&Service::Kafka) && !f.restart_owed.contains(&Service::Kafka)
+    };
+    Observed {
+        brokers: hosts
+            .clone()
+            .filter(|(h, _)| h.in_kafka)
+            .map(|(h, f)| phase::Node {
+                host: h.name.clone(),
+                file: phase::broker_file(f.server_properties.as_deref()),
+                live: live(f),
+            })
+            .collect(),
+        controllers: hosts
+            .filter(|(h, _)| h.in_controller)
+            .map(|(h, f)| phase::Node {
+                host: h.name.clone(),
+                file: phase::controller_file(
+                    f.server_properties.as_deref(),
+                    f.cluster_id.is_some(),
+                ),
+                live: live(f),
+            })
+            .collect(),
+    }
+}
+
+/// Connects, gathers facts, and says where the migration stands.
+pub async fn standing(inv: &Inventory, policy: HostKeyPolicy) -> Result<Standing> {
+    let sessions = engine::connect_all(inv, policy).await?;
+    let plans = plan::plan_all_with(inv, &sessions, false).await?;
+    for s in sessions.values() {
+        s.close().await;
+    }
+    let phase = phase::detect(&observe(plans.iter().map(|p| (&p.host, &p.facts))))
+        .map_err(|e| anyhow::anyhow!("the hosts are in no phase of a migration: {e}"))?;
+    Ok(Standing { phase, plans })
+}
+
+pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> Result<()> {
+    if !inv.kafka.migrating {
+        bail!(
+            "{} is not a migration: add groups.controller (hosts of their own) to this \
+             ZooKeeper-mode inventory, with kafka.version 3.9.x",
+            inv.file.display()
+        );
+    }
+    rep.line("reading where the cluster stands");
+    let st = standing(inv, opts.policy).await?;
+    rep.clear();
+    println!("migrate: the cluster is in phase `{}`", st.phase.name());
+    let Some(first) = st.phase.resume() else {
+        bail!(
+            "the controllers already run without ZooKeeper (phase `{}`): there is nothing left \
+             to migrate; remove groups.zookeeper and use apply",
+            st.phase.name()
+        );
+    };
+    if st.phase == Phase::Zookeeper {
+        precheck(inv, &st.plans, rep).await?;
+    }
+    let stages = [
+        MigrationStage::Controllers,
+        MigrationStage::BrokersMigrating,
+        MigrationStage::BrokersKraft,
+    ];
+    let mut changed = false;
+    for stage in stages.into_iter().filter(|s| *s >= first) {
+        let t0 = Instant::now();
+        println!("migrate: phase {}", describe(stage));
+        let mut at = inv.clone();
+        at.kafka.stage = Some(stage);
+        let summary = engine::apply(&at, &apply_options(opts), rep)
+            .await
+            .with_context(|| format!("phase `{}`", describe(stage)))?;
+        rep.clear();
+        for (host, lines) in &summary.changes {
+            for l in lines {
+                println!("  {host}: {l}");
+            }
+        }
+        changed |= summary.changed();
+        let gate = gate(&at, stage, rep)
+            .await
+            .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
+        rep.clear();
+        println!("  gate: {gate} ({} for the phase)", fmt_secs(t0.elapsed()));
+    }
+    println!(
+        "migrate: {}; soak point: every broker runs in KRaft and the controllers still write \
+         to ZooKeeper, so the cluster can still go back to ZooKeeper mode",
+        if changed {
+            "done"
+        } else {
+            "no change, the cluster was already at the soak point"
+        }
+    );
+    Ok(())
+}
+
+fn describe(stage: MigrationStage) -> &'static str {
+    match stage {
+        MigrationStage::Controllers => "2: KRaft controllers in migration mode",
+        MigrationStage::BrokersMigrating => "3: brokers into migration mode",
+        MigrationStage::BrokersKraft => "4: brokers into KRaft",
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn apply_options(opts: &MigrateOptions) -> ApplyOptions {
+    ApplyOptions {
+        dry_run: false,
+        finalize_upgrade: false,
+        prune_topics: false,
+        limit: None,
+        policy: opts.policy,
+        playbook: None,
+        skip_preflight: vec![],
+        delete_data: false,
+    }
+}
+
+/// Phase 1, changing nothing: the versions, the protocol, ZooKeeper's and Kafka's health,
+/// and the cluster id in ZooKeeper against the brokers' own.
+async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result<()> {
+    rep.line("pre-check: versions, health, cluster id");
+    let (_, zk) = engine::gates::zk_probe(inv).await;
+    // The view needs no host session: Metadata and DescribeConfigs go to the brokers.
+    let none = std::collections::BTreeMap::new();
+    let roller = Roller::new(
+        inv,
+        &none,
+        rep,
+        RollOptions {
+            policy: Policy::default(),
+            force: false,
+            sigkill_after: None,
+            settle: Duration::ZERO,
+            by_rack: false,
+        },
+    );
+    let kafka = roller
+        .kafka_view(plans)
+        .await
+        .map(|v| roller::kafka_preflight(&v, Policy::default()));
+    let zk_id = zk_cluster_id(inv).await;
+    let input = phase::Precheck {
+        brokers: plans
+            .iter()
+            .filter(|p| p.host.in_kafka)
+            .map(|p| phase::BrokerCheck {
+                host: p.host.name.clone(),
+                runs_target: !p.needs_install(inv, crate::artifacts::Product::Kafka),
+                ibp: p.facts.ibp.clone(),
+                cluster_id: p.facts.cluster_id.clone(),
+            })
+            .collect(),
+        version: inv.kafka.version.clone(),
+        zookeeper: if zk.healthy {
+            vec![]
+        } else {
+            zk.problems.clone()
+        },
+        kafka: kafka.unwrap_or_else(|e| vec![format!("the brokers did not answer: {e:#}")]),
+        zk_cluster_id: zk_id,
+    };
+    rep.clear();
+    let why = phase::precheck(&input);
+    if !why.is_empty() {
+        bail!(
+            "refusing to migrate: the pre-check failed; nothing was changed on any host:\n  {}",
+            why.join("\n  ")
+        );
+    }
+    println!(
+        "migrate: pre-check passed: {} broker(s) on {} with the 3.9 protocol, ZooKeeper and \
+         Kafka healthy, cluster id {}",
+        input.brokers.len(),
+        inv.kafka.version,
+        input
+            .zk_cluster_id
+            .as_ref()
+            .map_or("?", |r| r.as_deref().unwrap_or("?"))
+    );
+    Ok(())
+}
+
+const ZK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A znode from the first ZooKeeper member that answers.
+async fn read_znode(inv: &Inventory, path: &str) -> Result<Option<znode::Znode>> {
+    let mut errors = Vec::new();
+    for (_, addr) in engine::gates::zk_members(inv) {
+        match znode::get(&addr, path, ZK_TIMEOUT).await {
+            Ok(z) => return Ok(z),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    bail!("no ZooKeeper member answered: {}", errors.join("; "))
+}
+
+/// `/cluster/id`'s `id`: `Ok(None)` when ZooKeeper has none.
+async fn zk_cluster_id(inv: &Inventory) -> Result<Option<String>, String> {
+    let z = read_znode(inv, "/cluster/id")
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    z.map(|z| phase::parse_cluster_id(&z.data)).transpose()
+}
+
+async fn migration_znode(inv: &Inventory) -> Result<Option<MigrationZnode>, String> {
+    let z = read_znode(inv, "/migration")
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    z.map(|z| phase::parse_migration_znode(&z.data)).transpose()
+}
+
+/// What must hold after a phase before the next may start (the apply of each phase has
+/// already waited for the KRaft quorum and for every broker and partition).
+async fn gate(inv: &Inventory, stage: MigrationStage, rep: &Reporter) -> Result<String> {
+    let decide: fn(Option<&MigrationZnode>) -> Result<String, String> = match stage {
+        MigrationStage::Controllers => phase::controllers_ready,
+        MigrationStage::BrokersMigrating | MigrationStage::BrokersKraft => phase::metadata_migrated,
+    };
+    let deadline = Instant::now() + GATE_TIMEOUT;
+    loop {
+        let why = match migration_znode(inv).await {
+            Ok(z) => match decide(z.as_ref()) {
+                Ok(msg) => return Ok(msg),
+                Err(why) => why,
+            },
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            bail!(
+                "not reached within {}s: {why}; the controllers' logs (clusterctl logs INVENTORY \
+                 HOST kafka) say why; a re-run of migrate resumes here",
+                GATE_TIMEOUT.as_secs()
+            );
+        }
+        rep.line(&format!("  waiting: {why}"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+const GATE_TIMEOUT: Duration = Duration::from_secs(300);
