@@ -98,8 +98,8 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     }
     if inv.kafka.migrating && inv.kafka.stage.is_none() {
         bail!(
-            "{}: groups.controller beside groups.zookeeper moves this cluster from ZooKeeper to \
-             KRaft: run `clusterctl migrate {}` (apply runs the cluster once it is in KRaft and \
+            "refusing to apply: {}: groups.controller beside groups.zookeeper moves this \
+             cluster from ZooKeeper to KRaft: run `clusterctl migrate {}` (apply runs the cluster once it is in KRaft and \
              groups.zookeeper is gone); nothing was changed on any host",
             inv.file.display(),
             inv.file.display()
