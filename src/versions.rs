@@ -262,6 +262,12 @@ pub fn check_java(st: &Stack, java: u32) -> Vec<Verdict> {
     out
 }
 
+/// `3.9.1` -> `3.9`: a release's line, as `inter.broker.protocol.version` and
+/// `--release-version` name it.
+pub fn major_minor(v: &str) -> String {
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,7 +168,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
         format!(
             "raise metadata.version to release {}",
-            major_minor(&inv.kafka.version)
+            crate::versions::major_minor(&inv.kafka.version)
         )
     });
     if opts.dry_run {
@@ -512,10 +512,6 @@ fn refusal(e: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("refusing to apply: {e:#}; nothing was changed on any host")
 }
 
-fn major_minor(v: &str) -> String {
-    v.split('.').take(2).collect::<Vec<_>>().join(".")
-}
-
 /// The roller as apply uses it: default safety policy, and pre-flight may wait a minute for
 /// services this run has just started to join.
 fn apply_roll_options() -> RollOptions {
@@ -708,7 +704,7 @@ async fn finalize_kraft(
 ) -> Result<String> {
     let p = plans.iter().find(|p| p.host.in_kafka).unwrap();
     let def = crate::render::ServiceDef::new(Service::Kafka, inv, &p.host);
-    let release = major_minor(&inv.kafka.version);
+    let release = crate::versions::major_minor(&inv.kafka.version);
     // `upgrade --release-version` also raises kraft.version, turning a static quorum dynamic
     // for good while every node's file still names the voters (KAFKA-21426): a static
     // quorum's features are raised one by one, all but kraft.version (Kafka 4.0+, whose

@@ -362,7 +362,7 @@ pub fn protocol_pin(inv: &Inventory, facts: &[Facts], finalize: bool) -> Option<
         return None;
     }
     let link = format!("{}/kafka", inv.install_dir);
-    let mm = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mm = crate::versions::major_minor;
     let want = mm(&inv.kafka.version);
     let mut pins: Vec<String> = inv
         .hosts

@@ -341,7 +341,7 @@ impl Renderer {
             context! {
                 kraft,
                 zk_migration,
-                ibp => k.version.split('.').take(2).collect::<Vec<_>>().join("."),
+                ibp => crate::versions::major_minor(&k.version),
                 node_id,
                 roles => roles.join(","),
                 broker => host.in_kafka,

@@ -100,22 +100,8 @@ impl Phase {
 /// through (then nothing should touch them until an operator has looked).
 pub fn detect(o: &Observed) -> Result<Phase, String> {
     let count = |f: BrokerFile| o.brokers.iter().filter(|b| b.file == f).count();
-    let names = |f: BrokerFile| {
-        o.brokers
-            .iter()
-            .filter(|b| b.file == f)
-            .map(|b| b.host.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let cnames = |f: ControllerFile| {
-        o.controllers
-            .iter()
-            .filter(|c| c.file == f)
-            .map(|c| c.host.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let names = |f: BrokerFile| hosts_where(&o.brokers, |b| b.file == f);
+    let cnames = |f: ControllerFile| hosts_where(&o.controllers, |c| c.file == f);
     let n = o.brokers.len();
     let (zk, mig, kraft) = (
         count(BrokerFile::Zookeeper),
@@ -153,12 +139,7 @@ pub fn detect(o: &Observed) -> Result<Phase, String> {
             "controller(s) {} were finalized (no migration flag) while broker(s) {} are not in \
              KRaft yet",
             cnames(ControllerFile::Kraft),
-            o.brokers
-                .iter()
-                .filter(|b| b.file != BrokerFile::Kraft)
-                .map(|b| b.host.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            hosts_where(&o.brokers, |b| b.file != BrokerFile::Kraft)
         ));
     }
     if c_absent > 0 && (mig > 0 || kraft > 0) {
@@ -183,6 +164,16 @@ pub fn detect(o: &Observed) -> Result<Phase, String> {
     } else {
         Phase::Finalizing
     })
+}
+
+/// The hosts of the nodes `pick` selects, for a message.
+fn hosts_where<F>(nodes: &[Node<F>], pick: impl Fn(&Node<F>) -> bool) -> String {
+    nodes
+        .iter()
+        .filter(|n| pick(n))
+        .map(|n| n.host.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A broker's server.properties, classified.
@@ -311,7 +302,7 @@ pub struct Precheck {
 /// Why the migration may not start; empty: it may.
 pub fn precheck(c: &Precheck) -> Vec<String> {
     let mut why = Vec::new();
-    let mm = c.version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mm = crate::versions::major_minor(&c.version);
     for b in &c.brokers {
         if !b.runs_target {
             why.push(format!(
