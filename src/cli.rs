@@ -86,6 +86,10 @@ enum Command {
         /// Inventory file with groups.controller beside groups.zookeeper [default:
         /// $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+        /// From the soak point: roll the controllers without ZooKeeper, the irreversible last
+        /// step (refused unless the cluster is healthy at the soak point).
+        #[arg(long)]
+        finalize: bool,
         /// Learn host keys of hosts not yet in known_hosts (a changed key is still refused).
         #[arg(long)]
         accept_new_host_keys: bool,
@@ -436,11 +440,13 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         Command::Migrate {
             inventory,
+            finalize,
             accept_new_host_keys,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = crate::ops::migrate::MigrateOptions {
                     policy: policy(accept_new_host_keys),
+                    finalize,
                 };
                 tunnels(&inv, opts.policy);
                 let rep = Reporter::new();

@@ -2143,6 +2143,7 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), snaps);
 
     let producer = Producer::start(libs, bootstrap, "migrate");
+    let topics_before = topic_summaries(libs, bootstrap);
     // Killed once the first broker has restarted into migration mode (phase 2 restarts
     // nothing: the controllers are new).
     let mut child = Command::new(BIN)
@@ -2244,7 +2245,201 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     assert!(t.contains("the cluster is in phase `soak`"), "{t}");
     assert!(t.contains("no change"), "{t}");
     assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), before);
+
+    finalize_and_leave_zookeeper(setup, &migrating, &topics_before);
     producer.stop_and_verify(bootstrap);
+}
+
+/// Every topic's summary line as Kafka's own TopicCommand prints it: name, topic id, partition
+/// count, replication factor and the topic's own configs.
+fn topic_summaries(libs: &Path, bootstrap: &str) -> Vec<String> {
+    let out = kafka_topics(libs, bootstrap, &["--describe"]);
+    assert!(
+        out.status.success(),
+        "TopicCommand --describe: {}",
+        text(&out)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("PartitionCount:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    lines.sort();
+    assert!(!lines.is_empty(), "no topics: {}", text(&out));
+    lines
+}
+
+/// A feature's finalized level as Kafka's own FeatureCommand describes it.
+fn feature_level(libs: &Path, bootstrap: &str, feature: &str) -> i64 {
+    let out = kafka_tool(libs, "FeatureCommand")
+        .args(["--bootstrap-server", bootstrap, "describe"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "FeatureCommand: {}", text(&out));
+    text(&out)
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("Feature: {feature}\t"))
+                || l.contains(&format!("Feature: {feature} "))
+        })
+        .find_map(|l| l.split("FinalizedVersionLevel:").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no finalized {feature}: {}", text(&out)))
+}
+
+/// From the soak point on, under the producer still running: `--finalize` (the controllers
+/// rolled without ZooKeeper, the metadata log post-migration by the controllers' own logs),
+/// groups.zookeeper removed and applied (ZooKeeper stopped and disabled, Kafka untouched),
+/// then Kafka 4.4 and `--finalize-upgrade` as for any KRaft cluster; the topics as before and
+/// Kafka's MetadataQuorumCommand agreeing with status.
+fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &[String]) {
+    let (inventory, lab_dir, nodes, bootstrap, libs) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.nodes[..3],
+        &setup.bootstrap,
+        &setup.libs,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let controllers = &setup.nodes[4..7];
+    let brokers_before = snapshots(lab_dir, nodes, &["kafka"]);
+    let (active, _) = kraft_quorum(libs, bootstrap);
+    let active = host_with_id(lab_dir, controllers, "node.id", active);
+    let out = clusterctl(&["migrate", inv, "--finalize"], m);
+    let t = text(&out);
+    assert!(out.status.success(), "migrate --finalize failed: {t}");
+    for want in [
+        "the cluster is in phase `soak`",
+        "this cannot be undone",
+        "migration state post-migration",
+        "remove groups.zookeeper",
+    ] {
+        assert!(t.contains(want), "{want}: {t}");
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let order = restart_order(&err, "kafka");
+    assert_eq!(order.len(), 3, "the three controllers rolled: {t}");
+    assert_eq!(order[2], active, "the active controller last: {t}");
+    for (_, a) in controllers {
+        let props = ssh(lab_dir, a, "cat /etc/kafka/server.properties");
+        assert!(props.contains("process.roles=controller"), "{props}");
+        assert!(!props.contains("zookeeper"), "{props}");
+    }
+    // The test's own reading of the controllers' logs: one of them ended the migration.
+    let completed = controllers
+        .iter()
+        .filter(|(_, a)| {
+            ssh_status(
+                lab_dir,
+                a,
+                "grep -h -F 'Completing the ZK migration since' /var/log/kafka/server.log*",
+            )
+            .0 == 0
+        })
+        .count();
+    assert_eq!(
+        completed, 1,
+        "exactly one controller completed the migration"
+    );
+    assert_eq!(
+        snapshots(lab_dir, nodes, &["kafka"]),
+        brokers_before,
+        "finalize touched a broker"
+    );
+    assert_eq!(status_mode(inv, m), "kraft");
+    // Re-runs: --finalize changes nothing, plain migrate says what is next.
+    let out = clusterctl(&["migrate", inv, "--finalize"], m);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no change"), "{}", text(&out));
+    let out = clusterctl(&["migrate", inv], m);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the migration is finalized"),
+        "{}",
+        text(&out)
+    );
+
+    // groups.zookeeper removed: apply retires ZooKeeper on n1..n3 and changes no Kafka file
+    // and restarts no broker or controller.
+    let kraft = migrating.replace("  zookeeper: [n1, n2, n3]\n", "");
+    assert_ne!(kraft, migrating);
+    std::fs::write(inventory, &kraft).unwrap();
+    let kafka_nodes: Vec<(String, String)> = nodes.iter().chain(controllers).cloned().collect();
+    let kafka_before = snapshots(lab_dir, &kafka_nodes, &["kafka"]);
+    let out = clusterctl(&["apply", inv], m);
+    let t = text(&out);
+    assert!(out.status.success(), "apply without ZooKeeper failed: {t}");
+    assert_eq!(
+        t.matches("retired zookeeper (stopped, disabled at boot")
+            .count(),
+        3,
+        "{t}"
+    );
+    assert_eq!(
+        snapshots(lab_dir, &kafka_nodes, &["kafka"]),
+        kafka_before,
+        "retiring ZooKeeper changed Kafka"
+    );
+    for (n, a) in nodes {
+        assert_eq!(
+            ssh_status(
+                lab_dir,
+                a,
+                "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done \
+                 | grep -c '[Q]uorumPeerMain'; ls /etc/rc[2345].d/ | grep -c '^S.*zookeeper'; \
+                 test -s /var/lib/zookeeper/myid && echo kept"
+            ),
+            (0, "0\n0\nkept".to_string()),
+            "{n}: no ZooKeeper runs, none starts at boot, its data is kept"
+        );
+    }
+    assert_eq!(status_mode(inv, m), "kraft");
+    let out = clusterctl(&["apply", inv], m);
+    assert!(text(&out).contains("apply: no change"), "{}", text(&out));
+
+    // An ordinary KRaft cluster now: Kafka 4.4 rolls in, --finalize-upgrade raises
+    // metadata.version.
+    let mv_before = feature_level(libs, bootstrap, "metadata.version");
+    let four = kraft.replace("  version: 3.9.1\n", "  version: 4.4.0\n");
+    assert_ne!(four, kraft);
+    std::fs::write(inventory, &four).unwrap();
+    let out = clusterctl(&["apply", inv], m);
+    assert!(
+        out.status.success(),
+        "upgrade to 4.4.0 failed: {}",
+        text(&out)
+    );
+    assert_eq!(
+        restart_order(&String::from_utf8_lossy(&out.stderr), "kafka").len(),
+        6,
+        "{}",
+        text(&out)
+    );
+    let out = clusterctl(&["apply", inv, "--finalize-upgrade"], m);
+    assert!(
+        out.status.success(),
+        "--finalize-upgrade failed: {}",
+        text(&out)
+    );
+    let mv_after = feature_level(libs, bootstrap, "metadata.version");
+    assert!(
+        mv_after > mv_before,
+        "metadata.version {mv_before} -> {mv_after}"
+    );
+    for (_, a) in &kafka_nodes {
+        assert_eq!(ssh(lab_dir, a, "readlink /opt/kafka"), "kafka_2.13-4.4.0");
+    }
+    assert_eq!(topic_summaries(libs, bootstrap), topics_before);
+    let (leader, q) = kraft_quorum(libs, bootstrap);
+    assert!((3001..=3003).contains(&leader), "{q}");
+    let js = clusterctl(&["status", inv, "-o", "json"], m);
+    assert_eq!(js.status.code(), Some(0), "{}", text(&js));
+    let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(v["mode"], "kraft");
+    assert_eq!(v["kraft"]["leader"], leader, "{q}");
+    assert_eq!(v["kraft"]["voters"].as_array().unwrap().len(), 3);
+    assert!(v.get("zookeeper").is_none(), "{v}");
 }
 
 /// The service logs of one node as OpenSSH sees them.

@@ -222,7 +222,11 @@ pub async fn leader_host(inv: &Inventory, plans: &[HostPlan], svc: Service) -> O
         Service::ZooKeeper => return zk_probe(inv).await.1.leader,
         // Stateless brokers: none leads anything.
         Service::Nisshi => return None,
-        Service::Kafka if inv.kafka.kraft => quorum(inv).await.ok()?.leader_id,
+        // A migration's controllers are KRaft from the start: the active one is the quorum's
+        // leader there too.
+        Service::Kafka if inv.kafka.kraft || inv.kafka.migrating => {
+            quorum(inv).await.ok()?.leader_id
+        }
         Service::Kafka => metadata(inv).await.ok()?.controller_id,
     };
     plans

@@ -15,10 +15,22 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
     if inv.kafka.migrating {
         return Ok(());
     }
-    let mode = |version: u32| -> Vec<String> {
+    // A broker migrated from ZooKeeper keeps meta.properties version 0 (Kafka 3.9 only adds a
+    // directory.id): its server.properties says it runs in KRaft.
+    let kraft_node = |p: &HostPlan| match p.facts.meta_version {
+        Some(1) => Some(true),
+        Some(0) => Some(
+            p.facts
+                .server_properties
+                .as_deref()
+                .is_some_and(|t| t.lines().any(|l| l.starts_with("process.roles="))),
+        ),
+        _ => None,
+    };
+    let named = |kraft: bool| -> Vec<String> {
         plans
             .iter()
-            .filter(|p| p.host.runs_kafka() && p.facts.meta_version == Some(version))
+            .filter(|p| p.host.runs_kafka() && kraft_node(p) == Some(kraft))
             .map(|p| match p.facts.broker_id {
                 Some(id) => format!("{} (id {id})", p.host.name),
                 None => p.host.name.clone(),
@@ -26,23 +38,23 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
             .collect()
     };
     if inv.kafka.kraft {
-        let zk_mode = mode(0);
+        let zk_mode = named(false);
         if !zk_mode.is_empty() {
             bail!(
                 "the inventory asks for KRaft (groups.controller), but {} run Kafka in ZooKeeper mode \
                  (meta.properties version 0 with broker.id); a running cluster is not switched by \
-                 editing its groups: restore groups.zookeeper and drop groups.controller, and move \
-                 to KRaft with a migration",
+                 editing its groups: restore groups.zookeeper, and move to KRaft with clusterctl \
+                 migrate",
                 zk_mode.join(", ")
             );
         }
     } else {
-        let kraft = mode(1);
+        let kraft = named(true);
         if !kraft.is_empty() {
             bail!(
                 "the inventory asks for ZooKeeper mode (groups.zookeeper), but {} are KRaft nodes \
-                 (meta.properties version 1 with node.id); a KRaft cluster cannot go back to \
-                 ZooKeeper mode: restore groups.controller",
+                 (process.roles in server.properties, or meta.properties version 1 with node.id); \
+                 a KRaft cluster cannot go back to ZooKeeper mode: restore groups.controller",
                 kraft.join(", ")
             );
         }
@@ -165,6 +177,27 @@ mod tests {
         let facts = vec![meta(1, 1), meta(1, 2), meta(1, 3)];
         let plans = crate::engine::plan::plans_from_facts(&kraft, facts, false).unwrap();
         check(&kraft, &plans).unwrap();
+    }
+
+    /// Migrated brokers keep meta.properties version 0 and run `process.roles=broker`: the
+    /// KRaft inventory that follows the migration is theirs, a ZooKeeper-mode one is not.
+    #[test]
+    fn migrated_brokers_are_kraft_nodes_with_meta_version_0() {
+        let migrated = |id: i64| Facts {
+            server_properties: Some(format!("process.roles=broker\nnode.id={id}\n")),
+            ..meta(0, id)
+        };
+        let kraft = inv("  controller: [a]\n  kafka: [b, c]\n");
+        let facts = vec![meta(1, 3001), migrated(1), migrated(2)];
+        let plans = crate::engine::plan::plans_from_facts(&kraft, facts, false).unwrap();
+        check(&kraft, &plans).unwrap();
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+                    groups:\n  zookeeper: [a, b, c]\n  kafka: [b, c]\nkafka:\n  version: 3.9.1\n";
+        let zk = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let facts = vec![Facts::default(), migrated(1), meta(0, 2)];
+        let plans = crate::engine::plan::plans_from_facts(&zk, facts, false).unwrap();
+        let e = check(&zk, &plans).unwrap_err().to_string();
+        assert!(e.contains("but b (id 1) are KRaft nodes"), "{e}");
     }
 
     #[test]

@@ -238,6 +238,19 @@ pub enum MigrationStage {
     /// Brokers in KRaft (`process.roles=broker`); controllers still write to ZooKeeper: the
     /// soak point, the last one from which a rollback is possible.
     BrokersKraft,
+    /// Controllers without ZooKeeper: the files a KRaft inventory of the same hosts renders.
+    /// Not reversible once the controllers run them.
+    Finalized,
+}
+
+impl KafkaConfig {
+    /// Whether Kafka on `host` runs as a KRaft node: always in KRaft mode; during a migration,
+    /// a controller from the start and a broker from BrokersKraft on.
+    pub fn kraft_on(&self, host: &Host) -> bool {
+        let stage = self.stage.unwrap_or(MigrationStage::Controllers);
+        self.kraft
+            || (self.migrating && (host.in_controller || stage >= MigrationStage::BrokersKraft))
+    }
 }
 
 impl Inventory {

@@ -319,12 +319,16 @@ impl Renderer {
                 .map(|(key, v)| (key.clone(), v.to_string())),
         );
         // A migrating cluster's hosts as its stage has them: controllers are KRaft nodes from
-        // the start, brokers from BrokersKraft on; both talk to ZooKeeper until then.
+        // the start, brokers from BrokersKraft on; brokers talk to ZooKeeper until then, and
+        // controllers until finalized.
         let stage = k.stage.unwrap_or(MigrationStage::Controllers);
-        let kraft = k.kraft
-            || (k.migrating && (host.in_controller || stage >= MigrationStage::BrokersKraft));
+        let kraft = k.kraft_on(host);
         let zk_migration = k.migrating
-            && (host.in_controller || (host.in_kafka && stage == MigrationStage::BrokersMigrating));
+            && if host.in_controller {
+                stage < MigrationStage::Finalized
+            } else {
+                host.in_kafka && stage == MigrationStage::BrokersMigrating
+            };
         if k.migrating {
             // Pinned by the migration for ZooKeeper-mode brokers; a KRaft node has none.
             properties.remove("inter.broker.protocol.version");

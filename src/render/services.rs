@@ -198,7 +198,12 @@ impl ServiceDef {
                 memory_max: inv.kafka.limits.memory_max.clone(),
                 start_priority: 30,
                 stop_priority: 70,
-                after: if host.in_zookeeper { "zookeeper" } else { "" },
+                // Only a ZooKeeper-mode broker needs its ensemble member up first.
+                after: if host.in_zookeeper && !inv.kafka.kraft_on(host) {
+                    "zookeeper"
+                } else {
+                    ""
+                },
             },
         }
     }

@@ -836,3 +836,52 @@ kafka:
         "until finalize"
     );
 }
+
+/// Finalized, a migration's files are those of the same cluster as a KRaft inventory (its
+/// groups.zookeeper removed, the static quorum the hosts run), so the apply that retires
+/// ZooKeeper afterwards changes nothing on Kafka.
+#[test]
+fn a_finalized_migration_renders_the_kraft_inventory_files() {
+    let text = "\
+hosts:
+  b1: { address: 10.0.0.1 }
+  b2: { address: 10.0.0.2 }
+  b3: { address: 10.0.0.3 }
+  c1: { address: 10.0.0.11 }
+  c2: { address: 10.0.0.12 }
+  c3: { address: 10.0.0.13 }
+groups:
+  zookeeper: [b1, b2, b3]
+  kafka: [b1, b2, b3]
+  controller: [c1, c2, c3]
+kafka:
+  version: 3.9.1
+  properties:
+    authorizer.class.name: kafka.security.authorizer.AclAuthorizer
+";
+    let (mut inv, ids) = setup(text);
+    inv.kafka.stage = Some(MigrationStage::Finalized);
+    let (mut kraft, _) = setup(&text.replace("  zookeeper: [b1, b2, b3]\n", ""));
+    assert!(kraft.kafka.kraft && !kraft.kafka.migrating);
+    // What the plan reads from hosts formatted with a static quorum.
+    kraft.kafka.dynamic_quorum = false;
+    let c =
+        props(&files(&inv, &ids, 3, InitSystem::Systemd)["/etc/kafka/server.properties"].content);
+    assert!(
+        !c.contains_key("zookeeper.metadata.migration.enable"),
+        "{c:?}"
+    );
+    assert!(!c.contains_key("zookeeper.connect"), "{c:?}");
+    for host in 0..6 {
+        let want = files(&kraft, &ids, host, InitSystem::Systemd);
+        let got = files(&inv, &ids, host, InitSystem::Systemd);
+        for (path, f) in &want {
+            assert_eq!(
+                got.get(path).map(|g| &g.content),
+                Some(&f.content),
+                "{} {path}",
+                inv.hosts[host].name
+            );
+        }
+    }
+}

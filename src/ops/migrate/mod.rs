@@ -14,15 +14,18 @@ use crate::health::znode;
 use crate::inventory::{Host, Inventory, MigrationStage};
 use crate::ops::restart::{RollOptions, Roller};
 use crate::ops::roller::{self, Policy};
-use crate::render::Service;
+use crate::render::{Service, ServiceDef};
 use crate::report::Reporter;
 use crate::transport::HostKeyPolicy;
+use crate::transport::quote;
 use anyhow::{Context, Result, bail};
 use phase::{MigrationZnode, Observed, Phase};
 use std::time::{Duration, Instant};
 
 pub struct MigrateOptions {
     pub policy: HostKeyPolicy,
+    /// `--finalize`: from the soak point, the controllers rolled without ZooKeeper.
+    pub finalize: bool,
 }
 
 /// What the hosts and ZooKeeper say, read without changing anything.
@@ -84,11 +87,22 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
     let st = standing(inv, opts.policy).await?;
     rep.clear();
     println!("migrate: the cluster is in phase `{}`", st.phase.name());
+    if opts.finalize {
+        return finalize(inv, opts, &st, rep).await;
+    }
     let Some(first) = st.phase.resume() else {
+        if st.phase == Phase::Finalizing {
+            bail!(
+                "a finalize was started (some controllers run without ZooKeeper): finish it with \
+                 clusterctl migrate --finalize {}",
+                inv.file.display()
+            );
+        }
         bail!(
-            "the controllers already run without ZooKeeper (phase `{}`): there is nothing left \
-             to migrate; remove groups.zookeeper and use apply",
-            st.phase.name()
+            "the migration is finalized (phase `{}`): nothing is left to migrate; remove \
+             groups.zookeeper from {} and run clusterctl apply",
+            st.phase.name(),
+            inv.file.display()
         );
     };
     if st.phase == Phase::Zookeeper {
@@ -115,7 +129,7 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
             }
         }
         changed |= summary.changed();
-        let gate = gate(&at, stage, rep)
+        let gate = gate(&at, stage, opts.policy, rep)
             .await
             .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
         rep.clear();
@@ -138,7 +152,129 @@ fn describe(stage: MigrationStage) -> &'static str {
         MigrationStage::Controllers => "2: KRaft controllers in migration mode",
         MigrationStage::BrokersMigrating => "3: brokers into migration mode",
         MigrationStage::BrokersKraft => "4: brokers into KRaft",
+        MigrationStage::Finalized => "5: controllers without ZooKeeper (finalize)",
     }
+}
+
+/// Phase 5: from the soak point, healthy, the controllers rolled without ZooKeeper (the active
+/// one last), gated on the metadata log's migration state.
+async fn finalize(
+    inv: &Inventory,
+    opts: &MigrateOptions,
+    st: &Standing,
+    rep: &Reporter,
+) -> Result<()> {
+    phase::finalize_from(st.phase)
+        .map_err(|e| anyhow::anyhow!("refusing to finalize: {e}; nothing was changed"))?;
+    if st.phase == Phase::Soak {
+        rep.line("pre-check: Kafka and the KRaft quorum");
+        let mut why = kafka_problems(inv, &st.plans, rep).await;
+        match engine::gates::quorum(inv).await {
+            Ok(q) => why.extend(
+                q.problems(
+                    &engine::gates::expected_voters(&st.plans),
+                    engine::gates::FETCH_TIMEOUT_MS,
+                )
+                .into_iter()
+                .map(|p| format!("KRaft quorum: {p}")),
+            ),
+            Err(e) => why.push(format!("KRaft quorum: {e:#}")),
+        }
+        rep.clear();
+        if !why.is_empty() {
+            bail!(
+                "refusing to finalize: the cluster is not healthy; nothing was changed on any \
+                 host:\n  {}",
+                why.join("\n  ")
+            );
+        }
+        println!(
+            "migrate: finalizing: the controllers stop writing to ZooKeeper; this cannot be \
+             undone: from here the cluster cannot go back to ZooKeeper mode"
+        );
+    }
+    let t0 = Instant::now();
+    let stage = MigrationStage::Finalized;
+    println!("migrate: phase {}", describe(stage));
+    let mut at = inv.clone();
+    at.kafka.stage = Some(stage);
+    let summary = engine::apply(&at, &apply_options(opts), rep)
+        .await
+        .with_context(|| format!("phase `{}`", describe(stage)))?;
+    rep.clear();
+    for (host, lines) in &summary.changes {
+        for l in lines {
+            println!("  {host}: {l}");
+        }
+    }
+    let gate = gate(inv, stage, opts.policy, rep)
+        .await
+        .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
+    rep.clear();
+    println!("  gate: {gate} ({} for the phase)", fmt_secs(t0.elapsed()));
+    println!(
+        "migrate: {}; the cluster runs in KRaft. Next: remove groups.zookeeper from {} and run \
+         clusterctl apply: it stops ZooKeeper on those hosts and keeps it from starting at boot \
+         (its data and files stay)",
+        if summary.changed() {
+            "finalized"
+        } else {
+            "no change, the migration was already finalized"
+        },
+        inv.file.display()
+    );
+    Ok(())
+}
+
+/// The lines of each controller's Kafka log (rotated files too) that say the migration is
+/// complete, polled until one does.
+async fn finalize_gate(inv: &Inventory, policy: HostKeyPolicy, rep: &Reporter) -> Result<String> {
+    let mut sessions = Vec::new();
+    for h in inv.controller_hosts() {
+        let s = crate::transport::Session::connect(&h.ssh, policy)
+            .await
+            .with_context(|| format!("{}: cannot connect", h.name))?;
+        let log = ServiceDef::new(Service::Kafka, inv, h)
+            .log_file
+            .with_context(|| format!("{}: Kafka writes no log file", h.name))?;
+        let cmd = format!(
+            "set -- {log} {log}.*; for f; do [ -f \"$f\" ] || continue; grep -h -F -e {} -e {} \
+             -- \"$f\"; [ $? -le 1 ] || exit 2; done; exit 0",
+            quote(phase::COMPLETED),
+            quote(phase::POST_MIGRATION),
+            log = quote(&log),
+        );
+        sessions.push((h.name.clone(), s, cmd));
+    }
+    let deadline = Instant::now() + GATE_TIMEOUT;
+    let result = loop {
+        let mut logs = Vec::new();
+        for (host, s, cmd) in &sessions {
+            let r = match s.exec_timeout(cmd, ZK_TIMEOUT).await {
+                Ok(o) if o.ok() => Ok(o.stdout),
+                Ok(o) => Err(format!("{cmd}: exit {}: {}", o.status, o.stderr.trim())),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            logs.push((host.clone(), r));
+        }
+        let why = match phase::migration_finalized(&logs) {
+            Ok(msg) => break Ok(msg),
+            Err(why) => why,
+        };
+        if Instant::now() >= deadline {
+            break Err(anyhow::anyhow!(
+                "not reached within {}s: {why}; the controllers' logs (clusterctl logs INVENTORY \
+                 HOST kafka) say why; a re-run of migrate --finalize resumes here",
+                GATE_TIMEOUT.as_secs()
+            ));
+        }
+        rep.line(&format!("  waiting: {why}"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    for (_, s, _) in &sessions {
+        s.close().await;
+    }
+    result
 }
 
 fn fmt_secs(d: Duration) -> String {
@@ -163,24 +299,7 @@ fn apply_options(opts: &MigrateOptions) -> ApplyOptions {
 async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result<()> {
     rep.line("pre-check: versions, health, cluster id");
     let (_, zk) = engine::gates::zk_probe(inv).await;
-    // The view needs no host session: Metadata and DescribeConfigs go to the brokers.
-    let none = std::collections::BTreeMap::new();
-    let roller = Roller::new(
-        inv,
-        &none,
-        rep,
-        RollOptions {
-            policy: Policy::default(),
-            force: false,
-            sigkill_after: None,
-            settle: Duration::ZERO,
-            by_rack: false,
-        },
-    );
-    let kafka = roller
-        .kafka_view(plans)
-        .await
-        .map(|v| roller::kafka_preflight(&v, Policy::default()));
+    let kafka = kafka_problems(inv, plans, rep).await;
     let zk_id = zk_cluster_id(inv).await;
     let input = phase::Precheck {
         brokers: plans
@@ -199,7 +318,7 @@ async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result
         } else {
             zk.problems.clone()
         },
-        kafka: kafka.unwrap_or_else(|e| vec![format!("the brokers did not answer: {e:#}")]),
+        kafka,
         zk_cluster_id: zk_id,
     };
     rep.clear();
@@ -221,6 +340,28 @@ async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result
             .map_or("?", |r| r.as_deref().unwrap_or("?"))
     );
     Ok(())
+}
+
+/// Why Kafka is not healthy enough to roll (strict: not even one partition under-replicated).
+async fn kafka_problems(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Vec<String> {
+    // The view needs no host session: Metadata and DescribeConfigs go to the brokers.
+    let none = std::collections::BTreeMap::new();
+    let roller = Roller::new(
+        inv,
+        &none,
+        rep,
+        RollOptions {
+            policy: Policy::default(),
+            force: false,
+            sigkill_after: None,
+            settle: Duration::ZERO,
+            by_rack: false,
+        },
+    );
+    match roller.kafka_view(plans).await {
+        Ok(v) => roller::kafka_preflight(&v, Policy::default()),
+        Err(e) => vec![format!("the brokers did not answer: {e:#}")],
+    }
 }
 
 const ZK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -254,10 +395,17 @@ async fn migration_znode(inv: &Inventory) -> Result<Option<MigrationZnode>, Stri
 
 /// What must hold after a phase before the next may start (the apply of each phase has
 /// already waited for the KRaft quorum and for every broker and partition).
-async fn gate(inv: &Inventory, stage: MigrationStage, rep: &Reporter) -> Result<String> {
+async fn gate(
+    inv: &Inventory,
+    stage: MigrationStage,
+    policy: HostKeyPolicy,
+    rep: &Reporter,
+) -> Result<String> {
     let decide: fn(Option<&MigrationZnode>) -> Result<String, String> = match stage {
         MigrationStage::Controllers => phase::controllers_ready,
         MigrationStage::BrokersMigrating | MigrationStage::BrokersKraft => phase::metadata_migrated,
+        // The controllers no longer write to ZooKeeper: their logs say so.
+        MigrationStage::Finalized => return finalize_gate(inv, policy, rep).await,
     };
     let deadline = Instant::now() + GATE_TIMEOUT;
     loop {

@@ -56,7 +56,7 @@ pub enum Phase {
     BrokersKraft,
     /// Phase 4 done: every broker in KRaft, controllers still writing to ZooKeeper.
     Soak,
-    /// Controllers being rolled without ZooKeeper (finalize, not reversible).
+    /// Controllers being rolled without ZooKeeper (`--finalize`, not reversible).
     Finalizing,
     /// Migrated: KRaft only.
     Kraft,
@@ -261,6 +261,61 @@ pub fn metadata_migrated(z: Option<&MigrationZnode>) -> Result<String, String> {
         )),
         None => Err("no /migration in ZooKeeper: no KRaft controller runs the migration".into()),
     }
+}
+
+/// Where `--finalize` may start: at the soak point, or where an interrupted finalize left the
+/// controllers (resumed), or after it (a re-run, which changes nothing).
+pub fn finalize_from(p: Phase) -> Result<(), String> {
+    match p {
+        Phase::Soak | Phase::Finalizing | Phase::Kraft => Ok(()),
+        p => Err(format!(
+            "the cluster is in phase `{}`, not at the soak point: finalize only once every \
+             broker runs in KRaft; run clusterctl migrate first",
+            p.name()
+        )),
+    }
+}
+
+/// What a KRaft controller of Kafka 3.9 logs when it takes over as the active controller
+/// (ActivationRecordsGenerator, logged at WARN): the first, when a controller without the
+/// migration flag finds the migration still running and ends it; the second, on any later
+/// activation. Kafka's own system test (zookeeper_migration_test.py) reads the same lines.
+pub const COMPLETED: &str = "Completing the ZK migration since";
+pub const POST_MIGRATION: &str = "Loaded ZK migration state of POST_MIGRATION";
+
+/// Gate after finalize: a controller's log says the metadata log holds the migration state
+/// POST_MIGRATION, which nothing undoes. `logs` holds, per controller host, the lines of its
+/// log that carry either marker (or why they could not be read).
+pub fn migration_finalized(logs: &[(String, Result<String, String>)]) -> Result<String, String> {
+    for (host, lines) in logs {
+        if let Ok(text) = lines
+            && let Some(line) = text
+                .lines()
+                .find(|l| l.contains(COMPLETED) || l.contains(POST_MIGRATION))
+        {
+            let what = if line.contains(COMPLETED) {
+                "completed the migration"
+            } else {
+                "loaded the state post-migration"
+            };
+            return Ok(format!(
+                "migration state post-migration: controller on {host} {what}; the controllers \
+                 no longer write to ZooKeeper"
+            ));
+        }
+    }
+    let unread: Vec<String> = logs
+        .iter()
+        .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h}: {e}")))
+        .collect();
+    Err(if unread.is_empty() {
+        "no controller has logged the migration state post-migration yet".into()
+    } else {
+        format!(
+            "no controller has logged the migration state post-migration yet (unread: {})",
+            unread.join("; ")
+        )
+    })
 }
 
 /// `/cluster/id` in ZooKeeper: `{"version":"1","id":"..."}`.
@@ -556,6 +611,53 @@ mod tests {
         assert!(precheck(&c)[0].contains("connection refused"));
         c.zk_cluster_id = Ok(None);
         assert!(precheck(&c)[0].contains("no /cluster/id"));
+    }
+
+    #[test]
+    fn finalize_starts_only_at_the_soak_point_or_resumes() {
+        for p in [Phase::Soak, Phase::Finalizing, Phase::Kraft] {
+            assert_eq!(finalize_from(p), Ok(()), "{p:?}");
+        }
+        for p in [
+            Phase::Zookeeper,
+            Phase::Controllers,
+            Phase::BrokersMigrating,
+            Phase::BrokersKraft,
+        ] {
+            let e = finalize_from(p).unwrap_err();
+            assert!(
+                e.contains(p.name()) && e.contains("clusterctl migrate"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn finalize_gate_reads_the_controllers_logs() {
+        let staying = "[2026-12-03 06:00:00,001] WARN [QuorumController id=3001] Performing \
+            controller activation. Loaded ZK migration state of MIGRATION. Staying in ZK \
+            migration mode since 'zookeeper.metadata.migration.enable' is still 'true'.";
+        let completing = "[2026-12-03 06:01:00,001] WARN [QuorumController id=3002] Performing \
+            controller activation. Loaded ZK migration state of MIGRATION. Completing the ZK \
+            migration since this controller was configured with \
+            'zookeeper.metadata.migration.enable' set to 'false'.";
+        let later = "[2026-12-03 06:02:00,001] WARN [QuorumController id=3003] Performing \
+            controller activation. Loaded ZK migration state of POST_MIGRATION.";
+        let at = |v: &[(&str, Result<&str, &str>)]| {
+            migration_finalized(
+                &v.iter()
+                    .map(|(h, r)| (h.to_string(), r.map(str::to_string).map_err(str::to_string)))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(at(&[("c1", Ok(staying)), ("c2", Ok(""))]).is_err());
+        let ok = at(&[("c1", Ok(staying)), ("c2", Ok(completing))]).unwrap();
+        assert!(ok.contains("c2") && ok.contains("completed"), "{ok}");
+        assert!(at(&[("c3", Ok(later))]).unwrap().contains("c3"));
+        // One unreadable log does not hide another's answer, and is named when none answers.
+        assert!(at(&[("c1", Err("timed out")), ("c3", Ok(later))]).is_ok());
+        let e = at(&[("c1", Err("timed out")), ("c2", Ok(staying))]).unwrap_err();
+        assert!(e.contains("c1: timed out"), "{e}");
     }
 
     #[test]
