@@ -10,6 +10,7 @@ measured run (from wait4's rusage).
     bench/run.py [--runs 3] [--repeats 5] [--flavor jvm|nisshi] [--baseline BIN] [--bin BIN]
                  [--by-rack]
     bench/run.py --rebalance [--throttle MB/s] [--data MB]
+    bench/run.py --migrate [--runs 3]
 `--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
 status right after each of this build's, on the same labs, so a change's cost shows as a ratio
 measured in one run. Only for builds that render the same files: otherwise each apply rewrites
@@ -27,6 +28,11 @@ broker on 3 (the binary from scripts/nisshi.sh's cache).
 factor 3 (kcat), a 4th broker joins, and `rebalance --throttle` moves its share to it. Reports the
 bytes that landed on the new broker (its partitions' segment files, over OpenSSH) per second of
 the rebalance, next to the throttle.
+
+`--migrate`: instead, for RUNS fresh 6-node labs, a ZooKeeper-mode cluster on Kafka 3.9.1 (ZooKeeper
+and brokers on n1..n3) gets controllers on n4..n6 and is migrated: `migrate` to the soak point, then
+`migrate --finalize`, each timed next to the sum of its unavoidable parts (each node's stop, start
+and ISR catch-up as the roller measured them, and each gate's wait as migrate printed it).
 
 Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (and scripts/nisshi.sh for
 the nisshi flavor), and a release build (`cargo build --release`; under $CARGO_TARGET_DIR if set). Containers and networks are removed at the end, pass or fail.
@@ -101,6 +107,8 @@ def main():
     ap.add_argument("--rebalance", action="store_true", help="time a throttled rebalance instead")
     ap.add_argument("--throttle", type=float, default=5.0, help="--rebalance: the throttle, MB/s")
     ap.add_argument("--data", type=int, default=120, help="--rebalance: MB written before scaling out")
+    ap.add_argument("--migrate", action="store_true",
+                    help="time migrate and migrate --finalize (ZooKeeper to KRaft) instead")
     ap.add_argument("--by-rack", action="store_true",
                     help="6 brokers in 3 racks: time restart --rolling --by-rack next to one at a time")
     a = ap.parse_args()
@@ -117,11 +125,14 @@ def main():
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
-    if a.rebalance:
+    if a.rebalance or a.migrate:
         try:
             time.sleep(0.5)
             subprocess.run([bin, "lab", "image"], check=True, env=env)
-            rebalance_bench(bin, env, a.throttle, a.data)
+            if a.migrate:
+                migrate_bench(bin, env, a.runs)
+            else:
+                rebalance_bench(bin, env, a.throttle, a.data)
         finally:
             server.kill()
             server.wait()
@@ -273,6 +284,56 @@ def rebalance_bench(bin, env, throttle, data_mb):
             print(f"clusterctl peak RSS             {rss / 1024:6.1f} MiB")
         finally:
             subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
+
+
+def migration_parts(text):
+    """Seconds migrate's output accounts for: each node's stop + start + catch-up, each gate's wait."""
+    nodes = [float(a) + float(b) + float(c) for a, b, c in
+             re.findall(r"stop ([0-9.]+)s, start ([0-9.]+)s, back in sync ([0-9.]+)s", text)]
+    gates = [float(w) for w in re.findall(r"gate: .*\(waited ([0-9.]+)s;", text)]
+    return sum(nodes) + sum(gates), len(nodes), len(gates)
+
+
+def migrate_bench(bin, env, runs):
+    med = statistics.median
+    figures = {"migrate": [], "finalize": []}
+    rss = []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            inv = os.path.join(tmp, "bench.yaml")
+            subprocess.run([bin, "lab", "up", inv, "--nodes", "6"], check=True, env=env,
+                           stderr=subprocess.DEVNULL)
+            try:
+                text = open(inv).read().replace("kafka:\n  heap: 256m\n", "kafka:\n  heap: 256m\n  version: 3.9.1\n")
+                zk = re.sub(r"  kafka: \[[^\]]*\]\n", "  kafka: [n1, n2, n3]\n", text)
+                if zk == text or "version: 3.9.1" not in zk:
+                    sys.exit(f"unexpected lab inventory:\n{text}")
+                open(inv, "w").write(zk)
+                if run(["apply", inv], env, bin=bin)[2] != 0:
+                    sys.exit("apply (ZooKeeper mode) failed")
+                open(inv, "w").write(zk.replace("  kafka: [n1, n2, n3]\n",
+                                                "  kafka: [n1, n2, n3]\n  controller: [n4, n5, n6]\n"))
+                for step, args in [("migrate", ["migrate", inv]), ("finalize", ["migrate", inv, "--finalize"])]:
+                    out = []
+                    t, r, code = run(args, env, out, bin=bin)
+                    if code != 0:
+                        sys.exit(f"{step} failed:\n{out[0]}")
+                    parts, nodes, gates = migration_parts(out[0])
+                    figures[step].append((t, parts))
+                    rss.append(r)
+                    print(f"run {i + 1}: {step} {t:.1f}s, parts {parts:.1f}s "
+                          f"({nodes} node restarts, {gates} gates)", flush=True)
+            finally:
+                subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
+    print()
+    print(f"6-node lab, Kafka 3.9.1: 3 brokers with ZooKeeper, 3 new controllers; {runs} run(s)")
+    for step, label in [("migrate", "migrate to the soak point"), ("finalize", "migrate --finalize")]:
+        walls = [t for t, _ in figures[step]]
+        parts = [p for _, p in figures[step]]
+        ratios = [t / p for t, p in figures[step]]
+        print(f"{label:26} median {med(walls):6.2f} s   unavoidable parts {med(parts):6.2f} s   "
+              f"ratio {med(ratios):.2f}")
+    print(f"clusterctl peak RSS        max    {max(rss) / 1024:6.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -88,8 +88,12 @@ enum Command {
         inventory: Option<PathBuf>,
         /// From the soak point: roll the controllers without ZooKeeper, the irreversible last
         /// step (refused unless the cluster is healthy at the soak point).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rollback")]
         finalize: bool,
+        /// From any phase before finalize: back to ZooKeeper mode, after Kafka's documented
+        /// revert (the controllers stopped and their metadata deleted).
+        #[arg(long)]
+        rollback: bool,
         /// Learn host keys of hosts not yet in known_hosts (a changed key is still refused).
         #[arg(long)]
         accept_new_host_keys: bool,
@@ -441,12 +445,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate {
             inventory,
             finalize,
+            rollback,
             accept_new_host_keys,
         } => match load(inventory) {
             Ok(inv) => {
                 let opts = crate::ops::migrate::MigrateOptions {
                     policy: policy(accept_new_host_keys),
                     finalize,
+                    rollback,
                 };
                 tunnels(&inv, opts.policy);
                 let rep = Reporter::new();

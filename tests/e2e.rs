@@ -2113,10 +2113,12 @@ fn status_mode(inv: &str, m: &str) -> String {
     v["mode"].as_str().unwrap_or_default().to_string()
 }
 
-/// ZooKeeper mode to KRaft's soak point under an acks=all producer, with the controllers on
-/// n5..n7: apply refuses the migrating inventory, `migrate` is killed (SIGKILL) after its first
-/// broker restart of phase 3 and resumed, a re-run at the soak point changes nothing; ZooKeeper
-/// (`/migration`), Kafka's MetadataQuorumCommand and the brokers' files agree with `status`.
+/// ZooKeeper mode to KRaft under one acks=all producer, with the controllers on n5..n7: apply
+/// refuses the migrating inventory; `migrate` is killed (SIGKILL) after its first broker
+/// restart of phase 3 and rolled back from there; killed again and resumed to the soak point,
+/// where a re-run changes nothing (ZooKeeper's `/migration`, Kafka's MetadataQuorumCommand and
+/// the brokers' files agree with `status`); rolled back from the soak point; migrated again,
+/// finalized, ZooKeeper retired, upgraded to Kafka 4.4.
 fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     let (inventory, lab_dir, nodes, bootstrap, libs) = (
         &setup.inventory,
@@ -2144,42 +2146,11 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
 
     let producer = Producer::start(libs, bootstrap, "migrate");
     let topics_before = topic_summaries(libs, bootstrap);
-    // Killed once the first broker has restarted into migration mode (phase 2 restarts
-    // nothing: the controllers are new).
-    let mut child = Command::new(BIN)
-        .args(["migrate", inv])
-        .env("CLUSTERCTL_SSH_CONFIG", "")
-        .env("CLUSTERCTL_MIRROR", m)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut seen = Vec::new();
-    let mut killed = false;
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let restarted = line.contains(": restarted kafka");
-        seen.push(line);
-        if restarted {
-            child.kill().unwrap();
-            killed = true;
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(
-        killed,
-        "no broker restarted in phase 3: {}",
-        seen.join("\n")
-    );
+    kill_in_phase_3(inv, m);
+    assert_eq!(status_mode(inv, m), "migrating: brokers-migrating");
+    // Back from an interrupted phase 3, then the same again to the soak point.
+    rollback(setup, zk_inventory, "brokers-migrating");
+    kill_in_phase_3(inv, m);
     assert_eq!(status_mode(inv, m), "migrating: brokers-migrating");
 
     let out = clusterctl(&["migrate", inv], m);
@@ -2246,8 +2217,141 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     assert!(t.contains("no change"), "{t}");
     assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), before);
 
+    // From the soak point back, then all the way again.
+    rollback(setup, zk_inventory, "soak");
+    let out = clusterctl(&["migrate", inv], m);
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "migrate after the rollback failed: {t}"
+    );
+    assert!(
+        t.contains("pre-check passed") && t.contains("soak point"),
+        "{t}"
+    );
+    assert_eq!(status_mode(inv, m), "migrating: soak");
     finalize_and_leave_zookeeper(setup, &migrating, &topics_before);
     producer.stop_and_verify(bootstrap);
+}
+
+/// `migrate` SIGKILLed once the first broker has restarted into migration mode (phase 2
+/// restarts nothing: the controllers are new).
+fn kill_in_phase_3(inv: &str, m: &str) {
+    let mut child = Command::new(BIN)
+        .args(["migrate", inv])
+        .env("CLUSTERCTL_SSH_CONFIG", "")
+        .env("CLUSTERCTL_MIRROR", m)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut seen = Vec::new();
+    let mut killed = false;
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let restarted = line.contains(": restarted kafka");
+        seen.push(line);
+        if restarted {
+            child.kill().unwrap();
+            killed = true;
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        killed,
+        "no broker restarted in phase 3: {}",
+        seen.join("\n")
+    );
+}
+
+/// `migrate --rollback` from phase `from`, under the producer: the brokers in plain ZooKeeper
+/// mode, the controllers stopped, disabled and their metadata deleted, `/migration` gone and
+/// `/controller` held by a broker (ZooKeeper's own CLI); the ZooKeeper-mode inventory then
+/// applies with no change and `status` is healthy; a re-run changes nothing.
+fn rollback(setup: &Setup, zk_inventory: &str, from: &str) {
+    let (inventory, lab_dir, nodes, libs) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.nodes[..3],
+        &setup.libs,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let zk = format!("{}:2181", nodes[0].1);
+    let out = clusterctl(&["migrate", inv, "--rollback"], m);
+    let t = text(&out);
+    assert!(out.status.success(), "migrate --rollback failed: {t}");
+    for want in [
+        format!("the cluster is in phase `{from}`"),
+        "deleted /migration".into(),
+        "rolled back: the cluster runs in ZooKeeper mode".into(),
+        // A KRaft controller holds /controller once it has migrated the metadata (at the
+        // soak point); before, with a broker not yet registered with it, a broker still does.
+        if from == "soak" {
+            "deleted /controller".into()
+        } else {
+            "kept /controller".to_string()
+        },
+    ] {
+        assert!(t.contains(&want), "{want}: {t}");
+    }
+    assert_eq!(
+        t.contains("brokers back into ZooKeeper mode"),
+        from == "soak",
+        "only brokers in KRaft roll twice: {t}"
+    );
+    for (n, a) in nodes {
+        let props = ssh(lab_dir, a, "cat /etc/kafka/server.properties");
+        assert!(props.contains("zookeeper.connect="), "{n}: {props}");
+        assert!(props.contains("broker.id="), "{n}: {props}");
+        for gone in [
+            "process.roles",
+            "zookeeper.metadata.migration.enable",
+            "controller.",
+        ] {
+            assert!(!props.contains(gone), "{n}: {gone} in {props}");
+        }
+    }
+    for (n, a) in &setup.nodes[4..7] {
+        assert_eq!(
+            ssh_status(
+                lab_dir,
+                a,
+                "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done \
+                 | grep -c '[k]afka.Kafka'; ls /etc/rc[2345].d/ | grep -c '^S.*kafka'; \
+                 test -e /var/lib/kafka/data || echo deleted"
+            ),
+            (0, "0\n0\ndeleted".to_string()),
+            "{n}: the controller is stopped, disabled at boot, its metadata deleted"
+        );
+    }
+    assert_eq!(zk_get(libs, &zk, "/migration"), "");
+    let controller: serde_json::Value =
+        serde_json::from_str(&zk_get(libs, &zk, "/controller")).unwrap();
+    assert!(
+        (1..=3).contains(&controller["brokerid"].as_i64().unwrap()),
+        "a broker is the controller: {controller}"
+    );
+    let migrating = std::fs::read_to_string(inventory).unwrap();
+    std::fs::write(inventory, zk_inventory).unwrap();
+    assert_eq!(status_mode(inv, m), "zookeeper");
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
+    let out = clusterctl(&["apply", inv], m);
+    assert!(text(&out).contains("apply: no change"), "{}", text(&out));
+    std::fs::write(inventory, &migrating).unwrap();
+    let out = clusterctl(&["migrate", inv, "--rollback"], m);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no change"), "{}", text(&out));
 }
 
 /// Every topic's summary line as Kafka's own TopicCommand prints it: name, topic id, partition
@@ -2371,7 +2475,8 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     let t = text(&out);
     assert!(out.status.success(), "apply without ZooKeeper failed: {t}");
     assert_eq!(
-        t.matches("retired zookeeper (stopped, disabled at boot")
+        String::from_utf8_lossy(&out.stdout)
+            .matches("retired zookeeper (stopped, disabled at boot")
             .count(),
         3,
         "{t}"

@@ -14,7 +14,7 @@ pub mod plan;
 pub mod playbook;
 pub mod preflight;
 pub mod quorum;
-mod retire;
+pub mod retire;
 mod voters;
 
 pub use nisshi::storage_online;

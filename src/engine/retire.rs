@@ -279,8 +279,34 @@ async fn retire(
     broker: bool,
     delete_data: bool,
 ) -> Result<String> {
-    let def = ServiceDef::new(svc, inv, &p.host);
     let r = p.facts.retired.get(&svc).cloned().unwrap_or_default();
+    let done = stop_for_good(inv, p, s, svc, &r, broker, delete_data).await?;
+    p.facts.retired.remove(&svc);
+    Ok(done)
+}
+
+/// A migration's KRaft controller on `p`, taken away by a rollback: stopped, disabled at boot,
+/// its metadata log deleted (a copy of ZooKeeper's metadata that would be stale by the time a
+/// later migration started it again). Also for a controller already stopped or deleted.
+pub async fn deprovision_controller(inv: &Inventory, p: &HostPlan, s: &Session) -> Result<String> {
+    let r = crate::engine::facts::Retired {
+        enabled: true,
+        pid: p.facts.pids.get(&Service::Kafka).copied(),
+        roles: Some("controller".into()),
+    };
+    stop_for_good(inv, p, s, Service::Kafka, &r, false, true).await
+}
+
+async fn stop_for_good(
+    inv: &Inventory,
+    p: &HostPlan,
+    s: &Session,
+    svc: Service,
+    r: &crate::engine::facts::Retired,
+    broker: bool,
+    delete_data: bool,
+) -> Result<String> {
+    let def = ServiceDef::new(svc, inv, &p.host);
     let mut what = Vec::new();
     if r.pid.is_some() {
         let stop = actions::service_cmd(p, &def, "stop");
@@ -318,7 +344,6 @@ async fn retire(
     } else {
         "data kept".to_string()
     };
-    p.facts.retired.remove(&svc);
     Ok(format!("retired {svc} ({}; {data})", what.join(", ")))
 }
 

@@ -70,7 +70,6 @@ pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<Option<Zno
 
 /// delete of `path` at `version` (-1: any version). Ok(false) when it did not exist.
 /// Errors on NOTEMPTY, BADVERSION, NOAUTH etc., naming the error.
-#[cfg_attr(not(test), allow(dead_code))]
 pub async fn delete(addr: &str, path: &str, version: i32, timeout: Duration) -> Result<bool> {
     check_path(addr, "delete", path)?;
     let what = || format!("ZooKeeper {addr}: delete {path}");

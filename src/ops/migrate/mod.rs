@@ -19,13 +19,15 @@ use crate::report::Reporter;
 use crate::transport::HostKeyPolicy;
 use crate::transport::quote;
 use anyhow::{Context, Result, bail};
-use phase::{MigrationZnode, Observed, Phase};
+use phase::{MigrationZnode, Observed, Phase, RollbackStep};
 use std::time::{Duration, Instant};
 
 pub struct MigrateOptions {
     pub policy: HostKeyPolicy,
     /// `--finalize`: from the soak point, the controllers rolled without ZooKeeper.
     pub finalize: bool,
+    /// `--rollback`: from any phase before finalize, back to ZooKeeper mode.
+    pub rollback: bool,
 }
 
 /// What the hosts and ZooKeeper say, read without changing anything.
@@ -90,7 +92,17 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
     if opts.finalize {
         return finalize(inv, opts, &st, rep).await;
     }
+    if opts.rollback {
+        return rollback(inv, opts, &st, rep).await;
+    }
     let Some(first) = st.phase.resume() else {
+        if st.phase == Phase::RollingBack {
+            bail!(
+                "a rollback was started (the controllers are gone, brokers still carry the \
+                 migration flag): finish it with clusterctl migrate --rollback {}",
+                inv.file.display()
+            );
+        }
         if st.phase == Phase::Finalizing {
             bail!(
                 "a finalize was started (some controllers run without ZooKeeper): finish it with \
@@ -115,25 +127,7 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
     ];
     let mut changed = false;
     for stage in stages.into_iter().filter(|s| *s >= first) {
-        let t0 = Instant::now();
-        println!("migrate: phase {}", describe(stage));
-        let mut at = inv.clone();
-        at.kafka.stage = Some(stage);
-        let summary = engine::apply(&at, &apply_options(opts), rep)
-            .await
-            .with_context(|| format!("phase `{}`", describe(stage)))?;
-        rep.clear();
-        for (host, lines) in &summary.changes {
-            for l in lines {
-                println!("  {host}: {l}");
-            }
-        }
-        changed |= summary.changed();
-        let gate = gate(&at, stage, opts.policy, rep)
-            .await
-            .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
-        rep.clear();
-        println!("  gate: {gate} ({} for the phase)", fmt_secs(t0.elapsed()));
+        changed |= run_phase(inv, stage, opts, rep).await?;
     }
     println!(
         "migrate: {}; soak point: every broker runs in KRaft and the controllers still write \
@@ -145,6 +139,44 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
         }
     );
     Ok(())
+}
+
+/// One phase: the apply of the inventory at `stage`, then its gate. Whether it changed a host.
+async fn run_phase(
+    inv: &Inventory,
+    stage: MigrationStage,
+    opts: &MigrateOptions,
+    rep: &Reporter,
+) -> Result<bool> {
+    let t0 = Instant::now();
+    println!("migrate: phase {}", describe(stage));
+    let mut at = inv.clone();
+    at.kafka.stage = Some(stage);
+    let summary = engine::apply(&at, &apply_options(opts), rep)
+        .await
+        .with_context(|| format!("phase `{}`", describe(stage)))?;
+    rep.clear();
+    print_changes(&summary);
+    let t_gate = Instant::now();
+    let gate = gate(&at, stage, opts.policy, rep)
+        .await
+        .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
+    rep.clear();
+    // The gate's own wait, apart: what the benchmark counts as unavoidable.
+    println!(
+        "  gate: {gate} (waited {}; {} for the phase)",
+        fmt_secs(t_gate.elapsed()),
+        fmt_secs(t0.elapsed())
+    );
+    Ok(summary.changed())
+}
+
+fn print_changes(summary: &engine::Summary) {
+    for (host, lines) in &summary.changes {
+        for l in lines {
+            println!("  {host}: {l}");
+        }
+    }
 }
 
 fn describe(stage: MigrationStage) -> &'static str {
@@ -193,30 +225,12 @@ async fn finalize(
              undone: from here the cluster cannot go back to ZooKeeper mode"
         );
     }
-    let t0 = Instant::now();
-    let stage = MigrationStage::Finalized;
-    println!("migrate: phase {}", describe(stage));
-    let mut at = inv.clone();
-    at.kafka.stage = Some(stage);
-    let summary = engine::apply(&at, &apply_options(opts), rep)
-        .await
-        .with_context(|| format!("phase `{}`", describe(stage)))?;
-    rep.clear();
-    for (host, lines) in &summary.changes {
-        for l in lines {
-            println!("  {host}: {l}");
-        }
-    }
-    let gate = gate(inv, stage, opts.policy, rep)
-        .await
-        .with_context(|| format!("gate after phase `{}`", describe(stage)))?;
-    rep.clear();
-    println!("  gate: {gate} ({} for the phase)", fmt_secs(t0.elapsed()));
+    let changed = run_phase(inv, MigrationStage::Finalized, opts, rep).await?;
     println!(
         "migrate: {}; the cluster runs in KRaft. Next: remove groups.zookeeper from {} and run \
          clusterctl apply: it stops ZooKeeper on those hosts and keeps it from starting at boot \
          (its data and files stay)",
-        if summary.changed() {
+        if changed {
             "finalized"
         } else {
             "no change, the migration was already finalized"
@@ -224,6 +238,134 @@ async fn finalize(
         inv.file.display()
     );
     Ok(())
+}
+
+/// Back to ZooKeeper mode from any phase before finalize, after Kafka 3.9's "Reverting to
+/// ZooKeeper mode During the Migration": each step resumable, as the phase is read again.
+async fn rollback(
+    inv: &Inventory,
+    opts: &MigrateOptions,
+    st: &Standing,
+    rep: &Reporter,
+) -> Result<()> {
+    let steps = phase::rollback_from(st.phase)
+        .map_err(|e| anyhow::anyhow!("refusing to roll back: {e}; nothing was changed"))?;
+    let next = format!(
+        "remove groups.controller from {} (a later clusterctl migrate starts over)",
+        inv.file.display()
+    );
+    if steps.is_empty() {
+        println!("migrate: no change, the cluster runs in ZooKeeper mode; {next}");
+        return Ok(());
+    }
+    rep.line("pre-check: ZooKeeper");
+    let (_, zk) = engine::gates::zk_probe(inv).await;
+    rep.clear();
+    if !zk.healthy {
+        bail!(
+            "refusing to roll back: the cluster goes back to ZooKeeper, which is not healthy; \
+             nothing was changed on any host:\n  {}",
+            zk.problems.join("\n  ")
+        );
+    }
+    for step in steps {
+        let t0 = Instant::now();
+        let what = match step {
+            RollbackStep::BrokersMigrating => {
+                "brokers back into ZooKeeper mode (migration flag kept)"
+            }
+            RollbackStep::Deprovision => "controllers stopped, their metadata deleted",
+            RollbackStep::BrokersZookeeper => "brokers without the migration flag",
+        };
+        println!("migrate: rollback: {what}");
+        let at = match step {
+            RollbackStep::Deprovision => {
+                deprovision(inv, opts.policy, rep)
+                    .await
+                    .with_context(|| format!("rollback: {what}"))?;
+                None
+            }
+            RollbackStep::BrokersMigrating => {
+                let mut at = inv.clone();
+                at.kafka.stage = Some(MigrationStage::BrokersMigrating);
+                Some(at)
+            }
+            RollbackStep::BrokersZookeeper => Some(zookeeper_inventory(inv)),
+        };
+        if let Some(at) = at {
+            let summary = engine::apply(&at, &apply_options(opts), rep)
+                .await
+                .with_context(|| format!("rollback: {what}"))?;
+            rep.clear();
+            print_changes(&summary);
+        }
+        println!("  done ({})", fmt_secs(t0.elapsed()));
+    }
+    println!("migrate: rolled back: the cluster runs in ZooKeeper mode; {next}");
+    Ok(())
+}
+
+/// The inventory as it was before the migration: no controllers.
+fn zookeeper_inventory(inv: &Inventory) -> Inventory {
+    let mut zk = inv.clone();
+    for h in &mut zk.hosts {
+        h.in_controller = false;
+    }
+    zk.kafka.migrating = false;
+    zk.kafka.stage = None;
+    zk
+}
+
+/// Every controller stopped (the active one last) and its metadata deleted, then, at once,
+/// the znodes that keep the brokers from electing a controller of their own.
+async fn deprovision(inv: &Inventory, policy: HostKeyPolicy, rep: &Reporter) -> Result<()> {
+    let sessions = engine::connect_all(inv, policy).await?;
+    let result = async {
+        let plans = plan::plan_all_with(inv, &sessions, false).await?;
+        let active = engine::gates::leader_host(inv, &plans, Service::Kafka).await;
+        let names: Vec<&str> = plans
+            .iter()
+            .filter(|p| p.host.in_controller)
+            .map(|p| p.host.name.as_str())
+            .collect();
+        for name in roller::order_last(&names, active.as_deref()) {
+            let p = plans.iter().find(|p| p.host.name == name).unwrap();
+            rep.host_busy(name, "stopping the controller");
+            let done = engine::retire::deprovision_controller(inv, p, &sessions[name])
+                .await
+                .with_context(|| format!("{name}: deprovisioning the KRaft controller"))?;
+            rep.host_done(name, &done);
+            println!("  {name}: {done}");
+        }
+        let brokers: Vec<i64> = plans
+            .iter()
+            .filter(|p| p.host.in_kafka)
+            .filter_map(|p| p.broker_id)
+            .collect();
+        if let Some(z) = read_znode(inv, "/controller").await? {
+            let data = String::from_utf8_lossy(&z.data);
+            if phase::kraft_holds_controller(&z.data, &brokers).map_err(anyhow::Error::msg)? {
+                delete_znode(inv, "/controller", z.version).await?;
+                println!("  deleted /controller ({data}): a broker becomes the controller");
+            } else {
+                println!("  kept /controller ({data}): a broker holds it");
+            }
+        }
+        if let Some(z) = read_znode(inv, "/migration").await? {
+            delete_znode(inv, "/migration", z.version).await?;
+            // Kafka's guide keeps what it held: useful to debug the attempt.
+            println!(
+                "  deleted /migration (it held {})",
+                String::from_utf8_lossy(&z.data)
+            );
+        }
+        Ok(())
+    }
+    .await;
+    for s in sessions.values() {
+        s.close().await;
+    }
+    result
 }
 
 /// The lines of each controller's Kafka log (rotated files too) that say the migration is
@@ -376,6 +518,18 @@ async fn read_znode(inv: &Inventory, path: &str) -> Result<Option<znode::Znode>>
         }
     }
     bail!("no ZooKeeper member answered: {}", errors.join("; "))
+}
+
+/// Deletes `path` at `version` through the first ZooKeeper member that answers.
+async fn delete_znode(inv: &Inventory, path: &str, version: i32) -> Result<()> {
+    let mut errors = Vec::new();
+    for (_, addr) in engine::gates::zk_members(inv) {
+        match znode::delete(&addr, path, version, ZK_TIMEOUT).await {
+            Ok(_) => return Ok(()),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    bail!("no ZooKeeper member deleted {path}: {}", errors.join("; "))
 }
 
 /// `/cluster/id`'s `id`: `Ok(None)` when ZooKeeper has none.

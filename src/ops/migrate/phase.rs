@@ -60,6 +60,9 @@ pub enum Phase {
     Finalizing,
     /// Migrated: KRaft only.
     Kraft,
+    /// `--rollback` under way: the controllers are gone, some brokers still carry the
+    /// migration flag.
+    RollingBack,
 }
 
 impl Phase {
@@ -81,6 +84,7 @@ impl Phase {
             Phase::Soak => "soak",
             Phase::Finalizing => "finalizing",
             Phase::Kraft => "kraft",
+            Phase::RollingBack => "rolling-back",
         }
     }
 
@@ -91,7 +95,7 @@ impl Phase {
             Phase::Zookeeper | Phase::Controllers => Some(MigrationStage::Controllers),
             Phase::BrokersMigrating => Some(MigrationStage::BrokersMigrating),
             Phase::BrokersKraft | Phase::Soak => Some(MigrationStage::BrokersKraft),
-            Phase::Finalizing | Phase::Kraft => None,
+            Phase::Finalizing | Phase::Kraft | Phase::RollingBack => None,
         }
     }
 }
@@ -142,15 +146,18 @@ pub fn detect(o: &Observed) -> Result<Phase, String> {
             hosts_where(&o.brokers, |b| b.file != BrokerFile::Kraft)
         ));
     }
-    if c_absent > 0 && (mig > 0 || kraft > 0) {
+    if c_absent > 0 && kraft > 0 {
         return Err(format!(
-            "controller host(s) {} have no controller while brokers are already moving to KRaft: \
-             a controller cannot join in the middle of a migration",
+            "controller host(s) {} have no controller while brokers are already in KRaft: a \
+             controller cannot join in the middle of a migration",
             cnames(ControllerFile::Absent)
         ));
     }
     Ok(if zk == n && c_absent == o.controllers.len() {
         Phase::Zookeeper
+    } else if c_absent > 0 && mig > 0 {
+        // Only a rollback takes controllers away while brokers carry the flag.
+        Phase::RollingBack
     } else if zk == n {
         Phase::Controllers
     } else if kraft == 0 {
@@ -274,6 +281,52 @@ pub fn finalize_from(p: Phase) -> Result<(), String> {
             p.name()
         )),
     }
+}
+
+/// One step of `--rollback`, after Kafka 3.9's "Reverting to ZooKeeper mode During the
+/// Migration" (ops.html).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackStep {
+    /// Brokers rolled from KRaft back into ZooKeeper mode, keeping the migration flag (it
+    /// stays until the second roll).
+    BrokersMigrating,
+    /// The controllers stopped and their metadata deleted, then `/controller` (held by a KRaft
+    /// controller) and `/migration` deleted, so a broker becomes the controller again.
+    Deprovision,
+    /// Brokers rolled without the migration flag and the quorum: plain ZooKeeper mode.
+    BrokersZookeeper,
+}
+
+/// The steps that take the cluster from phase `p` back to ZooKeeper mode (empty: it is
+/// there), or why it cannot go back.
+pub fn rollback_from(p: Phase) -> Result<Vec<RollbackStep>, String> {
+    use RollbackStep::*;
+    match p {
+        Phase::Zookeeper => Ok(vec![]),
+        Phase::Controllers => Ok(vec![Deprovision]),
+        Phase::BrokersMigrating | Phase::RollingBack => Ok(vec![Deprovision, BrokersZookeeper]),
+        Phase::BrokersKraft | Phase::Soak => {
+            Ok(vec![BrokersMigrating, Deprovision, BrokersZookeeper])
+        }
+        Phase::Finalizing | Phase::Kraft => Err(format!(
+            "the cluster is in phase `{}`: finalize has begun, the controllers no longer write \
+             to ZooKeeper, and a cluster cannot go back to ZooKeeper mode from there",
+            p.name()
+        )),
+    }
+}
+
+/// Whether `/controller` names a KRaft controller (a node id that is no broker's), which a
+/// rollback deletes so that a ZooKeeper-mode broker takes the role; a broker holding it keeps
+/// it.
+pub fn kraft_holds_controller(data: &[u8], broker_ids: &[i64]) -> Result<bool, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("/controller is not JSON: {e}"))?;
+    let id = v
+        .get("brokerid")
+        .and_then(|x| x.as_i64())
+        .ok_or_else(|| format!("/controller has no brokerid: {v}"))?;
+    Ok(!broker_ids.contains(&id))
 }
 
 /// What a KRaft controller of Kafka 3.9 logs when it takes over as the active controller
@@ -517,7 +570,7 @@ mod tests {
         let e = detect(&obs(&[B::Kraft, B::Migrating, B::Kraft], &[C::Kraft; 3])).unwrap_err();
         assert!(e.contains("finalized") && e.contains("n2"), "{e}");
         let e = detect(&obs(
-            &[B::Migrating; 3],
+            &[B::Kraft; 3],
             &[C::Migrating, C::Migrating, C::Absent],
         ))
         .unwrap_err();
@@ -658,6 +711,51 @@ mod tests {
         assert!(at(&[("c1", Err("timed out")), ("c3", Ok(later))]).is_ok());
         let e = at(&[("c1", Err("timed out")), ("c2", Ok(staying))]).unwrap_err();
         assert!(e.contains("c1: timed out"), "{e}");
+    }
+
+    #[test]
+    fn rollback_follows_kafkas_revert_table_and_resumes() {
+        use RollbackStep::*;
+        assert_eq!(rollback_from(Phase::Zookeeper), Ok(vec![]));
+        assert_eq!(rollback_from(Phase::Controllers), Ok(vec![Deprovision]));
+        assert_eq!(
+            rollback_from(Phase::BrokersMigrating),
+            Ok(vec![Deprovision, BrokersZookeeper])
+        );
+        for p in [Phase::BrokersKraft, Phase::Soak] {
+            assert_eq!(
+                rollback_from(p),
+                Ok(vec![BrokersMigrating, Deprovision, BrokersZookeeper])
+            );
+        }
+        for p in [Phase::Finalizing, Phase::Kraft] {
+            assert!(rollback_from(p).unwrap_err().contains("cannot go back"));
+        }
+        // Killed after the controllers went: the brokers still carry the flag, some or all.
+        let o = obs(&[B::Migrating, B::Zookeeper, B::Migrating], &[C::Absent; 3]);
+        assert_eq!(detect(&o), Ok(Phase::RollingBack));
+        assert_eq!(
+            rollback_from(Phase::RollingBack),
+            Ok(vec![Deprovision, BrokersZookeeper])
+        );
+        assert_eq!(Phase::RollingBack.resume(), None);
+        // Killed during the deprovision: one controller gone, two still there.
+        let o = obs(&[B::Migrating; 3], &[C::Absent, C::Migrating, C::Migrating]);
+        assert_eq!(detect(&o), Ok(Phase::RollingBack));
+        // Done: ZooKeeper mode, the controllers' data deleted.
+        assert_eq!(
+            detect(&obs(&[B::Zookeeper; 3], &[C::Absent; 3])),
+            Ok(Phase::Zookeeper)
+        );
+    }
+
+    #[test]
+    fn rollback_deletes_controller_only_when_a_kraft_controller_holds_it() {
+        let kraft = br#"{"version":2,"brokerid":3001,"timestamp":"1","kraftControllerEpoch":4}"#;
+        assert_eq!(kraft_holds_controller(kraft, &[1, 2, 3]), Ok(true));
+        let broker = br#"{"version":2,"brokerid":2,"timestamp":"1"}"#;
+        assert_eq!(kraft_holds_controller(broker, &[1, 2, 3]), Ok(false));
+        assert!(kraft_holds_controller(b"{}", &[1]).is_err());
     }
 
     #[test]
