@@ -376,10 +376,12 @@ pub fn protocol_pin(inv: &Inventory, facts: &[Facts], finalize: bool) -> Option<
                 .get(&link)
                 .and_then(|n| n.rsplit('-').next())
                 .map(mm);
+            // A pin at the running protocol itself (what a migration's phase 3 writes, read
+            // back after a rollback) holds nothing back: it is no upgrade in progress.
             running
                 .filter(|r| *r != want)
                 .into_iter()
-                .chain(f.ibp.clone())
+                .chain(f.ibp.clone().filter(|p| mm(p) != want))
         })
         .collect();
     pins.sort_by_key(|v| {
@@ -549,6 +551,9 @@ mod tests {
             protocol_pin(&inv, &[on("3.9.1", None), on("3.9.1", None)], false),
             None
         );
+        // A pin at the target's own protocol (a migration rolled back from phase 3) is none.
+        let facts = [on("3.9.1", Some("3.9")), on("3.9.1", None)];
+        assert_eq!(protocol_pin(&inv, &facts, false), None);
         // The oldest version wins (3.7 and 3.8 hosts while going to 3.9).
         let facts = [on("3.8.1", None), on("3.7.2", None)];
         assert_eq!(protocol_pin(&inv, &facts, false).as_deref(), Some("3.7"));
