@@ -321,8 +321,10 @@ def migrate_bench(bin, env, runs):
                     parts, nodes, gates = migration_parts(out[0])
                     figures[step].append((t, parts))
                     rss.append(r)
+                    phases = re.findall(r"; ([0-9.]+)s for the phase\)", out[0])
                     print(f"run {i + 1}: {step} {t:.1f}s, parts {parts:.1f}s "
-                          f"({nodes} node restarts, {gates} gates)", flush=True)
+                          f"({nodes} node restarts, {gates} gates; phases {', '.join(phases)} s)",
+                          flush=True)
             finally:
                 subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
     print()
