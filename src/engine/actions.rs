@@ -556,7 +556,20 @@ pub async fn restart(
     }
     let stopped = t0.elapsed();
     let t1 = std::time::Instant::now();
-    s.exec_ok(&service_cmd(p, &def, "start")).await?;
+    let start = service_cmd(p, &def, "start");
+    let out = s.exec(&start).await?;
+    if !out.ok() {
+        // The init script's own tail is of stdout only; the cause is often in the log file.
+        bail!(
+            "{} on {}: `{}` failed (exit {}): {}\nits logs:\n{}",
+            def.name,
+            p.host.name,
+            start.trim(),
+            out.status,
+            out.stderr.lines().next().unwrap_or("").trim(),
+            log_tail(s, &def).await
+        );
+    }
     let pid = read_pid(s, &def).await?;
     s.exec_ok(&format!(
         "rm -f {}",

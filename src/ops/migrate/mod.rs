@@ -380,8 +380,10 @@ async fn finalize_gate(inv: &Inventory, policy: HostKeyPolicy, rep: &Reporter) -
             .log_file
             .with_context(|| format!("{}: Kafka writes no log file", h.name))?;
         let cmd = format!(
-            "set -- {log} {log}.*; for f; do [ -f \"$f\" ] || continue; grep -h -F -e {} -e {} \
-             -- \"$f\"; [ $? -le 1 ] || exit 2; done; exit 0",
+            // The current file first, and the first line found is enough: a large rotated
+            // log is read only while no newer file holds the answer.
+            "set -- {log} {log}.*; for f; do [ -f \"$f\" ] || continue; grep -h -m 1 -F -e {} \
+             -e {} -- \"$f\"; r=$?; [ $r -eq 0 ] && exit 0; [ $r -eq 1 ] || exit 2; done; exit 0",
             quote(phase::COMPLETED),
             quote(phase::POST_MIGRATION),
             log = quote(&log),
@@ -392,7 +394,7 @@ async fn finalize_gate(inv: &Inventory, policy: HostKeyPolicy, rep: &Reporter) -
     let result = loop {
         let mut logs = Vec::new();
         for (host, s, cmd) in &sessions {
-            let r = match s.exec_timeout(cmd, ZK_TIMEOUT).await {
+            let r = match s.exec_timeout(cmd, LOG_READ_TIMEOUT).await {
                 Ok(o) if o.ok() => Ok(o.stdout),
                 Ok(o) => Err(format!("{cmd}: exit {}: {}", o.status, o.stderr.trim())),
                 Err(e) => Err(format!("{e:#}")),
@@ -583,3 +585,5 @@ async fn gate(
 }
 
 const GATE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Reading a controller's logs, rotated files included (Kafka keeps up to 5 x 100 MB).
+const LOG_READ_TIMEOUT: Duration = Duration::from_secs(60);
