@@ -444,7 +444,12 @@ pub async fn start_if_stopped(
         ),
         InitSystem::Systemd => format!("systemctl enable -q {}\n", def.name),
     };
-    let cmd = format!("{enable}{}", service_cmd(p, &def, "start"));
+    // Started on the files as they are now: a restart an earlier run owed it is made.
+    let cmd = format!(
+        "{enable}{} && rm -f {}",
+        service_cmd(p, &def, "start"),
+        quote(&super::facts::restart_owed_marker(def.name))
+    );
     let out = s.exec(&cmd).await?;
     if !out.ok() {
         bail!(
@@ -458,6 +463,7 @@ pub async fn start_if_stopped(
         );
     }
     let pid = read_pid(s, &def).await?;
+    p.facts.restart_owed.remove(&svc);
     p.facts.pids.insert(svc, pid);
     p.clear_changed(svc);
     Ok(vec![format!("started {} (pid {pid})", def.name)])
