@@ -14,4 +14,6 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # The end-to-end tests each run a container cluster: one test binary at a time keeps 2 cores
 # and the lab's memory within bounds.
-cargo test --locked -- --test-threads=2
+# No backtraces: a failed end-to-end test's message ends with the command's output that
+# holds the cause, and CI shows the end of the log; a backtrace would push it out.
+RUST_BACKTRACE=0 cargo test --locked -- --test-threads=2

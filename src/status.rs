@@ -57,6 +57,9 @@ pub struct StorageStatus {
 /// The KRaft metadata quorum as DescribeQuorum reports it.
 #[derive(Debug, Serialize)]
 pub struct QuorumStatus {
+    /// `static` (controller.quorum.voters) or `dynamic` (KIP-853, kraft.version 1); `None`
+    /// when neither the cluster nor a host's files say.
+    pub kind: Option<&'static str>,
     /// The active controller's node id (-1: none).
     pub leader: i32,
     pub leader_epoch: i32,
@@ -146,6 +149,8 @@ pub struct ZkMember {
 pub struct KafkaStatus {
     pub registered: Vec<i32>,
     pub expected: BTreeMap<String, i32>,
+    /// The active controller: the controller broker in ZooKeeper mode, the quorum leader's
+    /// node id in KRaft and during a migration.
     pub controller: Option<i32>,
     pub topics: Vec<String>,
     pub under_replicated: Vec<String>,
@@ -163,11 +168,14 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         s.close().await;
         f
     }));
-    let (facts, zk_probe, metadata, quorum) =
+    let (facts, zk_probe, metadata, (quorum, level)) =
         tokio::join!(reach, zk_members(inv), gates::metadata(inv), async {
             match inv.kafka.kraft || inv.kafka.migrating {
-                true => Some(gates::quorum(inv).await),
-                false => None,
+                true => {
+                    let (q, level) = tokio::join!(gates::quorum(inv), kraft_version(inv));
+                    (Some(q), level)
+                }
+                false => (None, None),
             }
         });
     let facts: Vec<Result<Facts, String>> = facts
@@ -307,7 +315,15 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     } else {
         "zookeeper".into()
     };
-    let kraft = quorum.map(|q| quorum_status(inv, &ids, q, &mut problems));
+    let kraft = quorum.map(|q| {
+        let mut st = quorum_status(inv, &ids, q, &mut problems);
+        // The running cluster's word, else the formatted hosts' files.
+        let dynamic = level.map(|l| l >= 1).or_else(|| {
+            crate::engine::quorum::on_hosts(facts.iter().filter_map(|f| f.as_ref().ok()))
+        });
+        st.kind = dynamic.map(|d| if d { "dynamic" } else { "static" });
+        st
+    });
     let expected: BTreeMap<String, i32> = inv
         .kafka_hosts()
         .filter_map(|h| {
@@ -316,7 +332,11 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 .map(|i| (h.name.clone(), *i as i32))
         })
         .collect();
-    let kafka = kafka_status(&metadata, &expected, &mut problems);
+    let mut kafka = kafka_status(&metadata, &expected, &mut problems);
+    // Metadata's controller id in KRaft is any live broker, not the controller.
+    if let Some(q) = &kraft {
+        kafka.controller = (q.leader >= 0).then_some(q.leader);
+    }
     let healthy = problems.is_empty();
     let verdict = if healthy {
         let quorum = match &kraft {
@@ -484,6 +504,18 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     }
 }
 
+/// The cluster's finalized `kraft.version` (ApiVersions of any broker); `None` when none
+/// answered.
+async fn kraft_version(inv: &Inventory) -> Option<i16> {
+    let c = crate::health::kafka::connect_any(&gates::bootstrap(inv), gates::PROBE_TIMEOUT)
+        .await
+        .ok()?;
+    Some(
+        c.finalized_feature(crate::engine::quorum::KRAFT_VERSION)
+            .unwrap_or(0),
+    )
+}
+
 fn quorum_status(
     inv: &Inventory,
     ids: &crate::render::Ids,
@@ -495,6 +527,7 @@ fn quorum_status(
         Err(e) => {
             problems.push(format!("KRaft: {e:#}"));
             return QuorumStatus {
+                kind: None,
                 leader: -1,
                 leader_epoch: -1,
                 high_watermark: -1,
@@ -521,6 +554,7 @@ fn quorum_status(
         .voter(q.leader_id)
         .map_or(q.high_watermark, |l| l.log_end_offset);
     QuorumStatus {
+        kind: None,
         leader: q.leader_id,
         leader_epoch: q.leader_epoch,
         high_watermark: q.high_watermark,
@@ -707,7 +741,8 @@ pub fn print_text(s: &Status) {
         match &q.error {
             Some(e) => println!("kraft quorum: {e}"),
             None => println!(
-                "kraft quorum: leader node {} epoch {}, high watermark {}; voters: {}",
+                "kraft quorum{}: leader node {} epoch {}, high watermark {}; voters: {}",
+                q.kind.map_or(String::new(), |k| format!(" ({k})")),
                 q.leader,
                 q.leader_epoch,
                 q.high_watermark,

@@ -2143,6 +2143,35 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     let snaps = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
     assert_apply_refuses(inv, m, &["clusterctl migrate"]);
     assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), snaps);
+    // The pre-check refuses a controller port another process holds, before touching a host.
+    let (holder, at) = (&controllers[1].0, &controllers[1].1);
+    let pid = ssh(
+        lab_dir,
+        at,
+        "setsid nc -lk 9093 </dev/null >/dev/null 2>&1 & echo $!",
+    );
+    let out = clusterctl(&["migrate", inv], m);
+    let t = text(&out);
+    ssh(lab_dir, at, &format!("kill {pid}"));
+    assert_eq!(out.status.code(), Some(1), "migrate must refuse: {t}");
+    for want in [
+        "refusing to migrate: the pre-check failed; nothing was changed on any host".to_string(),
+        format!("controller host {holder}: ports: port 9093 (kafka.controller_port"),
+    ] {
+        assert!(t.contains(&want), "the refusal lacks {want:?}: {t}");
+    }
+    assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), snaps);
+    for (_, a) in controllers {
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "ls /etc/kafka /var/lib/kafka 2>/dev/null | wc -l"
+            ),
+            "0",
+            "{a} was touched"
+        );
+    }
 
     let producer = Producer::start(libs, bootstrap, "migrate");
     let topics_before = topic_summaries(libs, bootstrap);
@@ -2559,6 +2588,9 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
     assert_eq!(v["mode"], "kraft");
     assert_eq!(v["kraft"]["leader"], leader, "{q}");
+    assert_eq!(v["kafka"]["controller"], leader, "{v}");
+    // A migrated quorum is static (controller.quorum.voters, kraft.version 0).
+    assert_eq!(v["kraft"]["kind"], "static", "{v}");
     assert_eq!(v["kraft"]["voters"].as_array().unwrap().len(), 3);
     assert!(v.get("zookeeper").is_none(), "{v}");
 }
@@ -3049,6 +3081,7 @@ fn three_node_kraft_cluster() {
     assert_eq!(js.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
     assert_eq!(v["kraft"]["leader"], leader);
+    assert_eq!(v["kafka"]["controller"], leader, "{v}");
     assert_eq!(v["kraft"]["voters"].as_array().unwrap().len(), 3);
     assert!(v.get("zookeeper").is_none());
 
@@ -4323,6 +4356,10 @@ fn rebalance_and_drain_under_load() {
         text(&features)
     );
     assert_eq!(quorum_voters(libs, bootstrap), [1, 2, 3]);
+    let st = clusterctl(&["status", inv, "-o", "json"], m);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout)
+        .unwrap_or_else(|e| panic!("status -o json: {e}: {}", text(&st)));
+    assert_eq!(v["kraft"]["kind"], "dynamic", "{v}");
     // A fourth controller: n4 (its broker's data deleted above) joins as a dedicated one,
     // still under the producer. The dry run says how; the other nodes only get the new
     // bootstrap list in their files and keep running.

@@ -444,10 +444,18 @@ pub async fn start_if_stopped(
         ),
         InitSystem::Systemd => format!("systemctl enable -q {}\n", def.name),
     };
-    // Started on the files as they are now: a restart an earlier run owed it is made.
+    let pid = start(p, s, &def, &enable).await?;
+    Ok(vec![format!("started {} (pid {pid})", def.name)])
+}
+
+/// Starts `def` (after the shell `before`) and records it running. Started on the files as
+/// they are now, so a restart an earlier run owed is made: the marker goes. A failed start
+/// names the command and shows the service's log (the init script's own tail is of stdout
+/// only; the cause is often in the log file).
+async fn start(p: &mut HostPlan, s: &Session, def: &ServiceDef, before: &str) -> Result<u32> {
+    let start = service_cmd(p, def, "start");
     let cmd = format!(
-        "{enable}{} && rm -f {}",
-        service_cmd(p, &def, "start"),
+        "{before}{start} && rm -f {}",
         quote(&super::facts::restart_owed_marker(def.name))
     );
     let out = s.exec(&cmd).await?;
@@ -456,17 +464,17 @@ pub async fn start_if_stopped(
             "{} on {}: `{}` failed (exit {}): {}\nits logs:\n{}",
             def.name,
             p.host.name,
-            service_cmd(p, &def, "start").trim(),
+            start.trim(),
             out.status,
             out.stderr.lines().next().unwrap_or("").trim(),
-            log_tail(s, &def).await
+            log_tail(s, def).await
         );
     }
-    let pid = read_pid(s, &def).await?;
-    p.facts.restart_owed.remove(&svc);
-    p.facts.pids.insert(svc, pid);
-    p.clear_changed(svc);
-    Ok(vec![format!("started {} (pid {pid})", def.name)])
+    let pid = read_pid(s, def).await?;
+    p.facts.restart_owed.remove(&def.service);
+    p.facts.pids.insert(def.service, pid);
+    p.clear_changed(def.service);
+    Ok(pid)
 }
 
 /// A killed ZooKeeper-mode broker's session keeps its registration until the session expires,
@@ -562,29 +570,7 @@ pub async fn restart(
     }
     let stopped = t0.elapsed();
     let t1 = std::time::Instant::now();
-    let start = service_cmd(p, &def, "start");
-    let out = s.exec(&start).await?;
-    if !out.ok() {
-        // The init script's own tail is of stdout only; the cause is often in the log file.
-        bail!(
-            "{} on {}: `{}` failed (exit {}): {}\nits logs:\n{}",
-            def.name,
-            p.host.name,
-            start.trim(),
-            out.status,
-            out.stderr.lines().next().unwrap_or("").trim(),
-            log_tail(s, &def).await
-        );
-    }
-    let pid = read_pid(s, &def).await?;
-    s.exec_ok(&format!(
-        "rm -f {}",
-        quote(&super::facts::restart_owed_marker(def.name))
-    ))
-    .await?;
-    p.facts.restart_owed.remove(&svc);
-    p.facts.pids.insert(svc, pid);
-    p.clear_changed(svc);
+    let pid = start(p, s, &def, "").await?;
     Ok(Restarted {
         message: format!("restarted {} (pid {old} -> {pid})", def.name),
         stop: stopped,

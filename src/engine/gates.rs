@@ -205,8 +205,15 @@ pub async fn wait(
             .await?;
             rep.clear();
             let controller = controller.load(std::sync::atomic::Ordering::Relaxed);
+            // Metadata's controller id names the controller only in ZooKeeper mode: a KRaft
+            // broker answers with any live broker (the quorum gate names the active one).
+            let controller = if inv.kafka.kraft || inv.kafka.migrating {
+                String::new()
+            } else {
+                format!(", controller is broker {controller}")
+            };
             Ok(format!(
-                "{} broker(s) registered, every partition fully replicated, controller is broker {controller} ({:.1}s)",
+                "{} broker(s) registered, every partition fully replicated{controller} ({:.1}s)",
                 expected_brokers(plans).len(),
                 start.elapsed().as_secs_f64()
             ))

@@ -378,21 +378,14 @@ impl KafkaClient {
                     .with_host(StrBytes::from_string(host.to_string()))
                     .with_port(port),
             ]);
-        let timeout = self.timeout.max(std::time::Duration::from_millis(
-            VOTER_CHANGE_TIMEOUT_MS as u64 + 5_000,
-        ));
-        let resp = self.call(&req, timeout).await?;
-        match ResponseError::try_from_code(resp.error_code) {
-            None | Some(ResponseError::DuplicateVoter) => Ok(()),
-            Some(_) => Err(self
-                .api_error(
-                    ApiKey::AddRaftVoter,
-                    &format!("controller {id}"),
-                    resp.error_code,
-                    resp.error_message.as_ref(),
-                )
-                .into()),
-        }
+        let resp = self.call(&req, self.voter_change_timeout()).await?;
+        self.voter_change_result(
+            ApiKey::AddRaftVoter,
+            id,
+            resp.error_code,
+            resp.error_message.as_ref(),
+            ResponseError::DuplicateVoter,
+        )
     }
 
     /// Removes voter `id` (with its metadata directory `directory_id`) from the quorum. Kafka
@@ -407,19 +400,38 @@ impl KafkaClient {
             .with_cluster_id(Some(StrBytes::from_string(cluster_id.to_string())))
             .with_voter_id(id)
             .with_voter_directory_id(directory_id);
-        let timeout = self.timeout.max(std::time::Duration::from_millis(
+        let resp = self.call(&req, self.voter_change_timeout()).await?;
+        self.voter_change_result(
+            ApiKey::RemoveRaftVoter,
+            id,
+            resp.error_code,
+            resp.error_message.as_ref(),
+            ResponseError::VoterNotFound,
+        )
+    }
+
+    /// The client's timeout, but never shorter than Kafka's own for a voter change (it
+    /// answers once the new voter set is committed).
+    fn voter_change_timeout(&self) -> std::time::Duration {
+        self.timeout.max(std::time::Duration::from_millis(
             VOTER_CHANGE_TIMEOUT_MS as u64 + 5_000,
-        ));
-        let resp = self.call(&req, timeout).await?;
-        match ResponseError::try_from_code(resp.error_code) {
-            None | Some(ResponseError::VoterNotFound) => Ok(()),
+        ))
+    }
+
+    /// A voter change's answer: `done` (the change was already made) counts as success.
+    fn voter_change_result(
+        &self,
+        api: ApiKey,
+        id: i32,
+        code: i16,
+        message: Option<&StrBytes>,
+        done: ResponseError,
+    ) -> Result<()> {
+        match ResponseError::try_from_code(code) {
+            None => Ok(()),
+            Some(e) if e == done => Ok(()),
             Some(_) => Err(self
-                .api_error(
-                    ApiKey::RemoveRaftVoter,
-                    &format!("controller {id}"),
-                    resp.error_code,
-                    resp.error_message.as_ref(),
-                )
+                .api_error(api, &format!("controller {id}"), code, message)
                 .into()),
         }
     }

@@ -118,7 +118,8 @@ pub async fn migrate(inv: &Inventory, opts: &MigrateOptions, rep: &Reporter) -> 
         );
     };
     if st.phase == Phase::Zookeeper {
-        precheck(inv, &st.plans, rep).await?;
+        let mut plans = st.plans;
+        precheck(inv, &mut plans, opts, rep).await?;
     }
     let stages = [
         MigrationStage::Controllers,
@@ -440,11 +441,17 @@ fn apply_options(opts: &MigrateOptions) -> ApplyOptions {
 
 /// Phase 1, changing nothing: the versions, the protocol, ZooKeeper's and Kafka's health,
 /// and the cluster id in ZooKeeper against the brokers' own.
-async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result<()> {
-    rep.line("pre-check: versions, health, cluster id");
+async fn precheck(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    opts: &MigrateOptions,
+    rep: &Reporter,
+) -> Result<()> {
+    rep.line("pre-check: versions, health, cluster id, the controllers' hosts");
     let (_, zk) = engine::gates::zk_probe(inv).await;
     let kafka = kafka_problems(inv, plans, rep).await;
     let zk_id = zk_cluster_id(inv).await;
+    let controller_hosts = controller_host_problems(inv, plans, opts.policy).await?;
     let input = phase::Precheck {
         brokers: plans
             .iter()
@@ -464,6 +471,7 @@ async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result
         },
         kafka,
         zk_cluster_id: zk_id,
+        controller_hosts,
     };
     rep.clear();
     let why = phase::precheck(&input);
@@ -484,6 +492,26 @@ async fn precheck(inv: &Inventory, plans: &[HostPlan], rep: &Reporter) -> Result
             .map_or("?", |r| r.as_deref().unwrap_or("?"))
     );
     Ok(())
+}
+
+/// The pre-flight refusals of the controllers' hosts, as apply would find them in phase 2
+/// (engine::preflight, the same facts): a controller port another process holds, too little
+/// disk or memory for the controller.
+async fn controller_host_problems(
+    inv: &Inventory,
+    plans: &mut [HostPlan],
+    policy: HostKeyPolicy,
+) -> Result<Vec<String>> {
+    let sessions = engine::connect_all(inv, policy).await?;
+    let controller = |p: &HostPlan| p.host.in_controller;
+    let gathered = engine::preflight::gather(inv, plans, &sessions, &controller).await;
+    for s in sessions.values() {
+        s.close().await;
+    }
+    gathered?;
+    let findings = engine::preflight::check(inv, plans, &controller, &[]);
+    let refused: Vec<_> = findings.iter().filter(|f| f.refuse).collect();
+    Ok(engine::preflight::lines(inv, &refused))
 }
 
 /// Why Kafka is not healthy enough to roll (strict: not even one partition under-replicated).

@@ -405,6 +405,9 @@ pub struct Precheck {
     pub kafka: Vec<String>,
     /// `/cluster/id`, `Ok(None)` when absent, `Err` when ZooKeeper did not answer.
     pub zk_cluster_id: Result<Option<String>, String>,
+    /// The pre-flight refusals (engine::preflight) of the controllers' hosts, `host: check:
+    /// why`: a controller port taken, too little disk or memory.
+    pub controller_hosts: Vec<String>,
 }
 
 /// Why the migration may not start; empty: it may.
@@ -435,6 +438,9 @@ pub fn precheck(c: &Precheck) -> Vec<String> {
     }
     for p in &c.kafka {
         why.push(format!("Kafka: {p}"));
+    }
+    for p in &c.controller_hosts {
+        why.push(format!("controller host {p}"));
     }
     match &c.zk_cluster_id {
         Err(e) => why.push(format!("cannot read the cluster id from ZooKeeper: {e}")),
@@ -637,6 +643,7 @@ mod tests {
             zookeeper: vec![],
             kafka: vec![],
             zk_cluster_id: Ok(Some("abc".into())),
+            controller_hosts: vec![],
         }
     }
 
@@ -652,13 +659,18 @@ mod tests {
         c.brokers[0].cluster_id = Some("other".into());
         c.zookeeper = vec!["n3 is not serving".into()];
         c.kafka = vec!["under-replicated partitions: t-0".into()];
+        c.controller_hosts = vec!["n5: ports: port 9093 (kafka.controller_port) is taken".into()];
         let why = precheck(&c);
-        assert_eq!(why.len(), 5, "{why:#?}");
+        assert_eq!(why.len(), 6, "{why:#?}");
         assert!(why[0].contains("n2") && why[0].contains("3.9.1"), "{why:?}");
         assert!(why[1].contains("n3") && why[1].contains("=3.8"), "{why:?}");
         assert!(why[2].starts_with("ZooKeeper: "), "{why:?}");
         assert!(why[3].starts_with("Kafka: under-replicated"), "{why:?}");
-        assert!(why[4].contains("n1") && why[4].contains("other"), "{why:?}");
+        assert!(
+            why[4].starts_with("controller host n5: ports: port 9093"),
+            "{why:?}"
+        );
+        assert!(why[5].contains("n1") && why[5].contains("other"), "{why:?}");
         let mut c = healthy();
         c.zk_cluster_id = Err("connection refused".into());
         assert!(precheck(&c)[0].contains("connection refused"));
