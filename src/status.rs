@@ -172,7 +172,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         tokio::join!(reach, zk_members(inv), gates::metadata(inv), async {
             match inv.kafka.kraft || inv.kafka.migrating {
                 true => {
-                    let (q, level) = tokio::join!(gates::quorum(inv), kraft_version(inv));
+                    let (q, level) = tokio::join!(gates::quorum(inv), gates::kraft_version(inv));
                     (Some(q), level)
                 }
                 false => (None, None),
@@ -502,18 +502,6 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
             topics,
         }),
     }
-}
-
-/// The cluster's finalized `kraft.version` (ApiVersions of any broker); `None` when none
-/// answered.
-async fn kraft_version(inv: &Inventory) -> Option<i16> {
-    let c = crate::health::kafka::connect_any(&gates::bootstrap(inv), gates::PROBE_TIMEOUT)
-        .await
-        .ok()?;
-    Some(
-        c.finalized_feature(crate::engine::quorum::KRAFT_VERSION)
-            .unwrap_or(0),
-    )
 }
 
 fn quorum_status(

@@ -53,6 +53,18 @@ pub async fn metadata(inv: &Inventory) -> Result<ClusterMetadata> {
     bail!("no broker answered Metadata: {}", errors.join("; "))
 }
 
+/// The cluster's finalized `kraft.version` (0: a static quorum, 1: dynamic) from the
+/// ApiVersions of any broker; `None` when none answered.
+pub async fn kraft_version(inv: &Inventory) -> Option<i16> {
+    let c = crate::health::kafka::connect_any(&bootstrap(inv), PROBE_TIMEOUT)
+        .await
+        .ok()?;
+    Some(
+        c.finalized_feature(super::quorum::KRAFT_VERSION)
+            .unwrap_or(0),
+    )
+}
+
 fn expected_brokers(plans: &[HostPlan]) -> BTreeSet<i32> {
     plans
         .iter()

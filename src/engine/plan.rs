@@ -260,15 +260,8 @@ pub async fn plan_all_with(
         && all_facts
             .iter()
             .any(|f| f.cluster_id.is_some() && f.pids.contains_key(&Service::Kafka))
-        && let Ok(c) = crate::health::kafka::connect_any(
-            &super::gates::bootstrap(inv),
-            super::gates::PROBE_TIMEOUT,
-        )
-        .await
+        && let Some(level) = super::gates::kraft_version(inv).await
     {
-        let level = c
-            .finalized_feature(super::quorum::KRAFT_VERSION)
-            .unwrap_or(0);
         for f in &mut all_facts {
             f.cluster_kraft_version = Some(level);
         }
