@@ -391,14 +391,23 @@ pub fn run(cli: Cli) -> ExitCode {
                 OK
             }
             Ok(inv) => {
+                let sides = inv.hosts.iter().filter(|h| h.side_of.is_some()).count();
+                let n = inv.controller_hosts().count();
+                let beside = match sides {
+                    0 => String::new(),
+                    s => format!(" ({s} as kafka-controller beside a broker)"),
+                };
+                let zookeeper = inv.zookeeper_hosts().count();
                 println!(
                     "{}: ok ({} hosts: {}, {} Kafka broker(s) {})",
                     inv.file.display(),
-                    inv.hosts.len(),
-                    if inv.kafka.kraft {
-                        format!("{} KRaft controller(s)", inv.controller_hosts().count())
-                    } else {
-                        format!("{} ZooKeeper", inv.zookeeper_hosts().count())
+                    inv.hosts.len() - sides,
+                    match (inv.kafka.kraft, inv.kafka.migrating) {
+                        (true, _) => format!("{n} KRaft controller(s){beside}"),
+                        (false, true) => format!(
+                            "{zookeeper} ZooKeeper, {n} KRaft controller(s) to migrate to{beside}"
+                        ),
+                        _ => format!("{zookeeper} ZooKeeper"),
                     },
                     inv.kafka_hosts().count(),
                     inv.kafka.version

@@ -217,13 +217,25 @@ fn zk_leader(members: &[(String, String)]) -> String {
 
 /// The node whose server.properties sets `key` (broker.id, node.id) to `id`.
 fn host_with_id(lab_dir: &Path, nodes: &[(String, String)], key: &str, id: i64) -> String {
+    host_with_id_in(lab_dir, nodes, key, id, "kafka")
+}
+
+/// As host_with_id, in the server.properties of service `svc` (`kafka-controller`: the
+/// controller beside a broker).
+fn host_with_id_in(
+    lab_dir: &Path,
+    nodes: &[(String, String)],
+    key: &str,
+    id: i64,
+    svc: &str,
+) -> String {
     let found: Vec<&str> = nodes
         .iter()
         .filter(|(_, a)| {
             ssh(
                 lab_dir,
                 a,
-                &format!("sed -n 's/^{key}=//p' /etc/kafka/server.properties"),
+                &format!("sed -n 's/^{key}=//p' /etc/{svc}/server.properties"),
             ) == id.to_string()
         })
         .map(|(n, _)| n.as_str())
@@ -478,15 +490,24 @@ fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// every managed file that exists, the /opt/kafka (and /opt/zookeeper) link, and the PID of
 /// each of `services` (which must run).
 fn snapshot(lab_dir: &Path, addr: &str, services: &[&str]) -> String {
-    let mut cmd = String::from(
+    let cmd = String::from(
         "for f in /etc/kafka/* /etc/zookeeper/* /etc/init.d/kafka /etc/init.d/zookeeper \
          /etc/systemd/system/kafka.service /etc/systemd/system/zookeeper.service \
          /var/lib/zookeeper/myid /var/lib/kafka/data/meta.properties /etc/profile.d/java.sh \
-         /usr/local/lib/clusterctl/supervise; do \
+         /usr/local/lib/clusterctl/supervise SIDE; do \
          if [ -f \"$f\" ]; then stat -c '%n %a %U:%G' \"$f\" && sha256sum \"$f\" || exit 1; fi; \
          done; link=$(readlink /opt/kafka) || exit 1; echo \"/opt/kafka -> $link\"; \
          if [ -L /opt/zookeeper ]; then echo \"/opt/zookeeper -> $(readlink /opt/zookeeper)\"; fi",
     );
+    // The files of a controller beside the broker, only when its service is asked for.
+    let side = if services.contains(&"kafka-controller") {
+        "/etc/kafka-controller/* /etc/init.d/kafka-controller \
+         /etc/systemd/system/kafka-controller.service \
+         /var/lib/kafka-controller/data/meta.properties"
+    } else {
+        ""
+    };
+    let mut cmd = cmd.replace(" SIDE;", &format!(" {side};"));
     for svc in services {
         // kill -0: the PID file (or MainPID) names a live process, not a stale one.
         cmd.push_str(&format!(
@@ -1777,8 +1798,7 @@ fn restart_order<'a>(log: &'a str, svc: &str) -> Vec<&'a str> {
 #[test]
 fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
     // A fourth host, in no group until the end: then a broker joins there, and retires.
-    // n5..n7 become the KRaft controllers of the migration at the end.
-    let setup = Setup::new("3.9.1", 7, &[]);
+    let setup = Setup::new("3.9.1", 4, &[]);
     let (inventory, lab_dir, nodes, bootstrap) = (
         &setup.inventory,
         &setup.lab_dir,
@@ -1796,10 +1816,7 @@ fn upgrade_kafka_38_to_39_in_zookeeper_mode() {
             "zookeeper:\n  heap: 128m\n",
             "zookeeper:\n  heap: 128m\n  source: kafka\n",
         )
-        .replace(
-            "  kafka: [n1, n2, n3, n4, n5, n6, n7]\n",
-            "  kafka: [n1, n2, n3]\n",
-        );
+        .replace("  kafka: [n1, n2, n3, n4]\n", "  kafka: [n1, n2, n3]\n");
     assert!(base.contains("  source: kafka\n"), "{base}");
     assert!(base.contains("  kafka: [n1, n2, n3]\n"), "{base}");
     let with_version = |v: &str| {
@@ -2113,7 +2130,17 @@ fn status_mode(inv: &str, m: &str) -> String {
     v["mode"].as_str().unwrap_or_default().to_string()
 }
 
-/// ZooKeeper mode to KRaft under one acks=all producer, with the controllers on n5..n7: apply
+/// The controllers `kafka.controller_process: separate` runs beside the brokers: the host
+/// names clusterctl gives them, at their brokers' addresses.
+fn side_controllers(nodes: &[(String, String)]) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .map(|(n, a)| (format!("{n}-controller"), a.clone()))
+        .collect()
+}
+
+/// ZooKeeper mode to KRaft under one acks=all producer, with the controllers beside the
+/// brokers on n1..n3 (`controller_process: separate`: processes of their own): apply
 /// refuses the migrating inventory; `migrate` is killed (SIGKILL) after its first broker
 /// restart of phase 3 and rolled back from there; killed again and resumed to the soak point,
 /// where a re-run changes nothing (ZooKeeper's `/migration`, Kafka's MetadataQuorumCommand and
@@ -2130,12 +2157,17 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     let inv = inventory.to_str().unwrap();
     let m = setup.mirror.url.as_str();
     let zk = format!("{}:2181", nodes[0].1);
-    let controllers = &setup.nodes[4..7];
-    let migrating = zk_inventory.replace(
-        "  kafka: [n1, n2, n3]\n",
-        "  kafka: [n1, n2, n3]\n  controller: [n5, n6, n7]\n",
-    );
-    assert_ne!(migrating, zk_inventory);
+    let controllers = &side_controllers(nodes);
+    let migrating = zk_inventory
+        .replace(
+            "  kafka: [n1, n2, n3]\n",
+            "  kafka: [n1, n2, n3]\n  controller: [n1, n2, n3]\n",
+        )
+        .replace(
+            "kafka:\n  heap: 256m\n",
+            "kafka:\n  heap: 256m\n  controller_process: separate\n",
+        );
+    assert!(migrating.contains("  controller_process: separate\n  version: 3.9.1\n"));
     std::fs::write(inventory, &migrating).unwrap();
     assert_eq!(status_mode(inv, m), "zookeeper");
     assert_eq!(zk_get(libs, &zk, "/migration"), "", "no migration yet");
@@ -2166,7 +2198,7 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
             ssh(
                 lab_dir,
                 a,
-                "ls /etc/kafka /var/lib/kafka 2>/dev/null | wc -l"
+                "ls /etc/kafka-controller /var/lib/kafka-controller 2>/dev/null | wc -l"
             ),
             "0",
             "{a} was touched"
@@ -2213,7 +2245,7 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
             ssh(
                 lab_dir,
                 a,
-                "sed -n 's/^cluster.id=//p' /var/lib/kafka/data/meta.properties"
+                "sed -n 's/^cluster.id=//p' /var/lib/kafka-controller/data/meta.properties"
             ),
             id["id"].as_str().unwrap()
         );
@@ -2238,13 +2270,14 @@ fn migrate_to_kraft(setup: &Setup, zk_inventory: &str) {
     assert_eq!(clusterctl(&["status", inv], m).status.code(), Some(0));
 
     // At the soak point a re-run changes nothing.
-    let before = snapshots(lab_dir, nodes, &["zookeeper", "kafka"]);
+    let all = ["zookeeper", "kafka", "kafka-controller"];
+    let before = snapshots(lab_dir, nodes, &all);
     let out = clusterctl(&["migrate", inv], m);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("the cluster is in phase `soak`"), "{t}");
     assert!(t.contains("no change"), "{t}");
-    assert_eq!(snapshots(lab_dir, nodes, &["zookeeper", "kafka"]), before);
+    assert_eq!(snapshots(lab_dir, nodes, &all), before);
 
     // From the soak point back, then all the way again.
     rollback(setup, zk_inventory, "soak");
@@ -2354,17 +2387,18 @@ fn rollback(setup: &Setup, zk_inventory: &str, from: &str) {
             assert!(!props.contains(gone), "{n}: {gone} in {props}");
         }
     }
-    for (n, a) in &setup.nodes[4..7] {
+    for (n, a) in nodes {
         assert_eq!(
             ssh_status(
                 lab_dir,
                 a,
                 "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done \
-                 | grep -c '[k]afka.Kafka'; ls /etc/rc[2345].d/ | grep -c '^S.*kafka'; \
-                 test -e /var/lib/kafka/data || echo deleted"
+                 | grep -c '[k]afka-controller/server.properties'; \
+                 ls /etc/rc[2345].d/ | grep -c '^S.*kafka-controller'; \
+                 test -e /var/lib/kafka-controller/data || echo deleted"
             ),
             (0, "0\n0\ndeleted".to_string()),
-            "{n}: the controller is stopped, disabled at boot, its metadata deleted"
+            "{n}: its controller is stopped, disabled at boot, its metadata deleted"
         );
     }
     assert_eq!(zk_get(libs, &zk, "/migration"), "");
@@ -2438,10 +2472,10 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     );
     let inv = inventory.to_str().unwrap();
     let m = setup.mirror.url.as_str();
-    let controllers = &setup.nodes[4..7];
+    let controllers = &side_controllers(nodes);
     let brokers_before = snapshots(lab_dir, nodes, &["kafka"]);
     let (active, _) = kraft_quorum(libs, bootstrap);
-    let active = host_with_id(lab_dir, controllers, "node.id", active);
+    let active = host_with_id_in(lab_dir, controllers, "node.id", active, "kafka-controller");
     let out = clusterctl(&["migrate", inv, "--finalize"], m);
     let t = text(&out);
     assert!(out.status.success(), "migrate --finalize failed: {t}");
@@ -2458,7 +2492,7 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     assert_eq!(order.len(), 3, "the three controllers rolled: {t}");
     assert_eq!(order[2], active, "the active controller last: {t}");
     for (_, a) in controllers {
-        let props = ssh(lab_dir, a, "cat /etc/kafka/server.properties");
+        let props = ssh(lab_dir, a, "cat /etc/kafka-controller/server.properties");
         assert!(props.contains("process.roles=controller"), "{props}");
         assert!(!props.contains("zookeeper"), "{props}");
     }
@@ -2469,7 +2503,7 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
             ssh_status(
                 lab_dir,
                 a,
-                "grep -h -F 'Completing the ZK migration since' /var/log/kafka/server.log*",
+                "grep -h -F 'Completing the ZK migration since' /var/log/kafka-controller/server.log*",
             )
             .0 == 0
         })
@@ -2501,8 +2535,8 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     let kraft = migrating.replace("  zookeeper: [n1, n2, n3]\n", "");
     assert_ne!(kraft, migrating);
     std::fs::write(inventory, &kraft).unwrap();
-    let kafka_nodes: Vec<(String, String)> = nodes.iter().chain(controllers).cloned().collect();
-    let kafka_before = snapshots(lab_dir, &kafka_nodes, &["kafka"]);
+    let both = ["kafka", "kafka-controller"];
+    let kafka_before = snapshots(lab_dir, nodes, &both);
     let out = clusterctl(&["apply", inv], m);
     let t = text(&out);
     assert!(out.status.success(), "apply without ZooKeeper failed: {t}");
@@ -2514,7 +2548,7 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
         "{t}"
     );
     assert_eq!(
-        snapshots(lab_dir, &kafka_nodes, &["kafka"]),
+        snapshots(lab_dir, nodes, &both),
         kafka_before,
         "retiring ZooKeeper changed Kafka"
     );
@@ -2577,7 +2611,7 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
         mv_after.starts_with("4."),
         "metadata.version {mv_before} -> {mv_after}"
     );
-    for (_, a) in &kafka_nodes {
+    for (_, a) in nodes {
         assert_eq!(ssh(lab_dir, a, "readlink /opt/kafka"), "kafka_2.13-4.4.0");
     }
     assert_eq!(topic_summaries(libs, bootstrap), topics_before);

@@ -285,8 +285,8 @@ fn link_script(link: &str, name: &str) -> String {
 /// systemd told of changed units.
 /// Before a roll writes `svc`'s new files on a host: until its restart completes, the host
 /// says the restart is owed (facts::restart_owed_marker), so an interrupted run resumes it.
-pub async fn owe_restart(s: &Session, svc: Service) -> Result<()> {
-    let m = super::facts::restart_owed_marker(svc.name());
+pub async fn owe_restart(s: &Session, def: &ServiceDef) -> Result<()> {
+    let m = super::facts::restart_owed_marker(def.name);
     s.exec_ok(&format!(
         "mkdir -p /var/lib/clusterctl && : > {}",
         quote(&m)
@@ -389,17 +389,20 @@ pub async fn format(
     let cmd = format!(
         "set -e\nset -a\n. {env_file}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n{env}\
          runuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
-         -Dlog4j.configuration=file:/etc/kafka/log4j.properties -Dkafka.logs.dir=/var/log/kafka \
+         -Dlog4j.configuration=file:/etc/{name}/log4j.properties -Dkafka.logs.dir={log_dir} \
          -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted \
-         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\"{flag} -c /etc/kafka/server.properties'",
+         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\"{flag} -c {conf}'",
         env_file = quote(&def.env_file),
-        id = quote(cluster_id)
+        id = quote(cluster_id),
+        name = def.name,
+        log_dir = def.log_dir,
+        conf = p.host.server_properties(),
     );
     s.exec_ok_timeout(&cmd, Duration::from_secs(120)).await?;
     p.facts.cluster_id = Some(cluster_id.to_string());
     Ok(vec![format!(
         "formatted {} for cluster {cluster_id}{what}",
-        inv.kafka.log_dirs.join(",")
+        inv.kafka_log_dirs(&p.host).join(",")
     )])
 }
 

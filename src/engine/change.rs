@@ -194,10 +194,10 @@ pub fn dirs(inv: &Inventory, host: &Host) -> Vec<(String, &'static str, u32)> {
         v.push(("/var/log/zookeeper".into(), "zookeeper", 0o750));
     }
     if host.runs_kafka() {
-        for d in &inv.kafka.log_dirs {
-            v.push((d.clone(), "kafka", 0o750));
+        for d in inv.kafka_log_dirs(host) {
+            v.push((d, "kafka", 0o750));
         }
-        v.push(("/var/log/kafka".into(), "kafka", 0o750));
+        v.push((format!("/var/log/{}", host.kafka_name()), "kafka", 0o750));
     }
     v.dedup_by(|a, b| a.0 == b.0);
     v
@@ -237,11 +237,14 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
         change,
         when: When::Now,
     };
+    // A side controller's machine-wide needs (user, JDK, unpacked release) are its
+    // machine's host's changes: made once, in the step before any of its own.
+    let side = p.host.side_of.is_some();
     let mut users: Vec<&str> = Vec::new();
     if p.host.in_zookeeper {
         users.push("zookeeper");
     }
-    if p.host.runs_kafka() {
+    if p.host.runs_kafka() && !side {
         users.push("kafka");
     }
     for u in users {
@@ -261,7 +264,7 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
     // A host in no group (a bastion, or one whose services retire) needs no JDK.
     let jvm = !super::plan::host_services(inv, &p.host).is_empty();
     match inv.jdk.method {
-        _ if !jvm => {}
+        _ if !jvm || side => {}
         JdkMethod::Package if f.java.is_none() => {
             out.push(now(Change::Package(super::actions::jdk_package(inv, f))))
         }
@@ -288,6 +291,9 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
         out.push(Planned { change, when });
     };
     for product in products(inv, &p.host) {
+        if side {
+            continue;
+        }
         let (dir, link, name) = HostPlan::install_dir(inv, product);
         let svcs = users_of(inv, &p.host, product);
         if !f.installed.contains_key(&dir) {
@@ -314,7 +320,7 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
         // Only the quorum's bootstrap list changed (a controller added or removed): a running
         // node follows the voter set in the metadata log and reads the list only to find the
         // quorum at its next start, so the file is written without a restart.
-        if file.path == super::live::SERVER_PROPERTIES
+        if file.path == p.host.server_properties()
             && running(Service::Kafka)
             && let Some(old) = &f.server_properties
             && super::live::only_next_start_keys(old, &file.content)
@@ -772,6 +778,102 @@ mod tests {
                 &Change::Restart(Service::Kafka)
             ]
         );
+    }
+
+    /// `controller_process: separate`: the side controller gets its own service, files, dirs
+    /// and node.id; the machine-wide steps (user, JDK, unpack, link, java.sh) only once, by
+    /// the broker's host.
+    #[test]
+    fn a_separate_controller_has_its_own_files_and_leaves_the_machine_to_its_broker() {
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+                    groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\n\
+                    kafka:\n  version: 4.4.0\n  controller_process: separate\njdk:\n  method: tarball\n  tarball: /etc/passwd\n";
+        let inv = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let apt = Facts {
+            package_manager: "apt".into(),
+            ..Facts::default()
+        };
+        let plans = plan(&inv, vec![apt; 6]);
+        let (broker, side) = (&plans[0], &plans[1]);
+        assert_eq!(side.host.name, "a-controller");
+        assert_eq!((broker.broker_id, side.broker_id), (Some(1), Some(3001)));
+        let inputs = Inputs {
+            cluster_id: Some("AAAAAAAAAAAAAAAAAAAAAA".into()),
+            jdk: Some(crate::engine::actions::JdkTarball {
+                name: "jdk-17".into(),
+                dir: "/opt/jdk-17".into(),
+                sha512: String::new(),
+            }),
+            quorum: None,
+        };
+        let b = lines(&plan_host(&inv, broker, &inputs));
+        let c = lines(&plan_host(&inv, side, &inputs));
+        for machine in [
+            "create system user kafka",
+            "unpack the JDK tarball into /opt/jdk-17",
+            "link /opt/kafka -> kafka_2.13-4.4.0",
+        ] {
+            assert!(b.iter().any(|x| x == machine), "{machine} in {b:#?}");
+            assert!(!c.iter().any(|x| x == machine), "{machine} in {c:#?}");
+        }
+        assert!(
+            !c.iter()
+                .any(|x| x.contains("Unpack") || x.contains("java.sh")),
+            "{c:#?}"
+        );
+        for own in [
+            "directory /var/lib/kafka-controller/data (kafka:kafka, mode 750)",
+            "directory /var/log/kafka-controller (kafka:kafka, mode 750)",
+            "file /etc/kafka-controller/server.properties (mode 640, root:kafka)",
+            "file /etc/init.d/kafka-controller (mode 755, root:root)",
+            "start kafka",
+        ] {
+            assert!(c.iter().any(|x| x == own), "{own} in {c:#?}");
+        }
+        assert!(
+            c.iter().any(|x| x.starts_with("format the KRaft log dirs")),
+            "{c:#?}"
+        );
+        let props = |p: &HostPlan| {
+            let f = p
+                .files
+                .iter()
+                .find(|f| f.path == p.host.server_properties())
+                .unwrap();
+            crate::quote::parse_properties(&f.content)
+        };
+        let (bp, cp) = (props(broker), props(side));
+        assert_eq!(bp["process.roles"], "broker");
+        assert_eq!(bp["node.id"], "1");
+        assert_eq!(bp["listeners"], "PLAINTEXT://10.0.0.1:9092");
+        assert_eq!(cp["process.roles"], "controller");
+        assert_eq!(cp["node.id"], "3001");
+        assert_eq!(cp["listeners"], "CONTROLLER://10.0.0.1:9093");
+        assert_eq!(cp["log.dirs"], "/var/lib/kafka-controller/data");
+        let env = side
+            .files
+            .iter()
+            .find(|f| f.path == "/etc/kafka-controller/kafka-controller.env")
+            .unwrap();
+        assert!(
+            env.content
+                .contains("PID_FILE=/var/run/kafka-controller/kafka-controller.pid"),
+            "{}",
+            env.content
+        );
+        assert!(
+            env.content.contains("LOG_DIR=/var/log/kafka-controller"),
+            "{}",
+            env.content
+        );
+        // Both processes of one machine are planned apart: neither's files are the other's.
+        let paths = |p: &HostPlan| {
+            p.files
+                .iter()
+                .map(|f| f.path.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert!(paths(broker).is_disjoint(&paths(side)), "{:?}", paths(side));
     }
 
     #[test]

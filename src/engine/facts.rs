@@ -54,6 +54,9 @@ pub struct Facts {
     pub host: HostFacts,
     /// Services clusterctl installed here that the inventory no longer gives this host.
     pub retired: BTreeMap<Service, Retired>,
+    /// A controller beside the broker (`kafka-controller`) clusterctl installed on this
+    /// machine, asked of hosts the inventory gives none.
+    pub side_controller: Option<Retired>,
 }
 
 /// A service whose init script or unit clusterctl installed on a host that no longer runs it.
@@ -249,9 +252,10 @@ fn retired_script(svc: &ServiceDef) -> String {
     );
     s.push_str(&pid_script(svc, "retired_pid"));
     if svc.service == Service::Kafka {
-        s.push_str(
-            "[ -f /etc/kafka/server.properties ] && sed -n 's/^process.roles=/retired_roles kafka /p' /etc/kafka/server.properties\n",
-        );
+        let conf = format!("/etc/{n}/server.properties");
+        s.push_str(&format!(
+            "[ -f {conf} ] && sed -n 's/^process.roles=/retired_roles {n} /p' {conf}\n"
+        ));
     }
     s.push_str("fi\n");
     s
@@ -408,12 +412,14 @@ pub fn parse(out: &str) -> Facts {
             }
             "retired" | "retired_enabled" | "retired_pid" | "retired_roles" => {
                 let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
-                let svc = match name {
-                    "zookeeper" => Service::ZooKeeper,
-                    "kafka" => Service::Kafka,
+                let r = match name {
+                    "zookeeper" => f.retired.entry(Service::ZooKeeper).or_default(),
+                    "kafka" => f.retired.entry(Service::Kafka).or_default(),
+                    crate::inventory::SIDE_CONTROLLER => {
+                        f.side_controller.get_or_insert_with(Retired::default)
+                    }
                     _ => continue,
                 };
-                let r = f.retired.entry(svc).or_default();
                 match tag {
                     "retired_enabled" => r.enabled = true,
                     "retired_pid" => r.pid = value.trim().parse().ok(),

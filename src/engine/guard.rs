@@ -11,6 +11,26 @@ use std::collections::BTreeMap;
 
 /// `Err` names the hosts, what they have and what the inventory asks.
 pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
+    // A controller beside a broker leaves the quorum only by an operator's decision.
+    let left: Vec<String> = plans
+        .iter()
+        .filter_map(|p| {
+            let r = p.facts.side_controller.as_ref()?;
+            (r.pid.is_some() || r.enabled).then(|| match r.pid {
+                Some(pid) => format!("{} (pid {pid})", p.host.name),
+                None => format!("{} (stopped, started at boot)", p.host.name),
+            })
+        })
+        .collect();
+    if !left.is_empty() {
+        bail!(
+            "{} run a KRaft controller beside the broker (service kafka-controller) that the \
+             inventory no longer has, and clusterctl does not remove a controller from a quorum \
+             that way: put the host back in groups.controller with kafka.controller_process: \
+             separate",
+            left.join(", ")
+        );
+    }
     // A migration has both kinds of node by design; `migrate` checks its phases itself.
     if inv.kafka.migrating {
         return Ok(());
@@ -198,6 +218,33 @@ mod tests {
         let plans = crate::engine::plan::plans_from_facts(&zk, facts, false).unwrap();
         let e = check(&zk, &plans).unwrap_err().to_string();
         assert!(e.contains("but b (id 1) are KRaft nodes"), "{e}");
+    }
+
+    /// A controller beside a broker that the inventory dropped is refused while it runs or
+    /// starts at boot; one a rollback stopped and disabled is not.
+    #[test]
+    fn a_controller_beside_a_broker_is_not_dropped_by_an_edit() {
+        let kraft = inv("  controller: [a, b, c]\n  kafka: [a, b, c]\n");
+        let left = |pid, enabled| Facts {
+            side_controller: Some(crate::engine::facts::Retired {
+                enabled,
+                pid,
+                roles: Some("controller".into()),
+            }),
+            ..Facts::default()
+        };
+        let facts = vec![left(Some(42), true), Facts::default(), left(None, true)];
+        let plans = crate::engine::plan::plans_from_facts(&kraft, facts, false).unwrap();
+        let e = check(&kraft, &plans).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "a (pid 42), c (stopped, started at boot) run a KRaft controller beside the broker"
+            ),
+            "{e}"
+        );
+        let facts = vec![left(None, false), Facts::default(), Facts::default()];
+        let plans = crate::engine::plan::plans_from_facts(&kraft, facts, false).unwrap();
+        check(&kraft, &plans).unwrap();
     }
 
     #[test]

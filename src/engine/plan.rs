@@ -169,20 +169,18 @@ pub fn query_for<'a>(
         retired: retired_candidates(inv, host)
             .into_iter()
             .map(|svc| ServiceDef::new(svc, inv, host))
+            .chain(side_left(inv, host))
             .collect(),
         myid_file: host
             .in_zookeeper
             .then(|| format!("{}/myid", inv.zookeeper.data_dir)),
         // Also on hosts without Kafka: a retired broker's id names the replicas it holds.
         meta_properties: inv
-            .kafka
-            .log_dirs
+            .kafka_log_dirs(host)
             .iter()
             .map(|d| format!("{d}/meta.properties"))
             .collect(),
-        server_properties: host
-            .runs_kafka()
-            .then(|| "/etc/kafka/server.properties".to_string()),
+        server_properties: host.runs_kafka().then(|| host.server_properties()),
         java_cmd: java_cmd(inv),
         resolve: None,
     })
@@ -219,7 +217,8 @@ pub fn host_services(inv: &Inventory, host: &Host) -> Vec<Service> {
 /// The JVM services this host does not run: if clusterctl installed one here before, apply
 /// stops and disables it.
 pub fn retired_candidates(inv: &Inventory, host: &Host) -> Vec<Service> {
-    if inv.flavor != Flavor::Jvm {
+    // A side controller's machine is its broker's host's to retire on.
+    if inv.flavor != Flavor::Jvm || host.side_of.is_some() {
         return vec![];
     }
     let runs = host_services(inv, host);
@@ -227,6 +226,23 @@ pub fn retired_candidates(inv: &Inventory, host: &Host) -> Vec<Service> {
         .into_iter()
         .filter(|s| !runs.contains(s))
         .collect()
+}
+
+/// On a machine the inventory gives no controller beside a broker: the one clusterctl may
+/// have installed there before, which nothing retires (guard::check refuses while it runs).
+fn side_left(inv: &Inventory, host: &Host) -> Option<ServiceDef> {
+    let has_side = inv
+        .hosts
+        .iter()
+        .any(|h| h.side_of.as_deref() == Some(host.name.as_str()));
+    if inv.flavor != Flavor::Jvm || host.side_of.is_some() || has_side {
+        return None;
+    }
+    let side = Host {
+        side_of: Some(host.name.clone()),
+        ..host.clone()
+    };
+    Some(ServiceDef::new(Service::Kafka, inv, &side))
 }
 
 /// Facts from every host, ids resolved (disk wins, then pins, then free ids), files rendered.

@@ -84,17 +84,17 @@ pub fn space_dirs(inv: &Inventory, host: &Host) -> Vec<(String, u64)> {
         return out;
     }
     if host.runs_kafka() {
-        for d in &inv.kafka.log_dirs {
-            add(d, GIB);
+        for d in inv.kafka_log_dirs(host) {
+            add(&d, GIB);
         }
-        add("/var/log/kafka", 256 * MIB);
+        add(&format!("/var/log/{}", host.kafka_name()), 256 * MIB);
     }
     if host.in_zookeeper {
         add(&inv.zookeeper.data_dir, 512 * MIB);
         add(&inv.zookeeper.data_log_dir, 512 * MIB);
         add("/var/log/zookeeper", 256 * MIB);
     }
-    if host.runs_kafka() || host.in_zookeeper {
+    if (host.runs_kafka() || host.in_zookeeper) && host.side_of.is_none() {
         // A release unpacked beside the running one, plus its pushed tarball.
         add(&inv.install_dir, 512 * MIB);
     }

@@ -108,7 +108,7 @@ pub fn data_deletions(inv: &Inventory, plans: &[HostPlan]) -> Vec<String> {
             format!(
                 "{}: --delete-data: once its broker has stopped, delete {}",
                 p.host.name,
-                inv.kafka.log_dirs.join(" ")
+                inv.kafka_log_dirs(&p.host).join(" ")
             )
         })
         .collect()
@@ -339,8 +339,9 @@ async fn stop_for_good(
         what.push("unregistered");
     }
     let data = if delete_data {
-        s.exec_ok(&delete_data_cmd(&inv.kafka.log_dirs)?).await?;
-        format!("data deleted: {}", inv.kafka.log_dirs.join(" "))
+        let dirs = inv.kafka_log_dirs(&p.host);
+        s.exec_ok(&delete_data_cmd(&dirs)?).await?;
+        format!("data deleted: {}", dirs.join(" "))
     } else {
         "data kept".to_string()
     };

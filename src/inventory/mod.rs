@@ -10,7 +10,7 @@ mod ssh_config;
 mod validate;
 
 pub use diag::{Diag, Severity};
-pub use model::{Flavor, JdkMethod, ZkSource};
+pub use model::{ControllerProcess, Flavor, JdkMethod, ZkSource};
 
 use crate::transport::SshTarget;
 use std::collections::BTreeMap;
@@ -110,7 +110,15 @@ pub struct Host {
     pub rack: Option<String>,
     pub zookeeper: ServiceOverride,
     pub kafka: ServiceOverride,
+    /// `Some(machine)`: the KRaft controller process that `kafka.controller_process: separate`
+    /// runs beside the broker of host `machine` (same SSH target and address, service
+    /// `kafka-controller` with its own files, dirs and node.id). The machine's own host does
+    /// the machine-wide steps (users, JDK, unpacking) for both.
+    pub side_of: Option<String>,
 }
+
+/// The service (and directories) of a controller beside a broker on one machine.
+pub const SIDE_CONTROLLER: &str = "kafka-controller";
 
 /// What a host overrides of its group's settings.
 #[derive(Debug, Clone, Default)]
@@ -124,6 +132,19 @@ impl Host {
     /// Runs the Kafka process: as a broker, a KRaft controller, or both.
     pub fn runs_kafka(&self) -> bool {
         self.in_kafka || self.in_controller
+    }
+
+    /// The name of this host's Kafka service, its unit and its directories' last part.
+    pub fn kafka_name(&self) -> &'static str {
+        match self.side_of {
+            Some(_) => SIDE_CONTROLLER,
+            None => "kafka",
+        }
+    }
+
+    /// `/etc/kafka/server.properties` (or the side controller's).
+    pub fn server_properties(&self) -> String {
+        format!("/etc/{}/server.properties", self.kafka_name())
     }
 
     /// False for a host that is only a jump host: no step touches it.
@@ -211,6 +232,9 @@ pub struct KafkaConfig {
     pub stage: Option<MigrationStage>,
     pub port: u16,
     pub controller_port: u16,
+    /// Hosts in both groups.kafka and groups.controller: one process, or a controller beside
+    /// the broker (expanded into a host of its own, `Host::side_of`).
+    pub controller_process: ControllerProcess,
     pub cluster_id: Option<String>,
     pub log_dirs: Vec<String>,
     pub heap: String,
@@ -264,6 +288,15 @@ impl Inventory {
 
     pub fn controller_hosts(&self) -> impl Iterator<Item = &Host> {
         self.hosts.iter().filter(|h| h.in_controller)
+    }
+
+    /// Where Kafka on `host` keeps its log dirs: `kafka.log_dirs`, or the side controller's
+    /// own metadata log.
+    pub fn kafka_log_dirs(&self, host: &Host) -> Vec<String> {
+        match host.side_of {
+            Some(_) => vec![format!("/var/lib/{SIDE_CONTROLLER}/data")],
+            None => self.kafka.log_dirs.clone(),
+        }
     }
 
     /// (address, jump host) of every host whose service ports are reached through its bastion.

@@ -68,6 +68,16 @@ pub enum HealthChecks {
     Direct,
 }
 
+/// How a host in both groups.kafka and groups.controller runs Kafka.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ControllerProcess {
+    /// One process with `process.roles=broker,controller`.
+    Combined,
+    /// A controller process (`kafka-controller`) beside the broker: own port, dirs, node.id.
+    Separate,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHost {
@@ -224,6 +234,7 @@ pub struct KafkaSettings {
     pub port: Option<S<i64>>,
     /// KRaft controller listener port.
     pub controller_port: Option<S<i64>>,
+    pub controller_process: Option<S<ControllerProcess>>,
     /// KRaft cluster id; generated on first install when not given, then read from the hosts.
     pub cluster_id: Option<S<String>>,
     pub log_dirs: Option<S<Vec<String>>>,

@@ -326,6 +326,88 @@ fn a_migration_needs_kafka_39_and_controllers_of_their_own() {
 }
 
 #[test]
+fn a_migration_on_the_brokers_hosts_needs_separate_controller_processes() {
+    let beside = MIGRATING.replace("  controller: [c1]", "  controller: [n1, n2, n3]");
+    assert_error(
+        &format!("{beside}kafka:\n  controller_process: combined\n"),
+        "host n2 is in groups.kafka and groups.controller of a cluster being migrated",
+        15,
+        23,
+    );
+    let inv = parse(
+        Path::new("inv.yaml"),
+        &format!("{beside}kafka:\n  controller_process: separate\n"),
+    )
+    .unwrap();
+    assert!(inv.kafka.migrating);
+    let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "n1",
+            "n1-controller",
+            "n2",
+            "n2-controller",
+            "n3",
+            "n3-controller",
+            "c1"
+        ]
+    );
+    let (broker, side) = (&inv.hosts[0], &inv.hosts[1]);
+    assert!(broker.in_kafka && broker.in_zookeeper && !broker.in_controller);
+    assert_eq!(broker.side_of, None);
+    assert_eq!(broker.kafka_name(), "kafka");
+    assert!(side.in_controller && !side.in_kafka && !side.in_zookeeper);
+    assert_eq!(side.side_of.as_deref(), Some("n1"));
+    assert_eq!(
+        (side.address.as_str(), &side.ssh.host),
+        ("10.0.0.1", &broker.ssh.host)
+    );
+    assert_eq!(side.kafka_name(), "kafka-controller");
+    assert_eq!(
+        side.server_properties(),
+        "/etc/kafka-controller/server.properties"
+    );
+    assert_eq!(inv.kafka_log_dirs(side), ["/var/lib/kafka-controller/data"]);
+    assert_eq!(inv.kafka_log_dirs(broker), ["/var/lib/kafka/data"]);
+    assert_eq!(inv.controller_hosts().count(), 3);
+    assert_eq!(inv.kafka_hosts().count(), 3);
+}
+
+#[test]
+fn a_separate_controller_may_pin_its_id_and_needs_a_free_name() {
+    let kraft = GOOD.replace(
+        "  zookeeper: [n1, n2, n3]\n",
+        "  controller: [n1, n2, n3]\n",
+    ) + "kafka:\n  controller_process: separate\n";
+    let pinned = kraft.replace(
+        "    address: 10.0.0.1\n",
+        "    address: 10.0.0.1\n    controller_id: 3007\n",
+    );
+    let inv = parse(Path::new("inv.yaml"), &pinned).unwrap();
+    assert_eq!(inv.hosts[0].controller_id, None);
+    assert_eq!(inv.hosts[1].controller_id, Some(3007));
+    assert!(inv.kafka.kraft);
+    // Combined, the same pin is refused: node.id is the broker's.
+    assert_error(
+        &pinned.replace("separate", "combined"),
+        "host n1 pins a controller_id but is not a dedicated controller",
+        4,
+        20,
+    );
+    let taken = kraft.replace(
+        "  n3:\n    address: 10.0.0.3\n",
+        "  n3:\n    address: 10.0.0.3\n  n1-controller:\n    address: 10.0.0.9\n",
+    );
+    assert_error(
+        &taken,
+        "host name n1-controller is the name clusterctl gives the controller beside host n1",
+        8,
+        3,
+    );
+}
+
+#[test]
 fn kafka_4_needs_kraft() {
     let text = format!("{GOOD}kafka:\n  version: 4.4.0\n");
     assert_error(&text, "Kafka 4.4.0 has no ZooKeeper mode", 12, 12);

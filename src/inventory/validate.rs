@@ -153,6 +153,7 @@ pub fn resolve(
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
             rack: h.rack.as_ref().map(|s| s.value.trim().to_string()),
+            side_of: None,
             zookeeper: ServiceOverride {
                 heap: heap(&mut d, &h.zookeeper.heap, "zookeeper.heap"),
                 jvm_opts: jvm_opts(&mut d, &h.zookeeper.jvm_opts, "zookeeper.jvm_opts"),
@@ -166,6 +167,9 @@ pub fn resolve(
         });
     }
 
+    if kafka.controller_process == ControllerProcess::Separate {
+        hosts = side_controllers(&mut d, &raw, hosts);
+    }
     if let Some(c) = &raw.ssh.health_checks
         && c.value == HealthChecks::Tunnel
         && hosts.iter().all(|h| h.ssh.jump.is_none())
@@ -193,6 +197,59 @@ pub fn resolve(
         nisshi,
         warnings: d.items,
     })
+}
+
+/// `kafka.controller_process: separate`: a host in both groups.kafka and groups.controller
+/// becomes its broker plus a host `<name>-controller` for the controller beside it, so every
+/// step, gate and roll treats the two processes as the nodes they are.
+fn side_controllers(d: &mut Diags, raw: &RawInventory, hosts: Vec<Host>) -> Vec<Host> {
+    let names: BTreeSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let mut out = Vec::new();
+    for mut h in hosts {
+        if !(h.in_kafka && h.in_controller) {
+            out.push(h);
+            continue;
+        }
+        let side_name = format!("{}-controller", h.name);
+        if names.contains(&side_name) {
+            let at = raw
+                .hosts
+                .iter()
+                .find(|(n, _)| n.value == side_name)
+                .map_or(&raw.groups.referenced, |(n, _)| &n.referenced);
+            d.error(
+                at,
+                format!(
+                    "host name {side_name} is the name clusterctl gives the controller beside host {}'s broker",
+                    h.name
+                ),
+                "rename that host",
+            );
+        }
+        h.in_controller = false;
+        let side = Host {
+            name: side_name,
+            address: h.address.clone(),
+            ssh: h.ssh.clone(),
+            ssh_from_config: h.ssh_from_config.clone(),
+            tunnel_checks: h.tunnel_checks,
+            in_zookeeper: false,
+            in_kafka: false,
+            in_controller: true,
+            in_storage: false,
+            myid: None,
+            broker_id: None,
+            controller_id: h.controller_id.take(),
+            rack: None,
+            zookeeper: ServiceOverride::default(),
+            // The host's kafka settings are its broker's.
+            kafka: ServiceOverride::default(),
+            side_of: Some(h.name.clone()),
+        };
+        out.push(h);
+        out.push(side);
+    }
+    out
 }
 
 fn check_hosts(d: &mut Diags, path: &Path, raw: &RawInventory) {
@@ -309,6 +366,11 @@ fn check_groups<'a>(
     names: &[&str],
     flavor: Flavor,
 ) -> (Members<'a>, Members<'a>, Members<'a>, Members<'a>) {
+    let separate = raw
+        .kafka
+        .as_ref()
+        .and_then(|k| k.value.controller_process.as_ref())
+        .is_some_and(|c| c.value == ControllerProcess::Separate);
     let mut member = |list: &'a [S<String>], group: &str| {
         let mut set = BTreeSet::new();
         for m in list {
@@ -361,11 +423,12 @@ fn check_groups<'a>(
             }
         }
         if let Some(id) = &h.controller_id {
-            if !controllers.contains(n) || kafka.contains(n) {
+            if !controllers.contains(n) || (kafka.contains(n) && !separate) {
                 d.error(
                     &id.referenced,
                     format!("host {n} pins a controller_id but is not a dedicated controller"),
-                    "controller_id is for hosts only in groups.controller; combined nodes use broker_id as node.id",
+                    "controller_id is for hosts only in groups.controller, or in both groups with \
+                     kafka.controller_process: separate; combined nodes use broker_id as node.id",
                 );
             } else if !(0..=i32::MAX as i64).contains(&id.value) {
                 d.error(
@@ -509,16 +572,23 @@ fn check_mode(d: &mut Diags, raw: &RawInventory, kafka: &KafkaConfig) {
         );
     }
     let g = &raw.groups.value;
+    let process = raw
+        .kafka
+        .as_ref()
+        .and_then(|k| k.value.controller_process.as_ref());
     for c in &g.controller {
-        if g.kafka.iter().any(|k| k.value == c.value) {
+        if kafka.controller_process != ControllerProcess::Separate
+            && g.kafka.iter().any(|k| k.value == c.value)
+        {
             d.error(
-                &c.referenced,
+                process.map_or(&c.referenced, |p| &p.referenced),
                 format!(
-                    "host {} is in groups.kafka and groups.controller of a cluster being migrated to KRaft",
+                    "host {} is in groups.kafka and groups.controller of a cluster being migrated to KRaft, \
+                     which needs its controllers in processes of their own",
                     c.value
                 ),
-                "Kafka migrates only with dedicated controllers, and clusterctl runs them on hosts of their own: \
-                 name hosts in groups.controller that are not brokers",
+                "set kafka.controller_process: separate (a controller process beside the broker), \
+                 or name hosts in groups.controller that are not brokers",
             );
         }
     }
@@ -729,6 +799,10 @@ fn kafka_config(d: &mut Diags, k: &model::KafkaSettings, brokers: i64, kraft: bo
             .controller_port
             .as_ref()
             .map_or(9093, |p| port(d, p, "kafka.controller_port")),
+        controller_process: k
+            .controller_process
+            .as_ref()
+            .map_or(ControllerProcess::Combined, |c| c.value),
         cluster_id: k.cluster_id.as_ref().map(|c| {
             if !valid_cluster_id(&c.value) {
                 d.error(

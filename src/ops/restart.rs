@@ -6,7 +6,7 @@ use crate::engine::change::{Change, When};
 use crate::engine::{HostPlan, actions, gates};
 use crate::health::kafka::ClusterMetadata;
 use crate::inventory::Inventory;
-use crate::render::Service;
+use crate::render::{Service, ServiceDef};
 use crate::report::Reporter;
 use crate::transport::Session;
 use anyhow::{Context, Result, bail};
@@ -194,7 +194,7 @@ impl<'a> Roller<'a> {
         let staged =
             p.take(|c| c.when == When::WithRestart(svc) && !matches!(c.change, Change::Restart(_)));
         if !staged.is_empty() {
-            actions::owe_restart(s, svc)
+            actions::owe_restart(s, &ServiceDef::new(svc, self.inv, &p.host))
                 .await
                 .with_context(|| format!("{name}: marking {svc}'s restart as owed"))?;
         }

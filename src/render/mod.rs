@@ -162,8 +162,12 @@ impl Renderer {
         }
         let mut files = Vec::new();
         let java_home = java_home(inv);
-        // Only where a JVM service runs: a host in no group gets nothing.
-        if inv.jdk.method == JdkMethod::Tarball && (host.in_zookeeper || host.runs_kafka()) {
+        // Only where a JVM service runs: a host in no group gets nothing, and a side controller
+        // shares its machine's.
+        if inv.jdk.method == JdkMethod::Tarball
+            && (host.in_zookeeper || host.runs_kafka())
+            && host.side_of.is_none()
+        {
             files.push(root_file(
                 "/etc/profile.d/java.sh",
                 self.render("java.sh.j2", context! { java_home })?,
@@ -359,7 +363,7 @@ impl Renderer {
                 listeners => listeners.join(","),
                 host => context!{ name => host.name, address => host.address, rack => host.rack },
                 kafka => context!{
-                    port => k.port, log_dirs => k.log_dirs, num_partitions => k.num_partitions,
+                    port => k.port, log_dirs => inv.kafka_log_dirs(host), num_partitions => k.num_partitions,
                     default_replication_factor => k.default_replication_factor,
                     min_insync_replicas => k.min_insync_replicas,
                     offsets_topic_replication_factor => k.offsets_topic_replication_factor,
@@ -371,11 +375,7 @@ impl Renderer {
                 properties,
             },
         )?;
-        Ok(vec![config_file(
-            "/etc/kafka/server.properties",
-            server,
-            &svc,
-        )])
+        Ok(vec![config_file(&host.server_properties(), server, &svc)])
     }
 
     /// A nisshi broker's env file, launcher, and the certificate it trusts for its store.

@@ -91,7 +91,10 @@ pub fn jvm_launcher(name: &str) -> String {
 
 impl ServiceDef {
     pub fn new(service: Service, inv: &Inventory, host: &Host) -> Self {
-        let name = service.name();
+        let name = match service {
+            Service::Kafka => host.kafka_name(),
+            _ => service.name(),
+        };
         let log_dir = format!("/var/log/{name}");
         match service {
             Service::Nisshi => {
@@ -177,7 +180,7 @@ impl ServiceDef {
                 exec_start: jvm_launcher(name),
                 work_dir: log_dir.clone(),
                 classpath: format!("{}/libs/*", install_path(inv, Product::Kafka)),
-                args: vec!["/etc/kafka/server.properties".into()],
+                args: vec![host.server_properties()],
                 heap: host
                     .kafka
                     .heap
@@ -190,8 +193,8 @@ impl ServiceDef {
                     .unwrap_or_else(|| inv.kafka.jvm_opts.clone()),
                 log_file: Some(format!("{log_dir}/server.log")),
                 log_dir,
-                env_file: "/etc/kafka/kafka.env".into(),
-                pid_file: "/var/run/kafka/kafka.pid".into(),
+                env_file: format!("/etc/{name}/{name}.env"),
+                pid_file: format!("/var/run/{name}/{name}.pid"),
                 // Controlled shutdown moves leadership away first; it can take a while.
                 stop_timeout: 180,
                 nofile: inv.kafka.limits.nofile,
