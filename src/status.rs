@@ -107,7 +107,7 @@ pub struct ServiceStatus {
 /// service systemd restarted (running again, so not a problem, but a crash to look into).
 fn systemd_facts(
     f: Option<&Facts>,
-    svc: Service,
+    (svc, name): (Service, &str),
     host: &str,
     notes: &mut Vec<String>,
 ) -> (Option<String>, Option<u32>) {
@@ -116,7 +116,7 @@ fn systemd_facts(
     };
     if u.restarts > 0 {
         notes.push(format!(
-            "{svc} on {host} was restarted by systemd {} since clusterctl started it (see `journalctl -u {svc}`)",
+            "{name} on {host} was restarted by systemd {} since clusterctl started it (see `journalctl -u {name}`)",
             times(u.restarts)
         ));
     }
@@ -209,13 +209,18 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
             if !member {
                 continue;
             }
+            // A controller beside a broker is its own service, `kafka-controller`.
+            let name = match svc {
+                Service::Kafka => h.kafka_name(),
+                _ => svc.name(),
+            };
             let pid = f.as_ref().ok().and_then(|f| f.pids.get(&svc).copied());
             let (systemd_state, restarted_by_systemd) =
-                systemd_facts(f.as_ref().ok(), svc, &h.name, &mut notes);
+                systemd_facts(f.as_ref().ok(), (svc, name), &h.name, &mut notes);
             if reachable && pid.is_none() {
                 problems.push(match &systemd_state {
-                    Some(st) => format!("{svc} on {} is not running (systemd: {st})", h.name),
-                    None => format!("{svc} on {} is not running", h.name),
+                    Some(st) => format!("{name} on {} is not running (systemd: {st})", h.name),
+                    None => format!("{name} on {} is not running", h.name),
                 });
             }
             let state = match svc {
@@ -257,7 +262,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 }
             };
             services.push(ServiceStatus {
-                service: svc.name().into(),
+                service: name.into(),
                 running: pid.is_some(),
                 pid,
                 state,
@@ -447,8 +452,12 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 topics: a.as_ref().ok().map(|a| a.topics),
                 error: a.as_ref().err().map(|e| format!("{e:#}")),
             });
-            let (systemd_state, restarted_by_systemd) =
-                systemd_facts(facts.as_ref(), Service::Nisshi, &h.name, &mut notes);
+            let (systemd_state, restarted_by_systemd) = systemd_facts(
+                facts.as_ref(),
+                (Service::Nisshi, "nisshi"),
+                &h.name,
+                &mut notes,
+            );
             services.push(ServiceStatus {
                 service: "nisshi".into(),
                 running: pid.is_some(),

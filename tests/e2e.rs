@@ -2627,6 +2627,29 @@ fn finalize_and_leave_zookeeper(setup: &Setup, migrating: &str, topics_before: &
     assert_eq!(v["kraft"]["kind"], "static", "{v}");
     assert_eq!(v["kraft"]["voters"].as_array().unwrap().len(), 3);
     assert!(v.get("zookeeper").is_none(), "{v}");
+
+    // clusterctl's other commands on it: topics, and a roll (controllers first) under the
+    // producer still running.
+    let name = topics_before[0].split_whitespace().nth(1).unwrap();
+    let t = clusterctl(&["topics", inv, "describe", name], m);
+    assert!(
+        t.status.success() && text(&t).contains("PartitionCount:"),
+        "{}",
+        text(&t)
+    );
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    assert!(
+        out.status.success(),
+        "restart --rolling failed: {}",
+        text(&out)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let order = restart_order(&log, "kafka");
+    assert_eq!(order.len(), 6, "{order:?}");
+    assert!(
+        order[..3].iter().all(|h| h.ends_with("-controller")),
+        "controllers first: {order:?}"
+    );
 }
 
 /// The service logs of one node as OpenSSH sees them.
@@ -3288,6 +3311,186 @@ fn three_node_kraft_cluster() {
     }
     let st = clusterctl(&["status", inv], m);
     assert_eq!(st.status.code(), Some(0));
+}
+
+/// KRaft (Kafka 4.4, a dynamic quorum) with `controller_process: separate`: on each of 3 hosts
+/// a broker and a controller in processes of their own (own files, dirs, ports and node ids),
+/// as Kafka's own MetadataQuorumCommand sees them; status agrees; a re-apply changes nothing;
+/// dropping the setting is refused before any host is touched; a rolling restart under an
+/// acks=all producer takes the controllers first, the active one last, and loses nothing.
+#[test]
+fn kraft_controllers_beside_brokers() {
+    let version = "4.4.0";
+    let setup = Setup::new(version, 3, &["--kraft"]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let text0 = std::fs::read_to_string(inventory).unwrap();
+    let beside = text0.replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  version: {version}\n  controller_process: separate\n"),
+    );
+    assert!(beside.contains("  controller: [n1, n2, n3]") && beside.contains("separate"));
+    std::fs::write(inventory, &beside).unwrap();
+    let out = clusterctl(&["validate", inv], m);
+    assert!(
+        text(&out).contains("ok (3 hosts: 3 KRaft controller(s) (3 as kafka-controller beside a broker), 3 Kafka broker(s) 4.4.0)"),
+        "{}",
+        text(&out)
+    );
+    let out = clusterctl(&["apply", inv], m);
+    let t = text(&out);
+    assert!(out.status.success(), "apply failed: {t}");
+    for (n, _) in nodes {
+        let want = format!("{n}-controller: formatted /var/lib/kafka-controller/data for cluster");
+        assert!(t.contains(&want), "{want}: {t}");
+    }
+    let controllers = side_controllers(nodes);
+    // Two processes per host, each with its own files and id, on its own port.
+    for (n, a) in nodes {
+        let broker = ssh(lab_dir, a, "cat /etc/kafka/server.properties");
+        let controller = ssh(lab_dir, a, "cat /etc/kafka-controller/server.properties");
+        assert!(broker.contains("\nprocess.roles=broker\n"), "{n}: {broker}");
+        assert!(
+            controller.contains("\nprocess.roles=controller\n"),
+            "{n}: {controller}"
+        );
+        assert!(
+            controller.contains("\nlog.dirs=/var/lib/kafka-controller/data\n"),
+            "{n}: {controller}"
+        );
+        let (bp, cp) = (
+            ssh(lab_dir, a, &main_pid("kafka")),
+            ssh(lab_dir, a, &main_pid("kafka-controller")),
+        );
+        assert_ne!(bp, cp, "{n}: two processes");
+        let cmdline = |pid: &str| ssh(lab_dir, a, &format!("tr '\\0' ' ' < /proc/{pid}/cmdline"));
+        assert!(
+            cmdline(&bp).ends_with("kafka.Kafka /etc/kafka/server.properties"),
+            "{n}: {}",
+            cmdline(&bp)
+        );
+        assert!(
+            cmdline(&cp).ends_with("kafka.Kafka /etc/kafka-controller/server.properties"),
+            "{n}: {}",
+            cmdline(&cp)
+        );
+        // The controller port answers as a controller (Kafka's own tool, from here).
+        let q = kafka_tool(libs, "MetadataQuorumCommand")
+            .args([
+                "--bootstrap-controller",
+                &format!("{a}:9093"),
+                "describe",
+                "--status",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            q.status.success() && text(&q).contains("LeaderId:"),
+            "{n}: {}",
+            text(&q)
+        );
+        assert_eq!(
+            ssh(
+                lab_dir,
+                a,
+                "stat -c '%U %a' /var/lib/kafka-controller/data /var/log/kafka-controller"
+            ),
+            "kafka 750\nkafka 750",
+            "{n}"
+        );
+    }
+    let (leader, qt) = kraft_quorum(libs, bootstrap);
+    assert!((3001..=3003).contains(&leader), "{qt}");
+    assert_eq!(quorum_voters(libs, bootstrap), vec![3001, 3002, 3003]);
+    for id in 1..=3 {
+        assert!(
+            qt.lines().any(
+                |l| l.starts_with("CurrentObservers:") && l.contains(&format!("\"id\": {id},"))
+            ),
+            "broker {id} observes the quorum: {qt}"
+        );
+    }
+    let meta = kcat(&["-b", bootstrap, "-L"], None);
+    assert!(meta.status.success() && String::from_utf8_lossy(&meta.stdout).contains(" 3 brokers:"));
+    let js = clusterctl(&["status", inv, "-o", "json"], m);
+    assert_eq!(js.status.code(), Some(0), "{}", text(&js));
+    let v: serde_json::Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(v["kraft"]["leader"], leader, "{v}");
+    assert_eq!(v["kafka"]["controller"], leader, "{v}");
+    assert_eq!(v["kraft"]["kind"], "dynamic", "{v}");
+    let side = v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "n1-controller")
+        .unwrap_or_else(|| panic!("no n1-controller in {v}"));
+    assert_eq!(side["services"][0]["service"], "kafka-controller", "{side}");
+    // Its own log, by its host's name.
+    let out = clusterctl(&["logs", inv, "n1-controller", "kafka", "-n", "100000"], m);
+    assert!(
+        out.status.success() && text(&out).contains("Kafka Server started"),
+        "{}",
+        text(&out)
+    );
+
+    // A re-apply changes nothing and restarts neither process.
+    let all = ["kafka", "kafka-controller"];
+    let before = snapshots(lab_dir, nodes, &all);
+    let out = clusterctl(&["apply", inv], m);
+    assert!(
+        out.status.success() && text(&out).contains("apply: no change"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(snapshots(lab_dir, nodes, &all), before);
+
+    // Without the setting the hosts would be combined nodes: refused, nothing touched.
+    std::fs::write(
+        inventory,
+        beside.replace("  controller_process: separate\n", ""),
+    )
+    .unwrap();
+    assert_apply_refuses(
+        inv,
+        m,
+        &[
+            "run a KRaft controller beside the broker (service kafka-controller) that the inventory no longer has",
+        ],
+    );
+    assert_eq!(snapshots(lab_dir, nodes, &all), before);
+    std::fs::write(inventory, &beside).unwrap();
+
+    // The roll: controllers first (the active one last), then the brokers.
+    let active = host_with_id_in(lab_dir, &controllers, "node.id", leader, "kafka-controller");
+    let producer = Producer::start(libs, bootstrap, "beside");
+    let out = clusterctl(&["restart", "--rolling", inv], m);
+    producer.stop_and_verify(bootstrap);
+    assert!(
+        out.status.success(),
+        "restart --rolling failed: {}",
+        text(&out)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let order = restart_order(&log, "kafka");
+    assert_eq!(order.len(), 6, "{order:?}");
+    assert!(
+        order[..3].iter().all(|h| h.ends_with("-controller")),
+        "{order:?}"
+    );
+    assert_eq!(order[2], active, "the active controller last: {order:?}");
+    assert!(
+        order[3..].iter().all(|h| ["n1", "n2", "n3"].contains(h)),
+        "{order:?}"
+    );
+    let st = clusterctl(&["status", inv], m);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st));
 }
 
 /// The nisshi flavor: a PostgreSQL node and 3 nisshi brokers sharing it, no JDK on any node.

@@ -804,17 +804,26 @@ where
     F: Fn(&'a mut HostPlan) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<String>>> + 'a,
 {
-    let futs = plans
+    // A controller beside a broker goes after the machine's own host, which makes what
+    // both need (the kafka user, the release) in the same step.
+    let (machines, sides): (Vec<&'a mut HostPlan>, Vec<&'a mut HostPlan>) = plans
         .iter_mut()
         .enumerate()
         .filter(|(i, _)| selected.contains(i))
-        .map(|(_, p)| {
+        .map(|(_, p)| p)
+        .partition(|p| p.host.side_of.is_none());
+    let wave = |hosts: Vec<&'a mut HostPlan>| {
+        futures::future::join_all(hosts.into_iter().map(|p| {
             let name = p.host.name.clone();
             rep.host_busy(&name, step);
             let fut = f(p);
             async move { (name, fut.await) }
-        });
-    let results = futures::future::join_all(futs).await;
+        }))
+    };
+    let mut results = wave(machines).await;
+    if results.iter().all(|(_, r)| r.is_ok()) && !sides.is_empty() {
+        results.extend(wave(sides).await);
+    }
     let mut errors = Vec::new();
     for (name, r) in results {
         match r {
