@@ -271,10 +271,14 @@ pub async fn quorum(inv: &Inventory) -> Result<QuorumInfo> {
     let mut errors = Vec::new();
     // While brokers are in ZooKeeper mode they know no quorum; the controllers answer
     // DescribeQuorum themselves (KIP-919, Kafka 3.7+).
-    let addrs = if inv.kafka.migrating {
-        inv.controller_hosts()
-            .map(|h| format!("{}:{}", h.address, inv.kafka.controller_port))
-            .collect()
+    // Nor do brokers not started yet (controllers start first): then the controllers.
+    let controllers = inv
+        .controller_hosts()
+        .map(|h| format!("{}:{}", h.address, inv.kafka.controller_port));
+    let addrs: Vec<String> = if inv.kafka.migrating {
+        controllers.collect()
+    } else if controllers_answer_quorum(inv) {
+        bootstrap(inv).into_iter().chain(controllers).collect()
     } else {
         bootstrap(inv)
     };
@@ -287,7 +291,12 @@ pub async fn quorum(inv: &Inventory) -> Result<QuorumInfo> {
             Err(e) => errors.push(format!("{addr}: {e:#}")),
         }
     }
-    bail!("no broker answered DescribeQuorum: {}", errors.join("; "))
+    bail!("no node answered DescribeQuorum: {}", errors.join("; "))
+}
+
+/// KIP-919 (Kafka 3.7+): a controller answers DescribeQuorum on its own listener.
+pub fn controllers_answer_quorum(inv: &Inventory) -> bool {
+    crate::versions::parse(&inv.kafka.version) >= (3, 7, 0)
 }
 
 pub const SMOKE_TOPIC: &str = "__clusterctl_smoke";

@@ -609,6 +609,30 @@ struct StepContext<'a> {
     rep: &'a Reporter,
 }
 
+/// The hosts `start_step` starts, in waves. KRaft controllers of their own first, when they
+/// and brokers are both stopped: the brokers go once the controllers have a quorum, since a
+/// broker that cannot register in time (`initial.broker.registration.timeout.ms`) exits.
+fn start_waves(
+    inv: &Inventory,
+    plans: &[HostPlan],
+    selected: &[usize],
+    svc: Service,
+) -> Vec<Vec<usize>> {
+    let stopped = |i: &usize| plans[*i].running(svc).is_none();
+    let dedicated = |i: &usize| plans[*i].host.in_controller && !plans[*i].host.in_kafka;
+    // The quorum gate between the waves asks the controllers themselves (Kafka 3.7+).
+    let controllers_first = svc == Service::Kafka
+        && (inv.kafka.kraft || inv.kafka.migrating)
+        && gates::controllers_answer_quorum(inv)
+        && selected.iter().any(|i| stopped(i) && dedicated(i))
+        && selected.iter().any(|i| stopped(i) && !dedicated(i));
+    if !controllers_first {
+        return vec![selected.to_vec()];
+    }
+    let (controllers, rest) = selected.iter().partition(|i| dedicated(i));
+    vec![controllers, rest]
+}
+
 /// Start what is stopped (together: a new ensemble needs its members at once), then restart
 /// what changed one host at a time through the roller: pre-flight, leader/controller last,
 /// each host's staged files going live as the roller takes it, back before the next.
@@ -621,20 +645,37 @@ async fn start_step(
     summary: &mut Summary,
 ) -> Result<()> {
     let (inv, sessions) = (ctx.inv, ctx.sessions);
-    run_hosts(plans, selected, step, ctx.rep, summary, |p| {
-        let s = sessions[&p.host.name].clone();
-        async move {
-            let mut done = actions::start_if_stopped(inv, p, &s, svc).await?;
-            // A broker stopped while its file changed: overrides set live earlier follow it.
-            let after = p.take(|c| {
-                svc == Service::Kafka
-                    && matches!(&c.change, Change::LiveConfig(l) if l.kind == live::LiveKind::AfterStart)
-            });
-            done.extend(actions::go_live(p, &s, after).await?);
-            Ok(done)
+    let waves = start_waves(inv, plans, selected, svc);
+    for (n, wave) in waves.iter().enumerate() {
+        if n > 0 {
+            let msg = gates::wait(
+                inv,
+                plans,
+                playbook::Gate::KraftQuorum,
+                Duration::from_secs(120),
+                ctx.rep,
+            )
+            .await
+            .with_context(|| {
+                format!("step '{step}': the controllers started before the brokers")
+            })?;
+            ctx.rep.line(&format!("  {msg}"));
         }
-    })
-    .await?;
+        run_hosts(plans, wave, step, ctx.rep, summary, |p| {
+            let s = sessions[&p.host.name].clone();
+            async move {
+                let mut done = actions::start_if_stopped(inv, p, &s, svc).await?;
+                // A broker stopped while its file changed: overrides set live earlier follow it.
+                let after = p.take(|c| {
+                    svc == Service::Kafka
+                        && matches!(&c.change, Change::LiveConfig(l) if l.kind == live::LiveKind::AfterStart)
+                });
+                done.extend(actions::go_live(p, &s, after).await?);
+                Ok(done)
+            }
+        })
+        .await?;
+    }
     let pending: Vec<usize> = selected
         .iter()
         .copied()
@@ -1118,6 +1159,57 @@ mod tests {
             let left: Vec<String> = p.changes.iter().map(|c| c.describe()).collect();
             assert!(left.is_empty(), "{}: no step makes {left:#?}", p.host.name);
         }
+    }
+
+    /// Stopped dedicated controllers (here: beside the brokers) start before stopped brokers,
+    /// in a wave of their own; running ones, or combined nodes, do not split the start.
+    #[test]
+    fn controllers_of_their_own_start_before_the_brokers() {
+        let text = "hosts:\n  a: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\n  c: { address: 10.0.0.3 }\n\
+                    groups:\n  controller: [a, b, c]\n  kafka: [a, b, c]\n\
+                    kafka:\n  version: 4.4.0\n  controller_process: separate\n";
+        let beside = crate::inventory::parse(std::path::Path::new("i.yaml"), text).unwrap();
+        let all: Vec<usize> = (0..6).collect();
+        let plans = plan::plans_from_facts(&beside, vec![Facts::default(); 6], false).unwrap();
+        assert_eq!(
+            start_waves(&beside, &plans, &all, Service::Kafka),
+            vec![vec![1, 3, 5], vec![0, 2, 4]]
+        );
+        assert_eq!(
+            start_waves(&beside, &plans, &all, Service::ZooKeeper),
+            vec![all.clone()]
+        );
+        // The controllers already run: one wave.
+        let mut facts = vec![Facts::default(); 6];
+        for i in [1, 3, 5] {
+            facts[i].pids.insert(Service::Kafka, 7);
+        }
+        let plans = plan::plans_from_facts(&beside, facts, false).unwrap();
+        assert_eq!(
+            start_waves(&beside, &plans, &all, Service::Kafka),
+            vec![all.clone()]
+        );
+        let combined = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            &text.replace("  controller_process: separate\n", ""),
+        )
+        .unwrap();
+        let plans = plan::plans_from_facts(&combined, vec![Facts::default(); 3], false).unwrap();
+        assert_eq!(
+            start_waves(&combined, &plans, &[0, 1, 2], Service::Kafka),
+            vec![vec![0, 1, 2]]
+        );
+        // Before KIP-919 (3.7) the gate between the waves could not ask the controllers.
+        let old = crate::inventory::parse(
+            std::path::Path::new("i.yaml"),
+            &text.replace("4.4.0", "3.6.2"),
+        )
+        .unwrap();
+        let plans = plan::plans_from_facts(&old, vec![Facts::default(); 6], false).unwrap();
+        assert_eq!(
+            start_waves(&old, &plans, &all, Service::Kafka),
+            vec![all.clone()]
+        );
     }
 
     #[test]
