@@ -68,6 +68,9 @@ enum Command {
         /// Delete every topic (but Kafka's internal `__` ones) the inventory does not declare.
         #[arg(long)]
         prune_topics: bool,
+        /// Delete the SCRAM users and ACLs the inventory does not declare (secured clusters).
+        #[arg(long)]
+        prune_access: bool,
         /// Run this playbook instead of the built-in playbooks/apply.yaml.
         #[arg(long, value_name = "FILE")]
         playbook: Option<PathBuf>,
@@ -203,6 +206,26 @@ enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// The managed cluster CA and the hosts' certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Write a client's configuration for a secured cluster (bootstrap servers, protocol,
+    /// mechanism, credentials; the CA beside it as FILE.ca.pem), mode 0600.
+    ClientConfig {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+        /// The user (declared under users) the client logs in as
+        #[arg(long)]
+        user: String,
+        /// Java clients' properties (also Kafka's console tools), or librdkafka's (kcat -F)
+        #[arg(long, value_enum)]
+        format: ClientFormat,
+        /// Where to write it
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Throwaway hosts in containers (podman or docker) for smoke clusters and tests.
     Lab {
         #[command(subcommand)]
@@ -295,6 +318,22 @@ impl TopicsArgs {
 }
 
 #[derive(Subcommand)]
+enum CertsCommand {
+    /// Print the cluster CA certificate (public; what clients trust). Creates the managed CA
+    /// if it does not exist yet.
+    Ca {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClientFormat {
+    Java,
+    Librdkafka,
+}
+
+#[derive(Subcommand)]
 enum LabCommand {
     /// Build the node image (Debian + sshd; with --init systemd, booting systemd).
     Image {
@@ -329,6 +368,10 @@ enum LabCommand {
         /// both networks as every node's ssh.jump.
         #[arg(long)]
         bastion: bool,
+        /// SASL_SSL listeners with a managed CA, an admin, a broker and an `app` user (their
+        /// passwords generated into the lab's directory). KRaft only so far.
+        #[arg(long, conflicts_with = "nisshi")]
+        secure: bool,
     },
     /// Remove the containers and network that `lab up` made for this inventory.
     Down {
@@ -431,6 +474,7 @@ pub fn run(cli: Cli) -> ExitCode {
             accept_new_host_keys,
             finalize_upgrade,
             prune_topics,
+            prune_access,
             playbook,
             skip_preflight,
             delete_data,
@@ -440,6 +484,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     dry_run,
                     finalize_upgrade,
                     prune_topics,
+                    prune_access,
                     limit,
                     policy: policy(accept_new_host_keys),
                     playbook,
@@ -633,6 +678,36 @@ pub fn run(cli: Cli) -> ExitCode {
             );
             OK
         }
+        Command::Certs {
+            command: CertsCommand::Ca { inventory },
+        } => match load(inventory) {
+            Ok(inv) => report(crate::security::print_ca(&inv), FAILED),
+            Err(code) => code,
+        },
+        Command::ClientConfig {
+            inventory,
+            user,
+            format,
+            out,
+        } => match load(inventory) {
+            Ok(inv) => {
+                let format = match format {
+                    ClientFormat::Java => crate::security::ClientFormat::Java,
+                    ClientFormat::Librdkafka => crate::security::ClientFormat::Librdkafka,
+                };
+                match crate::security::client_config(&inv, &user, format, &out) {
+                    Ok(msg) => {
+                        println!("{msg}");
+                        OK
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        BAD_INPUT
+                    }
+                }
+            }
+            Err(code) => code,
+        },
         Command::Lab { command } => report(
             match command {
                 LabCommand::Image { name, init } => {
@@ -646,6 +721,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     kraft,
                     nisshi,
                     bastion,
+                    secure,
                 } => {
                     let kind = match (kraft, nisshi) {
                         (true, _) => lab::Kind::Kraft,
@@ -653,7 +729,7 @@ pub fn run(cli: Cli) -> ExitCode {
                         _ => lab::Kind::ZooKeeper,
                     };
                     let image = image.as_deref().unwrap_or(init.default_image());
-                    lab::up(nodes, &inventory, image, kind, init, bastion)
+                    lab::up(nodes, &inventory, image, kind, init, bastion, secure)
                 }
                 LabCommand::Down { inventory } => lab::down(&inventory),
             },
@@ -662,9 +738,22 @@ pub fn run(cli: Cli) -> ExitCode {
     })
 }
 
-/// Routes this run's connections to service ports through the bastions that need it.
+/// Routes this run's connections to service ports through the bastions that need it, and
+/// loads a secured cluster's passwords and certificates for them (before any host is touched:
+/// a missing password file ends the command here).
 fn tunnels(inv: &Inventory, policy: HostKeyPolicy) {
     crate::net::install(crate::net::Dialer::new(inv.tunnels(), policy));
+    match crate::security::prepare(inv) {
+        Ok(notes) => {
+            for n in notes {
+                eprintln!("{n}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}\nnothing was changed");
+            std::process::exit(BAD_INPUT.into());
+        }
+    }
 }
 
 fn policy(accept_new: bool) -> HostKeyPolicy {
@@ -837,6 +926,10 @@ fn ssh_settings(h: &crate::inventory::Host) -> String {
 fn render(inv: &Inventory, out: &Path, init: InitArg) -> anyhow::Result<()> {
     let none = vec![Default::default(); inv.hosts.len()];
     let ids: Ids = crate::engine::plan::resolve_ids(inv, &none)?;
+    if inv.security.is_some() {
+        // A preview never reads a password or a key: stand-ins show where they go.
+        crate::security::install(crate::security::Material::placeholder(inv));
+    }
     let r = Renderer::new(inv)?;
     let init = match init {
         InitArg::Sysv => InitSystem::SysV,

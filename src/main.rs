@@ -1,5 +1,7 @@
 //! clusterctl: deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory.
 
+mod access;
+mod pki;
 mod artifacts;
 mod cli;
 mod engine;
@@ -13,6 +15,7 @@ mod quote;
 mod rebalance;
 mod render;
 mod report;
+mod security;
 mod status;
 mod topics;
 mod transport;

@@ -34,6 +34,21 @@ pub fn sh_words<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
+/// A JAAS option value (`password="..."` in `sasl.jaas.config`): double quotes, with `\` and
+/// `"` escaped as the JAAS parser (a StreamTokenizer) reads them back.
+pub fn jaas(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '\\' || c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// A Java properties key: java.util.Properties ends a key at an unescaped `=`, `:` or blank.
 pub fn prop_key(s: &str) -> String {
     escape_prop(s, true)

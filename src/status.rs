@@ -26,6 +26,70 @@ pub struct Status {
     pub kafka: Option<KafkaStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nisshi: Option<NisshiStatus>,
+    /// Each TLS listener's certificate, as the node presents it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertStatus {
+    pub host: String,
+    pub address: String,
+    /// Seconds since the Unix epoch; `None` when the node did not answer.
+    pub not_after: Option<u64>,
+    pub days_left: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The certificate each Kafka node presents on its TLS listener (the client port of a broker,
+/// the controller port of a controller): what clients see, whatever the files say.
+async fn certificates(inv: &Inventory) -> Vec<CertStatus> {
+    let Some(sec) = &inv.security else {
+        return vec![];
+    };
+    let probes = inv.hosts.iter().filter(|h| h.runs_kafka()).filter_map(|h| {
+        let (port, tls) = match h.in_kafka {
+            true => (inv.kafka.port, sec.client.protocol.tls()),
+            false => (inv.kafka.controller_port, sec.controller.protocol.tls()),
+        };
+        tls.then_some(async move {
+            let addr = format!("{}:{port}", h.address);
+            let now = std::time::SystemTime::now();
+            let got = async {
+                let c = crate::health::kafka::KafkaClient::connect(
+                    &addr,
+                    std::time::Duration::from_secs(5),
+                )
+                .await?;
+                let der = c
+                    .peer_certificate()
+                    .ok_or_else(|| anyhow::anyhow!("no certificate presented"))?;
+                crate::pki::not_after_der(&der)
+            }
+            .await;
+            match got {
+                Ok(t) => CertStatus {
+                    host: h.name.clone(),
+                    address: addr,
+                    not_after: t
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs()),
+                    days_left: Some(crate::pki::days_left(t, now)),
+                    error: None,
+                },
+                Err(e) => CertStatus {
+                    host: h.name.clone(),
+                    address: addr,
+                    not_after: None,
+                    days_left: None,
+                    error: Some(format!("{e:#}")),
+                },
+            }
+        })
+    });
+    futures::future::join_all(probes).await
 }
 
 /// The nisshi flavor: each broker asked itself (they do not know each other), and the store.
@@ -168,8 +232,8 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         s.close().await;
         f
     }));
-    let (facts, zk_probe, metadata, (quorum, level)) =
-        tokio::join!(reach, zk_members(inv), gates::metadata(inv), async {
+    let (facts, zk_probe, metadata, certificates, (quorum, level)) =
+        tokio::join!(reach, zk_members(inv), gates::metadata(inv), certificates(inv), async {
             match inv.kafka.kraft || inv.kafka.migrating {
                 true => {
                     let (q, level) = tokio::join!(gates::quorum(inv), gates::kraft_version(inv));
@@ -342,6 +406,16 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     if let Some(q) = &kraft {
         kafka.controller = (q.leader >= 0).then_some(q.leader);
     }
+    for c in &certificates {
+        match c.days_left {
+            Some(d) if d < 0 => problems.push(format!("the certificate of {} has expired", c.host)),
+            Some(d) if d < crate::pki::RENEW_WITHIN_DAYS as i64 => notes.push(format!(
+                "the certificate of {} expires in {d} days: `apply` renews a managed one inside its last 30",
+                c.host
+            )),
+            _ => {}
+        }
+    }
     let healthy = problems.is_empty();
     let verdict = if healthy {
         let quorum = match &kraft {
@@ -379,6 +453,7 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         kraft,
         kafka: Some(kafka),
         nisshi: None,
+        certificates,
     }
 }
 
@@ -505,6 +580,7 @@ async fn collect_nisshi(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         zookeeper: None,
         kraft: None,
         kafka: None,
+        certificates: vec![],
         nisshi: Some(NisshiStatus {
             brokers,
             storage,
@@ -708,6 +784,18 @@ pub fn print_text(s: &Status) {
     }
     if let Some(m) = &s.mode {
         println!("mode: {m}");
+    }
+    if !s.certificates.is_empty() {
+        let certs: Vec<String> = s
+            .certificates
+            .iter()
+            .map(|c| match (c.days_left, &c.error) {
+                (Some(d), _) => format!("{} expires in {d} days", c.host),
+                (None, Some(e)) => format!("{} unknown ({e})", c.host),
+                (None, None) => format!("{} unknown", c.host),
+            })
+            .collect();
+        println!("certificates: {}", certs.join(", "));
     }
     if let Some(z) = &s.zookeeper {
         let zk: Vec<String> = z

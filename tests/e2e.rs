@@ -4668,3 +4668,255 @@ fn rebalance_and_drain_under_load() {
         start.elapsed().as_secs_f64()
     );
 }
+
+/// Every secret of a `lab up --secure` inventory: the users' passwords.
+fn lab_passwords(lab_dir: &Path) -> Vec<(String, String)> {
+    ["admin", "broker", "app"]
+        .iter()
+        .map(|u| {
+            let p = lab_dir.join(format!("secrets/{u}.password"));
+            let pw = std::fs::read_to_string(&p).unwrap();
+            assert!(pw.len() >= 16, "{u}'s generated password");
+            (u.to_string(), pw)
+        })
+        .collect()
+}
+
+/// Fails when any password or a private key is in `what`'s text.
+fn assert_no_secret(what: &str, text: &str, passwords: &[(String, String)]) {
+    for (u, pw) in passwords {
+        assert!(!text.contains(pw.as_str()), "{u}'s password in {what}:\n{text}");
+    }
+    assert!(!text.contains("PRIVATE KEY"), "a private key in {what}:\n{text}");
+}
+
+/// kcat with a client-config file; `-m 15` bounds each metadata wait.
+fn kcat_cfg(cfg: &Path, args: &[&str], input: Option<&str>) -> Output {
+    let mut all = vec!["-F", cfg.to_str().unwrap(), "-m", "15"];
+    all.extend(args);
+    kcat(&all, input)
+}
+
+#[test]
+fn secured_kraft_cluster() {
+    let version = "4.4.0";
+    let setup = Setup::new(version, 3, &["--kraft", "--secure"]);
+    let (inventory, lab_dir, libs, nodes, bootstrap) = (
+        &setup.inventory,
+        &setup.lab_dir,
+        &setup.libs,
+        &setup.nodes,
+        &setup.bootstrap,
+    );
+    let inv = inventory.to_str().unwrap();
+    let m = setup.mirror.url.as_str();
+    let pws = lab_passwords(lab_dir);
+    let text0 = std::fs::read_to_string(inventory).unwrap();
+    assert!(text0.contains("client: { protocol: SASL_SSL }"), "{text0}");
+    let acls = |ops: &str| {
+        format!(
+            "topics:\n  orders: {{ partitions: 3, replication_factor: 3 }}\nacls:\n  app:\n    \
+             - {{ topic: orders, operations: [{ops}] }}\n    \
+             - {{ group: app-, pattern: prefixed, operations: [read] }}\n"
+        )
+    };
+    let base = text0.replace(
+        "kafka:\n  heap: 256m\n",
+        &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
+    );
+    std::fs::write(inventory, format!("{base}{}", acls("read, describe"))).unwrap();
+    // Every output of the tool is checked for secrets.
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut run = |args: &[&str]| {
+        let o = clusterctl(args, m);
+        outputs.push((args.join(" "), text(&o)));
+        o
+    };
+
+    let render_dir = setup.work.path().join("rendered");
+    let o = run(&["render", inv, "--out", render_dir.to_str().unwrap()]);
+    assert!(o.status.success());
+    let props = std::fs::read_to_string(render_dir.join("n1/etc/kafka/server.properties")).unwrap();
+    assert!(
+        props.contains("listener.security.protocol.map=CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL")
+            && props.contains("<password of broker>"),
+        "{props}"
+    );
+
+    let o = run(&["apply", inv]);
+    assert!(o.status.success(), "apply failed");
+    let t = text(&o);
+    assert!(t.contains("created the cluster CA in"), "{t}");
+    assert!(t.contains("create ACL"), "{t}");
+    let ca_key = lab_dir.join("pki/ca.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let o = run(&["status", inv]);
+    assert!(o.status.success(), "status on the secured cluster");
+    assert!(
+        text(&o).contains("certificates: n1 expires in 36"),
+        "status shows the certificates' expiry"
+    );
+    let o = run(&["certs", "ca", inv]);
+    assert!(o.status.success());
+    let ca = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+
+    // The clients' files, as `client-config` writes them.
+    let cfg = |user: &str, format: &str| {
+        let out = setup.work.path().join(format!("{user}.{format}"));
+        let o = clusterctl(
+            &[
+                "client-config", inv, "--user", user, "--format", format, "--out",
+                out.to_str().unwrap(),
+            ],
+            m,
+        );
+        assert!(o.status.success(), "client-config {user} {format}");
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        out
+    };
+    let app_rdk = cfg("app", "librdkafka");
+    let app_java = cfg("app", "java");
+    let admin_java = cfg("admin", "java");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.ca.pem", app_rdk.display())).unwrap(),
+        ca
+    );
+
+    // Without WRITE, the app user is denied; with it (declared, applied), allowed.
+    let denied = kcat_cfg(&app_rdk, &["-P", "-t", "orders"], Some("no\n"));
+    let dt = text(&denied).to_lowercase();
+    assert!(
+        dt.contains("topic authorization failed"),
+        "a producer without a WRITE ACL: {dt}"
+    );
+    std::fs::write(inventory, format!("{base}{}", acls("read, write, describe"))).unwrap();
+    let o = run(&["apply", "--dry-run", inv]);
+    assert!(o.status.success());
+    assert!(text(&o).contains("create ACL"), "the dry run plans the ACL");
+    let o = run(&["apply", inv]);
+    assert!(o.status.success(), "apply of the WRITE ACL");
+    let records: String = (0..20).map(|i| format!("secure-{i}\n")).collect();
+    wait_until(Duration::from_secs(30), "the app user may write", || {
+        kcat_cfg(&app_rdk, &["-P", "-t", "orders", "-X", "acks=all"], Some(&records))
+            .status
+            .success()
+    });
+    // Java's console consumer (group app-java: the prefixed group ACL) reads kcat's records.
+    let read = kafka_tool(libs, "consumer.ConsoleConsumer")
+        .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
+        .args(["--command-config", app_java.to_str().unwrap()])
+        .args(["--group", "app-java", "--from-beginning"])
+        .args(["--max-messages", "20", "--timeout-ms", "60000"])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success() && (0..20).all(|i| got.contains(&format!("secure-{i}\n"))),
+        "Java consumer: {got} {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    // And Java's console producer writes what kcat reads back.
+    let mut prod = kafka_tool(libs, "ConsoleProducer")
+        .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
+        .args(["--command-config", app_java.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    prod.stdin.take().unwrap().write_all(b"from-java\n").unwrap();
+    let po = prod.wait_with_output().unwrap();
+    assert!(po.status.success(), "{}", String::from_utf8_lossy(&po.stderr));
+    let back = kcat_cfg(&app_rdk, &["-C", "-t", "orders", "-o", "beginning", "-e", "-q"], None);
+    assert!(
+        back.status.success() && String::from_utf8_lossy(&back.stdout).contains("from-java"),
+        "{}",
+        text(&back)
+    );
+
+    // PLAINTEXT to the client port, and a wrong password, are refused.
+    let plain = kcat(&["-b", bootstrap, "-L", "-m", "5"], None);
+    assert!(!plain.status.success(), "PLAINTEXT metadata: {}", text(&plain));
+    let wrong = setup.work.path().join("wrong.rdk");
+    let app_pw = &pws.iter().find(|(u, _)| u == "app").unwrap().1;
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(&app_rdk)
+            .unwrap()
+            .replace(&format!("sasl.password={app_pw}"), "sasl.password=not-the-password"),
+    )
+    .unwrap();
+    let bad = kcat_cfg(&wrong, &["-L"], None);
+    let bt = text(&bad).to_lowercase();
+    assert!(
+        !bad.status.success() && bt.contains("authentication failed"),
+        "a wrong password: {bt}"
+    );
+
+    // clusterctl's own commands on the secured cluster.
+    let o = run(&["topics", inv, "list"]);
+    assert!(o.status.success() && text(&o).contains("orders"), "topics list");
+    let o = run(&["restart", inv, "--rolling", "--service", "kafka"]);
+    assert!(o.status.success(), "restart --rolling on the secured cluster");
+    let o = run(&["status", inv]);
+    assert!(o.status.success(), "status after the roll");
+    let o = run(&["apply", "--dry-run", inv]);
+    assert!(o.status.success());
+    let o = run(&["apply", inv]);
+    assert!(o.status.success(), "no-op apply");
+    // The admin's Java file works with Kafka's own admin tool.
+    let listed = kafka_topics(
+        libs,
+        bootstrap,
+        &["--command-config", admin_java.to_str().unwrap(), "--list"],
+    );
+    assert!(
+        listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("orders"),
+        "{}",
+        text(&listed)
+    );
+
+    // No secret in any output, process list or log; files holding one are the service's.
+    for (what, t) in &outputs {
+        assert_no_secret(&format!("`clusterctl {what}`"), t, &pws);
+    }
+    for (name, a) in nodes {
+        let ps = ssh(lab_dir, a, "ps -eo args");
+        assert_no_secret(&format!("ps on {name}"), &ps, &pws);
+        let logs = ssh(lab_dir, a, "cat /var/log/kafka/*.log");
+        assert_no_secret(&format!("Kafka's logs on {name}"), &logs, &pws);
+        for (u, pw) in &pws {
+            let (_, files) = ssh_status(
+                lab_dir,
+                a,
+                &format!("grep -rlF -- {pw} /etc /opt /var/lib/kafka /var/log /tmp /root 2>/dev/null"),
+            );
+            for f in files.lines().filter(|f| !f.is_empty()) {
+                let st = ssh(lab_dir, a, &format!("stat -c '%a %U %G' {f}"));
+                assert!(
+                    st == "640 root kafka" || st == "600 kafka kafka",
+                    "{u}'s password in {f} on {name}: {st}"
+                );
+            }
+        }
+        let (_, keys) = ssh_status(
+            lab_dir,
+            a,
+            "grep -rl -- 'PRIVATE KEY' /etc /opt/kafka/ /var/log /tmp 2>/dev/null",
+        );
+        assert_eq!(keys.trim(), "/etc/kafka/tls/server.pem", "private keys on {name}");
+        assert_eq!(
+            ssh(lab_dir, a, "stat -c '%a %U %G' /etc/kafka/tls/server.pem"),
+            "640 root kafka"
+        );
+    }
+}

@@ -386,19 +386,33 @@ pub async fn format(
             ", to join the dynamic quorum",
         ),
     };
+    // The SCRAM users of a secured cluster: salted credentials on stdin into a file only the
+    // kafka user reads, handed over as StorageTool's `@file` (never in a process's arguments).
+    let scram = crate::security::installed()
+        .map(|m| m.bootstrap_scram.clone())
+        .unwrap_or_default();
+    let (args_file, args) = match scram.is_empty() {
+        true => ("", ""),
+        false => (
+            "a=$(mktemp /tmp/clusterctl-scram.XXXXXX)\ntrap 'rm -f \"$a\"' EXIT\ncat > \"$a\"\n\
+             chown kafka \"$a\"\nchmod 600 \"$a\"\nexport CLUSTERCTL_ARGS=\"$a\"\n",
+            " \"@$CLUSTERCTL_ARGS\"",
+        ),
+    };
     let cmd = format!(
-        "set -e\nset -a\n. {env_file}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n{env}\
+        "set -e\nset -a\n. {env_file}\nset +a\nexport CLUSTERCTL_CLUSTER_ID={id}\n{env}{args_file}\
          runuser -u kafka -- sh -c '\"${{JAVA_HOME:+$JAVA_HOME/bin/}}java\" -Xmx256m \
          -Dlog4j.configuration=file:/etc/{name}/log4j.properties -Dkafka.logs.dir={log_dir} \
          -cp \"$CLASSPATH\" kafka.tools.StorageTool format --ignore-formatted \
-         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\"{flag} -c {conf}'",
+         --cluster-id=\"$CLUSTERCTL_CLUSTER_ID\"{flag} -c {conf}{args}'",
         env_file = quote(&def.env_file),
         id = quote(cluster_id),
         name = def.name,
         log_dir = def.log_dir,
         conf = p.host.server_properties(),
     );
-    s.exec_ok_timeout(&cmd, Duration::from_secs(120)).await?;
+    s.exec_with_input_ok_timeout(&cmd, scram.as_bytes(), Duration::from_secs(120))
+        .await?;
     p.facts.cluster_id = Some(cluster_id.to_string());
     Ok(vec![format!(
         "formatted {} for cluster {cluster_id}{what}",
@@ -856,6 +870,7 @@ mod tests {
             owner: who("-un"),
             group: who("-gn"),
             restarts: None,
+            secret: false,
         };
         let run = |f: &ManagedFile| {
             let mut c = std::process::Command::new("sh")

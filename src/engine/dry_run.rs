@@ -27,6 +27,10 @@ pub fn host_lines(
             {
                 lines.extend(d.lines().into_iter().map(|l| format!("    {l}")));
             }
+            if f.secret {
+                lines.push("    (secret content, not shown)".into());
+                continue;
+            }
             let before = mask_secrets(old.get(&f.path).map_or("", String::as_str));
             let after = mask_secrets(&f.content);
             let diff = similar::TextDiff::from_lines(&before, &after);
@@ -53,6 +57,7 @@ pub async fn old_contents(p: &HostPlan, s: &Session) -> Result<BTreeMap<String, 
     for c in &p.changes {
         if let Change::File(f) = &c.change
             && p.facts.files.contains_key(&f.path)
+            && !f.secret
         {
             let out = s
                 .exec(&format!("cat {} 2>/dev/null", quote(&f.path)))
@@ -67,6 +72,7 @@ pub async fn print(
     plans: &[HostPlan],
     sessions: &BTreeMap<String, Session>,
     topics: &Option<Vec<TopicChange>>,
+    access: &Option<crate::access::AccessPlan>,
     finalize: Option<&str>,
 ) -> Result<()> {
     let mut any = false;
@@ -78,6 +84,12 @@ pub async fn print(
         Some(t) => t.iter().map(|c| format!("  {}", c.describe())).collect(),
         None => vec!["  declared topics: planned once the brokers answer (none do yet)".into()],
     };
+    match access {
+        Some(a) => {
+            cluster.extend(a.changes.iter().map(|c| format!("  {}", c.describe())));
+        }
+        None => cluster.push("  users and ACLs: planned once the brokers answer".into()),
+    }
     cluster.extend(finalize.map(|f| format!("  {f}")));
     if !cluster.is_empty() {
         any = true;
@@ -126,6 +138,7 @@ mod tests {
             owner: "root".into(),
             group: "kafka".into(),
             restarts: Some(Service::Kafka),
+            secret: false,
         };
         let plan = vec![
             Planned {
@@ -166,6 +179,7 @@ mod tests {
             owner: "root".into(),
             group: "kafka".into(),
             restarts: Some(Service::Kafka),
+            secret: false,
         };
         let old = "queued.max.requests=500\n";
         let changes = crate::engine::live::changed_keys(old, &f.content);

@@ -41,6 +41,8 @@ pub struct ApplyOptions {
     pub finalize_upgrade: bool,
     /// Delete every non-internal topic the inventory does not declare.
     pub prune_topics: bool,
+    /// Delete the SCRAM users and ACLs the inventory does not declare.
+    pub prune_access: bool,
     pub limit: Option<Vec<String>>,
     pub policy: HostKeyPolicy,
     pub playbook: Option<PathBuf>,
@@ -165,6 +167,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
         }
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
+    let access = plan_access(inv, opts).await.map_err(refusal)?;
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
         format!(
             "raise metadata.version to release {}",
@@ -173,7 +176,7 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     });
     if opts.dry_run {
         rep.clear();
-        dry_run::print(&plans, &sessions, &topics, finalize.as_deref()).await?;
+        dry_run::print(&plans, &sessions, &topics, &access, finalize.as_deref()).await?;
         if opts.delete_data {
             for line in retire::data_deletions(inv, &plans) {
                 println!("{line}");
@@ -392,9 +395,16 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
                         inv.topics.len()
                     ));
                 }
-                // Topic changes belong to the cluster, reported under the first broker.
+                let (access, kept) = converge_access(inv, opts, &access)
+                    .await
+                    .with_context(|| format!("step '{}'", step.name))?;
+                for k in kept {
+                    rep.line(&format!("  note: {k}"));
+                }
+                // Topic and access changes belong to the cluster, reported under the first
+                // broker.
                 let first = plans.iter().find(|p| p.host.in_kafka).unwrap();
-                for c in changes {
+                for c in changes.into_iter().chain(access) {
                     rep.line(&format!("  {c}"));
                     summary.changes.get_mut(&first.host.name).unwrap().push(c);
                 }
@@ -542,6 +552,50 @@ async fn plan_topics(
     crate::topics::plan(&mut client, &inv.topics, opts.prune_topics)
         .await
         .map(Some)
+}
+
+/// The users' and ACLs' changes of a secured cluster, planned while it answers (like topics);
+/// `None` when no broker answers yet.
+async fn plan_access(
+    inv: &Inventory,
+    opts: &ApplyOptions,
+) -> Result<Option<crate::access::AccessPlan>> {
+    let Some(m) = crate::security::installed().filter(|_| inv.security.is_some()) else {
+        return Ok(Some(crate::access::AccessPlan::default()));
+    };
+    let bootstrap = gates::bootstrap(inv);
+    let Ok(mut client) =
+        crate::health::kafka::connect_any(&bootstrap, Duration::from_secs(3)).await
+    else {
+        return Ok(None);
+    };
+    crate::access::plan(inv, m, &mut client, &bootstrap, opts.prune_access)
+        .await
+        .map(Some)
+}
+
+/// Makes the planned access changes (planning them now on a first install). Returns the
+/// change lines and the notes on what is kept undeclared.
+async fn converge_access(
+    inv: &Inventory,
+    opts: &ApplyOptions,
+    planned: &Option<crate::access::AccessPlan>,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let Some(m) = crate::security::installed().filter(|_| inv.security.is_some()) else {
+        return Ok((vec![], vec![]));
+    };
+    let bootstrap = gates::bootstrap(inv);
+    let mut client = crate::health::kafka::connect_any(&bootstrap, Duration::from_secs(10)).await?;
+    let fresh;
+    let plan = match planned {
+        Some(p) => p,
+        None => {
+            fresh = crate::access::plan(inv, m, &mut client, &bootstrap, opts.prune_access).await?;
+            &fresh
+        }
+    };
+    let done = crate::access::execute(inv, m, &mut client, &plan.changes).await?;
+    Ok((done, plan.kept.clone()))
 }
 
 /// The product an install step unpacks: ZooKeeper bundled in Kafka (`zookeeper.source:
@@ -1145,6 +1199,7 @@ mod tests {
                     owner: "postgres".into(),
                     group: "postgres".into(),
                     restarts: None,
+                    secret: false,
                 }),
                 when: When::Now,
             },

@@ -573,6 +573,7 @@ async fn ensure_postgres(
                 owner: "root".into(),
                 group: "root".into(),
                 restarts: None,
+                secret: true,
             };
             write_if_changed(s, &secret).await?;
             changes.push(format!("generated the database password ({SECRET_FILE})"));
@@ -622,6 +623,7 @@ fn storage_files(
         owner: "postgres".into(),
         group: "postgres".into(),
         restarts: None,
+        secret: false,
     };
     let mut hba = String::from(
         "# Managed by clusterctl: local administration, and the nisshi brokers by address, over TLS.\n\
@@ -637,6 +639,7 @@ fn storage_files(
         owner: "postgres".into(),
         group: "postgres".into(),
         restarts: None,
+        secret: false,
     };
     Ok(Some((conf, hba)))
 }

@@ -927,6 +927,8 @@ fn create_topics_request(
         .with_timeout_ms(millis_i32(timeout))
 }
 
+mod stub_auth;
+pub use stub_auth::*;
 mod broker_configs;
 pub use broker_configs::{BrokerConfig, SOURCE_DYNAMIC_BROKER};
 

@@ -6,11 +6,17 @@ pub mod ids;
 mod model;
 mod nisshi;
 mod scalars;
+pub mod security;
 mod ssh_config;
 mod validate;
 
 pub use diag::{Diag, Severity};
 pub use model::{ControllerProcess, Flavor, JdkMethod, ZkSource};
+#[cfg(test)]
+pub use model::Protocol;
+#[cfg(test)]
+pub use security::SecretSource;
+pub use security::{SaslMech, Security, Tls, User};
 
 use crate::transport::SshTarget;
 use std::collections::BTreeMap;
@@ -35,6 +41,11 @@ pub struct Inventory {
     pub flavor: Flavor,
     /// Set exactly when `flavor` is nisshi.
     pub nisshi: Option<NisshiConfig>,
+    /// `None`: every listener PLAINTEXT, no authentication (the files as before `security`).
+    pub security: Option<Security>,
+    pub users: Vec<User>,
+    /// Declared ACLs, one binding per operation.
+    pub acls: Vec<crate::health::kafka::AclBinding>,
     pub warnings: Vec<Diag>,
 }
 
@@ -108,6 +119,8 @@ pub struct Host {
     pub controller_id: Option<i64>,
     /// `broker.rack` of a broker; either every broker has one or none does.
     pub rack: Option<String>,
+    /// What `advertised.listeners` names for the client listener (default: `address`).
+    pub advertised_address: Option<String>,
     pub zookeeper: ServiceOverride,
     pub kafka: ServiceOverride,
     /// `Some(machine)`: the KRaft controller process that `kafka.controller_process: separate`
@@ -145,6 +158,11 @@ impl Host {
     /// `/etc/kafka/server.properties` (or the side controller's).
     pub fn server_properties(&self) -> String {
         format!("/etc/{}/server.properties", self.kafka_name())
+    }
+
+    /// The address clients reach this broker at: `advertised_address`, else `address`.
+    pub fn client_address(&self) -> &str {
+        self.advertised_address.as_deref().unwrap_or(&self.address)
     }
 
     /// False for a host that is only a jump host: no step touches it.

@@ -32,6 +32,103 @@ pub struct RawInventory {
     /// Topics `apply` creates or grows (it never deletes one unless told to).
     #[serde(default, deserialize_with = "ordered::deserialize")]
     pub topics: Vec<(S<String>, RawTopic)>,
+    /// Listener protocols, certificates and the SASL users clusterctl itself logs in as.
+    pub security: Option<S<RawSecurity>>,
+    /// SCRAM users `apply` creates and updates (passwords from files or the environment).
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub users: Vec<(S<String>, RawUser)>,
+    /// ACLs per user (principal `User:<name>`), converged by `apply`.
+    #[serde(default, deserialize_with = "ordered::deserialize")]
+    pub acls: Vec<(S<String>, Vec<S<RawAcl>>)>,
+}
+
+/// One resource (exactly one of topic, group, transactional_id, cluster) and what the user
+/// may do with it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcl {
+    pub topic: Option<S<String>>,
+    pub group: Option<S<String>>,
+    pub transactional_id: Option<S<String>>,
+    pub cluster: Option<S<bool>>,
+    /// `literal` (default) or `prefixed`: the name is a prefix.
+    pub pattern: Option<S<String>>,
+    pub operations: S<Vec<String>>,
+    /// `allow` (default) or `deny`.
+    pub permission: Option<S<String>>,
+    /// The client address the rule applies to; default every host (`*`).
+    pub host: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    #[serde(default)]
+    pub listeners: RawListeners,
+    pub tls: Option<S<RawTls>>,
+    /// The SCRAM mechanism of the client and inter-broker listeners.
+    pub sasl_mechanism: Option<S<String>>,
+    /// The user clusterctl's own client logs in as (a super user).
+    pub admin_user: Option<S<String>>,
+    /// The user brokers and controllers log in to each other as (a super user).
+    pub inter_broker_user: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawListeners {
+    pub client: Option<S<RawListener>>,
+    /// Absent: brokers talk to each other on the client listener.
+    pub inter_broker: Option<S<RawListener>>,
+    pub controller: Option<S<RawListener>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub protocol: S<Protocol>,
+    pub port: Option<S<i64>>,
+}
+
+/// Kafka's `security.protocol` names.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    #[serde(rename = "SSL")]
+    Ssl,
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CaKind {
+    Managed,
+    Provided,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca: S<CaKind>,
+    /// managed: where the CA and the issued host certificates live on this machine.
+    pub dir: Option<S<String>>,
+    pub validity_days: Option<S<i64>>,
+    /// provided: PEM files; `{host}` in cert_file and key_file stands for the host's name.
+    pub ca_file: Option<S<String>>,
+    pub cert_file: Option<S<String>>,
+    pub key_file: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub password_file: Option<S<String>>,
+    pub password_env: Option<S<String>>,
+    pub mechanism: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +188,8 @@ pub struct RawHost {
     /// The broker's rack (`broker.rack`): a failure domain, for rack-aware replica placement
     /// and `restart --rolling --by-rack`.
     pub rack: Option<S<String>>,
+    /// The address clients are told to use for this broker, when not `address` (NAT, DNS).
+    pub advertised_address: Option<S<String>>,
     #[serde(default)]
     pub zookeeper: HostServiceOverride,
     #[serde(default)]

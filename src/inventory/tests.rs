@@ -1035,3 +1035,178 @@ fn limits_are_checked_where_written() {
     let text = format!("{GOOD}kafka:\n  limits:\n    nofiles: 1\n");
     assert!(errors(&text).iter().any(|d| d.message.contains("nofiles")));
 }
+
+const KRAFT: &str = "\
+hosts:
+  n1:
+    address: 10.0.0.1
+  n2:
+    address: 10.0.0.2
+  n3:
+    address: 10.0.0.3
+groups:
+  controller: [n1, n2, n3]
+  kafka: [n1, n2, n3]
+kafka:
+  version: 4.1.1
+";
+
+#[test]
+fn published_secure_example_is_valid() {
+    let text = include_str!("../../inventories/secure.yaml");
+    let inv = parse(Path::new("inventories/secure.yaml"), text).unwrap();
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    let sec = inv.security.as_ref().unwrap();
+    assert_eq!(sec.client.protocol, Protocol::SaslSsl);
+    assert_eq!(sec.client.port, 9092);
+    assert_eq!(sec.inter_broker.unwrap().port, 9094);
+    assert_eq!(sec.controller.port, 9093);
+    assert_eq!(sec.sasl_mechanism, SaslMech::ScramSha512);
+    assert_eq!(
+        sec.tls,
+        Some(Tls::Managed {
+            dir: PathBuf::from("inventories/pki"),
+            validity_days: 365
+        })
+    );
+    let app = inv.users.iter().find(|u| u.name == "app").unwrap();
+    assert_eq!(app.mechanism, SaslMech::ScramSha256);
+    assert_eq!(app.password, SecretSource::Env("APP_PASSWORD".into()));
+    assert_eq!(
+        inv.users[0].password,
+        SecretSource::File(PathBuf::from("inventories/secrets/admin.password"))
+    );
+    assert_eq!(inv.hosts[1].client_address(), "kafka2.example.com");
+    assert_eq!(inv.hosts[0].client_address(), "10.0.0.11");
+}
+
+#[test]
+fn sasl_without_users() {
+    let text = format!(
+        "{KRAFT}security:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n  admin_user: admin\n"
+    );
+    assert_error(&text, "a listener uses SASL but no users are declared", 14, 3);
+    assert_error(
+        &text,
+        "security.admin_user admin is not declared under users",
+        16,
+        15,
+    );
+}
+
+#[test]
+fn sasl_needs_admin_and_broker_users() {
+    let text = format!(
+        "{KRAFT}security:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n    controller: {{ protocol: SASL_PLAINTEXT }}\nusers:\n  app: {{ password_env: APP }}\n"
+    );
+    assert_error(&text, "security.admin_user is not set", 14, 3);
+    assert_error(&text, "security.inter_broker_user is not set", 14, 3);
+}
+
+#[test]
+fn tls_without_certificates() {
+    let text = format!("{KRAFT}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
+    assert_error(&text, "no security.tls says where its certificates come from", 14, 3);
+}
+
+#[test]
+fn a_listener_port_used_twice() {
+    let text = format!(
+        "{KRAFT}security:\n  listeners:\n    inter_broker: {{ protocol: PLAINTEXT, port: 9093 }}\n"
+    );
+    assert_error(
+        &text,
+        "security.listeners.inter_broker uses port 9093, the same as kafka.controller_port",
+        15,
+        19,
+    );
+    let text = format!(
+        "{KRAFT}security:\n  listeners:\n    inter_broker: {{ protocol: PLAINTEXT, port: 9092 }}\n"
+    );
+    assert_error(
+        &text,
+        "security.listeners.inter_broker uses port 9092, the same as security.listeners.client",
+        15,
+        19,
+    );
+    let text = format!("{KRAFT}security:\n  listeners:\n    inter_broker: {{ protocol: SSL }}\n");
+    assert_error(&text, "needs its own port", 15, 19);
+}
+
+#[test]
+fn unknown_protocol_and_mechanism() {
+    let text = format!("{KRAFT}security:\n  listeners:\n    client: {{ protocol: TLS }}\n");
+    let e = errors(&text);
+    assert!(
+        e[0].message.contains("unknown variant") && e[0].line == 15,
+        "{e:#?}"
+    );
+    let text = format!("{KRAFT}security:\n  sasl_mechanism: GSSAPI\n");
+    assert_error(&text, "security.sasl_mechanism \"GSSAPI\"", 14, 19);
+}
+
+#[test]
+fn passwords_come_from_a_file_or_the_environment_only() {
+    let base = format!(
+        "{KRAFT}security:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n  admin_user: admin\nusers:\n"
+    );
+    assert_error(
+        &format!("{base}  admin: {{}}\n"),
+        "users.admin has no password_file or password_env",
+        18,
+        3,
+    );
+    assert_error(
+        &format!("{base}  admin: {{ password_file: a, password_env: B }}\n"),
+        "users.admin has both password_file and password_env",
+        18,
+        44,
+    );
+    let e = errors(&format!("{base}  admin: {{ password: hunter2 }}\n"));
+    assert!(e[0].message.contains("unknown field"), "{e:#?}");
+    assert!(
+        !e.iter().any(|d| d.to_string().contains("hunter2")),
+        "a password written into the inventory is not echoed: {e:#?}"
+    );
+}
+
+#[test]
+fn users_without_security_and_security_outside_kraft() {
+    let text = format!("{GOOD}users:\n  app: {{ password_env: APP }}\n");
+    assert_error(&text, "users are declared but there is no `security` section", 12, 3);
+    let text = format!("{GOOD}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
+    assert_error(&text, "security is supported for KRaft clusters so far", 12, 3);
+}
+
+#[test]
+fn security_keys_in_properties_are_refused() {
+    let text = format!(
+        "{KRAFT}  properties:\n    ssl.keystore.location: /x\nsecurity:\n  listeners:\n    client: {{ protocol: PLAINTEXT }}\n"
+    );
+    assert_error(&text, "sets `ssl.keystore.location`, which the security section", 14, 5);
+}
+
+#[test]
+fn old_kafka_is_refused_for_tls() {
+    let text = format!(
+        "{}security:\n  listeners:\n    client: {{ protocol: SSL }}\n  tls: {{ ca: managed }}\n",
+        KRAFT.replace("4.1.1", "3.4.1")
+    );
+    assert_error(&text, "TLS listeners need Kafka 3.5+", 14, 3);
+}
+
+#[test]
+fn a_secret_file_holds_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pw");
+    std::fs::write(&p, "s3cret\n").unwrap();
+    assert_eq!(SecretSource::File(p.clone()).read("u").unwrap(), "s3cret");
+    std::fs::write(&p, "a\nb\n").unwrap();
+    let e = SecretSource::File(p.clone()).read("u").unwrap_err().to_string();
+    assert!(e.contains("users.u: the password holds a control character"), "{e}");
+    let e = SecretSource::Env("CLUSTERCTL_TEST_UNSET_VAR".into())
+        .read("u")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("$CLUSTERCTL_TEST_UNSET_VAR is not set"), "{e}");
+}

@@ -95,6 +95,8 @@ pub fn resolve(
         .unwrap_or_else(|| "/opt".into());
 
     let topics = topics(&mut d, &raw, &kafka, brokers);
+    let (security, users) = super::security::resolve(&mut d, path, &raw, &kafka, flavor);
+    let acls = super::security::acls(&mut d, &raw, &users);
     let templates_dir = raw.templates_dir.as_ref().map(|t| {
         let p = expand_path(path, &t.value);
         if !p.is_dir() {
@@ -153,6 +155,16 @@ pub fn resolve(
             broker_id: h.broker_id.as_ref().map(|s| s.value),
             controller_id: h.controller_id.as_ref().map(|s| s.value),
             rack: h.rack.as_ref().map(|s| s.value.trim().to_string()),
+            advertised_address: h.advertised_address.as_ref().map(|a| {
+                if !valid_address(&a.value) {
+                    d.error(
+                        &a.referenced,
+                        format!("host {}: advertised_address {:?} is not a host name or IP", name.value, a.value),
+                        "give the name or address clients reach this broker at",
+                    );
+                }
+                a.value.clone()
+            }),
             side_of: None,
             zookeeper: ServiceOverride {
                 heap: heap(&mut d, &h.zookeeper.heap, "zookeeper.heap"),
@@ -195,6 +207,9 @@ pub fn resolve(
         topics,
         flavor,
         nisshi,
+        security,
+        users,
+        acls,
         warnings: d.items,
     })
 }
@@ -241,6 +256,7 @@ fn side_controllers(d: &mut Diags, raw: &RawInventory, hosts: Vec<Host>) -> Vec<
             broker_id: None,
             controller_id: h.controller_id.take(),
             rack: None,
+            advertised_address: None,
             zookeeper: ServiceOverride::default(),
             // The host's kafka settings are its broker's.
             kafka: ServiceOverride::default(),

@@ -79,8 +79,9 @@ pub fn up(
     kind: Kind,
     init: Init,
     bastion: bool,
+    secure: bool,
 ) -> Result<()> {
-    nodes::up(nodes, inventory, image, kind, init, bastion)
+    nodes::up(nodes, inventory, image, kind, init, bastion, secure)
 }
 
 /// Removes the containers and network recorded beside `inventory`, then the record. Leaves the

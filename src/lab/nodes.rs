@@ -25,7 +25,12 @@ pub fn up(
     kind: render::Kind,
     init: Init,
     bastion: bool,
+    secure: bool,
 ) -> Result<()> {
+    ensure!(
+        !secure || kind == render::Kind::Kraft,
+        "lab up --secure: clusterctl secures KRaft clusters so far; add --kraft"
+    );
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
         "lab up: {nodes} nodes: expected 1 to {MAX_NODES}"
@@ -88,7 +93,7 @@ pub fn up(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Recorded before anything exists, so even a crashed `up` can be undone by `down`.
     st.save(&dir)?;
-    if let Err(e) = create(&mut st, &dir, &inventory, kind) {
+    if let Err(e) = create(&mut st, &dir, &inventory, kind, secure) {
         eprintln!("lab up: failed; removing what it created");
         if let Err(cleanup) = teardown(&st, &dir) {
             eprintln!("lab up: cleanup failed too: {cleanup:#}");
@@ -145,7 +150,13 @@ fn check_may_write(inventory: &Path, dir: &Path) -> Result<Option<State>> {
     Ok(Some(st))
 }
 
-fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> Result<()> {
+fn create(
+    st: &mut State,
+    dir: &Path,
+    inventory: &Path,
+    kind: render::Kind,
+    secure: bool,
+) -> Result<()> {
     let engine = st.runtime;
     let key = dir.join(state::KEY_FILE);
     let pub_key = generate_client_key(&key, &st.prefix)?;
@@ -245,10 +256,17 @@ fn create(st: &mut State, dir: &Path, inventory: &Path, kind: render::Kind) -> R
         .iter()
         .partition(|h| st.bastion.is_some() && h.name == render::BASTION);
     let nodes: Vec<Node> = nodes.into_iter().map(node).collect();
-    let text = match bastion.first() {
+    let mut text = match bastion.first() {
         Some(b) => render::inventory_behind(&key, &known_hosts_path, &nodes, kind, &node(b)),
         None => render::inventory(&key, &known_hosts_path, &nodes, kind),
     };
+    if secure {
+        let secrets = dir.join("secrets");
+        for user in render::SECURE_USERS {
+            state::ensure_secret(&secrets, &format!("{user}.password"))?;
+        }
+        text.push_str(&render::secure_section(dir, &secrets));
+    }
     state::write_atomic(inventory, text.as_bytes())
 }
 

@@ -138,6 +138,27 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kind: Kind) -> 
     s
 }
 
+/// The users `lab up --secure` declares: clusterctl's, the brokers', and one application's.
+pub const SECURE_USERS: [&str; 3] = ["admin", "broker", "app"];
+
+/// `lab up --secure`: SASL_SSL on every listener, a CA kept in the lab's directory, passwords
+/// in files there (mode 0600).
+pub fn secure_section(dir: &Path, secrets: &Path) -> String {
+    let file = |u: &str| scalar(&secrets.join(format!("{u}.password")).to_string_lossy());
+    let mut s = format!(
+        "security:\n  listeners:\n    client: {{ protocol: SASL_SSL }}\n    \
+         inter_broker: {{ protocol: SASL_SSL, port: 9094 }}\n    \
+         controller: {{ protocol: SASL_SSL }}\n  \
+         tls: {{ ca: managed, dir: {} }}\n  sasl_mechanism: SCRAM-SHA-512\n  \
+         admin_user: admin\n  inter_broker_user: broker\nusers:\n",
+        scalar(&dir.join("pki").to_string_lossy())
+    );
+    for u in SECURE_USERS {
+        s.push_str(&format!("  {u}: {{ password_file: {} }}\n", file(u)));
+    }
+    s
+}
+
 /// Inventory host name (and container hostname) of the `--bastion` lab's jump host.
 pub const BASTION: &str = "bastion";
 
@@ -277,6 +298,37 @@ kafka:
         );
         let inv = crate::inventory::parse(Path::new("/x/lab.yaml"), &text).unwrap();
         assert_eq!(inv.storage_host().unwrap().name, "n1");
+    }
+
+    #[test]
+    fn secure_lab_is_a_valid_sasl_ssl_inventory() {
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("k");
+        std::fs::write(&key, "").unwrap();
+        let lab = d.path().join("lab.lab");
+        let mut text = inventory(&key, Path::new("/kh"), &nodes(3), Kind::Kraft);
+        text.push_str(&secure_section(&lab, &lab.join("secrets")));
+        let inv = crate::inventory::parse(&d.path().join("lab.yaml"), &text).unwrap();
+        let sec = inv.security.unwrap();
+        assert!(
+            sec.listeners()
+                .iter()
+                .all(|(_, l)| l.protocol == crate::inventory::Protocol::SaslSsl),
+            "{text}"
+        );
+        assert_eq!(
+            sec.tls,
+            Some(crate::inventory::Tls::Managed {
+                dir: lab.join("pki"),
+                validity_days: 365
+            })
+        );
+        let users: Vec<&str> = inv.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(users, SECURE_USERS);
+        assert_eq!(
+            inv.users[2].password,
+            crate::inventory::SecretSource::File(lab.join("secrets/app.password"))
+        );
     }
 
     #[test]

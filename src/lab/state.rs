@@ -101,9 +101,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+/// `dir/name`, a random password (mode 0600, in a 0700 dir), made once and then kept.
+pub fn ensure_secret(dir: &Path, name: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    if path.exists() {
+        return Ok(());
+    }
+    let mut raw = [0u8; 18];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no random bytes"))?;
+    use base64::Engine;
+    let pw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(pw.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lab_secret_is_made_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("secrets");
+        ensure_secret(&dir, "app.password").unwrap();
+        let p = dir.join("app.password");
+        let first = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(first.len(), 24);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        ensure_secret(&dir, "app.password").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), first);
+        ensure_secret(&dir, "other.password").unwrap();
+        assert_ne!(std::fs::read_to_string(dir.join("other.password")).unwrap(), first);
+    }
 
     #[test]
     fn state_dir_sits_beside_the_inventory() {

@@ -2,6 +2,7 @@
 //! the inventory's `templates_dir`). Pure: no network, so `render` and `--dry-run` are offline.
 
 pub mod logging;
+pub mod security;
 pub mod services;
 
 pub use logging::{Backend, Logging};
@@ -38,6 +39,8 @@ pub struct ManagedFile {
     pub group: String,
     /// The service to restart when this file changes.
     pub restarts: Option<Service>,
+    /// Whole content secret (a private key): plans and diffs never show it.
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +231,7 @@ impl Renderer {
                 owner: svc.user.into(),
                 group: svc.user.into(),
                 restarts: Some(Service::ZooKeeper),
+                secret: false,
             },
         ])
     }
@@ -344,9 +348,22 @@ impl Renderer {
         {
             properties.insert("authorizer.class.name".into(), STANDARD_AUTHORIZER.into());
         }
+        let secured = match &inv.security {
+            Some(sec) => {
+                let m = crate::security::installed()
+                    .context("internal: the security material was not loaded before rendering")?;
+                Some((sec, m, security::listeners(inv, host, sec, m, &svc)?))
+            }
+            None => None,
+        };
+        let plain = |addr: &str| format!("PLAINTEXT://{addr}:{}", k.port);
         let server = self.render(
             "server.properties.j2",
             context! {
+                protocol_map => secured.as_ref().map_or("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(), |(_, _, l)| l.protocol_map.clone()),
+                advertised => secured.as_ref().map_or(plain(&host.address), |(_, _, l)| l.advertised.clone()),
+                inter_broker_listener => secured.as_ref().map_or("PLAINTEXT".into(), |(_, _, l)| l.inter_broker.clone()),
+                security => secured.as_ref().map(|(_, _, l)| l.extra.clone()),
                 kraft,
                 zk_migration,
                 ibp => crate::versions::major_minor(&k.version),
@@ -360,7 +377,7 @@ impl Renderer {
                     .map(|h| format!("{}:{}", h.address, k.controller_port))
                     .collect::<Vec<_>>()
                     .join(","),
-                listeners => listeners.join(","),
+                listeners => secured.as_ref().map_or(listeners.join(","), |(_, _, l)| l.listeners.clone()),
                 host => context!{ name => host.name, address => host.address, rack => host.rack },
                 kafka => context!{
                     port => k.port, log_dirs => inv.kafka_log_dirs(host), num_partitions => k.num_partitions,
@@ -375,7 +392,11 @@ impl Renderer {
                 properties,
             },
         )?;
-        Ok(vec![config_file(&host.server_properties(), server, &svc)])
+        let mut files = vec![config_file(&host.server_properties(), server, &svc)];
+        if let Some((sec, m, _)) = secured {
+            files.extend(security::tls_files(host, sec, m, &svc)?);
+        }
+        Ok(files)
     }
 
     /// A nisshi broker's env file, launcher, and the certificate it trusts for its store.
@@ -462,6 +483,7 @@ fn config_file(path: &str, content: String, svc: &ServiceDef) -> ManagedFile {
         owner: "root".into(),
         group: svc.user.into(),
         restarts: Some(svc.service),
+        secret: false,
     }
 }
 
@@ -473,6 +495,7 @@ fn root_file(path: &str, content: String, mode: u32, restarts: Option<Service>) 
         owner: "root".into(),
         group: "root".into(),
         restarts,
+        secret: false,
     }
 }
 

@@ -885,3 +885,62 @@ kafka:
         }
     }
 }
+
+/// A secured KRaft node: named listeners, the PEM stores, SCRAM and PLAIN logins with the
+/// passwords (placeholders here) quoted for JAAS, the authorizer; the key file is secret.
+#[test]
+fn secured_kraft_node() {
+    let text = include_str!("../../inventories/secure.yaml");
+    let inv = inventory::parse(Path::new("inventories/secure.yaml"), text).unwrap();
+    let no_facts = vec![Default::default(); inv.hosts.len()];
+    let ids = crate::engine::plan::resolve_ids(&inv, &no_facts).unwrap();
+    crate::security::install(crate::security::Material::placeholder(&inv));
+    let f = files(&inv, &ids, 1, InitSystem::Systemd);
+    let sp = &f["/etc/kafka/server.properties"];
+    let p = crate::quote::parse_properties(&sp.content);
+    assert_eq!(
+        p["listener.security.protocol.map"],
+        "CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL"
+    );
+    assert_eq!(
+        p["listeners"],
+        "CLIENT://10.0.0.12:9092,BROKER://10.0.0.12:9094,CONTROLLER://10.0.0.12:9093"
+    );
+    assert_eq!(
+        p["advertised.listeners"],
+        "CLIENT://kafka2.example.com:9092,BROKER://10.0.0.12:9094"
+    );
+    assert_eq!(p["inter.broker.listener.name"], "BROKER");
+    assert_eq!(p["controller.listener.names"], "CONTROLLER");
+    assert_eq!(p["ssl.keystore.type"], "PEM");
+    assert_eq!(p["ssl.keystore.location"], "/etc/kafka/tls/server.pem");
+    assert_eq!(p["sasl.mechanism.inter.broker.protocol"], "SCRAM-SHA-512");
+    assert_eq!(p["sasl.mechanism.controller.protocol"], "PLAIN");
+    assert_eq!(
+        p["listener.name.broker.scram-sha-512.sasl.jaas.config"],
+        "org.apache.kafka.common.security.scram.ScramLoginModule required \
+         username=\"broker\" password=\"<password of broker>\";"
+    );
+    assert_eq!(
+        p["listener.name.controller.plain.sasl.jaas.config"],
+        "org.apache.kafka.common.security.plain.PlainLoginModule required \
+         username=\"broker\" password=\"<password of broker>\" \
+         user_broker=\"<password of broker>\" user_admin=\"<password of admin>\";"
+    );
+    assert_eq!(p["super.users"], "User:admin;User:broker");
+    assert_eq!(p["authorizer.class.name"], STANDARD_AUTHORIZER);
+    assert_eq!((sp.mode, sp.group.as_str()), (0o640, "kafka"));
+    assert!(!mask_secrets(&sp.content).contains("<password of"));
+
+    let key = &f["/etc/kafka/tls/server.pem"];
+    assert!(key.secret && key.mode == 0o640 && key.owner == "root" && key.group == "kafka");
+    assert!(key.content.starts_with("<private key of kafka2"));
+    let ca = &f["/etc/kafka/tls/ca.pem"];
+    assert!(!ca.secret && ca.mode == 0o644);
+}
+
+#[test]
+fn jaas_values_round_trip_quotes_and_backslashes() {
+    assert_eq!(crate::quote::jaas(r#"a"b\c"#), r#""a\"b\\c""#);
+    assert_eq!(crate::quote::jaas("plain"), "\"plain\"");
+}

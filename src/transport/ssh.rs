@@ -97,6 +97,17 @@ impl Session {
         self.check_status(cmd, out)
     }
 
+    /// [`Session::exec_with_input_ok`] under `limit`.
+    pub async fn exec_with_input_ok_timeout(
+        &self,
+        cmd: &str,
+        input: &[u8],
+        limit: Duration,
+    ) -> Result<Output> {
+        let out = self.run(cmd, input, limit).await?;
+        self.check_status(cmd, out)
+    }
+
     /// Runs `cmd` with `input` as its stdin.
     pub async fn exec_with_input(&self, cmd: &str, input: &[u8]) -> Result<Output> {
         self.run(cmd, input, DEFAULT_EXEC_TIMEOUT).await

@@ -431,6 +431,7 @@ fn apply_options(opts: &MigrateOptions) -> ApplyOptions {
         dry_run: false,
         finalize_upgrade: false,
         prune_topics: false,
+        prune_access: false,
         limit: None,
         policy: opts.policy,
         playbook: None,

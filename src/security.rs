@@ -1,0 +1,479 @@
+//! The secrets and certificates a secured inventory needs, gathered on the operator's machine
+//! before any host is touched: users' passwords (files, environment), the cluster CA and each
+//! host's certificate (issued by the managed CA, or the operator's own, checked). A command
+//! loads them once ([`install`]); rendering and clusterctl's own Kafka client read them from
+//! there. Nothing here prints a password or a private key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::health::kafka::{ListenerAuth, SaslLogin, SaslMechanism, tls_config};
+use crate::inventory::{Host, Inventory, SaslMech, Tls};
+
+/// One host's key and certificate chain, as Kafka's PEM keystore holds them.
+#[derive(Clone)]
+pub struct HostTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: Option<SystemTime>,
+}
+
+impl fmt::Debug for HostTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostTls")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Material {
+    passwords: BTreeMap<String, String>,
+    /// The CA certificates hosts and clients trust (PEM), in order.
+    pub ca_pems: Vec<String>,
+    hosts: BTreeMap<String, HostTls>,
+    /// What loading did (a CA created, a certificate issued), for the command to report.
+    pub notes: Vec<String>,
+    /// KRaft format's `--add-scram` arguments (salted, one per line): the admin and broker
+    /// users exist from the first start, before any admin call could create them.
+    pub bootstrap_scram: String,
+}
+
+impl fmt::Debug for Material {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Material")
+            .field("users", &self.passwords.keys().collect::<Vec<_>>())
+            .field("hosts", &self.hosts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+static MATERIAL: OnceLock<Material> = OnceLock::new();
+
+/// Sets this process's material (one command run); a second call is ignored.
+pub fn install(m: Material) {
+    let _ = MATERIAL.set(m);
+}
+
+/// The installed material; `None` before [`install`] (an inventory without `security`).
+pub fn installed() -> Option<&'static Material> {
+    MATERIAL.get()
+}
+
+/// The names a host's certificate must carry: every address clients and peers dial it at.
+pub fn sans(host: &Host) -> Vec<String> {
+    let mut out = vec![host.address.clone()];
+    for n in [Some(host.name.as_str()), host.advertised_address.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if !out.iter().any(|s| s == n) {
+            out.push(n.to_string());
+        }
+    }
+    out
+}
+
+/// The hosts that get a certificate: every Kafka process (a side controller is its own).
+fn tls_hosts(inv: &Inventory) -> impl Iterator<Item = &Host> {
+    inv.hosts.iter().filter(|h| h.runs_kafka())
+}
+
+impl Material {
+    /// Reads every password and makes sure every host has a valid certificate (creating the
+    /// managed CA on first use). Fails, naming the file or variable, before any host is touched.
+    pub fn load(inv: &Inventory) -> Result<Material> {
+        let mut m = Material {
+            passwords: BTreeMap::new(),
+            ca_pems: vec![],
+            hosts: BTreeMap::new(),
+            notes: vec![],
+            bootstrap_scram: String::new(),
+        };
+        let Some(sec) = &inv.security else {
+            return Ok(m);
+        };
+        for u in &inv.users {
+            m.passwords.insert(u.name.clone(), u.password.read(&u.name)?);
+        }
+        for u in inv.users.iter().filter(|u| {
+            [&sec.admin_user, &sec.inter_broker_user]
+                .iter()
+                .any(|b| b.as_deref() == Some(u.name.as_str()))
+        }) {
+            m.bootstrap_scram
+                .push_str(&scram_arg(&u.name, u.mechanism, m.password(&u.name)?)?);
+        }
+        let now = SystemTime::now();
+        match &sec.tls {
+            None => {}
+            Some(Tls::Managed { dir, validity_days }) => {
+                let name = inv
+                    .file
+                    .file_stem()
+                    .map_or("cluster".into(), |s| s.to_string_lossy().into_owned());
+                let (ca, created) = crate::pki::load_or_create_ca(dir, *validity_days, &name)?;
+                if created {
+                    m.notes.push(format!(
+                        "created the cluster CA in {} (key mode 0600; `clusterctl certs ca` prints the certificate)",
+                        dir.display()
+                    ));
+                }
+                for h in tls_hosts(inv) {
+                    let (cert, why) = crate::pki::ensure_host_cert(
+                        dir,
+                        &ca,
+                        &h.name,
+                        &sans(h),
+                        *validity_days,
+                        now,
+                    )
+                    .with_context(|| format!("certificate for {}", h.name))?;
+                    if let Some(why) = why {
+                        m.notes
+                            .push(format!("{}: issued a certificate ({why})", h.name));
+                    }
+                    m.hosts.insert(
+                        h.name.clone(),
+                        HostTls {
+                            cert_pem: format!("{}{}", cert.cert_pem, ca.cert_pem),
+                            key_pem: cert.key_pem.clone(),
+                            not_after: Some(cert.not_after),
+                        },
+                    );
+                }
+                m.ca_pems.push(ca.cert_pem.clone());
+            }
+            Some(Tls::Provided {
+                ca_file,
+                cert_file,
+                key_file,
+            }) => {
+                let ca = std::fs::read_to_string(ca_file)
+                    .with_context(|| format!("security.tls.ca_file {}", ca_file.display()))?;
+                m.ca_pems.push(ca.clone());
+                for h in tls_hosts(inv) {
+                    let cert_path = cert_file.replace("{host}", &h.name);
+                    let key_path = key_file.replace("{host}", &h.name);
+                    let cert = std::fs::read_to_string(&cert_path)
+                        .with_context(|| format!("security.tls.cert_file for {}: {cert_path}", h.name))?;
+                    let key = std::fs::read_to_string(&key_path)
+                        .with_context(|| format!("security.tls.key_file for {}: {key_path}", h.name))?;
+                    crate::pki::check_provided(&cert, &key, std::slice::from_ref(&ca), &sans(h))
+                        .with_context(|| format!("{} ({cert_path})", h.name))?;
+                    let not_after = crate::pki::not_after_pem(&cert).ok();
+                    m.hosts.insert(
+                        h.name.clone(),
+                        HostTls {
+                            cert_pem: cert,
+                            key_pem: key,
+                            not_after,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Stand-ins for `render`, which previews files without reading a secret.
+    pub fn placeholder(inv: &Inventory) -> Material {
+        Material {
+            passwords: inv
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), format!("<password of {}>", u.name)))
+                .collect(),
+            ca_pems: vec!["<cluster CA certificate>\n".into()],
+            hosts: tls_hosts(inv)
+                .map(|h| {
+                    let t = HostTls {
+                        cert_pem: format!("<certificate of {}>\n", h.name),
+                        key_pem: format!("<private key of {}: written by apply>\n", h.name),
+                        not_after: None,
+                    };
+                    (h.name.clone(), t)
+                })
+                .collect(),
+            notes: vec![],
+            bootstrap_scram: String::new(),
+        }
+    }
+
+    pub fn password(&self, user: &str) -> Result<&str> {
+        self.passwords
+            .get(user)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("no password loaded for user {user}"))
+    }
+
+    pub fn host_tls(&self, host: &str) -> Result<&HostTls> {
+        self.hosts
+            .get(host)
+            .ok_or_else(|| anyhow!("no certificate loaded for host {host}"))
+    }
+
+    /// The PEM file every host and client trusts.
+    pub fn trust_pem(&self) -> String {
+        self.ca_pems.concat()
+    }
+
+    /// How clusterctl's own client speaks to each port of a secured cluster: the client port
+    /// as the admin user with its SCRAM mechanism, the controllers' port with PLAIN.
+    pub fn listener_auth(&self, inv: &Inventory) -> Result<BTreeMap<u16, ListenerAuth>> {
+        let mut out = BTreeMap::new();
+        let Some(sec) = &inv.security else {
+            return Ok(out);
+        };
+        let tls = match sec.any_tls() {
+            true => Some(tls_config(&self.ca_pems)?),
+            false => None,
+        };
+        let admin = |mechanism| -> Result<Option<SaslLogin>> {
+            let Some(user) = &sec.admin_user else {
+                return Ok(None);
+            };
+            Ok(Some(SaslLogin {
+                mechanism,
+                user: user.clone(),
+                password: self.password(user)?.to_string(),
+            }))
+        };
+        let admin_mech = sec
+            .admin_user
+            .as_ref()
+            .and_then(|a| inv.users.iter().find(|u| &u.name == a))
+            .map_or(sec.sasl_mechanism, |u| u.mechanism);
+        for (port, protocol, mech) in [
+            (sec.client.port, sec.client.protocol, scram(admin_mech)),
+            (
+                sec.controller.port,
+                sec.controller.protocol,
+                SaslMechanism::Plain,
+            ),
+        ] {
+            out.insert(
+                port,
+                ListenerAuth {
+                    tls: protocol.tls().then(|| tls.clone()).flatten(),
+                    sasl: match protocol.sasl() {
+                        true => admin(mech)?,
+                        false => None,
+                    },
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// SCRAM iterations of the credentials clusterctl makes (Kafka's own default and minimum).
+pub const SCRAM_ITERATIONS: u32 = 4096;
+
+/// One `--add-scram` argument pair for StorageTool, salted here so the password itself is in
+/// no file on the host (Kafka splits the value on `,`, which a password may hold).
+fn scram_arg(user: &str, mech: SaslMech, password: &str) -> Result<String> {
+    use base64::Engine;
+    let mut salt = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| anyhow!("no random bytes for a SCRAM salt"))?;
+    let salted =
+        crate::health::kafka::salted_password(scram(mech), password, &salt, SCRAM_ITERATIONS);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(format!(
+        "--add-scram\n{}=[name={user},salt={},saltedpassword={},iterations={SCRAM_ITERATIONS}]\n",
+        mech.name(),
+        b64.encode(salt),
+        b64.encode(salted),
+    ))
+}
+
+pub fn scram(m: SaslMech) -> SaslMechanism {
+    match m {
+        SaslMech::ScramSha256 => SaslMechanism::ScramSha256,
+        SaslMech::ScramSha512 => SaslMechanism::ScramSha512,
+    }
+}
+
+/// Loads and installs the material and the client's listener settings for this command.
+/// Returns what loading did, for the command to print.
+pub fn prepare(inv: &Inventory) -> Result<Vec<String>> {
+    if inv.security.is_none() {
+        return Ok(vec![]);
+    }
+    let m = Material::load(inv)?;
+    crate::health::kafka::install_auth(m.listener_auth(inv)?);
+    let notes = m.notes.clone();
+    install(m);
+    Ok(notes)
+}
+
+pub fn ensure_secured(inv: &Inventory) -> Result<&crate::inventory::Security> {
+    match &inv.security {
+        Some(s) => Ok(s),
+        None => bail!(
+            "{} has no security section: the cluster has no TLS or users",
+            inv.file.display()
+        ),
+    }
+}
+
+/// `certs ca`: the CA certificate clients trust, on stdout (never the key).
+pub fn print_ca(inv: &Inventory) -> Result<()> {
+    let sec = ensure_secured(inv)?;
+    match &sec.tls {
+        None => bail!("security.tls is not set: there is no CA"),
+        Some(Tls::Managed { dir, validity_days }) => {
+            let name = inv
+                .file
+                .file_stem()
+                .map_or("cluster".into(), |s| s.to_string_lossy().into_owned());
+            let (ca, created) = crate::pki::load_or_create_ca(dir, *validity_days, &name)?;
+            if created {
+                eprintln!(
+                    "created the cluster CA in {} (key mode 0600)",
+                    dir.display()
+                );
+            }
+            print!("{}", ca.cert_pem);
+        }
+        Some(Tls::Provided { ca_file, .. }) => {
+            let pem = std::fs::read_to_string(ca_file)
+                .with_context(|| format!("security.tls.ca_file {}", ca_file.display()))?;
+            print!("{pem}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFormat {
+    /// Java clients' properties (`--command-config`, `--producer.config`).
+    Java,
+    /// librdkafka's `key=value` file (`kcat -F`).
+    Librdkafka,
+}
+
+/// `client-config`: a client's settings for `user`, written 0600 (it holds the password), and
+/// the CA it trusts beside it as `<out>.ca.pem`. Returns what was written.
+pub fn client_config(
+    inv: &Inventory,
+    user: &str,
+    format: ClientFormat,
+    out: &std::path::Path,
+) -> Result<String> {
+    let sec = ensure_secured(inv)?;
+    let u = inv.users.iter().find(|u| u.name == user).ok_or_else(|| {
+        anyhow!(
+            "no user {user:?} under users in {}; declared: {}",
+            inv.file.display(),
+            inv.users
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let m = Material::load(inv)?;
+    let protocol = sec.client.protocol;
+    let bootstrap = inv
+        .kafka_hosts()
+        .map(|h| format!("{}:{}", h.client_address(), inv.kafka.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let ca_path = {
+        let mut p = out.as_os_str().to_os_string();
+        p.push(".ca.pem");
+        std::path::PathBuf::from(p)
+    };
+    let ca_abs = std::path::absolute(&ca_path).unwrap_or(ca_path.clone());
+    let ca_str = ca_abs.to_string_lossy().into_owned();
+    let mut lines: Vec<(String, String)> = vec![
+        ("bootstrap.servers".into(), bootstrap),
+        ("security.protocol".into(), protocol.name().into()),
+    ];
+    let pw = m.password(&u.name)?;
+    match format {
+        ClientFormat::Java => {
+            if protocol.sasl() {
+                lines.push(("sasl.mechanism".into(), u.mechanism.name().into()));
+                lines.push((
+                    "sasl.jaas.config".into(),
+                    format!(
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required username={} password={};",
+                        crate::quote::jaas(&u.name),
+                        crate::quote::jaas(pw)
+                    ),
+                ));
+            }
+            if protocol.tls() {
+                lines.push(("ssl.truststore.type".into(), "PEM".into()));
+                lines.push(("ssl.truststore.location".into(), ca_str.clone()));
+            }
+        }
+        ClientFormat::Librdkafka => {
+            if protocol.sasl() {
+                lines.push(("sasl.mechanisms".into(), u.mechanism.name().into()));
+                lines.push(("sasl.username".into(), u.name.clone()));
+                lines.push(("sasl.password".into(), pw.to_string()));
+            }
+            if protocol.tls() {
+                lines.push(("ssl.ca.location".into(), ca_str.clone()));
+            }
+        }
+    }
+    let text: String = lines
+        .iter()
+        .map(|(k, v)| match format {
+            ClientFormat::Java => format!(
+                "{}={}\n",
+                crate::quote::prop_key(k),
+                crate::quote::prop_value(v)
+            ),
+            // librdkafka reads the rest of the line as the value, as is.
+            ClientFormat::Librdkafka => format!("{k}={v}\n"),
+        })
+        .collect();
+    let mut wrote = vec![];
+    if protocol.tls() {
+        write_file_mode(&ca_path, m.trust_pem().as_bytes(), 0o644)?;
+        wrote.push(format!("{} (the CA, public)", ca_path.display()));
+    }
+    write_file_mode(out, text.as_bytes(), 0o600)?;
+    wrote.insert(
+        0,
+        format!("{} (mode 0600: holds {user}'s password)", out.display()),
+    );
+    Ok(format!("wrote {}", wrote.join(" and ")))
+}
+
+/// Writes `path` atomically, created with `mode` (never briefly readable by others).
+fn write_file_mode(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    let r = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.with_context(|| format!("writing {}", path.display()))
+}
