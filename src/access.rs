@@ -15,10 +15,16 @@ use crate::security::{Material, SCRAM_ITERATIONS, scram};
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccessChange {
     /// A declared user without a credential for its mechanism.
-    CreateUser { user: String },
+    CreateUser {
+        user: String,
+    },
     /// A declared user whose password no longer logs in.
-    UpdatePassword { user: String },
-    DeleteUser { user: String },
+    UpdatePassword {
+        user: String,
+    },
+    DeleteUser {
+        user: String,
+    },
     CreateAcl(AclBinding),
     DeleteAcl(AclBinding),
 }
@@ -60,7 +66,10 @@ pub async fn plan(
         return Ok(AccessPlan { changes, kept });
     }
     let existing = client.describe_user_scram_credentials().await?;
-    let tls = m.listener_auth(inv)?.remove(&sec.client.port).and_then(|a| a.tls);
+    let tls = m
+        .listener_auth(inv)?
+        .remove(&sec.client.port)
+        .and_then(|a| a.tls);
     for u in &inv.users {
         let mech = scram(u.mechanism);
         let has = existing
@@ -146,14 +155,13 @@ pub async fn execute(
         .collect();
     for c in changes {
         match c {
-            AccessChange::CreateUser { user } | AccessChange::UpdatePassword { user } => {
-                upserts.push(ScramUpsert {
+            AccessChange::CreateUser { user } | AccessChange::UpdatePassword { user } => upserts
+                .push(ScramUpsert {
                     user: user.clone(),
                     mechanism: mechs[user.as_str()],
                     iterations: SCRAM_ITERATIONS as i32,
                     password: m.password(user)?.to_string(),
-                })
-            }
+                }),
             AccessChange::DeleteUser { user } => {
                 for (mech, _) in client
                     .describe_user_scram_credentials()

@@ -1,7 +1,6 @@
 //! clusterctl: deploy and operate ZooKeeper + Kafka clusters over SSH from one inventory.
 
 mod access;
-mod pki;
 mod artifacts;
 mod cli;
 mod engine;
@@ -11,6 +10,7 @@ mod lab;
 mod logs;
 mod net;
 mod ops;
+mod pki;
 mod quote;
 mod rebalance;
 mod render;

@@ -163,10 +163,7 @@ pub fn ensure_host_cert(
     now: SystemTime,
 ) -> Result<(HostCert, Option<String>)> {
     let (crt, key) = host_paths(dir, host)?;
-    let reason = match (
-        std::fs::read_to_string(&crt),
-        std::fs::read_to_string(&key),
-    ) {
+    let reason = match (std::fs::read_to_string(&crt), std::fs::read_to_string(&key)) {
         (Ok(c), Ok(k)) => match reissue_reason(&c, &k, ca, sans, now) {
             None => {
                 refuse_readable(&key)?;
@@ -329,12 +326,17 @@ fn key_matches(cert_pem: &str, key_pem: &str) -> Result<bool> {
 fn pem_der(pem: &str) -> Result<Vec<u8>> {
     let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|_| anyhow!("no PEM certificate"))?;
-    ensure!(p.label == "CERTIFICATE", "PEM block is a {}, not a CERTIFICATE", p.label);
+    ensure!(
+        p.label == "CERTIFICATE",
+        "PEM block is a {}, not a CERTIFICATE",
+        p.label
+    );
     Ok(p.contents)
 }
 
 pub fn not_after_der(der: &[u8]) -> Result<SystemTime> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| anyhow!("not a certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| anyhow!("not a certificate: {e}"))?;
     let t = cert.validity().not_after.timestamp();
     Ok(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
 }
@@ -359,8 +361,7 @@ pub fn check_provided(
     sans: &[String],
 ) -> Result<()> {
     let der = pem_der(cert_pem).context("the certificate")?;
-    let (_, cert) =
-        X509Certificate::from_der(&der).map_err(|e| anyhow!("the certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| anyhow!("the certificate: {e}"))?;
     ensure!(
         key_matches(cert_pem, key_pem).context("the key (PKCS#8 PEM, unencrypted)")?,
         "the key does not belong to the certificate"
@@ -450,7 +451,12 @@ mod tests {
         let (_, c) = X509Certificate::from_der(&der).unwrap();
         assert!(c.is_ca());
         assert_eq!(
-            c.subject().iter_common_name().next().unwrap().as_str().unwrap(),
+            c.subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap(),
             "clusterctl CA lab"
         );
         let left = days_left(not_after_pem(&ca.cert_pem).unwrap(), SystemTime::now());
@@ -466,7 +472,10 @@ mod tests {
         std::fs::set_permissions(dir.join("ca.key"), std::fs::Permissions::from_mode(0o640))
             .unwrap();
         let e = load_ca(&dir).unwrap_err().to_string();
-        assert!(e.contains("readable by others") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("readable by others") && e.contains("chmod 600"),
+            "{e}"
+        );
         std::fs::remove_file(dir.join("ca.crt")).unwrap();
         let e = load_or_create_ca(&dir, 365, "x").unwrap_err().to_string();
         assert!(e.contains("ca.crt does not"), "{e}");
@@ -482,7 +491,10 @@ mod tests {
         assert_eq!(why.as_deref(), Some("no certificate yet"));
         let der = pem_der(&c.cert_pem).unwrap();
         let (_, x) = X509Certificate::from_der(&der).unwrap();
-        assert_eq!(cert_sans(&x), names(&["10.0.0.5", "kafka1", "kafka1.example.com"]));
+        assert_eq!(
+            cert_sans(&x),
+            names(&["10.0.0.5", "kafka1", "kafka1.example.com"])
+        );
         // The address is an IP SAN, not a DNS name "10.0.0.5".
         let ip_sans = x
             .subject_alternative_name()
@@ -505,7 +517,10 @@ mod tests {
         assert_eq!((same.cert_pem.as_str(), why), (c.cert_pem.as_str(), None));
         let moved = names(&["10.0.0.6", "kafka1"]);
         let (n, why) = ensure_host_cert(d.path(), &ca, "kafka1", &moved, 90, now).unwrap();
-        assert!(why.unwrap().starts_with("SANs differ (wanted 10.0.0.6, kafka1;"));
+        assert!(
+            why.unwrap()
+                .starts_with("SANs differ (wanted 10.0.0.6, kafka1;")
+        );
         assert_ne!(n.cert_pem, c.cert_pem);
         assert!(ensure_host_cert(d.path(), &ca, "../x", &moved, 90, now).is_err());
     }
@@ -523,7 +538,10 @@ mod tests {
             Some("expires in 9 days")
         );
         let c = issue(&ca, &sans, 300, now).unwrap();
-        assert_eq!(reissue_reason(&c.cert_pem, &c.key_pem, &ca, &sans, now), None);
+        assert_eq!(
+            reissue_reason(&c.cert_pem, &c.key_pem, &ca, &sans, now),
+            None
+        );
         assert_eq!(
             reissue_reason(&c.cert_pem, &c.key_pem, &other, &sans, now).as_deref(),
             Some("signed by another CA")
@@ -546,17 +564,31 @@ mod tests {
         let now = SystemTime::now();
         let c = issue(&ca, &names(&["10.0.0.5", "kafka1", "extra"]), 300, now).unwrap();
         let cas = [ca.cert_pem.clone()];
-        check_provided(&c.cert_pem, &c.key_pem, &cas, &names(&["kafka1", "10.0.0.5"])).unwrap();
+        check_provided(
+            &c.cert_pem,
+            &c.key_pem,
+            &cas,
+            &names(&["kafka1", "10.0.0.5"]),
+        )
+        .unwrap();
         let e = check_provided(&c.cert_pem, &c.key_pem, &cas, &names(&["kafka2"]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("lacks the names kafka2"), "{e}");
-        let e = check_provided(&c.cert_pem, &c.key_pem, &[other.cert_pem.clone()], &[])
-            .unwrap_err()
-            .to_string();
+        let e = check_provided(
+            &c.cert_pem,
+            &c.key_pem,
+            std::slice::from_ref(&other.cert_pem),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not signed by the CA"), "{e}");
         let k2 = issue(&ca, &names(&["x"]), 300, now).unwrap().key_pem;
-        let e = format!("{:#}", check_provided(&c.cert_pem, &k2, &cas, &[]).unwrap_err());
+        let e = format!(
+            "{:#}",
+            check_provided(&c.cert_pem, &k2, &cas, &[]).unwrap_err()
+        );
         assert!(e.contains("does not belong"), "{e}");
     }
 

@@ -97,7 +97,8 @@ impl Material {
             return Ok(m);
         };
         for u in &inv.users {
-            m.passwords.insert(u.name.clone(), u.password.read(&u.name)?);
+            m.passwords
+                .insert(u.name.clone(), u.password.read(&u.name)?);
         }
         for u in inv.users.iter().filter(|u| {
             [&sec.admin_user, &sec.inter_broker_user]
@@ -158,10 +159,12 @@ impl Material {
                 for h in tls_hosts(inv) {
                     let cert_path = cert_file.replace("{host}", &h.name);
                     let key_path = key_file.replace("{host}", &h.name);
-                    let cert = std::fs::read_to_string(&cert_path)
-                        .with_context(|| format!("security.tls.cert_file for {}: {cert_path}", h.name))?;
-                    let key = std::fs::read_to_string(&key_path)
-                        .with_context(|| format!("security.tls.key_file for {}: {key_path}", h.name))?;
+                    let cert = std::fs::read_to_string(&cert_path).with_context(|| {
+                        format!("security.tls.cert_file for {}: {cert_path}", h.name)
+                    })?;
+                    let key = std::fs::read_to_string(&key_path).with_context(|| {
+                        format!("security.tls.key_file for {}: {key_path}", h.name)
+                    })?;
                     crate::pki::check_provided(&cert, &key, std::slice::from_ref(&ca), &sans(h))
                         .with_context(|| format!("{} ({cert_path})", h.name))?;
                     let not_after = crate::pki::not_after_pem(&cert).ok();
@@ -460,7 +463,11 @@ fn write_file_mode(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

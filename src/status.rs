@@ -232,8 +232,12 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         s.close().await;
         f
     }));
-    let (facts, zk_probe, metadata, certificates, (quorum, level)) =
-        tokio::join!(reach, zk_members(inv), gates::metadata(inv), certificates(inv), async {
+    let (facts, zk_probe, metadata, certificates, (quorum, level)) = tokio::join!(
+        reach,
+        zk_members(inv),
+        gates::metadata(inv),
+        certificates(inv),
+        async {
             match inv.kafka.kraft || inv.kafka.migrating {
                 true => {
                     let (q, level) = tokio::join!(gates::quorum(inv), gates::kraft_version(inv));
@@ -241,7 +245,8 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
                 }
                 false => (None, None),
             }
-        });
+        }
+    );
     let facts: Vec<Result<Facts, String>> = facts
         .into_iter()
         .map(|r| r.map_err(|e| format!("{e:#}")))

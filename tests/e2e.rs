@@ -4685,9 +4685,15 @@ fn lab_passwords(lab_dir: &Path) -> Vec<(String, String)> {
 /// Fails when any password or a private key is in `what`'s text.
 fn assert_no_secret(what: &str, text: &str, passwords: &[(String, String)]) {
     for (u, pw) in passwords {
-        assert!(!text.contains(pw.as_str()), "{u}'s password in {what}:\n{text}");
+        assert!(
+            !text.contains(pw.as_str()),
+            "{u}'s password in {what}:\n{text}"
+        );
     }
-    assert!(!text.contains("PRIVATE KEY"), "a private key in {what}:\n{text}");
+    assert!(
+        !text.contains("PRIVATE KEY"),
+        "a private key in {what}:\n{text}"
+    );
 }
 
 /// kcat with a client-config file; `-m 15` bounds each metadata wait.
@@ -4738,8 +4744,9 @@ fn secured_kraft_cluster() {
     assert!(o.status.success());
     let props = std::fs::read_to_string(render_dir.join("n1/etc/kafka/server.properties")).unwrap();
     assert!(
-        props.contains("listener.security.protocol.map=CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL")
-            && props.contains("<password of broker>"),
+        props.contains(
+            "listener.security.protocol.map=CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL"
+        ) && props.contains("<password of broker>"),
         "{props}"
     );
 
@@ -4771,7 +4778,13 @@ fn secured_kraft_cluster() {
         let out = setup.work.path().join(format!("{user}.{format}"));
         let o = clusterctl(
             &[
-                "client-config", inv, "--user", user, "--format", format, "--out",
+                "client-config",
+                inv,
+                "--user",
+                user,
+                "--format",
+                format,
+                "--out",
                 out.to_str().unwrap(),
             ],
             m,
@@ -4798,7 +4811,11 @@ fn secured_kraft_cluster() {
         dt.contains("topic authorization failed"),
         "a producer without a WRITE ACL: {dt}"
     );
-    std::fs::write(inventory, format!("{base}{}", acls("read, write, describe"))).unwrap();
+    std::fs::write(
+        inventory,
+        format!("{base}{}", acls("read, write, describe")),
+    )
+    .unwrap();
     let o = run(&["apply", "--dry-run", inv]);
     assert!(o.status.success());
     assert!(text(&o).contains("create ACL"), "the dry run plans the ACL");
@@ -4806,9 +4823,13 @@ fn secured_kraft_cluster() {
     assert!(o.status.success(), "apply of the WRITE ACL");
     let records: String = (0..20).map(|i| format!("secure-{i}\n")).collect();
     wait_until(Duration::from_secs(30), "the app user may write", || {
-        kcat_cfg(&app_rdk, &["-P", "-t", "orders", "-X", "acks=all"], Some(&records))
-            .status
-            .success()
+        kcat_cfg(
+            &app_rdk,
+            &["-P", "-t", "orders", "-X", "acks=all"],
+            Some(&records),
+        )
+        .status
+        .success()
     });
     // Java's console consumer (group app-java: the prefixed group ACL) reads kcat's records.
     let read = kafka_tool(libs, "consumer.ConsoleConsumer")
@@ -4833,10 +4854,22 @@ fn secured_kraft_cluster() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    prod.stdin.take().unwrap().write_all(b"from-java\n").unwrap();
+    prod.stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-java\n")
+        .unwrap();
     let po = prod.wait_with_output().unwrap();
-    assert!(po.status.success(), "{}", String::from_utf8_lossy(&po.stderr));
-    let back = kcat_cfg(&app_rdk, &["-C", "-t", "orders", "-o", "beginning", "-e", "-q"], None);
+    assert!(
+        po.status.success(),
+        "{}",
+        String::from_utf8_lossy(&po.stderr)
+    );
+    let back = kcat_cfg(
+        &app_rdk,
+        &["-C", "-t", "orders", "-o", "beginning", "-e", "-q"],
+        None,
+    );
     assert!(
         back.status.success() && String::from_utf8_lossy(&back.stdout).contains("from-java"),
         "{}",
@@ -4845,14 +4878,19 @@ fn secured_kraft_cluster() {
 
     // PLAINTEXT to the client port, and a wrong password, are refused.
     let plain = kcat(&["-b", bootstrap, "-L", "-m", "5"], None);
-    assert!(!plain.status.success(), "PLAINTEXT metadata: {}", text(&plain));
+    assert!(
+        !plain.status.success(),
+        "PLAINTEXT metadata: {}",
+        text(&plain)
+    );
     let wrong = setup.work.path().join("wrong.rdk");
     let app_pw = &pws.iter().find(|(u, _)| u == "app").unwrap().1;
     std::fs::write(
         &wrong,
-        std::fs::read_to_string(&app_rdk)
-            .unwrap()
-            .replace(&format!("sasl.password={app_pw}"), "sasl.password=not-the-password"),
+        std::fs::read_to_string(&app_rdk).unwrap().replace(
+            &format!("sasl.password={app_pw}"),
+            "sasl.password=not-the-password",
+        ),
     )
     .unwrap();
     let bad = kcat_cfg(&wrong, &["-L"], None);
@@ -4864,9 +4902,15 @@ fn secured_kraft_cluster() {
 
     // clusterctl's own commands on the secured cluster.
     let o = run(&["topics", inv, "list"]);
-    assert!(o.status.success() && text(&o).contains("orders"), "topics list");
+    assert!(
+        o.status.success() && text(&o).contains("orders"),
+        "topics list"
+    );
     let o = run(&["restart", inv, "--rolling", "--service", "kafka"]);
-    assert!(o.status.success(), "restart --rolling on the secured cluster");
+    assert!(
+        o.status.success(),
+        "restart --rolling on the secured cluster"
+    );
     let o = run(&["status", inv]);
     assert!(o.status.success(), "status after the roll");
     let o = run(&["apply", "--dry-run", inv]);
@@ -4898,7 +4942,9 @@ fn secured_kraft_cluster() {
             let (_, files) = ssh_status(
                 lab_dir,
                 a,
-                &format!("grep -rlF -- {pw} /etc /opt /var/lib/kafka /var/log /tmp /root 2>/dev/null"),
+                &format!(
+                    "grep -rlF -- {pw} /etc /opt /var/lib/kafka /var/log /tmp /root 2>/dev/null"
+                ),
             );
             for f in files.lines().filter(|f| !f.is_empty()) {
                 let st = ssh(lab_dir, a, &format!("stat -c '%a %U %G' {f}"));
@@ -4913,7 +4959,11 @@ fn secured_kraft_cluster() {
             a,
             "grep -rl -- 'PRIVATE KEY' /etc /opt/kafka/ /var/log /tmp 2>/dev/null",
         );
-        assert_eq!(keys.trim(), "/etc/kafka/tls/server.pem", "private keys on {name}");
+        assert_eq!(
+            keys.trim(),
+            "/etc/kafka/tls/server.pem",
+            "private keys on {name}"
+        );
         assert_eq!(
             ssh(lab_dir, a, "stat -c '%a %U %G' /etc/kafka/tls/server.pem"),
             "640 root kafka"

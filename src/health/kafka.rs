@@ -28,6 +28,13 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, CreateAclsRequest,
+    CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
+    DescribeAclsResponse, DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
     CreateTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
     MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
@@ -282,6 +289,13 @@ calls! {
     FetchRequest => FetchResponse, Fetch;
     DescribeQuorumRequest => DescribeQuorumResponse, DescribeQuorum;
     DescribeClusterRequest => DescribeClusterResponse, DescribeCluster;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
+    DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse, DescribeUserScramCredentials;
+    AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse, AlterUserScramCredentials;
+    DescribeAclsRequest => DescribeAclsResponse, DescribeAcls;
+    CreateAclsRequest => CreateAclsResponse, CreateAcls;
+    DeleteAclsRequest => DeleteAclsResponse, DeleteAcls;
 }
 
 /// The versions this client is willing to speak for `api`.
@@ -294,6 +308,13 @@ fn our_versions(api: ApiKey) -> VersionRange {
         // and a health probe must never create topics as a side effect.
         ApiKey::Metadata => VersionRange {
             min: 4,
+            max: i16::MAX,
+        },
+        // v0 handshakes are followed by raw SASL tokens, not SaslAuthenticate frames.
+        ApiKey::SaslHandshake => VersionRange { min: 1, max: 1 },
+        // v0 filters cannot say "any pattern type".
+        ApiKey::DescribeAcls => VersionRange {
+            min: 1,
             max: i16::MAX,
         },
         _ => VersionRange {
@@ -506,14 +527,23 @@ pub struct KafkaClient {
     /// Set when a call was cut off mid-exchange (timeout, I/O error): the
     /// byte stream may be misaligned, so the connection must not be reused.
     broken: bool,
+    /// The broker's TLS certificate (DER), on a TLS listener.
+    peer_cert: Option<Vec<u8>>,
 }
 
 impl KafkaClient {
-    /// Connects to `addr` (`host:port`) and negotiates API versions.
+    /// Connects to `addr` (`host:port`) and negotiates API versions, with TLS and SASL as the
+    /// command installed them for the port ([`install_auth`]).
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self> {
+        Self::connect_with(addr, timeout, &auth::for_addr(addr)).await
+    }
+
+    /// [`KafkaClient::connect`] with the listener's settings given.
+    pub async fn connect_with(addr: &str, timeout: Duration, how: &ListenerAuth) -> Result<Self> {
         let stream = crate::net::dial(addr, timeout)
             .await
             .with_context(|| format!("Kafka {addr}: connect failed"))?;
+        let (stream, peer_cert) = auth::secure(stream, addr, how, timeout).await?;
         let mut client = Self {
             addr: addr.to_string(),
             stream,
@@ -522,8 +552,12 @@ impl KafkaClient {
             versions: BrokerVersions::new(),
             features: BTreeMap::new(),
             broken: false,
+            peer_cert,
         };
         (client.versions, client.features) = client.api_versions().await?;
+        if let Some(login) = &how.sasl {
+            client.authenticate(login).await?;
+        }
         Ok(client)
     }
 
@@ -927,8 +961,14 @@ fn create_topics_request(
         .with_timeout_ms(millis_i32(timeout))
 }
 
-mod stub_auth;
-pub use stub_auth::*;
+mod access_calls;
+mod auth;
+mod scram;
+pub use access_calls::{
+    AclBinding, AclOperation, AclPattern, AclPermission, AclResourceType, ScramUpsert,
+};
+pub use auth::{ListenerAuth, SaslLogin, SaslMechanism, install_auth, is_auth_failure, tls_config};
+pub use scram::salted_password;
 mod broker_configs;
 pub use broker_configs::{BrokerConfig, SOURCE_DYNAMIC_BROKER};
 
@@ -1371,7 +1411,7 @@ impl std::error::Error for Permanent {}
 /// moving); so can a too-high replication factor while brokers are still
 /// registering.
 fn worth_retrying(e: &anyhow::Error) -> bool {
-    if e.is::<Permanent>() {
+    if e.is::<Permanent>() || is_auth_failure(e) {
         return false;
     }
     match e.downcast_ref::<ApiError>() {

@@ -11,9 +11,9 @@ mod ssh_config;
 mod validate;
 
 pub use diag::{Diag, Severity};
-pub use model::{ControllerProcess, Flavor, JdkMethod, ZkSource};
 #[cfg(test)]
 pub use model::Protocol;
+pub use model::{ControllerProcess, Flavor, JdkMethod, ZkSource};
 #[cfg(test)]
 pub use security::SecretSource;
 pub use security::{SaslMech, Security, Tls, User};

@@ -6,9 +6,7 @@ use super::diag::Diags;
 use super::model::{self, CaKind, Protocol, RawInventory, S};
 use super::validate::port;
 use super::{Flavor, KafkaConfig, expand_path};
-use crate::health::kafka::{
-    AclBinding, AclOperation, AclPattern, AclPermission, AclResourceType,
-};
+use crate::health::kafka::{AclBinding, AclOperation, AclPattern, AclPermission, AclResourceType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -217,11 +215,9 @@ pub(super) fn resolve(
         None => plaintext(dflt),
         Some(l) => Listener {
             protocol: l.value.protocol.value,
-            port: l
-                .value
-                .port
-                .as_ref()
-                .map_or(dflt, |p| port(d, p, &format!("security.listeners.{key}.port"))),
+            port: l.value.port.as_ref().map_or(dflt, |p| {
+                port(d, p, &format!("security.listeners.{key}.port"))
+            }),
         },
     };
     let client = listener(d, &s.listeners.client, "client", kafka.port);
@@ -248,7 +244,12 @@ pub(super) fn resolve(
             "remove port here and set kafka.controller_port",
         );
     }
-    let controller = listener(d, &s.listeners.controller, "controller", kafka.controller_port);
+    let controller = listener(
+        d,
+        &s.listeners.controller,
+        "controller",
+        kafka.controller_port,
+    );
 
     // Two listeners on one port, or one on a port another key already uses.
     let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
@@ -382,7 +383,11 @@ pub(super) fn resolve(
         .kafka
         .iter()
         .flat_map(|k| k.value.properties.iter())
-        .chain(raw.hosts.iter().flat_map(|(_, h)| h.kafka.properties.iter()))
+        .chain(
+            raw.hosts
+                .iter()
+                .flat_map(|(_, h)| h.kafka.properties.iter()),
+        )
     {
         if SECURITY_MANAGED
             .iter()
@@ -423,10 +428,7 @@ fn tls(d: &mut Diags, path: &Path, t: &S<model::RawTls>) -> Tls {
                 Some(n) => {
                     d.error(
                         &n.referenced,
-                        format!(
-                            "security.tls.validity_days {} is out of range",
-                            n.value
-                        ),
+                        format!("security.tls.validity_days {} is out of range", n.value),
                         "give 31 to 3650 days (certificates renew inside their last 30)",
                     );
                     365
@@ -502,7 +504,10 @@ fn users(d: &mut Diags, path: &Path, raw: &RawInventory) -> Vec<User> {
                 {
                     d.error(
                         &e.referenced,
-                        format!("users.{n}.password_env {:?} is not a variable name", e.value),
+                        format!(
+                            "users.{n}.password_env {:?} is not a variable name",
+                            e.value
+                        ),
                         "give the name of an environment variable (letters, digits, '_')",
                     );
                 }
@@ -568,8 +573,12 @@ pub(super) fn acls(d: &mut Diags, raw: &RawInventory, users: &[User]) -> Vec<Acl
         for e in entries {
             let a = &e.value;
             let resources: Vec<(AclResourceType, String)> = [
-                a.topic.as_ref().map(|t| (AclResourceType::Topic, t.value.clone())),
-                a.group.as_ref().map(|t| (AclResourceType::Group, t.value.clone())),
+                a.topic
+                    .as_ref()
+                    .map(|t| (AclResourceType::Topic, t.value.clone())),
+                a.group
+                    .as_ref()
+                    .map(|t| (AclResourceType::Group, t.value.clone())),
                 a.transactional_id
                     .as_ref()
                     .map(|t| (AclResourceType::TransactionalId, t.value.clone())),
@@ -595,27 +604,37 @@ pub(super) fn acls(d: &mut Diags, raw: &RawInventory, users: &[User]) -> Vec<Acl
             }
             let (resource_type, resource_name) = resources.into_iter().next().unwrap();
             if resource_name.is_empty() {
-                d.error(&e.referenced, format!("acls.{}: an empty resource name", user.value), "name the resource");
+                d.error(
+                    &e.referenced,
+                    format!("acls.{}: an empty resource name", user.value),
+                    "name the resource",
+                );
             }
             let pattern = match a.pattern.as_ref().map(|p| p.value.as_str()) {
-                None | Some("literal") => AclPattern::Literal,
-                Some("prefixed") => AclPattern::Prefixed,
+                None => AclPattern::Literal,
+                Some(p) if AclPattern::parse(p).is_some() => AclPattern::parse(p).unwrap(),
                 Some(other) => {
                     d.error(
                         &a.pattern.as_ref().unwrap().referenced,
-                        format!("acls.{}: pattern {other:?} is not literal or prefixed", user.value),
+                        format!(
+                            "acls.{}: pattern {other:?} is not literal or prefixed",
+                            user.value
+                        ),
                         "use literal (the exact name) or prefixed (every name starting with it)",
                     );
                     AclPattern::Literal
                 }
             };
             let permission = match a.permission.as_ref().map(|p| p.value.as_str()) {
-                None | Some("allow") => AclPermission::Allow,
-                Some("deny") => AclPermission::Deny,
+                None => AclPermission::Allow,
+                Some(p) if AclPermission::parse(p).is_some() => AclPermission::parse(p).unwrap(),
                 Some(other) => {
                     d.error(
                         &a.permission.as_ref().unwrap().referenced,
-                        format!("acls.{}: permission {other:?} is not allow or deny", user.value),
+                        format!(
+                            "acls.{}: permission {other:?} is not allow or deny",
+                            user.value
+                        ),
                         "use allow or deny",
                     );
                     AclPermission::Allow

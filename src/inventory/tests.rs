@@ -1085,7 +1085,12 @@ fn sasl_without_users() {
     let text = format!(
         "{KRAFT}security:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n  admin_user: admin\n"
     );
-    assert_error(&text, "a listener uses SASL but no users are declared", 14, 3);
+    assert_error(
+        &text,
+        "a listener uses SASL but no users are declared",
+        14,
+        3,
+    );
     assert_error(
         &text,
         "security.admin_user admin is not declared under users",
@@ -1106,7 +1111,12 @@ fn sasl_needs_admin_and_broker_users() {
 #[test]
 fn tls_without_certificates() {
     let text = format!("{KRAFT}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
-    assert_error(&text, "no security.tls says where its certificates come from", 14, 3);
+    assert_error(
+        &text,
+        "no security.tls says where its certificates come from",
+        14,
+        3,
+    );
 }
 
 #[test]
@@ -1173,9 +1183,19 @@ fn passwords_come_from_a_file_or_the_environment_only() {
 #[test]
 fn users_without_security_and_security_outside_kraft() {
     let text = format!("{GOOD}users:\n  app: {{ password_env: APP }}\n");
-    assert_error(&text, "users are declared but there is no `security` section", 12, 3);
+    assert_error(
+        &text,
+        "users are declared but there is no `security` section",
+        12,
+        3,
+    );
     let text = format!("{GOOD}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
-    assert_error(&text, "security is supported for KRaft clusters so far", 12, 3);
+    assert_error(
+        &text,
+        "security is supported for KRaft clusters so far",
+        12,
+        3,
+    );
 }
 
 #[test]
@@ -1183,7 +1203,12 @@ fn security_keys_in_properties_are_refused() {
     let text = format!(
         "{KRAFT}  properties:\n    ssl.keystore.location: /x\nsecurity:\n  listeners:\n    client: {{ protocol: PLAINTEXT }}\n"
     );
-    assert_error(&text, "sets `ssl.keystore.location`, which the security section", 14, 5);
+    assert_error(
+        &text,
+        "sets `ssl.keystore.location`, which the security section",
+        14,
+        5,
+    );
 }
 
 #[test]
@@ -1202,8 +1227,14 @@ fn a_secret_file_holds_one_line() {
     std::fs::write(&p, "s3cret\n").unwrap();
     assert_eq!(SecretSource::File(p.clone()).read("u").unwrap(), "s3cret");
     std::fs::write(&p, "a\nb\n").unwrap();
-    let e = SecretSource::File(p.clone()).read("u").unwrap_err().to_string();
-    assert!(e.contains("users.u: the password holds a control character"), "{e}");
+    let e = SecretSource::File(p.clone())
+        .read("u")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("users.u: the password holds a control character"),
+        "{e}"
+    );
     let e = SecretSource::Env("CLUSTERCTL_TEST_UNSET_VAR".into())
         .read("u")
         .unwrap_err()

@@ -159,7 +159,10 @@ pub fn resolve(
                 if !valid_address(&a.value) {
                     d.error(
                         &a.referenced,
-                        format!("host {}: advertised_address {:?} is not a host name or IP", name.value, a.value),
+                        format!(
+                            "host {}: advertised_address {:?} is not a host name or IP",
+                            name.value, a.value
+                        ),
                         "give the name or address clients reach this broker at",
                     );
                 }

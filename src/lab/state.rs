@@ -144,12 +144,21 @@ mod tests {
         let p = dir.join("app.password");
         let first = std::fs::read_to_string(&p).unwrap();
         assert_eq!(first.len(), 24);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         ensure_secret(&dir, "app.password").unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), first);
         ensure_secret(&dir, "other.password").unwrap();
-        assert_ne!(std::fs::read_to_string(dir.join("other.password")).unwrap(), first);
+        assert_ne!(
+            std::fs::read_to_string(dir.join("other.password")).unwrap(),
+            first
+        );
     }
 
     #[test]

@@ -137,7 +137,10 @@ pub fn listeners(
             login.push_str(&format!(" user_{admin}={}", jaas(m.password(admin)?)));
         }
         login.push(';');
-        put("listener.name.controller.sasl.enabled.mechanisms", "PLAIN".into());
+        put(
+            "listener.name.controller.sasl.enabled.mechanisms",
+            "PLAIN".into(),
+        );
         put("listener.name.controller.plain.sasl.jaas.config", login);
         put("sasl.mechanism.controller.protocol", "PLAIN".into());
     }
