@@ -13,7 +13,7 @@ PACKAGES=(
   catatonit                 # the --init PID 1 of lab containers (only a Recommends of podman)
   kcat netcat-openbsd       # independent Kafka / ZooKeeper checks from outside the tool
   openssh-server openssh-client
-  python3
+  python3 python3-venv      # the librdkafka client of the secured-cluster test (below)
   maven openjdk-17-jdk-headless  # fixtures.sh: ZooKeeper and Kafka jars from Maven Central
 )
 CONTAINERS_CONF=/etc/containers/containers.conf
@@ -58,6 +58,20 @@ default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
 EOF
+fi
+
+# A current librdkafka for the secured-cluster test: Debian 12's (2.0.2, kcat's) builds a SCRAM
+# client-final message Kafka 4.x refuses (fixed in librdkafka 2.6.1, confluentinc/librdkafka
+# #4895). confluent-kafka's wheel bundles its own librdkafka; kept in a venv, made once.
+RDKAFKA_VENV=${HOME}/.cache/clusterctl/rdkafka-venv
+CONFLUENT_KAFKA=2.12.1
+if "$RDKAFKA_VENV/bin/python" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.version()[0] != '$CONFLUENT_KAFKA')" 2>/dev/null; then
+  log "confluent-kafka $CONFLUENT_KAFKA already in $RDKAFKA_VENV"
+else
+  log "installing confluent-kafka $CONFLUENT_KAFKA into $RDKAFKA_VENV"
+  rm -rf "$RDKAFKA_VENV"
+  /usr/bin/python3 -m venv "$RDKAFKA_VENV"
+  "$RDKAFKA_VENV/bin/pip" install -q --disable-pip-version-check "confluent-kafka==$CONFLUENT_KAFKA"
 fi
 
 log "done"

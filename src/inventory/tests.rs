@@ -1077,6 +1077,11 @@ fn published_secure_example_is_valid() {
         SecretSource::File(PathBuf::from("inventories/secrets/admin.password"))
     );
     assert_eq!(inv.hosts[1].client_address(), "kafka2.example.com");
+    assert_eq!(inv.acls.len(), 4);
+    assert_eq!(
+        inv.acls[3].to_string(),
+        "User:app allow read on group app-* from *"
+    );
     assert_eq!(inv.hosts[0].client_address(), "10.0.0.11");
 }
 
@@ -1240,4 +1245,35 @@ fn a_secret_file_holds_one_line() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("$CLUSTERCTL_TEST_UNSET_VAR is not set"), "{e}");
+}
+
+#[test]
+fn acl_entries_are_checked() {
+    let base = format!(
+        "{KRAFT}security:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n  admin_user: admin\nusers:\n  admin: {{ password_env: A }}\nacls:\n"
+    );
+    assert_error(
+        &format!("{base}  bob:\n    - {{ topic: t, operations: [read] }}\n"),
+        "acls.bob names a user not declared under users",
+        20,
+        3,
+    );
+    assert_error(
+        &format!("{base}  admin:\n    - {{ topic: t, group: g, operations: [read] }}\n"),
+        "acls.admin: an entry names 2 resources",
+        21,
+        7,
+    );
+    assert_error(
+        &format!("{base}  admin:\n    - {{ topic: t, operations: [reed] }}\n"),
+        "acls.admin: unknown operation \"reed\"",
+        21,
+        35,
+    );
+    assert_error(
+        &format!("{base}  admin:\n    - {{ topic: t, pattern: glob, operations: [read] }}\n"),
+        "pattern \"glob\" is not literal or prefixed",
+        21,
+        27,
+    );
 }

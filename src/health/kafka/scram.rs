@@ -186,6 +186,20 @@ mod tests {
         assert!(e.to_string().contains("signature is wrong"), "{e}");
     }
 
+    /// PBKDF2-HMAC-SHA-512 as Python's hashlib computes it.
+    #[test]
+    fn sha_512_salted_password() {
+        assert_eq!(
+            B64.encode(salted_password(
+                SaslMechanism::ScramSha512,
+                "pencil",
+                b"salt",
+                4096
+            )),
+            "LP46HBUWYrHqSdE/WVZ0ocZmrdcN8V09AiVOmQWZOHgmHadAf9EcL+5LCjDfUVSxp1L4ahM4Dd1L3Zp8lY7HaQ=="
+        );
+    }
+
     #[test]
     fn sha_512_proofs_and_refusals() {
         let mut s = Scram::with_nonce(SaslMechanism::ScramSha512, "a=b,c", "pw", "abc");
