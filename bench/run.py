@@ -11,6 +11,7 @@ measured run (from wait4's rusage).
                  [--by-rack]
     bench/run.py --rebalance [--throttle MB/s] [--data MB]
     bench/run.py --migrate [--runs 3]
+    bench/run.py --secure [--runs 3] [--repeats 5]
 `--baseline BIN`: another clusterctl build (e.g. the last release) runs its own no-op apply and
 status right after each of this build's, on the same labs, so a change's cost shows as a ratio
 measured in one run. Only for builds that render the same files: otherwise each apply rewrites
@@ -33,6 +34,12 @@ the rebalance, next to the throttle.
 and brokers on n1..n3) gets controllers on n4..n6 and is migrated: `migrate` to the soak point, then
 `migrate --finalize`, each timed next to the sum of its unavoidable parts (each node's stop, start
 and ISR catch-up as the roller measured them, and each gate's wait as migrate printed it).
+
+`--secure`: instead, for RUNS rounds, two fresh 3-node KRaft labs one after the other, one as
+`lab up --kraft` writes it (PLAINTEXT) and one as `lab up --kraft --secure` (SASL_SSL on every
+listener, a managed CA, SCRAM users, the authorizer): cold apply, then REPEATS no-op applies and
+status calls on each, so the cost of TLS handshakes and SCRAM logins shows as a ratio measured in
+one run.
 
 Needs what scripts/setup-machine.sh and scripts/fixtures.sh provide (and scripts/nisshi.sh for
 the nisshi flavor), and a release build (`cargo build --release`; under $CARGO_TARGET_DIR if set). Containers and networks are removed at the end, pass or fail.
@@ -109,6 +116,8 @@ def main():
     ap.add_argument("--data", type=int, default=120, help="--rebalance: MB written before scaling out")
     ap.add_argument("--migrate", action="store_true",
                     help="time migrate and migrate --finalize (ZooKeeper to KRaft) instead")
+    ap.add_argument("--secure", action="store_true",
+                    help="time no-op apply and status on a SASL_SSL KRaft lab next to a PLAINTEXT one")
     ap.add_argument("--by-rack", action="store_true",
                     help="6 brokers in 3 racks: time restart --rolling --by-rack next to one at a time")
     a = ap.parse_args()
@@ -125,11 +134,13 @@ def main():
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                                "-d", mirror_dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = dict(os.environ, CLUSTERCTL_MIRROR=f"http://127.0.0.1:{port}")
-    if a.rebalance or a.migrate:
+    if a.rebalance or a.migrate or a.secure:
         try:
             time.sleep(0.5)
             subprocess.run([bin, "lab", "image"], check=True, env=env)
-            if a.migrate:
+            if a.secure:
+                secure_bench(bin, env, a.runs, a.repeats)
+            elif a.migrate:
                 migrate_bench(bin, env, a.runs)
             else:
                 rebalance_bench(bin, env, a.throttle, a.data)
@@ -284,6 +295,41 @@ def rebalance_bench(bin, env, throttle, data_mb):
             print(f"clusterctl peak RSS             {rss / 1024:6.1f} MiB")
         finally:
             subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
+
+
+def secure_bench(bin, env, runs, repeats):
+    figures = {kind: {"cold": [], "noop": [], "status": [], "rss": []} for kind in ("plain", "secure")}
+    for i in range(runs):
+        for kind, flags in (("plain", ["--kraft"]), ("secure", ["--kraft", "--secure"])):
+            with tempfile.TemporaryDirectory() as tmp:
+                inv = os.path.join(tmp, f"{kind}.yaml")
+                subprocess.run([bin, "lab", "up", inv, "--nodes", "3", *flags], check=True, env=env,
+                               stderr=subprocess.DEVNULL)
+                f = figures[kind]
+                try:
+                    t, r, code = run(["apply", inv], env, bin=bin)
+                    if code != 0:
+                        sys.exit(f"cold apply of the {kind} lab failed")
+                    f["cold"].append(t)
+                    f["rss"].append(r)
+                    for _ in range(repeats):
+                        for key, args in (("noop", ["apply", inv]), ("status", ["status", inv])):
+                            t, r, code = run(args, env, bin=bin)
+                            if code != 0:
+                                sys.exit(f"{args[0]} on the {kind} lab failed")
+                            f[key].append(t)
+                            f["rss"].append(r)
+                    print(f"run {i + 1}: {kind}: cold apply {f['cold'][-1]:.1f}s", flush=True)
+                finally:
+                    subprocess.run([bin, "lab", "down", inv], env=env, stderr=subprocess.DEVNULL)
+    med = statistics.median
+    p, s = figures["plain"], figures["secure"]
+    print()
+    print(f"3-node KRaft labs, {runs} round(s), {len(s['noop'])} no-op applies and status calls each")
+    print(f"{'':24} {'PLAINTEXT':>10} {'SASL_SSL':>10} {'ratio':>7}")
+    for key, label in (("cold", "cold apply"), ("noop", "no-op re-apply"), ("status", "status")):
+        print(f"{label + ' (median s)':24} {med(p[key]):10.2f} {med(s[key]):10.2f} {med(s[key]) / med(p[key]):7.2f}")
+    print(f"{'peak RSS (MiB)':24} {max(p['rss']) / 1024:10.1f} {max(s['rss']) / 1024:10.1f}")
 
 
 def migration_parts(text):

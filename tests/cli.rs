@@ -218,3 +218,102 @@ fn logs_refuses_what_it_cannot_read_without_connecting() {
     let (code, _) = run(&["k1"], true);
     assert_eq!(code, Some(2), "one argument is a usage error");
 }
+
+const SECURE: &str = "\
+security:
+  listeners:
+    client: { protocol: SASL_SSL }
+    controller: { protocol: SASL_SSL }
+  tls: { ca: managed }
+  admin_user: admin
+  inter_broker_user: broker
+users:
+  admin: { password_file: admin.password }
+  broker: { password_env: CLUSTERCTL_TEST_BROKER_PW }
+  app: { password_env: CLUSTERCTL_TEST_APP_PW }
+";
+
+/// `certs ca` makes the managed CA once and prints only its certificate; `client-config`
+/// writes a 0600 file with the user's password and the CA beside it, and a password that
+/// cannot be read is an error naming where it was looked for, writing nothing.
+#[test]
+fn certs_ca_and_client_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(&inv, format!("{INVENTORY}{SECURE}")).unwrap();
+    let ca = Command::new(BIN)
+        .args(["certs", "ca"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ca.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ca.stderr)
+    );
+    let pem = String::from_utf8_lossy(&ca.stdout).to_string();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----") && !pem.contains("PRIVATE"));
+    let key = dir.path().join("pki/ca.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = Command::new(BIN)
+        .args(["certs", "ca"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), pem, "the same CA");
+
+    let out = dir.path().join("app.properties");
+    let cfg = |envs: &[(&str, &str)]| {
+        let mut c = Command::new(BIN);
+        c.arg("client-config")
+            .arg(&inv)
+            .args(["--user", "app", "--format", "java", "--out"])
+            .arg(&out)
+            .env_remove("CLUSTERCTL_TEST_APP_PW")
+            .env_remove("CLUSTERCTL_TEST_BROKER_PW");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    std::fs::write(dir.path().join("admin.password"), "adm1n\n").unwrap();
+    let o = cfg(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("$CLUSTERCTL_TEST_BROKER_PW is not set"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let o = cfg(&[
+        ("CLUSTERCTL_TEST_APP_PW", "p\"w\\1"),
+        ("CLUSTERCTL_TEST_BROKER_PW", "b"),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("p\"w"));
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("security.protocol=SASL_SSL\n"), "{text}");
+    assert!(text.contains("sasl.mechanism=SCRAM-SHA-512\n"), "{text}");
+    // The JAAS quotes escaped, then the properties escaping of the backslashes.
+    assert!(
+        text.contains(r#"username="app" password="p\\"w\\\\1";"#),
+        "{text}"
+    );
+    let ca_file = dir.path().join("app.properties.ca.pem");
+    assert_eq!(std::fs::read_to_string(ca_file).unwrap(), pem);
+}
