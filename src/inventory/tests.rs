@@ -1268,12 +1268,12 @@ fn acl_entries_are_checked() {
         &format!("{base}  admin:\n    - {{ topic: t, operations: [reed] }}\n"),
         "acls.admin: unknown operation \"reed\"",
         21,
-        35,
+        31,
     );
     assert_error(
         &format!("{base}  admin:\n    - {{ topic: t, pattern: glob, operations: [read] }}\n"),
         "pattern \"glob\" is not literal or prefixed",
         21,
-        27,
+        28,
     );
 }
