@@ -392,7 +392,8 @@ fn serial() -> Result<SerialNumber> {
     Ok(SerialNumber::from_slice(&b))
 }
 
-fn private_dir(dir: &Path) -> Result<()> {
+/// `dir` and its parents, created mode 0700 (where keys and passwords live).
+pub fn private_dir(dir: &Path) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -400,8 +401,9 @@ fn private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// Writes `path` via a temp file in the same directory, created with `mode`, synced, renamed.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Writes `path` via a temp file in the same directory, created with `mode` (never briefly
+/// readable by others), synced, renamed: a crash leaves the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map_or("x".into(), |n| n.to_string_lossy());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));

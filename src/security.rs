@@ -441,46 +441,13 @@ pub fn client_config(
         .collect();
     let mut wrote = vec![];
     if protocol.tls() {
-        write_file_mode(&ca_path, m.trust_pem().as_bytes(), 0o644)?;
+        crate::pki::write_atomic(&ca_path, m.trust_pem().as_bytes(), 0o644)?;
         wrote.push(format!("{} (the CA, public)", ca_path.display()));
     }
-    write_file_mode(out, text.as_bytes(), 0o600)?;
+    crate::pki::write_atomic(out, text.as_bytes(), 0o600)?;
     wrote.insert(
         0,
         format!("{} (mode 0600: holds {user}'s password)", out.display()),
     );
     Ok(format!("wrote {}", wrote.join(" and ")))
-}
-
-/// Writes `path` atomically, created with `mode` (never briefly readable by others).
-fn write_file_mode(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    let r = f
-        .write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.with_context(|| format!("writing {}", path.display()))
 }

@@ -103,13 +103,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// `dir/name`, a random password (mode 0600, in a 0700 dir), made once and then kept.
 pub fn ensure_secret(dir: &Path, name: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
+    crate::pki::private_dir(dir)?;
     let path = dir.join(name);
     if path.exists() {
         return Ok(());
@@ -118,17 +112,7 @@ pub fn ensure_secret(dir: &Path, name: &str) -> Result<()> {
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("no random bytes"))?;
     use base64::Engine;
     let pw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(pw.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    crate::pki::write_atomic(&path, pw.as_bytes(), 0o600)
 }
 
 #[cfg(test)]
