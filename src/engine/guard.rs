@@ -31,6 +31,7 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
             left.join(", ")
         );
     }
+    listeners_kept(plans)?;
     // A migration has both kinds of node by design; `migrate` checks its phases itself.
     if inv.kafka.migrating {
         return Ok(());
@@ -78,6 +79,49 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
                 kraft.join(", ")
             );
         }
+    }
+    Ok(())
+}
+
+/// A formatted node keeps its listeners' protocols: securing (or unsecuring) a running
+/// cluster needs a staged roll (both listeners side by side, clients moved, then the old one
+/// dropped) that clusterctl does not make yet, and a plain restart with the new files would
+/// split the brokers between protocols mid-roll.
+fn listeners_kept(plans: &[HostPlan]) -> Result<()> {
+    const MAP: &str = "listener.security.protocol.map";
+    let map = |text: &str| crate::quote::parse_properties(text).get(MAP).cloned();
+    let secured = |m: &Option<String>| {
+        m.as_deref()
+            .is_some_and(|m| m.split(',').any(|e| !e.ends_with(":PLAINTEXT")))
+    };
+    let mut changed = Vec::new();
+    for p in plans.iter().filter(|p| p.facts.meta_version.is_some()) {
+        let (Some(now), Some(wanted)) = (
+            p.facts.server_properties.as_deref(),
+            p.files
+                .iter()
+                .find(|f| f.path == p.host.server_properties())
+                .map(|f| f.content.as_str()),
+        ) else {
+            continue;
+        };
+        let (now, wanted) = (map(now), map(wanted));
+        if now != wanted && (secured(&now) || secured(&wanted)) {
+            changed.push(format!(
+                "{} ({} -> {})",
+                p.host.name,
+                now.as_deref().unwrap_or("PLAINTEXT"),
+                wanted.as_deref().unwrap_or("PLAINTEXT")
+            ));
+        }
+    }
+    if !changed.is_empty() {
+        bail!(
+            "the inventory changes the listeners' protocols of running Kafka nodes: {}; \
+             clusterctl secures a cluster at its first install only so far (a running one needs \
+             a staged roll it does not make yet): keep `security` as the hosts run it",
+            changed.join(", ")
+        );
     }
     Ok(())
 }
@@ -218,6 +262,42 @@ mod tests {
         let plans = crate::engine::plan::plans_from_facts(&zk, facts, false).unwrap();
         let e = check(&zk, &plans).unwrap_err().to_string();
         assert!(e.contains("but b (id 1) are KRaft nodes"), "{e}");
+    }
+
+    /// Adding `security` to a formatted PLAINTEXT cluster is refused before any host is
+    /// touched; a first install and an unchanged secured cluster pass.
+    #[test]
+    fn a_running_cluster_is_not_secured_by_an_edit() {
+        let text = include_str!("../../inventories/secure.yaml");
+        let secure = crate::inventory::parse(std::path::Path::new("s.yaml"), text).unwrap();
+        crate::security::install(crate::security::Material::placeholder(&secure));
+        let plain_file =
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n";
+        let running = |props: &str| Facts {
+            server_properties: Some(props.to_string()),
+            ..meta(1, 1)
+        };
+        let facts = vec![running(plain_file), Facts::default(), Facts::default()];
+        let plans = crate::engine::plan::plans_from_facts(&secure, facts, false).unwrap();
+        let e = check(&secure, &plans).unwrap_err().to_string();
+        assert!(
+            e.contains("kafka1 (PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT -> CLIENT:SASL_SSL,"),
+            "{e}"
+        );
+        let plans =
+            crate::engine::plan::plans_from_facts(&secure, vec![Facts::default(); 3], false)
+                .unwrap();
+        check(&secure, &plans).unwrap();
+        let wanted = plans[0]
+            .files
+            .iter()
+            .find(|f| f.path == "/etc/kafka/server.properties")
+            .unwrap()
+            .content
+            .clone();
+        let facts = vec![running(&wanted), Facts::default(), Facts::default()];
+        let plans = crate::engine::plan::plans_from_facts(&secure, facts, false).unwrap();
+        check(&secure, &plans).unwrap();
     }
 
     /// A controller beside a broker that the inventory dropped is refused while it runs or
