@@ -7,6 +7,7 @@ use crate::ops::restart::RollOptions;
 use crate::ops::roller::Policy;
 use crate::render::{Ids, InitSystem, Renderer};
 use crate::report::Reporter;
+use crate::security::Renew;
 use crate::topics::{self, TopicCommand};
 use crate::transport::HostKeyPolicy;
 use crate::{lab, ops, status};
@@ -319,11 +320,29 @@ impl TopicsArgs {
 
 #[derive(Subcommand)]
 enum CertsCommand {
-    /// Print the cluster CA certificate (public; what clients trust). Creates the managed CA
-    /// if it does not exist yet.
+    /// Print the cluster CA certificate (public; what clients trust). During a CA rotation it
+    /// prints both CAs, old first: give clients that bundle before stage 2. Creates the
+    /// managed CA if it does not exist yet.
     Ca {
         /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
         inventory: Option<PathBuf>,
+    },
+    /// Issue every host a new certificate and roll it in, one node at a time under the
+    /// roller's gates. Refused while the inventory holds any other change (apply it first).
+    Rotate {
+        /// Inventory file [default: $CLUSTERCTL_INVENTORY or ./inventory.yaml]
+        inventory: Option<PathBuf>,
+        /// Replace the managed CA instead, one stage per run, each a full roll: 1 trust a new
+        /// CA beside the old, 2 issue host certificates from it, 3 drop the old CA (to
+        /// pki/retired/). Between 1 and 2, give clients the bundle `certs ca` prints.
+        #[arg(long)]
+        ca: bool,
+        /// Print what the rotation would change and stop
+        #[arg(long)]
+        dry_run: bool,
+        /// Trust and record the host key of a host seen for the first time (default: refuse)
+        #[arg(long)]
+        accept_new_host_keys: bool,
     },
 }
 
@@ -490,6 +509,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     playbook,
                     skip_preflight,
                     delete_data,
+                    certificates_only: false,
                 };
                 tunnels(&inv, opts.policy);
                 apply(&inv, &opts)
@@ -684,6 +704,18 @@ pub fn run(cli: Cli) -> ExitCode {
             Ok(inv) => report(crate::security::print_ca(&inv), FAILED),
             Err(code) => code,
         },
+        Command::Certs {
+            command:
+                CertsCommand::Rotate {
+                    inventory,
+                    ca,
+                    dry_run,
+                    accept_new_host_keys,
+                },
+        } => match load(inventory) {
+            Ok(inv) => rotate(&inv, ca, dry_run, policy(accept_new_host_keys)),
+            Err(code) => code,
+        },
         Command::ClientConfig {
             inventory,
             user,
@@ -742,16 +774,93 @@ pub fn run(cli: Cli) -> ExitCode {
 /// loads a secured cluster's passwords and certificates for them (before any host is touched:
 /// a missing password file ends the command here).
 fn tunnels(inv: &Inventory, policy: HostKeyPolicy) {
+    tunnels_renewing(inv, policy, Renew::AsNeeded);
+}
+
+/// [`tunnels`], with the certificates `certs rotate` renews (apply reports and writes them).
+fn tunnels_renewing(inv: &Inventory, policy: HostKeyPolicy, renew: Renew) {
     crate::net::install(crate::net::Dialer::new(inv.tunnels(), policy));
-    match crate::security::prepare(inv) {
-        Ok(notes) => {
-            for n in notes {
-                eprintln!("{n}");
-            }
+    if let Err(e) = crate::security::prepare(inv, renew) {
+        eprintln!("error: {e:#}\nnothing was changed");
+        std::process::exit(BAD_INPUT.into());
+    }
+}
+
+/// `certs rotate`: an apply that may change only key and trust files; with `--ca`, one stage
+/// of the CA's rotation, recorded as done once its roll has finished.
+fn rotate(inv: &Inventory, ca: bool, dry_run: bool, policy: HostKeyPolicy) -> u8 {
+    let managed = match inv.security.as_ref().and_then(|s| s.tls.as_ref()) {
+        None => {
+            eprintln!("error: security.tls is not set: there are no certificates to rotate");
+            return BAD_INPUT;
         }
+        Some(crate::inventory::Tls::Managed { dir, .. }) => Some(dir.clone()),
+        Some(crate::inventory::Tls::Provided { .. }) => None,
+    };
+    if ca && managed.is_none() {
+        eprintln!(
+            "error: --ca replaces the CA clusterctl manages, and this inventory's certificates \
+             are provided: put the new files in place (CA bundle first), then run `clusterctl \
+             certs rotate` to roll them in; nothing was changed"
+        );
+        return BAD_INPUT;
+    }
+    let renew = match (ca, &managed) {
+        (true, _) => Renew::Ca,
+        (false, Some(_)) => Renew::HostCertificates,
+        // Provided files: roll in what changed on disk.
+        (false, None) => Renew::AsNeeded,
+    };
+    let opts = ApplyOptions {
+        dry_run,
+        finalize_upgrade: false,
+        prune_topics: false,
+        prune_access: false,
+        limit: None,
+        policy,
+        playbook: None,
+        skip_preflight: vec![],
+        delete_data: false,
+        certificates_only: true,
+    };
+    tunnels_renewing(inv, policy, renew);
+    let code = apply(inv, &opts);
+    if code != OK || dry_run || !ca {
+        return code;
+    }
+    let dir = managed.expect("--ca needs a managed CA");
+    match crate::pki::finish(&dir) {
+        Ok(Some(stage)) => {
+            let next = match stage {
+                crate::pki::Stage::Trust => format!(
+                    "give every client the CA bundle (`clusterctl certs ca {f}`; it holds both \
+                     CAs), then run `clusterctl certs rotate {f} --ca` for stage 2",
+                    f = inv.file.display()
+                ),
+                crate::pki::Stage::Issue => format!(
+                    "once no client trusts only the old CA, run `clusterctl certs rotate {} \
+                     --ca` for stage 3 (drops it)",
+                    inv.file.display()
+                ),
+                crate::pki::Stage::Drop => format!(
+                    "the rotation is finished; the old CA is kept in {}",
+                    dir.join("retired").display()
+                ),
+            };
+            println!(
+                "certs rotate: stage {} of 3 done ({}); next: {next}",
+                stage.number(),
+                stage.describe()
+            );
+            OK
+        }
+        Ok(None) => OK,
         Err(e) => {
-            eprintln!("error: {e:#}\nnothing was changed");
-            std::process::exit(BAD_INPUT.into());
+            eprintln!(
+                "error: the hosts have the stage's files, but recording that failed: {e:#}; re-run \
+                 `clusterctl certs rotate --ca` (it finds nothing to change and records it)"
+            );
+            FAILED
         }
     }
 }

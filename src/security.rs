@@ -35,8 +35,13 @@ pub struct Material {
     /// The CA certificates hosts and clients trust (PEM), in order.
     pub ca_pems: Vec<String>,
     hosts: BTreeMap<String, HostTls>,
-    /// What loading did (a CA created, a certificate issued), for the command to report.
+    /// What loading decided (a CA created, a certificate issued), for the command to report.
     pub notes: Vec<String>,
+    /// The managed CA directory's files that keep what loading decided: written by
+    /// [`Material::commit`] when the command is about to touch hosts (never by a dry run).
+    writes: Vec<crate::pki::Write>,
+    /// The CA rotation under way, as this material renders it.
+    rotation: Option<crate::pki::Rotation>,
     /// KRaft format's `--add-scram` arguments (salted, one per line): the admin and broker
     /// users exist from the first start, before any admin call could create them.
     pub bootstrap_scram: String,
@@ -85,13 +90,15 @@ fn tls_hosts(inv: &Inventory) -> impl Iterator<Item = &Host> {
 impl Material {
     /// Reads every password and makes sure every host has a valid certificate (creating the
     /// managed CA on first use). Fails, naming the file or variable, before any host is touched.
-    pub fn load(inv: &Inventory) -> Result<Material> {
+    pub fn load(inv: &Inventory, renew: Renew) -> Result<Material> {
         let mut m = Material {
             passwords: BTreeMap::new(),
             ca_pems: vec![],
             hosts: BTreeMap::new(),
             notes: vec![],
             bootstrap_scram: String::new(),
+            writes: vec![],
+            rotation: None,
         };
         let Some(sec) = &inv.security else {
             return Ok(m);
@@ -112,41 +119,51 @@ impl Material {
         match &sec.tls {
             None => {}
             Some(Tls::Managed { dir, validity_days }) => {
-                let name = inv
-                    .file
-                    .file_stem()
-                    .map_or("cluster".into(), |s| s.to_string_lossy().into_owned());
-                let (ca, created) = crate::pki::load_or_create_ca(dir, *validity_days, &name)?;
-                if created {
+                let name = ca_name(inv);
+                let (mut cas, writes) = crate::pki::load_cas(dir, *validity_days, &name)?;
+                if !writes.is_empty() {
                     m.notes.push(format!(
-                        "created the cluster CA in {} (key mode 0600; `clusterctl certs ca` prints the certificate)",
+                        "a new cluster CA in {} (key mode 0600; `clusterctl certs ca` prints the certificate)",
                         dir.display()
                     ));
                 }
+                m.writes.extend(writes);
+                if renew == Renew::Ca {
+                    let (next, writes, what) =
+                        crate::pki::advance(dir, cas, *validity_days, &name)?;
+                    cas = next;
+                    m.writes.extend(writes);
+                    m.notes.push(format!("CA rotation, {what}"));
+                }
+                m.rotation = cas.rotation.clone();
+                let issuer = cas.issuer();
                 for h in tls_hosts(inv) {
-                    let (cert, why) = crate::pki::ensure_host_cert(
+                    let (cert, why, writes) = crate::pki::host_cert(
                         dir,
-                        &ca,
+                        issuer,
                         &h.name,
                         &sans(h),
                         *validity_days,
                         now,
+                        renew == Renew::HostCertificates,
                     )
                     .with_context(|| format!("certificate for {}", h.name))?;
+                    m.writes.extend(writes);
                     if let Some(why) = why {
                         m.notes
-                            .push(format!("{}: issued a certificate ({why})", h.name));
+                            .push(format!("{}: a new certificate ({why})", h.name));
                     }
                     m.hosts.insert(
                         h.name.clone(),
                         HostTls {
-                            cert_pem: format!("{}{}", cert.cert_pem, ca.cert_pem),
+                            cert_pem: format!("{}{}", cert.cert_pem, issuer.cert_pem),
                             key_pem: cert.key_pem.clone(),
                             not_after: Some(cert.not_after),
                         },
                     );
                 }
-                m.ca_pems.push(ca.cert_pem.clone());
+                m.ca_pems
+                    .extend(cas.trusted().into_iter().map(|c| c.cert_pem.clone()));
             }
             Some(Tls::Provided {
                 ca_file,
@@ -203,7 +220,62 @@ impl Material {
                 .collect(),
             notes: vec![],
             bootstrap_scram: String::new(),
+            writes: vec![],
+            rotation: None,
         }
+    }
+
+    /// Writes the CA directory's new files (the hosts are about to get what they hold);
+    /// repeating it rewrites the same.
+    pub fn commit(&self) -> Result<()> {
+        crate::pki::commit(&self.writes)
+    }
+
+    /// What `status` says about the certificates this machine holds: a CA rotation under way
+    /// (and what to run next), a CA near its end.
+    pub fn status_notes(&self, inv: &Inventory, now: std::time::SystemTime) -> Vec<String> {
+        let mut notes = vec![];
+        let f = inv.file.display();
+        if let Some(r) = &self.rotation {
+            let next = match (r.stage, r.done) {
+                (s, false) => format!(
+                    "its roll did not finish: run `clusterctl certs rotate {f} --ca` to finish stage {}",
+                    s.number()
+                ),
+                (crate::pki::Stage::Trust, true) => format!(
+                    "give every client the bundle `clusterctl certs ca {f}` prints, then run `clusterctl certs rotate {f} --ca`"
+                ),
+                (_, true) => format!("run `clusterctl certs rotate {f} --ca` for the next stage"),
+            };
+            notes.push(format!(
+                "a CA rotation is under way: stage {} of 3 ({}) {}; {next}",
+                r.stage.number(),
+                r.stage.describe(),
+                if r.done { "is done" } else { "has begun" },
+            ));
+        }
+        let managed = matches!(
+            inv.security.as_ref().and_then(|s| s.tls.as_ref()),
+            Some(Tls::Managed { .. })
+        );
+        for pem in &self.ca_pems {
+            let Ok(end) = crate::pki::not_after_pem(pem) else {
+                continue;
+            };
+            let left = crate::pki::days_left(end, now);
+            if left < crate::pki::RENEW_WITHIN_DAYS as i64 {
+                notes.push(if managed {
+                    format!(
+                        "the cluster CA expires in {left} days: replace it with `clusterctl certs rotate {f} --ca` (three rolls; clients need the new CA between the first and the second)"
+                    )
+                } else {
+                    format!(
+                        "the CA in security.tls expires in {left} days: add the new CA to its file, roll it in with `clusterctl certs rotate {f}`, then the new certificates"
+                    )
+                });
+            }
+        }
+        notes
     }
 
     pub fn password(&self, user: &str) -> Result<&str> {
@@ -300,13 +372,31 @@ pub fn scram(m: SaslMech) -> SaslMechanism {
     }
 }
 
+/// What a command renews beyond what has expired or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Renew {
+    #[default]
+    AsNeeded,
+    /// `certs rotate`: every host certificate, from the CA that issues now.
+    HostCertificates,
+    /// `certs rotate --ca`: the next stage of the CA's rotation.
+    Ca,
+}
+
+/// The managed CA's name: the inventory's (its subject says which cluster it is for).
+fn ca_name(inv: &Inventory) -> String {
+    inv.file
+        .file_stem()
+        .map_or("cluster".into(), |s| s.to_string_lossy().into_owned())
+}
+
 /// Loads and installs the material and the client's listener settings for this command.
-/// Returns what loading did, for the command to print.
-pub fn prepare(inv: &Inventory) -> Result<Vec<String>> {
+/// Returns what loading decided, for the command to print.
+pub fn prepare(inv: &Inventory, renew: Renew) -> Result<Vec<String>> {
     if inv.security.is_none() {
         return Ok(vec![]);
     }
-    let m = Material::load(inv)?;
+    let m = Material::load(inv, renew)?;
     crate::health::kafka::install_auth(m.listener_auth(inv)?);
     let notes = m.notes.clone();
     install(m);
@@ -329,18 +419,14 @@ pub fn print_ca(inv: &Inventory) -> Result<()> {
     match &sec.tls {
         None => bail!("security.tls is not set: there is no CA"),
         Some(Tls::Managed { dir, validity_days }) => {
-            let name = inv
-                .file
-                .file_stem()
-                .map_or("cluster".into(), |s| s.to_string_lossy().into_owned());
-            let (ca, created) = crate::pki::load_or_create_ca(dir, *validity_days, &name)?;
-            if created {
-                eprintln!(
-                    "created the cluster CA in {} (key mode 0600)",
-                    dir.display()
-                );
+            let (cas, writes) = crate::pki::load_cas(dir, *validity_days, &ca_name(inv))?;
+            crate::pki::commit(&writes)?;
+            if !writes.is_empty() {
+                eprintln!("a new cluster CA in {} (key mode 0600)", dir.display());
             }
-            print!("{}", ca.cert_pem);
+            for ca in cas.trusted() {
+                print!("{}", ca.cert_pem);
+            }
         }
         Some(Tls::Provided { ca_file, .. }) => {
             let pem = std::fs::read_to_string(ca_file)
@@ -379,7 +465,9 @@ pub fn client_config(
                 .join(", ")
         )
     })?;
-    let m = Material::load(inv)?;
+    let m = Material::load(inv, Renew::AsNeeded)?;
+    // The CA the file trusts must be the one the hosts will get.
+    m.commit()?;
     let protocol = sec.client.protocol;
     let bootstrap = inv
         .kafka_hosts()

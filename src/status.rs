@@ -415,11 +415,14 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
         match c.days_left {
             Some(d) if d < 0 => problems.push(format!("the certificate of {} has expired", c.host)),
             Some(d) if d < crate::pki::RENEW_WITHIN_DAYS as i64 => notes.push(format!(
-                "the certificate of {} expires in {d} days: `apply` renews a managed one inside its last 30",
+                "the certificate of {} expires in {d} days: `apply` renews a managed one inside its last 30 (`certs rotate` at once)",
                 c.host
             )),
             _ => {}
         }
+    }
+    if let Some(m) = crate::security::installed().filter(|_| inv.security.is_some()) {
+        notes.extend(m.status_notes(inv, std::time::SystemTime::now()));
     }
     let healthy = problems.is_empty();
     let verdict = if healthy {

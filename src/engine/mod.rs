@@ -50,6 +50,9 @@ pub struct ApplyOptions {
     pub skip_preflight: Vec<preflight::Check>,
     /// Delete a retired broker's log dirs once it has stopped.
     pub delete_data: bool,
+    /// `certs rotate`: the run may change the nodes' key and trust files (and roll them in),
+    /// nothing else; other pending changes refuse it.
+    pub certificates_only: bool,
 }
 
 /// What one apply did, per host: human-readable changes.
@@ -168,14 +171,21 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
     }
     let topics = plan_topics(inv, opts).await.map_err(refusal)?;
     let access = plan_access(inv, opts).await.map_err(refusal)?;
+    if opts.certificates_only {
+        certificates_only(&plans, topics.as_deref(), access.as_ref())?;
+    }
     let finalize = (opts.finalize_upgrade && inv.kafka.kraft).then(|| {
         format!(
             "raise metadata.version to release {}",
             crate::versions::major_minor(&inv.kafka.version)
         )
     });
+    let material = crate::security::installed().filter(|_| inv.security.is_some());
     if opts.dry_run {
         rep.clear();
+        for n in material.map(|m| m.notes.as_slice()).unwrap_or_default() {
+            println!("this machine: {n} (not written: dry run)");
+        }
         dry_run::print(&plans, &sessions, &topics, &access, finalize.as_deref()).await?;
         if opts.delete_data {
             for line in retire::data_deletions(inv, &plans) {
@@ -205,7 +215,14 @@ pub async fn apply(inv: &Inventory, opts: &ApplyOptions, rep: &Reporter) -> Resu
             );
         }
     }
-    // Touch: each step makes its part of the plan.
+    // Touch: first this machine's CA directory (what the hosts are about to get is kept),
+    // then each step makes its part of the plan.
+    if let Some(m) = material {
+        for n in &m.notes {
+            rep.line(&format!("this machine: {n}"));
+        }
+        m.commit()?;
+    }
     let mut artifacts: BTreeMap<Product, Artifact> = BTreeMap::new();
     let mut summary = Summary::default();
     for p in &plans {
@@ -552,6 +569,44 @@ async fn plan_topics(
     crate::topics::plan(&mut client, &inv.topics, opts.prune_topics)
         .await
         .map(Some)
+}
+
+/// `certs rotate` changes key and trust files and rolls them in; anything else the inventory
+/// would change refuses it, so a rotation never carries an unreviewed change.
+fn certificates_only(
+    plans: &[HostPlan],
+    topics: Option<&[crate::topics::TopicChange]>,
+    access: Option<&crate::access::AccessPlan>,
+) -> Result<()> {
+    let mut other: Vec<String> = Vec::new();
+    for p in plans {
+        for c in &p.changes {
+            let ok = match &c.change {
+                Change::File(f) => crate::render::security::is_tls_file(&f.path),
+                Change::Restart(_) => true,
+                _ => false,
+            };
+            if !ok {
+                other.push(format!("{}: {}", p.host.name, c.change.describe()));
+            }
+        }
+    }
+    other.extend(topics.unwrap_or_default().iter().map(|t| t.describe()));
+    other.extend(
+        access
+            .map(|a| a.changes.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.describe()),
+    );
+    if other.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "refusing to rotate: the inventory also changes other things; run `clusterctl apply` \
+         first (a rotation rolls in certificates only); nothing was changed on any host:\n  {}",
+        other.join("\n  ")
+    )
 }
 
 /// The users' and ACLs' changes of a secured cluster, planned while it answers (like topics);
@@ -955,6 +1010,41 @@ mod tests {
              groups:\n  zookeeper: [a, b, c]\n  kafka: [a, b, c]\n{extra}"
         );
         crate::inventory::parse(std::path::Path::new("i.yaml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_rotation_refuses_any_change_but_key_and_trust_files() {
+        let inv = inv("");
+        let mut plans = plan::plans_from_facts(&inv, vec![Facts::default(); 3], false).unwrap();
+        let file = |path: &str| crate::render::ManagedFile {
+            path: path.into(),
+            content: String::new(),
+            mode: 0o600,
+            owner: "kafka".into(),
+            group: "kafka".into(),
+            restarts: Some(Service::Kafka),
+            secret: true,
+        };
+        let planned = |change| change::Planned {
+            change,
+            when: change::When::WithRestart(Service::Kafka),
+        };
+        plans[0].changes = vec![
+            planned(Change::File(file("/etc/kafka/tls/server.pem"))),
+            planned(Change::File(file("/etc/kafka-controller/tls/ca.pem"))),
+            planned(Change::Restart(Service::Kafka)),
+        ];
+        certificates_only(&plans, None, None).unwrap();
+        plans[1].changes = vec![planned(Change::File(file("/etc/kafka/server.properties")))];
+        let e = certificates_only(&plans, None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refusing to rotate")
+                && e.contains("b: file /etc/kafka/server.properties")
+                && !e.contains("a: "),
+            "{e}"
+        );
     }
 
     /// The default playbook's steps, in order, each taking its claims from the plan as apply

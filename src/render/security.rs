@@ -30,6 +30,15 @@ pub fn truststore_path(svc: &ServiceDef) -> String {
     format!("/etc/{}/tls/ca.pem", svc.name)
 }
 
+/// Whether a managed file is a node's key store or trust store (what `certs rotate` changes).
+pub fn is_tls_file(path: &str) -> bool {
+    let mut parts = path.rsplit('/');
+    matches!(parts.next(), Some("server.pem" | "ca.pem"))
+        && parts.next() == Some("tls")
+        && parts.next().is_some_and(|s| s.starts_with("kafka"))
+        && parts.next() == Some("etc")
+}
+
 pub fn listeners(
     inv: &Inventory,
     host: &Host,
@@ -183,4 +192,26 @@ pub fn tls_files(
     let mut trust = super::config_file(&truststore_path(svc), m.trust_pem(), svc);
     trust.mode = 0o644;
     Ok(vec![key, trust])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tls_files_are_the_key_and_trust_stores_only() {
+        for p in [
+            "/etc/kafka/tls/server.pem",
+            "/etc/kafka-controller/tls/ca.pem",
+        ] {
+            assert!(super::is_tls_file(p), "{p}");
+        }
+        for p in [
+            "/etc/kafka/server.properties",
+            "/etc/kafka/tls/other.pem",
+            "/etc/zookeeper/tls/ca.pem",
+            "/tmp/etc/kafka/tls/ca.pem/x",
+            "ca.pem",
+        ] {
+            assert!(!super::is_tls_file(p), "{p}");
+        }
+    }
 }

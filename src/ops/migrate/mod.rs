@@ -437,6 +437,7 @@ fn apply_options(opts: &MigrateOptions) -> ApplyOptions {
         playbook: None,
         skip_preflight: vec![],
         delete_data: false,
+        certificates_only: false,
     }
 }
 
