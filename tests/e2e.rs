@@ -1476,11 +1476,28 @@ impl Producer {
 
     /// `replication`: how TopicCommand creates the topic (3 partitions unless it says).
     fn start_on(libs: &Path, bootstrap: &str, topic: &str, replication: &[&str]) -> Producer {
+        Self::start_with(libs, bootstrap, topic, replication, None)
+    }
+
+    /// `config`: the client's properties (a secured cluster's TLS and SASL), for both the topic's
+    /// creation and the producer.
+    fn start_with(
+        libs: &Path,
+        bootstrap: &str,
+        topic: &str,
+        replication: &[&str],
+        config: Option<&Path>,
+    ) -> Producer {
+        let config_args: Vec<&str> = match config {
+            Some(c) => vec!["--command-config", c.to_str().unwrap()],
+            None => vec![],
+        };
         let mut create = vec!["--create", "--topic", topic];
         if !replication.contains(&"--partitions") {
             create.extend(["--partitions", "3"]);
         }
         create.extend(replication);
+        create.extend(&config_args);
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
         let out = tempfile::NamedTempFile::new().unwrap();
@@ -1513,6 +1530,7 @@ impl Producer {
                 "-1",
             ])
             .args(["--throughput", "200", "--max-messages", "-1"])
+            .args(&config_args)
             // Files, not pipes: the tool prints each acknowledgement from the client's I/O
             // thread, so a pipe nobody reads until the end fills (64 KiB, ~500 records) and
             // stops all sending until the test reads it at the end.
@@ -1668,12 +1686,23 @@ fn java_read(
     bootstrap: &str,
     topic: &str,
 ) -> std::collections::HashMap<(i64, i64), String> {
+    java_read_with(libs, bootstrap, topic, None)
+}
+
+/// [`java_read`] with the client's properties (`--command-config`) of a secured cluster.
+fn java_read_with(
+    libs: &Path,
+    bootstrap: &str,
+    topic: &str,
+    config: Option<&Path>,
+) -> std::collections::HashMap<(i64, i64), String> {
     let java = |class: &str, args: &[&str]| {
-        kafka_tool(libs, class)
-            .args(["--bootstrap-server", bootstrap, "--topic", topic])
-            .args(args)
-            .output()
-            .expect("java")
+        let mut c = kafka_tool(libs, class);
+        c.args(["--bootstrap-server", bootstrap, "--topic", topic]);
+        if let Some(f) = config {
+            c.arg("--command-config").arg(f);
+        }
+        c.args(args).output().expect("java")
     };
     let ends = java("GetOffsetShell", &[]);
     let ends = String::from_utf8_lossy(&ends.stdout).to_string();
@@ -4802,8 +4831,8 @@ fn secured_kraft_cluster() {
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
 
     // The clients' files, as `client-config` writes them.
-    let cfg = |user: &str, format: &str| {
-        let out = setup.work.path().join(format!("{user}.{format}"));
+    let cfg_as = |user: &str, format: &str, name: &str| {
+        let out = setup.work.path().join(name);
         let o = clusterctl(
             &[
                 "client-config",
@@ -4824,6 +4853,7 @@ fn secured_kraft_cluster() {
         );
         out
     };
+    let cfg = |user: &str, format: &str| cfg_as(user, format, &format!("{user}.{format}"));
     let app_rdk = cfg("app", "librdkafka");
     let app_java = cfg("app", "java");
     let admin_java = cfg("admin", "java");
@@ -4926,17 +4956,137 @@ fn secured_kraft_cluster() {
         o.status.success() && text(&o).contains("orders"),
         "topics list"
     );
+    let o = run(&["apply", "--dry-run", inv]);
+    assert!(o.status.success());
+    let o = run(&["apply", inv]);
+    assert!(
+        o.status.success() && text(&o).contains("apply: no change"),
+        "a no-op apply on the secured cluster (users and ACLs as declared)"
+    );
+
+    // Rotation. A rotation carries no other change: with one pending it is refused, and no
+    // host's key changes.
+    let key_sum = |a: &str| ssh(lab_dir, a, "sha256sum /etc/kafka/tls/server.pem");
+    let sums0: Vec<String> = nodes.iter().map(|(_, a)| key_sum(a)).collect();
+    std::fs::write(
+        inventory,
+        format!("{base}{}", acls("read, write, describe, alter")),
+    )
+    .unwrap();
+    let o = run(&["certs", "rotate", inv]);
+    assert!(
+        !o.status.success() && text(&o).contains("refusing to rotate"),
+        "a rotation with an ACL change pending: {}",
+        text(&o)
+    );
+    let sums: Vec<String> = nodes.iter().map(|(_, a)| key_sum(a)).collect();
+    assert_eq!(sums, sums0, "a refused rotation changed a host's key");
+    std::fs::write(
+        inventory,
+        format!("{base}{}", acls("read, write, describe")),
+    )
+    .unwrap();
+    // A rolling restart, new host certificates at once, then the CA in three rolls, under
+    // producers that never lose an acknowledged record: the first trusts only the old CA and
+    // runs through the restart, the host rotation and stage 1 (the hosts trust both CAs); the second has the bundle and runs
+    // through stage 2 (new certificates) and stage 3 (the old CA dropped).
+    let rf3 = [
+        "--replication-factor",
+        "3",
+        "--config",
+        "min.insync.replicas=2",
+    ];
+    let p1 = Producer::start_with(libs, bootstrap, "rotate-1", &rf3, Some(&admin_java));
     let o = run(&["restart", inv, "--rolling", "--service", "kafka"]);
     assert!(
         o.status.success(),
         "restart --rolling on the secured cluster"
     );
+    let o = run(&["certs", "rotate", inv]);
+    let t = text(&o);
+    assert!(o.status.success(), "certs rotate");
+    assert!(
+        t.contains("n1: a new certificate (renewed by `certs rotate`)"),
+        "{t}"
+    );
+    let sums: Vec<String> = nodes.iter().map(|(_, a)| key_sum(a)).collect();
+    assert!(
+        sums.iter().zip(&sums0).all(|(a, b)| a != b),
+        "every host has a new key: {sums:?}"
+    );
+    let o = run(&["certs", "rotate", inv, "--ca"]);
+    assert!(
+        o.status.success() && text(&o).contains("stage 1 of 3 done"),
+        "CA rotation, stage 1"
+    );
     let o = run(&["status", inv]);
-    assert!(o.status.success(), "status after the roll");
-    let o = run(&["apply", "--dry-run", inv]);
-    assert!(o.status.success());
+    assert!(
+        o.status.success() && text(&o).contains("a CA rotation is under way: stage 1 of 3"),
+        "status during the rotation"
+    );
+    let o = run(&["certs", "ca", inv]);
+    let bundle_pem = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success()
+            && bundle_pem.matches("BEGIN CERTIFICATE").count() == 2
+            && bundle_pem.starts_with(&ca),
+        "the bundle holds the old CA and the new: {bundle_pem}"
+    );
+    p1.stop_and_verify_with(|t| java_read_with(libs, bootstrap, t, Some(&admin_java)));
+    let admin_bundle = cfg_as("admin", "java", "admin-bundle.java");
+    let p2 = Producer::start_with(libs, bootstrap, "rotate-2", &rf3, Some(&admin_bundle));
+    let o = run(&["certs", "rotate", inv, "--ca"]);
+    assert!(
+        o.status.success() && text(&o).contains("stage 2 of 3 done"),
+        "CA rotation, stage 2"
+    );
+    // The hosts' certificates are the new CA's now: a client trusting only the old one fails.
+    let old_trust = rdkafka(&app_rdk, &["metadata"], None);
+    assert!(
+        !old_trust.status.success(),
+        "a client trusting only the old CA after stage 2: {}",
+        text(&old_trust)
+    );
+    let o = run(&["certs", "rotate", inv, "--ca"]);
+    assert!(
+        o.status.success() && text(&o).contains("stage 3 of 3 done"),
+        "CA rotation, stage 3"
+    );
+    p2.stop_and_verify_with(|t| java_read_with(libs, bootstrap, t, Some(&admin_bundle)));
+    let pki = lab_dir.join("pki");
+    assert!(
+        !pki.join("next").exists() && !pki.join("rotation").exists(),
+        "the rotation left its working files"
+    );
+    let retired: Vec<_> = std::fs::read_dir(pki.join("retired"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        retired.iter().any(|f| f.ends_with(".crt")) && retired.iter().any(|f| f.ends_with(".key")),
+        "the old CA is kept in pki/retired: {retired:?}"
+    );
+    let o = run(&["certs", "ca", inv]);
+    let new_ca = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        new_ca.matches("BEGIN CERTIFICATE").count() == 1 && new_ca != ca,
+        "after the rotation only the new CA: {new_ca}"
+    );
+    let app_rdk = cfg("app", "librdkafka");
+    let fresh = rdkafka(&app_rdk, &["metadata"], None);
+    assert!(fresh.status.success(), "a client with the new CA");
+    let o = run(&["status", inv]);
+    assert!(
+        o.status.success() && !text(&o).contains("rotation"),
+        "status after the rotation: {}",
+        text(&o)
+    );
     let o = run(&["apply", inv]);
-    assert!(o.status.success(), "no-op apply");
+    assert!(
+        o.status.success() && text(&o).contains("apply: no change"),
+        "an apply after the rotation changes nothing: {}",
+        text(&o)
+    );
     // The admin's Java file works with Kafka's own admin tool.
     let listed = kafka_topics(
         libs,

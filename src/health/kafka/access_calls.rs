@@ -234,13 +234,7 @@ impl KafkaClient {
 
     /// Every ACL of the cluster.
     pub async fn describe_acls(&mut self) -> Result<Vec<AclBinding>> {
-        // ANY (1) of everything; MATCH-free filters need v1+ (pattern types).
-        let req = DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_pattern_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1);
-        let r = self.call(&req, self.timeout).await?;
+        let r = self.call(&describe_all_acls(), self.timeout).await?;
         if r.error_code != 0 {
             return Err(self
                 .api_error(
@@ -345,9 +339,41 @@ impl KafkaClient {
     }
 }
 
+/// DescribeAcls for every ACL: ANY (1) of each kind. The name, principal and host filters
+/// must be null: the crate's default is the empty string, which matches only ACLs with an
+/// empty name, so every apply saw no ACLs and created them all again.
+fn describe_all_acls() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describing_acls_asks_for_every_acl() {
+        let r = describe_all_acls();
+        assert_eq!(
+            (r.resource_name_filter, r.principal_filter, r.host_filter),
+            (None, None, None)
+        );
+        assert_eq!(
+            (
+                r.resource_type_filter,
+                r.pattern_type_filter,
+                r.operation,
+                r.permission_type
+            ),
+            (1, 1, 1, 1)
+        );
+    }
 
     #[test]
     fn kafka_codes_and_names() {
