@@ -4964,6 +4964,18 @@ fn secured_kraft_cluster() {
         "a no-op apply on the secured cluster (users and ACLs as declared)"
     );
 
+    // The admin's Java file works with Kafka's own admin tool.
+    let listed = kafka_topics(
+        libs,
+        bootstrap,
+        &["--command-config", admin_java.to_str().unwrap(), "--list"],
+    );
+    assert!(
+        listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("orders"),
+        "{}",
+        text(&listed)
+    );
+
     // Rotation. A rotation carries no other change: with one pending it is refused, and no
     // host's key changes.
     let key_sum = |a: &str| ssh(lab_dir, a, "sha256sum /etc/kafka/tls/server.pem");
@@ -5086,17 +5098,6 @@ fn secured_kraft_cluster() {
         o.status.success() && text(&o).contains("apply: no change"),
         "an apply after the rotation changes nothing: {}",
         text(&o)
-    );
-    // The admin's Java file works with Kafka's own admin tool.
-    let listed = kafka_topics(
-        libs,
-        bootstrap,
-        &["--command-config", admin_java.to_str().unwrap(), "--list"],
-    );
-    assert!(
-        listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("orders"),
-        "{}",
-        text(&listed)
     );
 
     // No secret in any output, process list or log; files holding one are the service's.
