@@ -4516,7 +4516,9 @@ fn rebalance_and_drain_under_load() {
     let out = clusterctl(&["rebalance", inv, "--throttle", "20"], m);
     assert!(out.status.success(), "rebalance failed");
     eprintln!("moves under way when resumed: {under_way}");
-    if under_way {
+    // Moves listed as under way may finish before the re-run reads them (CI saw it once):
+    // then the re-run finds the cluster balanced, which the checks below prove.
+    if under_way && !text(&out).contains("0 partition(s) to change") {
         assert!(
             text(&out).contains("under way to"),
             "the re-run did not find the moves under way: {}",
