@@ -387,12 +387,12 @@ pub fn advance(
         None => {
             let next = new_ca(validity_days, name)?;
             writes.extend(ca_writes(&dir.join("next"), &next));
-            let r = Rotation {
-                stage: Stage::Trust,
-                done: false,
-                retired: serial_hex(&set.current.cert_pem)?,
-            };
-            writes.push(r.write(dir));
+            let r = begin(
+                dir,
+                Stage::Trust,
+                serial_hex(&set.current.cert_pem)?,
+                &mut writes,
+            );
             CaSet {
                 current: set.current,
                 next: Some(next),
@@ -400,24 +400,14 @@ pub fn advance(
             }
         }
         Some(r) if r.stage == Stage::Trust => {
-            let r = Rotation {
-                stage: Stage::Issue,
-                done: false,
-                retired: r.retired.clone(),
-            };
-            writes.push(r.write(dir));
+            let r = begin(dir, Stage::Issue, r.retired.clone(), &mut writes);
             CaSet {
                 rotation: Some(r),
                 ..set
             }
         }
         Some(r) if r.stage == Stage::Issue => {
-            let r = Rotation {
-                stage: Stage::Drop,
-                done: false,
-                retired: r.retired.clone(),
-            };
-            writes.push(r.write(dir));
+            let r = begin(dir, Stage::Drop, r.retired.clone(), &mut writes);
             CaSet {
                 current: set.next.context("stage Issue without the incoming CA")?,
                 next: None,
@@ -432,6 +422,17 @@ pub fn advance(
     let r = set.rotation.as_ref().unwrap();
     let what = format!("stage {} of 3: {}", r.stage.number(), r.stage.describe());
     Ok((set, writes, what))
+}
+
+/// A stage begun (not yet done), with the write that records it.
+fn begin(dir: &Path, stage: Stage, retired: String, writes: &mut Vec<Write>) -> Rotation {
+    let r = Rotation {
+        stage,
+        done: false,
+        retired,
+    };
+    writes.push(r.write(dir));
+    r
 }
 
 /// After a stage's roll: the stage is recorded as done; after stage Drop, the old CA moves to
