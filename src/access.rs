@@ -41,6 +41,38 @@ impl AccessChange {
     }
 }
 
+/// ZooKeeper mode, before the first broker starts: the admin and inter-broker users'
+/// credentials written where Kafka reads them (`/config/users/NAME`), since brokers log in to
+/// each other with them and no admin call can create a user before a broker runs. A user
+/// already there is left as it is: the users step converges passwords once brokers run.
+/// Returns the users created.
+pub async fn bootstrap_in_zookeeper(inv: &Inventory, m: &Material) -> Result<Vec<String>> {
+    let members = crate::engine::gates::zk_members(inv);
+    let create = async |path: &str, data: &[u8]| -> Result<bool> {
+        let mut errors = Vec::new();
+        for (_, addr) in &members {
+            match crate::health::znode::create(addr, path, data, ZK_TIMEOUT).await {
+                Ok(created) => return Ok(created),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        anyhow::bail!("no ZooKeeper member created {path}: {}", errors.join("; "))
+    };
+    let mut created = Vec::new();
+    for parent in ["/config", "/config/users"] {
+        create(parent, b"").await?;
+    }
+    for u in crate::security::bootstrap_users(inv) {
+        let znode = crate::security::zk_scram_znode(u.mechanism, m.password(&u.name)?)?;
+        if create(&format!("/config/users/{}", u.name), znode.as_bytes()).await? {
+            created.push(u.name.clone());
+        }
+    }
+    Ok(created)
+}
+
+const ZK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What to change, and what is kept though undeclared (a note for the report).
 #[derive(Debug, Clone, Default)]
 pub struct AccessPlan {

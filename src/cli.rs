@@ -388,7 +388,7 @@ enum LabCommand {
         #[arg(long)]
         bastion: bool,
         /// SASL_SSL listeners with a managed CA, an admin, a broker and an `app` user (their
-        /// passwords generated into the lab's directory). KRaft only so far.
+        /// passwords generated into the lab's directory), with or without --kraft.
         #[arg(long, conflicts_with = "nisshi")]
         secure: bool,
     },

@@ -107,11 +107,7 @@ impl Material {
             m.passwords
                 .insert(u.name.clone(), u.password.read(&u.name)?);
         }
-        for u in inv.users.iter().filter(|u| {
-            [&sec.admin_user, &sec.inter_broker_user]
-                .iter()
-                .any(|b| b.as_deref() == Some(u.name.as_str()))
-        }) {
+        for u in bootstrap_users(inv) {
             m.bootstrap_scram
                 .push_str(&scram_arg(&u.name, u.mechanism, m.password(&u.name)?)?);
         }
@@ -322,14 +318,11 @@ impl Material {
             .as_ref()
             .and_then(|a| inv.users.iter().find(|u| &u.name == a))
             .map_or(sec.sasl_mechanism, |u| u.mechanism);
-        for (port, protocol, mech) in [
-            (sec.client.port, sec.client.protocol, scram(admin_mech)),
-            (
-                sec.controller.port,
-                sec.controller.protocol,
-                SaslMechanism::Plain,
-            ),
-        ] {
+        let client = (sec.client.port, sec.client.protocol, scram(admin_mech));
+        let controller = sec
+            .controller
+            .map(|c| (c.port, c.protocol, SaslMechanism::Plain));
+        for (port, protocol, mech) in std::iter::once(client).chain(controller) {
             out.insert(
                 port,
                 ListenerAuth {
@@ -363,6 +356,43 @@ fn scram_arg(user: &str, mech: SaslMech, password: &str) -> Result<String> {
         b64.encode(salt),
         b64.encode(salted),
     ))
+}
+
+/// The users that must exist before the first broker starts: the brokers log in to each
+/// other as the inter-broker user, and clusterctl's own calls log in as the admin user.
+pub fn bootstrap_users(inv: &Inventory) -> impl Iterator<Item = &crate::inventory::User> {
+    let sec = inv.security.as_ref().filter(|s| s.any_sasl());
+    inv.users.iter().filter(move |u| {
+        sec.is_some_and(|s| {
+            [&s.admin_user, &s.inter_broker_user]
+                .iter()
+                .any(|b| b.as_deref() == Some(u.name.as_str()))
+        })
+    })
+}
+
+/// ZooKeeper mode: a user's credential as Kafka keeps it in `/config/users/NAME` (what
+/// `kafka-configs --zookeeper --add-config SCRAM-...` writes): salt, StoredKey and ServerKey,
+/// never the password.
+pub fn zk_scram_znode(mech: SaslMech, password: &str) -> Result<String> {
+    let mut salt = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| anyhow!("no random bytes for a SCRAM salt"))?;
+    Ok(zk_scram_znode_salted(mech, password, &salt))
+}
+
+fn zk_scram_znode_salted(mech: SaslMech, password: &str, salt: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let salted =
+        crate::health::kafka::salted_password(scram(mech), password, salt, SCRAM_ITERATIONS);
+    let (stored, server) = crate::health::kafka::server_keys(scram(mech), &salted);
+    format!(
+        r#"{{"version":1,"config":{{"{}":"salt={},stored_key={},server_key={},iterations={SCRAM_ITERATIONS}"}}}}"#,
+        mech.name(),
+        b64.encode(salt),
+        b64.encode(stored),
+        b64.encode(server),
+    )
 }
 
 pub fn scram(m: SaslMech) -> SaslMechanism {
@@ -538,4 +568,29 @@ pub fn client_config(
         format!("{} (mode 0600: holds {user}'s password)", out.display()),
     );
     Ok(format!("wrote {}", wrote.join(" and ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677's credential in the form Kafka's ScramCredentialUtils reads from ZooKeeper.
+    #[test]
+    fn zookeeper_credential_holds_the_keys_not_the_password() {
+        use base64::Engine;
+        let salt = base64::engine::general_purpose::STANDARD
+            .decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+            .unwrap();
+        let z = zk_scram_znode_salted(SaslMech::ScramSha256, "pencil", &salt);
+        assert_eq!(
+            z,
+            r#"{"version":1,"config":{"SCRAM-SHA-256":"salt=W22ZaJ0SNY7soEsUEjb6gQ==,stored_key=WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=,server_key=wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=,iterations=4096"}}"#
+        );
+        let fresh = zk_scram_znode(SaslMech::ScramSha512, "pencil").unwrap();
+        assert!(fresh.contains(r#""SCRAM-SHA-512":"salt="#) && !fresh.contains("pencil"));
+        assert_ne!(
+            fresh,
+            zk_scram_znode(SaslMech::ScramSha512, "pencil").unwrap()
+        );
+    }
 }

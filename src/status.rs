@@ -51,7 +51,10 @@ async fn certificates(inv: &Inventory) -> Vec<CertStatus> {
     let probes = inv.hosts.iter().filter(|h| h.runs_kafka()).filter_map(|h| {
         let (port, tls) = match h.in_kafka {
             true => (inv.kafka.port, sec.client.protocol.tls()),
-            false => (inv.kafka.controller_port, sec.controller.protocol.tls()),
+            false => (
+                inv.kafka.controller_port,
+                sec.controller.is_some_and(|c| c.protocol.tls()),
+            ),
         };
         tls.then_some(async move {
             let addr = format!("{}:{port}", h.address);

@@ -1488,16 +1488,18 @@ impl Producer {
         replication: &[&str],
         config: Option<&Path>,
     ) -> Producer {
-        let config_args: Vec<&str> = match config {
-            Some(c) => vec!["--command-config", c.to_str().unwrap()],
-            None => vec![],
+        let config_args = |tool: &str| -> Vec<&str> {
+            match config {
+                Some(c) => vec![config_flag(libs, tool), c.to_str().unwrap()],
+                None => vec![],
+            }
         };
         let mut create = vec!["--create", "--topic", topic];
         if !replication.contains(&"--partitions") {
             create.extend(["--partitions", "3"]);
         }
         create.extend(replication);
-        create.extend(&config_args);
+        create.extend(config_args("TopicCommand"));
         let created = kafka_topics(libs, bootstrap, &create);
         assert!(created.status.success(), "create topic: {}", text(&created));
         let out = tempfile::NamedTempFile::new().unwrap();
@@ -1530,7 +1532,7 @@ impl Producer {
                 "-1",
             ])
             .args(["--throughput", "200", "--max-messages", "-1"])
-            .args(&config_args)
+            .args(config_args("VerifiableProducer"))
             // Files, not pipes: the tool prints each acknowledgement from the client's I/O
             // thread, so a pipe nobody reads until the end fills (64 KiB, ~500 records) and
             // stops all sending until the test reads it at the end.
@@ -1689,6 +1691,41 @@ fn java_read(
     java_read_with(libs, bootstrap, topic, None)
 }
 
+/// Kafka's console producer: in the tools jar since Kafka 4.0, in core's Scala before.
+fn console_producer(libs: &Path) -> Command {
+    if modern_tools(libs) {
+        return kafka_tool(libs, "ConsoleProducer");
+    }
+    let mut c = Command::new("java");
+    c.arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("kafka.tools.ConsoleProducer");
+    c
+}
+
+/// Kafka 4+ client jars in `libs`.
+fn modern_tools(libs: &Path) -> bool {
+    std::fs::read_dir(libs).unwrap().any(|e| {
+        let n = e.unwrap().file_name().to_string_lossy().into_owned();
+        n.starts_with("kafka-clients-")
+            && !n.starts_with("kafka-clients-2.")
+            && !n.starts_with("kafka-clients-3.")
+    })
+}
+
+/// How Kafka's tool `tool` is given a client properties file: `--command-config` for all of
+/// them in the Kafka 4.4 tools this suite runs; in 3.x the console and verifiable clients
+/// have flags of their own.
+fn config_flag(libs: &Path, tool: &str) -> &'static str {
+    let modern = modern_tools(libs);
+    match tool {
+        _ if modern => "--command-config",
+        "VerifiableProducer" | "ConsoleProducer" => "--producer.config",
+        "consumer.ConsoleConsumer" => "--consumer.config",
+        _ => "--command-config",
+    }
+}
+
 /// [`java_read`] with the client's properties (`--command-config`) of a secured cluster.
 fn java_read_with(
     libs: &Path,
@@ -1700,7 +1737,7 @@ fn java_read_with(
         let mut c = kafka_tool(libs, class);
         c.args(["--bootstrap-server", bootstrap, "--topic", topic]);
         if let Some(f) = config {
-            c.arg("--command-config").arg(f);
+            c.arg(config_flag(libs, class)).arg(f);
         }
         c.args(args).output().expect("java")
     };
@@ -4762,83 +4799,79 @@ fn rdkafka(cfg: &Path, args: &[&str], input: Option<&str>) -> Output {
     out
 }
 
-#[test]
-fn secured_kraft_cluster() {
-    let version = "4.4.0";
-    let setup = Setup::new(version, 3, &["--kraft", "--secure"]);
-    let (inventory, lab_dir, libs, nodes, bootstrap) = (
-        &setup.inventory,
-        &setup.lab_dir,
-        &setup.libs,
-        &setup.nodes,
-        &setup.bootstrap,
-    );
-    let inv = inventory.to_str().unwrap();
-    let m = setup.mirror.url.as_str();
-    let pws = lab_passwords(lab_dir);
-    let text0 = std::fs::read_to_string(inventory).unwrap();
-    assert!(text0.contains("client: { protocol: SASL_SSL }"), "{text0}");
-    let acls = |ops: &str| {
-        format!(
-            "topics:\n  orders: {{ partitions: 3, replication_factor: 3 }}\nacls:\n  app:\n    \
-             - {{ topic: orders, operations: [{ops}] }}\n    \
-             - {{ group: app-, pattern: prefixed, operations: [read] }}\n"
-        )
-    };
-    let base = text0.replace(
-        "kafka:\n  heap: 256m\n",
-        &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
-    );
-    std::fs::write(inventory, format!("{base}{}", acls("read, describe"))).unwrap();
-    // Every output of the tool is checked for secrets.
-    let mut outputs: Vec<(String, String)> = Vec::new();
-    let mut run = |args: &[&str]| {
-        let o = clusterctl(args, m);
-        outputs.push((args.join(" "), text(&o)));
+/// The ACLs the secured tests declare: `app` may do `ops` on topic `orders`.
+fn secured_acls(ops: &str) -> String {
+    format!(
+        "topics:\n  orders: {{ partitions: 3, replication_factor: 3 }}\nacls:\n  app:\n    \
+         - {{ topic: orders, operations: [{ops}] }}\n    \
+         - {{ group: app-, pattern: prefixed, operations: [read] }}\n"
+    )
+}
+
+/// A `lab up --secure` cluster and every output clusterctl gave on it (checked for secrets).
+struct Secured {
+    setup: Setup,
+    inv: String,
+    m: String,
+    /// The lab's inventory with the Kafka version set, without topics and ACLs.
+    base: String,
+    pws: Vec<(String, String)>,
+    outputs: Vec<(String, String)>,
+}
+
+/// The client files `client-config` wrote, and the CA it trusts.
+struct SecuredClients {
+    ca: String,
+    app_rdk: PathBuf,
+    admin_java: PathBuf,
+}
+
+impl Secured {
+    fn new(version: &str, extra: &[&str]) -> Secured {
+        let mut flags = vec!["--secure"];
+        flags.extend(extra);
+        let setup = Setup::new(version, 3, &flags);
+        let inv = setup.inventory.to_str().unwrap().to_string();
+        let m = setup.mirror.url.clone();
+        let pws = lab_passwords(&setup.lab_dir);
+        let text0 = std::fs::read_to_string(&setup.inventory).unwrap();
+        assert!(text0.contains("client: { protocol: SASL_SSL }"), "{text0}");
+        let base = text0.replace(
+            "kafka:\n  heap: 256m\n",
+            &format!("kafka:\n  heap: 256m\n  version: {version}\n"),
+        );
+        let s = Secured {
+            setup,
+            inv,
+            m,
+            base,
+            pws,
+            outputs: vec![],
+        };
+        s.set_acls("read, describe");
+        s
+    }
+
+    fn set_acls(&self, ops: &str) {
+        let text = format!("{}{}", self.base, secured_acls(ops));
+        std::fs::write(&self.setup.inventory, text).unwrap();
+    }
+
+    /// clusterctl with `args`, its output kept for the secrets check.
+    fn run(&mut self, args: &[&str]) -> Output {
+        let o = clusterctl(args, &self.m);
+        self.outputs.push((args.join(" "), text(&o)));
         o
-    };
+    }
 
-    let render_dir = setup.work.path().join("rendered");
-    let o = run(&["render", inv, "--out", render_dir.to_str().unwrap()]);
-    assert!(o.status.success());
-    let props = std::fs::read_to_string(render_dir.join("n1/etc/kafka/server.properties")).unwrap();
-    assert!(
-        props.contains(
-            "listener.security.protocol.map=CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL"
-        ) && props.contains("<password of broker>"),
-        "{props}"
-    );
-
-    let o = run(&["apply", inv]);
-    assert!(o.status.success(), "apply failed");
-    let t = text(&o);
-    assert!(t.contains("a new cluster CA in"), "{t}");
-    assert!(t.contains("create ACL"), "{t}");
-    let ca_key = lab_dir.join("pki/ca.key");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-
-    let o = run(&["status", inv]);
-    assert!(o.status.success(), "status on the secured cluster");
-    assert!(
-        text(&o).contains("certificates: n1 expires in 36"),
-        "status shows the certificates' expiry"
-    );
-    let o = run(&["certs", "ca", inv]);
-    assert!(o.status.success());
-    let ca = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
-
-    // The clients' files, as `client-config` writes them.
-    let cfg_as = |user: &str, format: &str, name: &str| {
-        let out = setup.work.path().join(name);
+    /// `client-config` for `user` in `format`, written to `name` (mode 0600).
+    fn cfg_as(&self, user: &str, format: &str, name: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let out = self.setup.work.path().join(name);
         let o = clusterctl(
             &[
                 "client-config",
-                inv,
+                &self.inv,
                 "--user",
                 user,
                 "--format",
@@ -4846,7 +4879,7 @@ fn secured_kraft_cluster() {
                 "--out",
                 out.to_str().unwrap(),
             ],
-            m,
+            &self.m,
         );
         assert!(o.status.success(), "client-config {user} {format}");
         assert_eq!(
@@ -4854,140 +4887,289 @@ fn secured_kraft_cluster() {
             0o600
         );
         out
-    };
-    let cfg = |user: &str, format: &str| cfg_as(user, format, &format!("{user}.{format}"));
-    let app_rdk = cfg("app", "librdkafka");
-    let app_java = cfg("app", "java");
-    let admin_java = cfg("admin", "java");
-    assert_eq!(
-        std::fs::read_to_string(format!("{}.ca.pem", app_rdk.display())).unwrap(),
-        ca
-    );
+    }
 
-    // Without WRITE, the app user is denied; with it (declared, applied), allowed.
-    let denied = rdkafka(&app_rdk, &["produce", "orders"], Some("no\n"));
-    let dt = text(&denied).to_lowercase();
-    assert!(
-        dt.contains("topic authorization failed"),
-        "a producer without a WRITE ACL: {dt}"
-    );
-    std::fs::write(
-        inventory,
-        format!("{base}{}", acls("read, write, describe")),
-    )
-    .unwrap();
-    let o = run(&["apply", "--dry-run", inv]);
-    assert!(o.status.success());
-    assert!(text(&o).contains("create ACL"), "the dry run plans the ACL");
-    let o = run(&["apply", inv]);
-    assert!(o.status.success(), "apply of the WRITE ACL");
-    let records: String = (0..20).map(|i| format!("secure-{i}\n")).collect();
-    wait_until(Duration::from_secs(30), "the app user may write", || {
-        rdkafka(&app_rdk, &["produce", "orders"], Some(&records))
-            .status
-            .success()
-    });
-    // Java's console consumer (group app-java: the prefixed group ACL) reads librdkafka's records.
-    let read = kafka_tool(libs, "consumer.ConsoleConsumer")
-        .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
-        .args(["--command-config", app_java.to_str().unwrap()])
-        .args(["--group", "app-java", "--from-beginning"])
-        .args(["--max-messages", "20", "--timeout-ms", "60000"])
-        .output()
+    fn cfg(&self, user: &str, format: &str) -> PathBuf {
+        self.cfg_as(user, format, &format!("{user}.{format}"))
+    }
+
+    /// What every secured cluster must do, from the first apply on: rendered listeners with
+    /// `protocol_map`, status with the certificates, librdkafka and Java clients through
+    /// ACLs (denied, then allowed once declared), PLAINTEXT and a wrong password refused,
+    /// clusterctl's topics, a no-op apply, Kafka's admin tool with the admin's file.
+    fn clients_and_acls(&mut self, protocol_map: &str) -> SecuredClients {
+        let inv = self.inv.clone();
+        let inv = inv.as_str();
+        let (lab_dir, libs, bootstrap) = (
+            self.setup.lab_dir.clone(),
+            self.setup.libs.clone(),
+            self.setup.bootstrap.clone(),
+        );
+        let bootstrap = bootstrap.as_str();
+        let render_dir = self.setup.work.path().join("rendered");
+        let o = self.run(&["render", inv, "--out", render_dir.to_str().unwrap()]);
+        assert!(o.status.success());
+        let props =
+            std::fs::read_to_string(render_dir.join("n1/etc/kafka/server.properties")).unwrap();
+        assert!(
+            props.contains(&format!("listener.security.protocol.map={protocol_map}\n"))
+                && props.contains("<password of broker>"),
+            "{props}"
+        );
+
+        let o = self.run(&["apply", inv]);
+        assert!(o.status.success(), "apply failed");
+        let t = text(&o);
+        assert!(t.contains("a new cluster CA in"), "{t}");
+        assert!(t.contains("create ACL"), "{t}");
+        let ca_key = lab_dir.join("pki/ca.key");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&ca_key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+
+        let o = self.run(&["status", inv]);
+        assert!(o.status.success(), "status on the secured cluster");
+        assert!(
+            text(&o).contains("certificates: n1 expires in 36"),
+            "status shows the certificates' expiry"
+        );
+        let o = self.run(&["certs", "ca", inv]);
+        assert!(o.status.success());
+        let ca = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+
+        let app_rdk = self.cfg("app", "librdkafka");
+        let app_java = self.cfg("app", "java");
+        let admin_java = self.cfg("admin", "java");
+        assert_eq!(
+            std::fs::read_to_string(format!("{}.ca.pem", app_rdk.display())).unwrap(),
+            ca
+        );
+
+        // Without WRITE, the app user is denied; with it (declared, applied), allowed.
+        let denied = rdkafka(&app_rdk, &["produce", "orders"], Some("no\n"));
+        let dt = text(&denied).to_lowercase();
+        assert!(
+            dt.contains("topic authorization failed"),
+            "a producer without a WRITE ACL: {dt}"
+        );
+        self.set_acls("read, write, describe");
+        let o = self.run(&["apply", "--dry-run", inv]);
+        assert!(o.status.success());
+        assert!(text(&o).contains("create ACL"), "the dry run plans the ACL");
+        let o = self.run(&["apply", inv]);
+        assert!(o.status.success(), "apply of the WRITE ACL");
+        let records: String = (0..20).map(|i| format!("secure-{i}\n")).collect();
+        wait_until(Duration::from_secs(30), "the app user may write", || {
+            rdkafka(&app_rdk, &["produce", "orders"], Some(&records))
+                .status
+                .success()
+        });
+        // Java's console consumer (group app-java: the prefixed group ACL) reads librdkafka's
+        // records.
+        let read = kafka_tool(&libs, "consumer.ConsoleConsumer")
+            .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
+            .args([
+                config_flag(&libs, "consumer.ConsoleConsumer"),
+                app_java.to_str().unwrap(),
+            ])
+            .args(["--group", "app-java", "--from-beginning"])
+            .args(["--max-messages", "20", "--timeout-ms", "60000"])
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&read.stdout);
+        assert!(
+            read.status.success() && (0..20).all(|i| got.contains(&format!("secure-{i}\n"))),
+            "Java consumer: {got} {}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        // And Java's console producer writes what librdkafka reads back.
+        let mut prod = console_producer(&libs)
+            .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
+            .args([
+                config_flag(&libs, "ConsoleProducer"),
+                app_java.to_str().unwrap(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        prod.stdin
+            .take()
+            .unwrap()
+            .write_all(b"from-java\n")
+            .unwrap();
+        let po = prod.wait_with_output().unwrap();
+        assert!(
+            po.status.success(),
+            "{}",
+            String::from_utf8_lossy(&po.stderr)
+        );
+        let back = rdkafka(&app_rdk, &["consume", "orders", "21", "app-rd"], None);
+        assert!(
+            back.status.success() && String::from_utf8_lossy(&back.stdout).contains("from-java"),
+            "{}",
+            text(&back)
+        );
+
+        // PLAINTEXT to the client port, and a wrong password, are refused.
+        let plain = kcat(&["-b", bootstrap, "-L", "-m", "5"], None);
+        assert!(
+            !plain.status.success(),
+            "PLAINTEXT metadata: {}",
+            text(&plain)
+        );
+        let wrong = self.setup.work.path().join("wrong.rdk");
+        let app_pw = &self.pws.iter().find(|(u, _)| u == "app").unwrap().1;
+        std::fs::write(
+            &wrong,
+            std::fs::read_to_string(&app_rdk).unwrap().replace(
+                &format!("sasl.password={app_pw}"),
+                "sasl.password=not-the-password",
+            ),
+        )
         .unwrap();
-    let got = String::from_utf8_lossy(&read.stdout);
-    assert!(
-        read.status.success() && (0..20).all(|i| got.contains(&format!("secure-{i}\n"))),
-        "Java consumer: {got} {}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    // And Java's console producer writes what librdkafka reads back.
-    let mut prod = kafka_tool(libs, "ConsoleProducer")
-        .args(["--bootstrap-server", bootstrap, "--topic", "orders"])
-        .args(["--command-config", app_java.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    prod.stdin
-        .take()
-        .unwrap()
-        .write_all(b"from-java\n")
-        .unwrap();
-    let po = prod.wait_with_output().unwrap();
-    assert!(
-        po.status.success(),
-        "{}",
-        String::from_utf8_lossy(&po.stderr)
-    );
-    let back = rdkafka(&app_rdk, &["consume", "orders", "21", "app-rd"], None);
-    assert!(
-        back.status.success() && String::from_utf8_lossy(&back.stdout).contains("from-java"),
-        "{}",
-        text(&back)
-    );
+        let bad = rdkafka(&wrong, &["metadata"], None);
+        let bt = text(&bad).to_lowercase();
+        assert!(
+            !bad.status.success() && bt.contains("authentication failed"),
+            "a wrong password: {bt}"
+        );
 
-    // PLAINTEXT to the client port, and a wrong password, are refused.
-    let plain = kcat(&["-b", bootstrap, "-L", "-m", "5"], None);
-    assert!(
-        !plain.status.success(),
-        "PLAINTEXT metadata: {}",
-        text(&plain)
-    );
-    let wrong = setup.work.path().join("wrong.rdk");
-    let app_pw = &pws.iter().find(|(u, _)| u == "app").unwrap().1;
-    std::fs::write(
-        &wrong,
-        std::fs::read_to_string(&app_rdk).unwrap().replace(
-            &format!("sasl.password={app_pw}"),
-            "sasl.password=not-the-password",
-        ),
-    )
-    .unwrap();
-    let bad = rdkafka(&wrong, &["metadata"], None);
-    let bt = text(&bad).to_lowercase();
-    assert!(
-        !bad.status.success() && bt.contains("authentication failed"),
-        "a wrong password: {bt}"
-    );
+        // clusterctl's own commands on the secured cluster.
+        let o = self.run(&["topics", inv, "list"]);
+        assert!(
+            o.status.success() && text(&o).contains("orders"),
+            "topics list"
+        );
+        let o = self.run(&["apply", "--dry-run", inv]);
+        assert!(o.status.success());
+        let o = self.run(&["apply", inv]);
+        assert!(
+            o.status.success() && text(&o).contains("apply: no change"),
+            "a no-op apply on the secured cluster (users and ACLs as declared)"
+        );
 
-    // clusterctl's own commands on the secured cluster.
-    let o = run(&["topics", inv, "list"]);
-    assert!(
-        o.status.success() && text(&o).contains("orders"),
-        "topics list"
-    );
-    let o = run(&["apply", "--dry-run", inv]);
-    assert!(o.status.success());
-    let o = run(&["apply", inv]);
-    assert!(
-        o.status.success() && text(&o).contains("apply: no change"),
-        "a no-op apply on the secured cluster (users and ACLs as declared)"
-    );
+        // The admin's Java file works with Kafka's own admin tool.
+        let listed = kafka_topics(
+            &libs,
+            bootstrap,
+            &["--command-config", admin_java.to_str().unwrap(), "--list"],
+        );
+        assert!(
+            listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("orders"),
+            "{}",
+            text(&listed)
+        );
+        SecuredClients {
+            ca,
+            app_rdk,
+            admin_java,
+        }
+    }
 
-    // The admin's Java file works with Kafka's own admin tool.
-    let listed = kafka_topics(
-        libs,
-        bootstrap,
-        &["--command-config", admin_java.to_str().unwrap(), "--list"],
-    );
+    /// No secret in any output, process list or log; files holding one are the service's.
+    fn assert_secrets_kept(&self) {
+        let (lab_dir, pws) = (&self.setup.lab_dir, &self.pws);
+        for (what, t) in &self.outputs {
+            assert_no_secret(&format!("`clusterctl {what}`"), t, pws);
+        }
+        for (name, a) in &self.setup.nodes {
+            let ps = ssh(lab_dir, a, "ps -eo args");
+            assert_no_secret(&format!("ps on {name}"), &ps, pws);
+            let logs = ssh(lab_dir, a, "cat /var/log/kafka/*.log");
+            assert_no_secret(&format!("Kafka's logs on {name}"), &logs, pws);
+            for (u, pw) in pws {
+                let (_, files) = ssh_status(
+                    lab_dir,
+                    a,
+                    &format!(
+                        "grep -rlF -- {pw} /etc /opt /var/lib/kafka /var/lib/zookeeper /var/log /tmp /root 2>/dev/null"
+                    ),
+                );
+                for f in files.lines().filter(|f| !f.is_empty()) {
+                    let st = ssh(lab_dir, a, &format!("stat -c '%a %U %G' {f}"));
+                    assert!(
+                        st == "640 root kafka" || st == "600 kafka kafka",
+                        "{u}'s password in {f} on {name}: {st}"
+                    );
+                }
+            }
+            let (_, keys) = ssh_status(
+                lab_dir,
+                a,
+                // The node's own sshd host keys are not the cluster's.
+                "grep -rl --exclude-dir=ssh -- 'PRIVATE KEY' /etc /opt/kafka/ /var/log /tmp 2>/dev/null",
+            );
+            assert_eq!(
+                keys.trim(),
+                "/etc/kafka/tls/server.pem",
+                "private keys on {name}"
+            );
+            assert_eq!(
+                ssh(lab_dir, a, "stat -c '%a %U %G' /etc/kafka/tls/server.pem"),
+                "640 root kafka"
+            );
+        }
+    }
+}
+
+/// ZooKeeper mode (Kafka 3.9.1 on ZooKeeper 3.8.4): SASL_SSL listeners, SCRAM users that
+/// clusterctl puts into ZooKeeper before the first broker starts, the AclAuthorizer; a rolling
+/// restart under an acks=all producer loses nothing.
+#[test]
+fn secured_zookeeper_mode_cluster() {
+    let mut s = Secured::new("3.9.1", &[]);
+    let c = s.clients_and_acls("CLIENT:SASL_SSL,BROKER:SASL_SSL");
+    let inv = s.inv.clone();
+    let (libs, bootstrap) = (s.setup.libs.clone(), s.setup.bootstrap.clone());
+    let rf3 = [
+        "--replication-factor",
+        "3",
+        "--config",
+        "min.insync.replicas=2",
+    ];
+    let p = Producer::start_with(&libs, &bootstrap, "roll-zk", &rf3, Some(&c.admin_java));
+    let o = s.run(&["restart", &inv, "--rolling", "--service", "kafka"]);
     assert!(
-        listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("orders"),
-        "{}",
-        text(&listed)
+        o.status.success(),
+        "restart --rolling on the secured cluster"
     );
+    p.stop_and_verify_with(|t| java_read_with(&libs, &bootstrap, t, Some(&c.admin_java)));
+    let o = s.run(&["status", &inv]);
+    assert!(o.status.success(), "status after the roll");
+    s.assert_secrets_kept();
+}
+
+#[test]
+fn secured_kraft_cluster() {
+    let version = "4.4.0";
+    let mut s = Secured::new(version, &["--kraft"]);
+    let c = s.clients_and_acls("CLIENT:SASL_SSL,BROKER:SASL_SSL,CONTROLLER:SASL_SSL");
+    let SecuredClients {
+        ca,
+        app_rdk,
+        admin_java,
+    } = &c;
+    let inv = s.inv.clone();
+    let inv = inv.as_str();
+    let (lab_dir, libs, bootstrap, nodes) = (
+        s.setup.lab_dir.clone(),
+        s.setup.libs.clone(),
+        s.setup.bootstrap.clone(),
+        s.setup.nodes.clone(),
+    );
+    let (lab_dir, libs, bootstrap) = (&lab_dir, &libs, bootstrap.as_str());
 
     // Rotation. A rotation carries no other change: with one pending it is refused, and no
     // host's key changes.
     let key_sum = |a: &str| ssh(lab_dir, a, "sha256sum /etc/kafka/tls/server.pem");
     let sums0: Vec<String> = nodes.iter().map(|(_, a)| key_sum(a)).collect();
-    std::fs::write(
-        inventory,
-        format!("{base}{}", acls("read, write, describe, alter")),
-    )
-    .unwrap();
-    let o = run(&["certs", "rotate", inv]);
+    s.set_acls("read, write, describe, alter");
+    let o = s.run(&["certs", "rotate", inv]);
     assert!(
         !o.status.success() && text(&o).contains("refusing to rotate"),
         "a rotation with an ACL change pending: {}",
@@ -4995,11 +5177,7 @@ fn secured_kraft_cluster() {
     );
     let sums: Vec<String> = nodes.iter().map(|(_, a)| key_sum(a)).collect();
     assert_eq!(sums, sums0, "a refused rotation changed a host's key");
-    std::fs::write(
-        inventory,
-        format!("{base}{}", acls("read, write, describe")),
-    )
-    .unwrap();
+    s.set_acls("read, write, describe");
     // A rolling restart, new host certificates at once, then the CA in three rolls, under
     // producers that never lose an acknowledged record: the first trusts only the old CA and
     // runs through the restart, the host rotation and stage 1 (the hosts trust both CAs); the second has the bundle and runs
@@ -5010,13 +5188,13 @@ fn secured_kraft_cluster() {
         "--config",
         "min.insync.replicas=2",
     ];
-    let p1 = Producer::start_with(libs, bootstrap, "rotate-1", &rf3, Some(&admin_java));
-    let o = run(&["restart", inv, "--rolling", "--service", "kafka"]);
+    let p1 = Producer::start_with(libs, bootstrap, "rotate-1", &rf3, Some(admin_java));
+    let o = s.run(&["restart", inv, "--rolling", "--service", "kafka"]);
     assert!(
         o.status.success(),
         "restart --rolling on the secured cluster"
     );
-    let o = run(&["certs", "rotate", inv]);
+    let o = s.run(&["certs", "rotate", inv]);
     let t = text(&o);
     assert!(o.status.success(), "certs rotate");
     assert!(
@@ -5028,40 +5206,40 @@ fn secured_kraft_cluster() {
         sums.iter().zip(&sums0).all(|(a, b)| a != b),
         "every host has a new key: {sums:?}"
     );
-    let o = run(&["certs", "rotate", inv, "--ca"]);
+    let o = s.run(&["certs", "rotate", inv, "--ca"]);
     assert!(
         o.status.success() && text(&o).contains("stage 1 of 3 done"),
         "CA rotation, stage 1"
     );
-    let o = run(&["status", inv]);
+    let o = s.run(&["status", inv]);
     assert!(
         o.status.success() && text(&o).contains("a CA rotation is under way: stage 1 of 3"),
         "status during the rotation"
     );
-    let o = run(&["certs", "ca", inv]);
+    let o = s.run(&["certs", "ca", inv]);
     let bundle_pem = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success()
             && bundle_pem.matches("BEGIN CERTIFICATE").count() == 2
-            && bundle_pem.starts_with(&ca),
+            && bundle_pem.starts_with(ca.as_str()),
         "the bundle holds the old CA and the new: {bundle_pem}"
     );
-    p1.stop_and_verify_with(|t| java_read_with(libs, bootstrap, t, Some(&admin_java)));
-    let admin_bundle = cfg_as("admin", "java", "admin-bundle.java");
+    p1.stop_and_verify_with(|t| java_read_with(libs, bootstrap, t, Some(admin_java)));
+    let admin_bundle = s.cfg_as("admin", "java", "admin-bundle.java");
     let p2 = Producer::start_with(libs, bootstrap, "rotate-2", &rf3, Some(&admin_bundle));
-    let o = run(&["certs", "rotate", inv, "--ca"]);
+    let o = s.run(&["certs", "rotate", inv, "--ca"]);
     assert!(
         o.status.success() && text(&o).contains("stage 2 of 3 done"),
         "CA rotation, stage 2"
     );
     // The hosts' certificates are the new CA's now: a client trusting only the old one fails.
-    let old_trust = rdkafka(&app_rdk, &["metadata"], None);
+    let old_trust = rdkafka(app_rdk, &["metadata"], None);
     assert!(
         !old_trust.status.success(),
         "a client trusting only the old CA after stage 2: {}",
         text(&old_trust)
     );
-    let o = run(&["certs", "rotate", inv, "--ca"]);
+    let o = s.run(&["certs", "rotate", inv, "--ca"]);
     assert!(
         o.status.success() && text(&o).contains("stage 3 of 3 done"),
         "CA rotation, stage 3"
@@ -5080,67 +5258,27 @@ fn secured_kraft_cluster() {
         retired.iter().any(|f| f.ends_with(".crt")) && retired.iter().any(|f| f.ends_with(".key")),
         "the old CA is kept in pki/retired: {retired:?}"
     );
-    let o = run(&["certs", "ca", inv]);
+    let o = s.run(&["certs", "ca", inv]);
     let new_ca = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
-        new_ca.matches("BEGIN CERTIFICATE").count() == 1 && new_ca != ca,
+        new_ca.matches("BEGIN CERTIFICATE").count() == 1 && new_ca != *ca,
         "after the rotation only the new CA: {new_ca}"
     );
-    let app_rdk = cfg("app", "librdkafka");
+    let app_rdk = s.cfg("app", "librdkafka");
     let fresh = rdkafka(&app_rdk, &["metadata"], None);
     assert!(fresh.status.success(), "a client with the new CA");
-    let o = run(&["status", inv]);
+    let o = s.run(&["status", inv]);
     assert!(
         o.status.success() && !text(&o).contains("rotation"),
         "status after the rotation: {}",
         text(&o)
     );
-    let o = run(&["apply", inv]);
+    let o = s.run(&["apply", inv]);
     assert!(
         o.status.success() && text(&o).contains("apply: no change"),
         "an apply after the rotation changes nothing: {}",
         text(&o)
     );
 
-    // No secret in any output, process list or log; files holding one are the service's.
-    for (what, t) in &outputs {
-        assert_no_secret(&format!("`clusterctl {what}`"), t, &pws);
-    }
-    for (name, a) in nodes {
-        let ps = ssh(lab_dir, a, "ps -eo args");
-        assert_no_secret(&format!("ps on {name}"), &ps, &pws);
-        let logs = ssh(lab_dir, a, "cat /var/log/kafka/*.log");
-        assert_no_secret(&format!("Kafka's logs on {name}"), &logs, &pws);
-        for (u, pw) in &pws {
-            let (_, files) = ssh_status(
-                lab_dir,
-                a,
-                &format!(
-                    "grep -rlF -- {pw} /etc /opt /var/lib/kafka /var/log /tmp /root 2>/dev/null"
-                ),
-            );
-            for f in files.lines().filter(|f| !f.is_empty()) {
-                let st = ssh(lab_dir, a, &format!("stat -c '%a %U %G' {f}"));
-                assert!(
-                    st == "640 root kafka" || st == "600 kafka kafka",
-                    "{u}'s password in {f} on {name}: {st}"
-                );
-            }
-        }
-        let (_, keys) = ssh_status(
-            lab_dir,
-            a,
-            // The node's own sshd host keys are not the cluster's.
-            "grep -rl --exclude-dir=ssh -- 'PRIVATE KEY' /etc /opt/kafka/ /var/log /tmp 2>/dev/null",
-        );
-        assert_eq!(
-            keys.trim(),
-            "/etc/kafka/tls/server.pem",
-            "private keys on {name}"
-        );
-        assert_eq!(
-            ssh(lab_dir, a, "stat -c '%a %U %G' /etc/kafka/tls/server.pem"),
-            "640 root kafka"
-        );
-    }
+    s.assert_secrets_kept();
 }

@@ -47,6 +47,9 @@ pub enum Change {
         cluster_id: String,
         quorum: QuorumInit,
     },
+    /// ZooKeeper mode: the SCRAM users brokers and clusterctl log in as, created in ZooKeeper
+    /// before a broker's first start (users already there are kept).
+    ZkUsers(Vec<String>),
     /// A controller that follows the metadata log as an observer becomes a voter of the
     /// dynamic quorum (AddRaftVoter), once it has caught up.
     AddVoter {
@@ -115,6 +118,10 @@ impl Change {
                     QuorumInit::Initial(v) => format!(" (dynamic quorum, initial controllers {v})"),
                     QuorumInit::Joining => " (joining the dynamic quorum)".into(),
                 }
+            ),
+            Change::ZkUsers(users) => format!(
+                "create SCRAM user(s) {} in ZooKeeper unless there (before Kafka's first start)",
+                users.join(", ")
             ),
             Change::AddVoter { id } => format!(
                 "add controller {id} to the KRaft quorum once it has caught up (AddRaftVoter)"
@@ -388,6 +395,17 @@ pub fn plan_host(inv: &Inventory, p: &HostPlan, inputs: &Inputs) -> Vec<Planned>
             cluster_id: id.to_string(),
             quorum,
         }));
+    }
+    let bootstrap: Vec<String> = crate::security::bootstrap_users(inv)
+        .map(|u| u.name.clone())
+        .collect();
+    if !inv.kafka.kraft
+        && !inv.kafka.migrating
+        && p.host.in_kafka
+        && f.cluster_id.is_none()
+        && !bootstrap.is_empty()
+    {
+        out.push(now(Change::ZkUsers(bootstrap)));
     }
     for (&svc, r) in &f.retired {
         if r.pending() {

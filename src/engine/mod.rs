@@ -718,6 +718,42 @@ struct StepContext<'a> {
     rep: &'a Reporter,
 }
 
+/// ZooKeeper mode: the users brokers log in as go into ZooKeeper before the first broker
+/// starts (once, however many new brokers asked for it).
+async fn bootstrap_zk_users(
+    ctx: &StepContext<'_>,
+    plans: &mut [HostPlan],
+    selected: &[usize],
+    summary: &mut Summary,
+) -> Result<()> {
+    let mut asked = Vec::new();
+    for &i in selected {
+        if !plans[i]
+            .take(|c| matches!(c.change, Change::ZkUsers(_)))
+            .is_empty()
+        {
+            asked.push(plans[i].host.name.clone());
+        }
+    }
+    let Some(first) = asked.first() else {
+        return Ok(());
+    };
+    let m = crate::security::installed()
+        .context("internal: the security material was not loaded before apply")?;
+    let created = crate::access::bootstrap_in_zookeeper(ctx.inv, m)
+        .await
+        .context("creating the brokers' SCRAM users in ZooKeeper before Kafka's first start")?;
+    let msg = match created.is_empty() {
+        true => "SCRAM users already in ZooKeeper".to_string(),
+        false => format!("created SCRAM user(s) {} in ZooKeeper", created.join(", ")),
+    };
+    ctx.rep.line(&format!("  {msg}"));
+    if !created.is_empty() {
+        summary.changes.get_mut(first).unwrap().push(msg);
+    }
+    Ok(())
+}
+
 /// The hosts `start_step` starts, in waves. KRaft controllers of their own first, when they
 /// and brokers are both stopped: the brokers go once the controllers have a quorum, since a
 /// broker that cannot register in time (`initial.broker.registration.timeout.ms`) exits.
@@ -754,6 +790,9 @@ async fn start_step(
     summary: &mut Summary,
 ) -> Result<()> {
     let (inv, sessions) = (ctx.inv, ctx.sessions);
+    if svc == Service::Kafka {
+        bootstrap_zk_users(ctx, plans, selected, summary).await?;
+    }
     let waves = start_waves(inv, plans, selected, svc);
     for (n, wave) in waves.iter().enumerate() {
         if n > 0 {

@@ -968,7 +968,7 @@ pub use access_calls::{
     AclBinding, AclOperation, AclPattern, AclPermission, AclResourceType, ScramUpsert,
 };
 pub use auth::{ListenerAuth, SaslLogin, SaslMechanism, install_auth, is_auth_failure, tls_config};
-pub use scram::salted_password;
+pub use scram::{salted_password, server_keys};
 mod broker_configs;
 pub use broker_configs::{BrokerConfig, SOURCE_DYNAMIC_BROKER};
 

@@ -1,4 +1,4 @@
-//! A minimal native ZooKeeper client: read (`getData`) and delete one znode.
+//! A minimal native ZooKeeper client: read (`getData`), create and delete one znode.
 //!
 //! Each call opens its own session over the client wire protocol (jute: big-endian, every
 //! packet prefixed by its `i32` length), sends one request, reads its reply and closes the
@@ -25,6 +25,7 @@ const SESSION_TIMEOUT_MS: i32 = 10_000;
 // The rollback of a migration deletes /controller and /migration (issue 10, next part).
 #[cfg_attr(not(test), allow(dead_code))]
 const OP_DELETE: i32 = 2;
+const OP_CREATE: i32 = 1;
 const OP_GET_DATA: i32 = 4;
 const OP_CLOSE_SESSION: i32 = -11;
 
@@ -39,7 +40,12 @@ const ZOK: i32 = 0;
 const ZNONODE: i32 = -101;
 const ZNOAUTH: i32 = -102;
 const ZBADVERSION: i32 = -103;
+const ZNODEEXISTS: i32 = -110;
 const ZNOTEMPTY: i32 = -111;
+
+/// ZooKeeper's `world:anyone` with every permission (READ|WRITE|CREATE|DELETE|ADMIN): what
+/// Kafka itself gives its znodes without `zookeeper.set.acl`.
+const PERMS_ALL: i32 = 31;
 
 /// A znode's data and the parts of its Stat callers use.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +70,36 @@ pub async fn get(addr: &str, path: &str, timeout: Duration) -> Result<Option<Zno
             .map(Some)
             .with_context(|| format!("{}: bad reply", what())),
         ZNONODE => Ok(None),
+        code => bail!("{}: {}", what(), describe(code)),
+    }
+}
+
+/// create of a persistent `path` holding `data`, open to every client as Kafka's own znodes
+/// are without `zookeeper.set.acl`. Ok(false) when it exists already (left as it is); its
+/// parent must exist (NONODE is an error).
+pub async fn create(addr: &str, path: &str, data: &[u8], timeout: Duration) -> Result<bool> {
+    check_path(addr, "create", path)?;
+    let what = || format!("ZooKeeper {addr}: create {path}");
+    let mut body = Vec::new();
+    put_ustring(&mut body, path);
+    put_buffer(&mut body, data);
+    put_i32(&mut body, 1); // one ACL
+    put_i32(&mut body, PERMS_ALL);
+    put_ustring(&mut body, "world");
+    put_ustring(&mut body, "anyone");
+    put_i32(&mut body, 0); // flags: persistent, not sequential
+    let (err, _) = call(addr, OP_CREATE, &body, timeout)
+        .await
+        .with_context(what)?;
+    match err {
+        ZOK => Ok(true),
+        ZNODEEXISTS => Ok(false),
+        ZNONODE => bail!("{}: {} (its parent does not exist)", what(), describe(err)),
+        ZNOAUTH => bail!(
+            "{}: {} (the parent's ACL does not allow us)",
+            what(),
+            describe(err)
+        ),
         code => bail!("{}: {}", what(), describe(code)),
     }
 }
@@ -228,7 +264,7 @@ fn describe(code: i32) -> String {
         ZNOAUTH => "NOAUTH",
         ZBADVERSION => "BADVERSION",
         -108 => "NOCHILDRENFOREPHEMERALS",
-        -110 => "NODEEXISTS",
+        ZNODEEXISTS => "NODEEXISTS",
         ZNOTEMPTY => "NOTEMPTY",
         -112 => "SESSIONEXPIRED",
         -114 => "INVALIDACL",
@@ -541,6 +577,70 @@ mod tests {
         let got = get(&addr, "/a", LONG).await.unwrap().unwrap();
         server.await.unwrap();
         assert_eq!((got.data, got.version), (b"x".to_vec(), 2));
+    }
+
+    /// Serves one create of `path`, checking data, ACL and flags, answering `err`.
+    fn serve_create(
+        listener: TcpListener,
+        path: &'static str,
+        data: &'static [u8],
+        err: i32,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut s = session(&listener).await;
+            let (op, got, rest) = request(&mut s).await;
+            assert_eq!((op, got.as_str()), (OP_CREATE, path));
+            let mut r = Reader::new(&rest);
+            assert_eq!(r.buffer().unwrap(), data);
+            assert_eq!(r.i32().unwrap(), 1, "one ACL");
+            assert_eq!(r.i32().unwrap(), 31, "every permission");
+            assert_eq!(r.buffer().unwrap(), b"world");
+            assert_eq!(r.buffer().unwrap(), b"anyone");
+            assert_eq!(r.i32().unwrap(), 0, "persistent");
+            assert!(r.rest().is_empty());
+            let mut body = Vec::new();
+            put_ustring(&mut body, path);
+            reply(
+                &mut s,
+                XID_REQUEST,
+                err,
+                if err == ZOK { &body } else { &[] },
+            )
+            .await;
+            expect_close(&mut s).await;
+        })
+    }
+
+    #[tokio::test]
+    async fn create_sends_data_open_acl_persistent() {
+        let (listener, addr) = listen().await;
+        let server = serve_create(listener, "/config/users/admin", b"{\"v\":1}", ZOK);
+        assert!(
+            create(&addr, "/config/users/admin", b"{\"v\":1}", LONG)
+                .await
+                .unwrap()
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn create_of_an_existing_znode_is_false() {
+        let (listener, addr) = listen().await;
+        let server = serve_create(listener, "/config", b"", ZNODEEXISTS);
+        assert!(!create(&addr, "/config", b"", LONG).await.unwrap());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn create_without_parent_is_a_named_error() {
+        let (listener, addr) = listen().await;
+        let server = serve_create(listener, "/a/b", b"", ZNONODE);
+        let err = create(&addr, "/a/b", b"", LONG).await.unwrap_err();
+        server.await.unwrap();
+        assert!(
+            format!("{err:#}").contains("NONODE (-101) (its parent does not exist)"),
+            "{err:#}"
+        );
     }
 
     #[tokio::test]

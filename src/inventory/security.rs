@@ -20,7 +20,8 @@ pub struct Security {
     pub client: Listener,
     /// `None`: brokers replicate over the client listener.
     pub inter_broker: Option<Listener>,
-    pub controller: Listener,
+    /// KRaft's controller listener; `None` in ZooKeeper mode.
+    pub controller: Option<Listener>,
     pub tls: Option<Tls>,
     pub sasl_mechanism: SaslMech,
     /// Set when any listener uses SASL: the user clusterctl logs in as.
@@ -136,7 +137,7 @@ impl Security {
     pub fn listeners(&self) -> Vec<(&'static str, Listener)> {
         let mut out = vec![(CLIENT, self.client)];
         out.extend(self.inter_broker.map(|l| (BROKER, l)));
-        out.push((CONTROLLER, self.controller));
+        out.extend(self.controller.map(|l| (CONTROLLER, l)));
         out
     }
 
@@ -199,11 +200,11 @@ pub(super) fn resolve(
             "remove the security section",
         );
     }
-    if !kafka.kraft {
+    if kafka.migrating {
         d.error(
             &at,
-            "security is supported for KRaft clusters so far, not ZooKeeper mode or a migration",
-            "remove the security section, or deploy a KRaft cluster (groups.controller)",
+            "security is not supported during a migration to KRaft yet",
+            "migrate the cluster without the security section, then secure the KRaft cluster",
         );
     }
     let plaintext = |port| Listener {
@@ -236,6 +237,16 @@ pub(super) fn resolve(
         );
     }
     if let Some(l) = &s.listeners.controller
+        && !kafka.kraft
+        && !kafka.migrating
+    {
+        d.error(
+            &l.referenced,
+            "security.listeners.controller is for KRaft: a ZooKeeper-mode cluster has no controller listener",
+            "remove it (the brokers' controller talks to them over the inter-broker listener)",
+        );
+    }
+    if let Some(l) = &s.listeners.controller
         && let Some(p) = &l.value.port
     {
         d.error(
@@ -244,16 +255,20 @@ pub(super) fn resolve(
             "remove port here and set kafka.controller_port",
         );
     }
-    let controller = listener(
-        d,
-        &s.listeners.controller,
-        "controller",
-        kafka.controller_port,
-    );
+    let controller = kafka.kraft.then(|| {
+        listener(
+            d,
+            &s.listeners.controller,
+            "controller",
+            kafka.controller_port,
+        )
+    });
 
     // Two listeners on one port, or one on a port another key already uses.
     let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
-    ports.insert(kafka.controller_port, "kafka.controller_port");
+    if kafka.kraft {
+        ports.insert(kafka.controller_port, "kafka.controller_port");
+    }
     for (key, l, raw_l) in [
         ("security.listeners.client", client, &s.listeners.client),
         (
@@ -329,10 +344,20 @@ pub(super) fn resolve(
             "use kafka.version 3.5 or later, or PLAINTEXT/SASL_PLAINTEXT listeners",
         );
     }
+    if sec.any_sasl() && crate::versions::parse(&kafka.version) < (2, 7, 0) {
+        d.error(
+            &at,
+            format!(
+                "SCRAM users need Kafka 2.7+ here (clusterctl manages them over AlterUserScramCredentials); this is {}",
+                kafka.version
+            ),
+            "use kafka.version 2.7 or later, or listeners without SASL",
+        );
+    }
     // SASL only on the client listener: brokers and controllers still log in to each other
     // only where their own listeners ask for it.
-    let internal_sasl =
-        sec.inter_broker_listener().protocol.sasl() || sec.controller.protocol.sasl();
+    let internal_sasl = sec.inter_broker_listener().protocol.sasl()
+        || sec.controller.is_some_and(|c| c.protocol.sasl());
     let declared = |name: &str| users.iter().any(|u| u.name == name);
     let need_user = |d: &mut Diags, v: &Option<S<String>>, key: &str, why: &str| match v {
         None => d.error(
@@ -483,6 +508,8 @@ fn users(d: &mut Diags, path: &Path, raw: &RawInventory) -> Vec<User> {
     for (name, u) in &raw.users {
         let n = &name.value;
         if n.is_empty()
+            || n == "."
+            || n == ".."
             || !n
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))

@@ -1060,7 +1060,7 @@ fn published_secure_example_is_valid() {
     assert_eq!(sec.client.protocol, Protocol::SaslSsl);
     assert_eq!(sec.client.port, 9092);
     assert_eq!(sec.inter_broker.unwrap().port, 9094);
-    assert_eq!(sec.controller.port, 9093);
+    assert_eq!(sec.controller.unwrap().port, 9093);
     assert_eq!(sec.sasl_mechanism, SaslMech::ScramSha512);
     assert_eq!(
         sec.tls,
@@ -1194,13 +1194,40 @@ fn users_without_security_and_security_outside_kraft() {
         12,
         3,
     );
-    let text = format!("{GOOD}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
+    let text = format!(
+        "{MIGRATING}kafka:\n  version: 3.9.1\nsecurity:\n  listeners:\n    client: {{ protocol: PLAINTEXT }}\n"
+    );
     assert_error(
         &text,
-        "security is supported for KRaft clusters so far",
-        12,
+        "security is not supported during a migration to KRaft yet",
+        17,
         3,
     );
+    let text =
+        format!("{GOOD}security:\n  listeners:\n    controller: {{ protocol: PLAINTEXT }}\n");
+    assert_error(
+        &text,
+        "security.listeners.controller is for KRaft: a ZooKeeper-mode cluster has no controller listener",
+        13,
+        17,
+    );
+}
+
+/// ZooKeeper mode: client and inter-broker listeners, no controller listener, and the
+/// controller port is free for a listener.
+#[test]
+fn zookeeper_mode_is_secured_without_a_controller_listener() {
+    let text = format!(
+        "{GOOD}kafka:\n  version: 3.9.1\nsecurity:\n  listeners:\n    client: {{ protocol: SASL_SSL }}\n    \
+         inter_broker: {{ protocol: SASL_SSL, port: 9093 }}\n  tls: {{ ca: managed }}\n  \
+         admin_user: admin\n  inter_broker_user: broker\nusers:\n  admin: {{ password_env: A }}\n  \
+         broker: {{ password_env: B }}\n"
+    );
+    let inv = parse(Path::new("inv.yaml"), &text).unwrap();
+    let sec = inv.security.unwrap();
+    assert_eq!(sec.controller, None);
+    let names: Vec<&str> = sec.listeners().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["CLIENT", "BROKER"]);
 }
 
 #[test]
@@ -1214,6 +1241,15 @@ fn security_keys_in_properties_are_refused() {
         14,
         5,
     );
+}
+
+#[test]
+fn old_kafka_is_refused_for_scram() {
+    let text = format!(
+        "{GOOD}kafka:\n  version: 2.6.3\nsecurity:\n  listeners:\n    client: {{ protocol: SASL_PLAINTEXT }}\n  \
+         admin_user: admin\nusers:\n  admin: {{ password_env: A }}\n"
+    );
+    assert_error(&text, "SCRAM users need Kafka 2.7+", 14, 3);
 }
 
 #[test]

@@ -28,8 +28,8 @@ pub fn up(
     secure: bool,
 ) -> Result<()> {
     ensure!(
-        !secure || kind == render::Kind::Kraft,
-        "lab up --secure: clusterctl secures KRaft clusters so far; add --kraft"
+        !secure || kind != render::Kind::Nisshi,
+        "lab up --secure: clusterctl does not secure the nisshi flavor yet"
     );
     ensure!(
         (1..=MAX_NODES).contains(&nodes),
@@ -265,7 +265,7 @@ fn create(
         for user in render::SECURE_USERS {
             state::ensure_secret(&secrets, &format!("{user}.password"))?;
         }
-        text.push_str(&render::secure_section(dir, &secrets));
+        text.push_str(&render::secure_section(dir, &secrets, kind));
     }
     state::write_atomic(inventory, text.as_bytes())
 }

@@ -142,13 +142,16 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kind: Kind) -> 
 pub const SECURE_USERS: [&str; 3] = ["admin", "broker", "app"];
 
 /// `lab up --secure`: SASL_SSL on every listener, a CA kept in the lab's directory, passwords
-/// in files there (mode 0600).
-pub fn secure_section(dir: &Path, secrets: &Path) -> String {
+/// in files there (mode 0600). A ZooKeeper-mode cluster has no controller listener.
+pub fn secure_section(dir: &Path, secrets: &Path, kind: Kind) -> String {
     let file = |u: &str| scalar(&secrets.join(format!("{u}.password")).to_string_lossy());
+    let controller = match kind {
+        Kind::Kraft => "    controller: { protocol: SASL_SSL }\n",
+        _ => "",
+    };
     let mut s = format!(
         "security:\n  listeners:\n    client: {{ protocol: SASL_SSL }}\n    \
-         inter_broker: {{ protocol: SASL_SSL, port: 9094 }}\n    \
-         controller: {{ protocol: SASL_SSL }}\n  \
+         inter_broker: {{ protocol: SASL_SSL, port: 9094 }}\n{controller}  \
          tls: {{ ca: managed, dir: {} }}\n  sasl_mechanism: SCRAM-SHA-512\n  \
          admin_user: admin\n  inter_broker_user: broker\nusers:\n",
         scalar(&dir.join("pki").to_string_lossy())
@@ -306,10 +309,24 @@ kafka:
         let key = d.path().join("k");
         std::fs::write(&key, "").unwrap();
         let lab = d.path().join("lab.lab");
+        // ZooKeeper mode: the same, without a controller listener.
+        let mut zk = inventory(&key, Path::new("/kh"), &nodes(3), Kind::ZooKeeper);
+        zk.push_str(&secure_section(&lab, &lab.join("secrets"), Kind::ZooKeeper));
+        let zk = crate::inventory::parse(&d.path().join("lab.yaml"), &zk).unwrap();
+        let names: Vec<&str> = zk
+            .security
+            .as_ref()
+            .unwrap()
+            .listeners()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(names, ["CLIENT", "BROKER"]);
         let mut text = inventory(&key, Path::new("/kh"), &nodes(3), Kind::Kraft);
-        text.push_str(&secure_section(&lab, &lab.join("secrets")));
+        text.push_str(&secure_section(&lab, &lab.join("secrets"), Kind::Kraft));
         let inv = crate::inventory::parse(&d.path().join("lab.yaml"), &text).unwrap();
         let sec = inv.security.unwrap();
+        assert_eq!(sec.listeners().len(), 3);
         assert!(
             sec.listeners()
                 .iter()

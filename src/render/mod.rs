@@ -364,6 +364,7 @@ impl Renderer {
                 advertised => secured.as_ref().map_or(plain(&host.address), |(_, _, l)| l.advertised.clone()),
                 inter_broker_listener => secured.as_ref().map_or("PLAINTEXT".into(), |(_, _, l)| l.inter_broker.clone()),
                 security => secured.as_ref().map(|(_, _, l)| l.extra.clone()),
+                secured => secured.is_some(),
                 kraft,
                 zk_migration,
                 ibp => crate::versions::major_minor(&k.version),

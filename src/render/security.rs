@@ -2,7 +2,7 @@
 //! PEM key store and trust store, the SASL login modules (passwords inside, so only in files
 //! of mode 0640 for the service's group), and the authorizer with its super users.
 
-use super::{ManagedFile, STANDARD_AUTHORIZER, ServiceDef};
+use super::{ACL_AUTHORIZER, ManagedFile, STANDARD_AUTHORIZER, ServiceDef};
 use crate::inventory::security::{BROKER, CLIENT, CONTROLLER};
 use crate::inventory::{Host, Inventory, Security};
 use crate::quote::jaas;
@@ -135,7 +135,7 @@ pub fn listeners(
         }
         put("sasl.mechanism.inter.broker.protocol", mech.into());
     }
-    if sec.controller.protocol.sasl() {
+    if sec.controller.is_some_and(|c| c.protocol.sasl()) {
         // KRaft's controller listener cannot use SCRAM (its credentials live in the metadata
         // the controllers serve): PLAIN, with the accepted users in the login module itself.
         let user = sec.inter_broker_user.as_deref().unwrap_or_default();
@@ -154,7 +154,12 @@ pub fn listeners(
         put("sasl.mechanism.controller.protocol", "PLAIN".into());
     }
     if sec.any_sasl() {
-        put("authorizer.class.name", STANDARD_AUTHORIZER.into());
+        // ZooKeeper mode keeps ACLs in ZooKeeper (AclAuthorizer), KRaft in the metadata log.
+        let authorizer = match k.kraft {
+            true => STANDARD_AUTHORIZER,
+            false => ACL_AUTHORIZER,
+        };
+        put("authorizer.class.name", authorizer.into());
         let supers = [&sec.admin_user, &sec.inter_broker_user]
             .into_iter()
             .flatten()

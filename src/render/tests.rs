@@ -939,6 +939,42 @@ fn secured_kraft_node() {
     assert!(!ca.secret && ca.mode == 0o644);
 }
 
+/// The same cluster in ZooKeeper mode: no controller listener or login, the ZooKeeper-mode
+/// authorizer, the same super users.
+#[test]
+fn secured_zookeeper_mode_broker() {
+    let text = include_str!("../../inventories/secure.yaml")
+        .replace("  controller: [kafka1", "  zookeeper: [kafka1")
+        .replace("  version: 4.1.1", "  version: 3.9.1")
+        .replace("    controller: { protocol: SASL_SSL }\n", "");
+    let inv = inventory::parse(Path::new("inventories/secure.yaml"), &text).unwrap();
+    let no_facts = vec![Default::default(); inv.hosts.len()];
+    let ids = crate::engine::plan::resolve_ids(&inv, &no_facts).unwrap();
+    crate::security::install(crate::security::Material::placeholder(&inv));
+    let f = files(&inv, &ids, 1, InitSystem::Systemd);
+    let p = crate::quote::parse_properties(&f["/etc/kafka/server.properties"].content);
+    assert_eq!(
+        p["listener.security.protocol.map"],
+        "CLIENT:SASL_SSL,BROKER:SASL_SSL"
+    );
+    assert_eq!(
+        p["listeners"],
+        "CLIENT://10.0.0.12:9092,BROKER://10.0.0.12:9094"
+    );
+    assert_eq!(p["inter.broker.listener.name"], "BROKER");
+    assert_eq!(p["authorizer.class.name"], ACL_AUTHORIZER);
+    assert_eq!(p["super.users"], "User:admin;User:broker");
+    assert_eq!(
+        p["zookeeper.connect"],
+        "10.0.0.11:2181,10.0.0.12:2181,10.0.0.13:2181"
+    );
+    assert!(
+        p.keys().all(|k| !k.contains("controller")),
+        "{:?}",
+        p.keys().collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn jaas_values_round_trip_quotes_and_backslashes() {
     assert_eq!(crate::quote::jaas(r#"a"b\c"#), r#""a\"b\\c""#);

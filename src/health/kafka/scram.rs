@@ -42,6 +42,15 @@ pub fn salted_password(m: SaslMechanism, password: &str, salt: &[u8], iterations
     out
 }
 
+/// What a server keeps of a credential (RFC 5802 3): StoredKey := H(HMAC(SaltedPassword,
+/// "Client Key")) and ServerKey := HMAC(SaltedPassword, "Server Key").
+pub fn server_keys(m: SaslMechanism, salted: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (_, _, d) = algorithms(m);
+    let client_key = mac(m, salted, b"Client Key");
+    let stored = digest::digest(d, &client_key).as_ref().to_vec();
+    (stored, mac(m, salted, b"Server Key"))
+}
+
 fn mac(m: SaslMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
     let (_, h, _) = algorithms(m);
     hmac::sign(&hmac::Key::new(h, key), data).as_ref().to_vec()
@@ -184,6 +193,22 @@ mod tests {
             .verify_server_final("v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
             .unwrap_err();
         assert!(e.to_string().contains("signature is wrong"), "{e}");
+    }
+
+    /// RFC 7677's credential, the keys as Python's hashlib and hmac compute them.
+    #[test]
+    fn server_keys_of_the_rfc_7677_credential() {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let salted = salted_password(SaslMechanism::ScramSha256, "pencil", &salt, 4096);
+        let (stored, server) = server_keys(SaslMechanism::ScramSha256, &salted);
+        assert_eq!(
+            B64.encode(stored),
+            "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY="
+        );
+        assert_eq!(
+            B64.encode(server),
+            "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="
+        );
     }
 
     /// PBKDF2-HMAC-SHA-512 as Python's hashlib computes it.
