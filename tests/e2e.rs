@@ -1741,6 +1741,11 @@ fn java_read_with(
         }
         c.args(args).output().expect("java")
     };
+    // `--property` before Kafka 4's tools named it `--formatter-property`.
+    let formatter = match modern_tools(libs) {
+        true => "--formatter-property",
+        false => "--property",
+    };
     let ends = java("GetOffsetShell", &[]);
     let ends = String::from_utf8_lossy(&ends.stdout).to_string();
     let mut stored = std::collections::HashMap::new();
@@ -1762,9 +1767,9 @@ fn java_read_with(
                 end,
                 "--timeout-ms",
                 "30000",
-                "--formatter-property",
+                formatter,
                 "print.partition=true",
-                "--formatter-property",
+                formatter,
                 "print.offset=true",
             ],
         );
