@@ -82,9 +82,13 @@ pub fn sans(host: &Host) -> Vec<String> {
     out
 }
 
-/// The hosts that get a certificate: every Kafka process (a side controller is its own).
+/// The hosts that get a certificate: every Kafka process (a side controller is its own), and
+/// the ZooKeeper members when they speak TLS (one certificate per host for both services).
 fn tls_hosts(inv: &Inventory) -> impl Iterator<Item = &Host> {
-    inv.hosts.iter().filter(|h| h.runs_kafka())
+    let zk_tls = inv.security.as_ref().is_some_and(|s| s.zookeeper_tls);
+    inv.hosts
+        .iter()
+        .filter(move |h| h.runs_kafka() || (zk_tls && h.in_zookeeper))
 }
 
 impl Material {
@@ -294,6 +298,26 @@ impl Material {
 
     /// How clusterctl's own client speaks to each port of a secured cluster: the client port
     /// as the admin user with its SCRAM mechanism, the controllers' port with PLAIN.
+    /// (See [`Material::zookeeper_tls`] for ZooKeeper's port.)
+    /// With `security.zookeeper_tls`: how clusterctl reaches ZooKeeper, trusting the cluster
+    /// CA and showing a ZooKeeper member's own certificate (this machine holds every host's
+    /// key already; ZooKeeper checks only that the CA issued it).
+    pub fn zookeeper_tls(
+        &self,
+        inv: &Inventory,
+    ) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        if !inv.security.as_ref().is_some_and(|s| s.zookeeper_tls) {
+            return Ok(None);
+        }
+        let host = inv
+            .zookeeper_hosts()
+            .next()
+            .context("zookeeper_tls without ZooKeeper hosts")?;
+        let t = self.host_tls(&host.name)?;
+        crate::health::kafka::tls_config_with_certificate(&self.ca_pems, &t.cert_pem, &t.key_pem)
+            .map(Some)
+    }
+
     pub fn listener_auth(&self, inv: &Inventory) -> Result<BTreeMap<u16, ListenerAuth>> {
         let mut out = BTreeMap::new();
         let Some(sec) = &inv.security else {
@@ -428,6 +452,9 @@ pub fn prepare(inv: &Inventory, renew: Renew) -> Result<Vec<String>> {
     }
     let m = Material::load(inv, renew)?;
     crate::health::kafka::install_auth(m.listener_auth(inv)?);
+    if let Some(cfg) = m.zookeeper_tls(inv)? {
+        crate::health::zookeeper::install_tls(cfg);
+    }
     let notes = m.notes.clone();
     install(m);
     Ok(notes)

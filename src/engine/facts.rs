@@ -15,6 +15,8 @@ pub struct Facts {
     /// `<sha256> <mode>:<owner>:<group>` of each managed path that exists.
     pub files: BTreeMap<String, String>,
     pub myid: Option<i64>,
+    /// Whether the zoo.cfg on the host serves clients over TLS (`None`: no zoo.cfg).
+    pub zk_tls: Option<bool>,
     /// broker.id (ZooKeeper mode) or node.id (KRaft) from meta.properties.
     pub broker_id: Option<i64>,
     /// KRaft cluster.id from meta.properties: the host is formatted.
@@ -176,6 +178,9 @@ pub fn script(q: &Query) -> String {
             "[ -f {f} ] && echo \"myid $(cat {f})\"\n",
             f = quote(f)
         ));
+        s.push_str(
+            "[ -f /etc/zookeeper/zoo.cfg ] && sed -n 's/^secureClientPort=.*/zk_tls true/p; s/^clientPort=.*/zk_tls false/p' /etc/zookeeper/zoo.cfg\n",
+        );
     }
     for m in &q.meta_properties {
         s.push_str(&format!(
@@ -383,6 +388,7 @@ pub fn parse(out: &str) -> Facts {
                 }
             }
             "myid" => f.myid = rest.parse().ok(),
+            "zk_tls" => f.zk_tls = Some(rest == "true"),
             "broker_id" => f.broker_id = f.broker_id.or(rest.parse().ok()),
             "cluster_id" => f.cluster_id = f.cluster_id.clone().or(Some(rest.to_string())),
             "ibp" => f.ibp = Some(rest.to_string()),

@@ -32,6 +32,7 @@ pub fn check(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
         );
     }
     listeners_kept(plans)?;
+    zookeeper_tls_kept(inv, plans)?;
     // A migration has both kinds of node by design; `migrate` checks its phases itself.
     if inv.kafka.migrating {
         return Ok(());
@@ -120,6 +121,29 @@ fn listeners_kept(plans: &[HostPlan]) -> Result<()> {
             "the inventory changes the listeners' protocols of running Kafka nodes: {}; \
              clusterctl secures a cluster at its first install only so far (a running one needs \
              a staged roll it does not make yet): keep `security` as the hosts run it",
+            changed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// An ensemble keeps its TLS setting: turning it on or off for running members needs a
+/// staged roll (ZooKeeper's portUnification, then the brokers, then plaintext dropped) that
+/// clusterctl does not make yet; a plain roll would cut the brokers off mid-way.
+fn zookeeper_tls_kept(inv: &Inventory, plans: &[HostPlan]) -> Result<()> {
+    let wanted = inv.security.as_ref().is_some_and(|s| s.zookeeper_tls);
+    let changed: Vec<String> = plans
+        .iter()
+        .filter(|p| p.host.in_zookeeper && p.facts.myid.is_some())
+        .filter(|p| p.facts.zk_tls.is_some_and(|now| now != wanted))
+        .map(|p| p.host.name.clone())
+        .collect();
+    if !changed.is_empty() {
+        bail!(
+            "the inventory turns {} ZooKeeper's TLS for running members: {}; clusterctl secures \
+             an ensemble at its first install only so far (a running one needs a staged roll it \
+             does not make yet): keep security.zookeeper_tls as the hosts run it",
+            if wanted { "on" } else { "off" },
             changed.join(", ")
         );
     }
@@ -298,6 +322,37 @@ mod tests {
         let facts = vec![running(&wanted), Facts::default(), Facts::default()];
         let plans = crate::engine::plan::plans_from_facts(&secure, facts, false).unwrap();
         check(&secure, &plans).unwrap();
+    }
+
+    /// ZooKeeper's TLS is set at an ensemble's first install: flipping it for a member that
+    /// runs with the other setting is refused; a new member, or the same setting, passes.
+    #[test]
+    fn a_running_ensemble_keeps_its_tls_setting() {
+        let text = include_str!("../../inventories/secure.yaml")
+            .replace("  controller: [kafka1", "  zookeeper: [kafka1")
+            .replace("  version: 4.1.1", "  version: 3.9.1")
+            .replace("    controller: { protocol: SASL_SSL }\n", "")
+            .replace(
+                "  inter_broker_user: broker\n",
+                "  inter_broker_user: broker\n  zookeeper_tls: true\n",
+            );
+        let inv = crate::inventory::parse(std::path::Path::new("s.yaml"), &text).unwrap();
+        crate::security::install(crate::security::Material::placeholder(&inv));
+        let member = |id: i64, tls: Option<bool>| Facts {
+            myid: Some(id),
+            zk_tls: tls,
+            ..Facts::default()
+        };
+        let facts = vec![member(1, Some(false)), member(2, None), Facts::default()];
+        let plans = crate::engine::plan::plans_from_facts(&inv, facts, false).unwrap();
+        let e = zookeeper_tls_kept(&inv, &plans).unwrap_err().to_string();
+        assert!(
+            e.contains("turns on ZooKeeper's TLS for running members: kafka1;"),
+            "{e}"
+        );
+        let facts = vec![member(1, Some(true)), member(2, None), Facts::default()];
+        let plans = crate::engine::plan::plans_from_facts(&inv, facts, false).unwrap();
+        zookeeper_tls_kept(&inv, &plans).unwrap();
     }
 
     /// A controller beside a broker that the inventory dropped is refused while it runs or

@@ -967,7 +967,10 @@ mod scram;
 pub use access_calls::{
     AclBinding, AclOperation, AclPattern, AclPermission, AclResourceType, ScramUpsert,
 };
-pub use auth::{ListenerAuth, SaslLogin, SaslMechanism, install_auth, is_auth_failure, tls_config};
+pub use auth::{
+    ListenerAuth, SaslLogin, SaslMechanism, handshake, install_auth, is_auth_failure, tls_config,
+    tls_config_with_certificate,
+};
 pub use scram::{salted_password, server_keys};
 mod broker_configs;
 pub use broker_configs::{BrokerConfig, SOURCE_DYNAMIC_BROKER};

@@ -147,7 +147,9 @@ fn check_path(addr: &str, op: &str, path: &str) -> Result<()> {
 async fn call(addr: &str, op: i32, body: &[u8], timeout: Duration) -> Result<(i32, Vec<u8>)> {
     let deadline = Instant::now() + timeout;
     let exchange = async {
-        let mut stream = crate::net::dial(addr, timeout).await.context("connect")?;
+        let mut stream = super::zookeeper::connect(addr, timeout)
+            .await
+            .context("connect")?;
         handshake(&mut stream).await?;
         let mut request = header(XID_REQUEST, op);
         request.extend_from_slice(body);

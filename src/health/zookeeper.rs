@@ -7,10 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::net::BoxStream;
 
 /// Upper bound on a 4lw reply. `mntr` on 3.8 is ~25 KiB; anything far larger
 /// means we are not talking to ZooKeeper.
@@ -44,16 +47,43 @@ pub async fn four_letter(addr: &str, cmd: &str, timeout: Duration) -> Result<Str
     Ok(reply)
 }
 
+static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+/// `security.zookeeper_tls`: clusterctl's own ZooKeeper connections (four-letter words,
+/// znodes) speak TLS with this configuration. Set once per command; a second call is ignored.
+pub fn install_tls(cfg: Arc<rustls::ClientConfig>) {
+    let _ = TLS.set(cfg);
+}
+
+/// A connection to the ZooKeeper member at `addr`: TLS when the ensemble speaks it.
+pub async fn connect(addr: &str, timeout: Duration) -> Result<BoxStream> {
+    let stream = crate::net::dial(addr, timeout).await?;
+    match TLS.get() {
+        None => Ok(stream),
+        Some(cfg) => {
+            let (tls, _) =
+                crate::health::kafka::handshake(stream, "ZooKeeper", addr, cfg, timeout).await?;
+            Ok(tls)
+        }
+    }
+}
+
 async fn exchange(addr: &str, cmd: &str, timeout: Duration) -> Result<String> {
-    let mut stream = crate::net::dial(addr, timeout).await.context("connect")?;
+    let mut stream = connect(addr, timeout).await.context("connect")?;
     stream.write_all(cmd.as_bytes()).await.context("write")?;
+    stream.flush().await.context("write")?;
     let mut raw = Vec::new();
-    // The server closes the connection after answering; EOF ends the reply.
-    (&mut stream)
+    // The server closes the connection after answering; EOF ends the reply. Over TLS a
+    // close without close_notify reads as UnexpectedEof: the reply is complete all the same.
+    match (&mut stream)
         .take(MAX_REPLY_BYTES)
         .read_to_end(&mut raw)
         .await
-        .context("read")?;
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e).context("read"),
+    }
     String::from_utf8(raw).context("reply is not UTF-8")
 }
 

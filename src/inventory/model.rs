@@ -72,6 +72,9 @@ pub struct RawSecurity {
     pub admin_user: Option<S<String>>,
     /// The user brokers and controllers log in to each other as (a super user).
     pub inter_broker_user: Option<S<String>>,
+    /// ZooKeeper mode: the ensemble's client port and quorum ports speak TLS only, and every
+    /// client shows a certificate of the cluster CA.
+    pub zookeeper_tls: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

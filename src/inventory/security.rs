@@ -28,6 +28,9 @@ pub struct Security {
     pub admin_user: Option<String>,
     /// Set when brokers or controllers authenticate to each other.
     pub inter_broker_user: Option<String>,
+    /// ZooKeeper mode: TLS on the ensemble's client port (TLS only, client certificates
+    /// required) and between its members.
+    pub zookeeper_tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +157,9 @@ impl Security {
         self.inter_broker.unwrap_or(self.client)
     }
 
+    /// Whether anything needs the certificates: a TLS listener or ZooKeeper's TLS.
     pub fn any_tls(&self) -> bool {
-        self.listeners().iter().any(|(_, l)| l.protocol.tls())
+        self.zookeeper_tls || self.listeners().iter().any(|(_, l)| l.protocol.tls())
     }
 
     pub fn any_sasl(&self) -> bool {
@@ -178,8 +182,10 @@ pub(super) fn resolve(
     path: &Path,
     raw: &RawInventory,
     kafka: &KafkaConfig,
+    zookeeper: &super::ZkConfig,
     flavor: Flavor,
 ) -> (Option<Security>, Vec<User>) {
+    let zookeeper_version = zookeeper.version.as_str();
     let users = users(d, path, raw);
     let Some(sec) = &raw.security else {
         if let Some((name, _)) = raw.users.first() {
@@ -316,12 +322,41 @@ pub(super) fn resolve(
         sasl_mechanism: mechanism,
         admin_user: s.admin_user.as_ref().map(|u| u.value.clone()),
         inter_broker_user: s.inter_broker_user.as_ref().map(|u| u.value.clone()),
+        zookeeper_tls: s.zookeeper_tls.as_ref().is_some_and(|t| t.value),
     };
+    if let Some(t) = &s.zookeeper_tls
+        && t.value
+    {
+        if kafka.kraft {
+            d.error(
+                &t.referenced,
+                "security.zookeeper_tls is for ZooKeeper mode: a KRaft cluster has no ZooKeeper",
+                "remove it",
+            );
+        } else if crate::versions::parse(&kafka.version) < (2, 5, 0) {
+            d.error(
+                &t.referenced,
+                format!(
+                    "brokers reach ZooKeeper over TLS from Kafka 2.5 on; this is {}",
+                    kafka.version
+                ),
+                "use kafka.version 2.5 or later, or remove zookeeper_tls",
+            );
+        } else if crate::versions::parse(zookeeper_version) < (3, 5, 5) {
+            d.error(
+                &t.referenced,
+                format!(
+                    "ZooKeeper's TLS needs ZooKeeper 3.5.5+ here (PEM key files); this is {zookeeper_version}"
+                ),
+                "use zookeeper.version 3.5.5 or later, or remove zookeeper_tls",
+            );
+        }
+    }
 
     if sec.any_tls() && sec.tls.is_none() {
         d.error(
             &at,
-            "a listener uses SSL or SASL_SSL but no security.tls says where its certificates come from",
+            "a listener uses SSL or SASL_SSL, or zookeeper_tls is set, but no security.tls says where the certificates come from",
             "add security.tls with ca: managed (clusterctl's own CA) or ca: provided",
         );
     }
@@ -330,11 +365,13 @@ pub(super) fn resolve(
     {
         d.warn(
             &t.referenced,
-            "security.tls is set but no listener uses SSL or SASL_SSL: the certificates go unused",
+            "security.tls is set but no listener uses SSL or SASL_SSL and zookeeper_tls is not set: the certificates go unused",
             "set a listener's protocol to SASL_SSL or SSL, or remove tls",
         );
     }
-    if sec.any_tls() && crate::versions::parse(&kafka.version) < (3, 5, 0) {
+    if sec.listeners().iter().any(|(_, l)| l.protocol.tls())
+        && crate::versions::parse(&kafka.version) < (3, 5, 0)
+    {
         d.error(
             &at,
             format!(
@@ -404,6 +441,41 @@ pub(super) fn resolve(
             "give the brokers a user of their own",
         );
     }
+    // What zookeeper_tls renders into zoo.cfg.
+    const ZK_TLS_MANAGED: &[&str] = &[
+        "ssl.",
+        "secureClientPort",
+        "clientPort",
+        "sslQuorum",
+        "serverCnxnFactory",
+        "portUnification",
+    ];
+    if sec.zookeeper_tls {
+        for (key, _) in raw
+            .zookeeper
+            .iter()
+            .flat_map(|z| z.value.properties.iter())
+            .chain(
+                raw.hosts
+                    .iter()
+                    .flat_map(|(_, h)| h.zookeeper.properties.iter()),
+            )
+        {
+            if ZK_TLS_MANAGED
+                .iter()
+                .any(|m| key.value == *m || (m.ends_with('.') && key.value.starts_with(m)))
+            {
+                d.error(
+                    &key.referenced,
+                    format!(
+                        "zookeeper.properties sets `{}`, which security.zookeeper_tls manages",
+                        key.value
+                    ),
+                    "remove it",
+                );
+            }
+        }
+    }
     for (key, _) in raw
         .kafka
         .iter()
@@ -414,9 +486,12 @@ pub(super) fn resolve(
                 .flat_map(|(_, h)| h.kafka.properties.iter()),
         )
     {
+        let zk_tls_key =
+            key.value.starts_with("zookeeper.ssl.") || key.value == "zookeeper.clientCnxnSocket";
         if SECURITY_MANAGED
             .iter()
             .any(|m| key.value == *m || (m.ends_with('.') && key.value.starts_with(m)))
+            || (sec.zookeeper_tls && zk_tls_key)
         {
             d.error(
                 &key.referenced,

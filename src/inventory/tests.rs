@@ -1118,7 +1118,7 @@ fn tls_without_certificates() {
     let text = format!("{KRAFT}security:\n  listeners:\n    client: {{ protocol: SSL }}\n");
     assert_error(
         &text,
-        "no security.tls says where its certificates come from",
+        "no security.tls says where the certificates come from",
         14,
         3,
     );
@@ -1211,6 +1211,27 @@ fn users_without_security_and_security_outside_kraft() {
         13,
         17,
     );
+}
+
+#[test]
+fn zookeeper_tls_needs_zookeeper_mode_and_its_versions() {
+    let kraft = format!("{KRAFT}security:\n  zookeeper_tls: true\n  tls: {{ ca: managed }}\n");
+    assert_error(
+        &kraft,
+        "security.zookeeper_tls is for ZooKeeper mode",
+        14,
+        18,
+    );
+    let old = format!(
+        "{GOOD}zookeeper:\n  version: 3.5.4\nsecurity:\n  zookeeper_tls: true\n  tls: {{ ca: managed }}\n"
+    );
+    assert_error(&old, "ZooKeeper's TLS needs ZooKeeper 3.5.5+", 14, 18);
+    let no_tls = format!("{GOOD}security:\n  zookeeper_tls: true\n");
+    assert_error(&no_tls, "zookeeper_tls is set, but no security.tls", 12, 3);
+    let managed = format!(
+        "{GOOD}zookeeper:\n  properties:\n    ssl.clientAuth: none\nsecurity:\n  zookeeper_tls: true\n  tls: {{ ca: managed }}\n"
+    );
+    assert_error(&managed, "which security.zookeeper_tls manages", 13, 5);
 }
 
 /// ZooKeeper mode: client and inter-broker listeners, no controller listener, and the

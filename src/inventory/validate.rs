@@ -95,7 +95,8 @@ pub fn resolve(
         .unwrap_or_else(|| "/opt".into());
 
     let topics = topics(&mut d, &raw, &kafka, brokers);
-    let (security, users) = super::security::resolve(&mut d, path, &raw, &kafka, flavor);
+    let (security, users) =
+        super::security::resolve(&mut d, path, &raw, &kafka, &zookeeper, flavor);
     let acls = super::security::acls(&mut d, &raw, &users);
     let templates_dir = raw.templates_dir.as_ref().map(|t| {
         let p = expand_path(path, &t.value);

@@ -142,18 +142,18 @@ pub fn inventory(key: &Path, known_hosts: &Path, nodes: &[Node], kind: Kind) -> 
 pub const SECURE_USERS: [&str; 3] = ["admin", "broker", "app"];
 
 /// `lab up --secure`: SASL_SSL on every listener, a CA kept in the lab's directory, passwords
-/// in files there (mode 0600). A ZooKeeper-mode cluster has no controller listener.
+/// in files there (mode 0600). In ZooKeeper mode no controller listener, and ZooKeeper over TLS.
 pub fn secure_section(dir: &Path, secrets: &Path, kind: Kind) -> String {
     let file = |u: &str| scalar(&secrets.join(format!("{u}.password")).to_string_lossy());
-    let controller = match kind {
-        Kind::Kraft => "    controller: { protocol: SASL_SSL }\n",
-        _ => "",
+    let (controller, zookeeper) = match kind {
+        Kind::Kraft => ("    controller: { protocol: SASL_SSL }\n", ""),
+        _ => ("", "  zookeeper_tls: true\n"),
     };
     let mut s = format!(
         "security:\n  listeners:\n    client: {{ protocol: SASL_SSL }}\n    \
          inter_broker: {{ protocol: SASL_SSL, port: 9094 }}\n{controller}  \
          tls: {{ ca: managed, dir: {} }}\n  sasl_mechanism: SCRAM-SHA-512\n  \
-         admin_user: admin\n  inter_broker_user: broker\nusers:\n",
+         admin_user: admin\n  inter_broker_user: broker\n{zookeeper}users:\n",
         scalar(&dir.join("pki").to_string_lossy())
     );
     for u in SECURE_USERS {
@@ -322,6 +322,7 @@ kafka:
             .map(|(n, _)| *n)
             .collect();
         assert_eq!(names, ["CLIENT", "BROKER"]);
+        assert!(zk.security.as_ref().unwrap().zookeeper_tls);
         let mut text = inventory(&key, Path::new("/kh"), &nodes(3), Kind::Kraft);
         text.push_str(&secure_section(&lab, &lab.join("secrets"), Kind::Kraft));
         let inv = crate::inventory::parse(&d.path().join("lab.yaml"), &text).unwrap();

@@ -202,6 +202,22 @@ impl Renderer {
             .zookeeper_hosts()
             .map(|h| context! { myid => ids.myid.get(&h.name).copied(), address => h.address })
             .collect();
+        let secured = inv
+            .security
+            .as_ref()
+            .filter(|s| s.zookeeper_tls)
+            .map(|sec| {
+                crate::security::installed()
+                    .context("internal: the security material was not loaded before rendering")
+                    .map(|m| (sec, m))
+            })
+            .transpose()?;
+        let tls = secured.map(|_| {
+            context! {
+                keystore => security::keystore_path(&svc),
+                truststore => security::truststore_path(&svc),
+            }
+        });
         let mut properties = zk.properties.clone();
         properties.extend(
             host.zookeeper
@@ -209,7 +225,7 @@ impl Renderer {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.to_string())),
         );
-        Ok(vec![
+        let mut files = vec![
             config_file(
                 "/etc/zookeeper/zoo.cfg",
                 self.render(
@@ -220,7 +236,7 @@ impl Renderer {
                         data_log_dir => zk.data_log_dir, client_port => zk.client_port,
                         max_client_cnxns => zk.max_client_cnxns, peer_port => zk.peer_port,
                         election_port => zk.election_port,
-                    }, servers, properties },
+                    }, servers, properties, tls },
                 )?,
                 &svc,
             ),
@@ -233,7 +249,11 @@ impl Renderer {
                 restarts: Some(Service::ZooKeeper),
                 secret: false,
             },
-        ])
+        ];
+        if let Some((sec, m)) = secured {
+            files.extend(security::tls_files(host, sec, m, &svc)?);
+        }
+        Ok(files)
     }
 
     /// The logging config, env file, launcher and init script or unit of a JVM service.

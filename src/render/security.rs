@@ -30,12 +30,15 @@ pub fn truststore_path(svc: &ServiceDef) -> String {
     format!("/etc/{}/tls/ca.pem", svc.name)
 }
 
-/// Whether a managed file is a node's key store or trust store (what `certs rotate` changes).
+/// Whether a managed file is a node's key store or trust store (what `certs rotate` changes):
+/// Kafka's, a side controller's or ZooKeeper's.
 pub fn is_tls_file(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     matches!(parts.next(), Some("server.pem" | "ca.pem"))
         && parts.next() == Some("tls")
-        && parts.next().is_some_and(|s| s.starts_with("kafka"))
+        && parts
+            .next()
+            .is_some_and(|s| s.starts_with("kafka") || s == "zookeeper")
         && parts.next() == Some("etc")
 }
 
@@ -153,6 +156,18 @@ pub fn listeners(
         put("listener.name.controller.plain.sasl.jaas.config", login);
         put("sasl.mechanism.controller.protocol", "PLAIN".into());
     }
+    if sec.zookeeper_tls && !k.kraft {
+        // Kafka's ZooKeeper client (2.5+): Netty with TLS, the host's certificate as its own.
+        put("zookeeper.ssl.client.enable", "true".into());
+        put(
+            "zookeeper.clientCnxnSocket",
+            "org.apache.zookeeper.ClientCnxnSocketNetty".into(),
+        );
+        put("zookeeper.ssl.keystore.location", keystore_path(svc));
+        put("zookeeper.ssl.keystore.type", "PEM".into());
+        put("zookeeper.ssl.truststore.location", truststore_path(svc));
+        put("zookeeper.ssl.truststore.type", "PEM".into());
+    }
     if sec.any_sasl() {
         // ZooKeeper mode keeps ACLs in ZooKeeper (AclAuthorizer), KRaft in the metadata log.
         let authorizer = match k.kraft {
@@ -206,13 +221,15 @@ mod tests {
         for p in [
             "/etc/kafka/tls/server.pem",
             "/etc/kafka-controller/tls/ca.pem",
+            "/etc/zookeeper/tls/ca.pem",
         ] {
             assert!(super::is_tls_file(p), "{p}");
         }
         for p in [
             "/etc/kafka/server.properties",
             "/etc/kafka/tls/other.pem",
-            "/etc/zookeeper/tls/ca.pem",
+            "/etc/zookeeper/zoo.cfg",
+            "/etc/zookeeperx/tls/ca.pem",
             "/tmp/etc/kafka/tls/ca.pem/x",
             "ca.pem",
         ] {

@@ -946,7 +946,11 @@ fn secured_zookeeper_mode_broker() {
     let text = include_str!("../../inventories/secure.yaml")
         .replace("  controller: [kafka1", "  zookeeper: [kafka1")
         .replace("  version: 4.1.1", "  version: 3.9.1")
-        .replace("    controller: { protocol: SASL_SSL }\n", "");
+        .replace("    controller: { protocol: SASL_SSL }\n", "")
+        .replace(
+            "  inter_broker_user: broker\n",
+            "  inter_broker_user: broker\n  zookeeper_tls: true\n",
+        );
     let inv = inventory::parse(Path::new("inventories/secure.yaml"), &text).unwrap();
     let no_facts = vec![Default::default(); inv.hosts.len()];
     let ids = crate::engine::plan::resolve_ids(&inv, &no_facts).unwrap();
@@ -973,6 +977,32 @@ fn secured_zookeeper_mode_broker() {
         "{:?}",
         p.keys().collect::<Vec<_>>()
     );
+    // zookeeper_tls: the brokers' ZooKeeper client over TLS with the host's certificate...
+    assert_eq!(p["zookeeper.ssl.client.enable"], "true");
+    assert_eq!(
+        p["zookeeper.clientCnxnSocket"],
+        "org.apache.zookeeper.ClientCnxnSocketNetty"
+    );
+    assert_eq!(
+        p["zookeeper.ssl.keystore.location"],
+        "/etc/kafka/tls/server.pem"
+    );
+    assert_eq!(p["zookeeper.ssl.truststore.type"], "PEM");
+    // ...and ZooKeeper serving TLS only on its client port, and between members.
+    let z = crate::quote::parse_properties(&f["/etc/zookeeper/zoo.cfg"].content);
+    assert_eq!(z["secureClientPort"], "2181");
+    assert!(!z.contains_key("clientPort"), "{z:?}");
+    assert_eq!(z["ssl.clientAuth"], "need");
+    assert_eq!(z["sslQuorum"], "true");
+    assert_eq!(
+        z["ssl.quorum.keyStore.location"],
+        "/etc/zookeeper/tls/server.pem"
+    );
+    assert_eq!(z["ssl.trustStore.location"], "/etc/zookeeper/tls/ca.pem");
+    let key = &f["/etc/zookeeper/tls/server.pem"];
+    assert!(key.secret && key.mode == 0o640 && key.group == "zookeeper");
+    assert_eq!(key.restarts, Some(Service::ZooKeeper));
+    assert!(f.contains_key("/etc/zookeeper/tls/ca.pem"));
 }
 
 #[test]

@@ -97,6 +97,30 @@ pub fn is_auth_failure(e: &anyhow::Error) -> bool {
 /// A TLS client trusting exactly the CA certificates in `ca_pems` (several during a CA
 /// rotation), presenting no certificate of its own.
 pub fn tls_config(ca_pems: &[String]) -> Result<Arc<rustls::ClientConfig>> {
+    Ok(Arc::new(tls_builder(ca_pems)?.with_no_client_auth()))
+}
+
+/// [`tls_config`] that also shows a certificate (PEM chain and PKCS#8 key): ZooKeeper's TLS
+/// port admits only clients with a certificate of the cluster CA.
+pub fn tls_config_with_certificate(
+    ca_pems: &[String],
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("the client certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|_| anyhow!("the client certificate's key is not a PEM private key"))?;
+    let cfg = tls_builder(ca_pems)?
+        .with_client_auth_cert(chain, key)
+        .context("the client certificate")?;
+    Ok(Arc::new(cfg))
+}
+
+fn tls_builder(
+    ca_pems: &[String],
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in ca_pems {
         for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
@@ -108,12 +132,10 @@ pub fn tls_config(ca_pems: &[String]) -> Result<Arc<rustls::ClientConfig>> {
     }
     anyhow::ensure!(!roots.is_empty(), "no CA certificate to trust");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+        .with_root_certificates(roots))
 }
 
 static BY_PORT: OnceLock<BTreeMap<u16, ListenerAuth>> = OnceLock::new();
@@ -145,20 +167,32 @@ pub(super) async fn secure(
     let Some(cfg) = &auth.tls else {
         return Ok((stream, None));
     };
+    handshake(stream, "Kafka", addr, cfg, limit).await
+}
+
+/// The TLS handshake with `service` at `addr` (its host is the name the certificate must
+/// carry); the peer's leaf certificate (DER) with it.
+pub async fn handshake(
+    stream: BoxStream,
+    service: &str,
+    addr: &str,
+    cfg: &Arc<rustls::ClientConfig>,
+    limit: Duration,
+) -> Result<(BoxStream, Option<Vec<u8>>)> {
     let host = addr
         .rsplit_once(':')
         .map_or(addr, |(h, _)| h)
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = ServerName::try_from(host.to_string())
-        .map_err(|_| anyhow!("Kafka {addr}: {host:?} is not a TLS server name"))?;
+        .map_err(|_| anyhow!("{service} {addr}: {host:?} is not a TLS server name"))?;
     let tls = tokio::time::timeout(
         limit,
         tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, stream),
     )
     .await
-    .map_err(|_| anyhow!("Kafka {addr}: no TLS handshake within {limit:?}"))?
-    .map_err(|e| anyhow!("Kafka {addr}: TLS handshake failed: {e}"))?;
+    .map_err(|_| anyhow!("{service} {addr}: no TLS handshake within {limit:?}"))?
+    .map_err(|e| anyhow!("{service} {addr}: TLS handshake failed: {e}"))?;
     let peer = tls
         .get_ref()
         .1
