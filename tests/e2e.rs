@@ -5076,8 +5076,9 @@ impl Secured {
         }
     }
 
-    /// No secret in any output, process list or log; files holding one are the service's.
-    fn assert_secrets_kept(&self) {
+    /// No secret in any output, process list or log; files holding one are the service's;
+    /// private keys only in `keys` (each with the mode and owners given).
+    fn assert_secrets_kept(&self, keys_wanted: &[(&str, &str)]) {
         let (lab_dir, pws) = (&self.setup.lab_dir, &self.pws);
         for (what, t) in &self.outputs {
             assert_no_secret(&format!("`clusterctl {what}`"), t, pws);
@@ -5103,21 +5104,19 @@ impl Secured {
                     );
                 }
             }
-            let (_, keys) = ssh_status(
+            let (_, found) = ssh_status(
                 lab_dir,
                 a,
                 // The node's own sshd host keys are not the cluster's.
                 "grep -rl --exclude-dir=ssh -- 'PRIVATE KEY' /etc /opt/kafka/ /var/log /tmp 2>/dev/null",
             );
-            assert_eq!(
-                keys.trim(),
-                "/etc/kafka/tls/server.pem",
-                "private keys on {name}"
-            );
-            assert_eq!(
-                ssh(lab_dir, a, "stat -c '%a %U %G' /etc/kafka/tls/server.pem"),
-                "640 root kafka"
-            );
+            let mut found: Vec<&str> = found.lines().filter(|l| !l.is_empty()).collect();
+            found.sort();
+            let want: Vec<&str> = keys_wanted.iter().map(|(k, _)| *k).collect();
+            assert_eq!(found, want, "private keys on {name}");
+            for (k, st) in keys_wanted {
+                assert_eq!(ssh(lab_dir, a, &format!("stat -c '%a %U %G' {k}")), *st);
+            }
         }
     }
 }
@@ -5137,16 +5136,134 @@ fn secured_zookeeper_mode_cluster() {
         "--config",
         "min.insync.replicas=2",
     ];
+    let lab_dir = s.setup.lab_dir.clone();
+    let nodes = s.setup.nodes.clone();
+    let a1 = nodes[0].1.clone();
+
+    // ZooKeeper serves TLS only: zoo.cfg as rendered, and a plaintext client gets no answer.
+    let cfg = ssh(&lab_dir, &a1, "cat /etc/zookeeper/zoo.cfg");
+    assert!(
+        cfg.contains("secureClientPort=2181\n") && !cfg.contains("\nclientPort="),
+        "{cfg}"
+    );
+    let plain = plaintext_four_letter(&format!("{a1}:2181"), "srvr");
+    assert!(
+        !plain.contains("Zookeeper version"),
+        "a plaintext srvr answered: {plain}"
+    );
+    // ZooKeeper's own client (Kafka's zookeeper-shell class), with a certificate of the
+    // cluster CA, reads the brokers' SCRAM credential clusterctl put there: keys, no password.
+    let pki = lab_dir.join("pki");
+    let zk_pem = s.setup.work.path().join("zk-client.pem");
+    std::fs::write(
+        &zk_pem,
+        std::fs::read_to_string(pki.join("hosts/n1.key")).unwrap()
+            + &std::fs::read_to_string(pki.join("hosts/n1.crt")).unwrap(),
+    )
+    .unwrap();
+    let zk_tls = s.setup.work.path().join("zk-tls.properties");
+    std::fs::write(
+        &zk_tls,
+        format!(
+            "zookeeper.ssl.client.enable=true\n\
+             zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n\
+             zookeeper.ssl.keystore.location={}\nzookeeper.ssl.keystore.type=PEM\n\
+             zookeeper.ssl.truststore.location={}\nzookeeper.ssl.truststore.type=PEM\n",
+            zk_pem.display(),
+            pki.join("ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let shell = Command::new("timeout")
+        .arg("60")
+        .arg("java")
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        .arg("org.apache.zookeeper.ZooKeeperMainWithTlsSupportForKafka")
+        .arg("-zk-tls-config-file")
+        .arg(&zk_tls)
+        .args([
+            "-server",
+            &format!("{a1}:2181"),
+            "get",
+            "/config/users/broker",
+        ])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&shell.stdout).to_string();
+    let broker_pw = &s.pws.iter().find(|(u, _)| u == "broker").unwrap().1;
+    assert!(
+        shell.status.success()
+            && got.contains("\"SCRAM-SHA-512\":\"salt=")
+            && got.contains("stored_key=")
+            && !got.contains(broker_pw.as_str()),
+        "ZooKeeper's client over TLS: {got} {}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
+    // The members' election port speaks TLS with a certificate of the cluster CA.
+    let peer = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect"])
+        .arg(format!("{a1}:3888"))
+        .arg("-CAfile")
+        .arg(pki.join("ca.crt"))
+        .arg("-cert")
+        .arg(pki.join("hosts/n2.crt"))
+        .arg("-key")
+        .arg(pki.join("hosts/n2.key"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let pt = String::from_utf8_lossy(&peer.stdout).to_string();
+    assert!(
+        pt.contains("Verify return code: 0 (ok)"),
+        "TLS on the election port: {pt} {}",
+        String::from_utf8_lossy(&peer.stderr)
+    );
+
+    // A rolling restart, then new host certificates rolled into ZooKeeper and Kafka, under an
+    // acks=all producer that loses nothing.
+    let zk_key_sum = |a: &str| ssh(&lab_dir, a, "sha256sum /etc/zookeeper/tls/server.pem");
+    let sums0: Vec<String> = nodes.iter().map(|(_, a)| zk_key_sum(a)).collect();
     let p = Producer::start_with(&libs, &bootstrap, "roll-zk", &rf3, Some(&c.admin_java));
     let o = s.run(&["restart", &inv, "--rolling", "--service", "kafka"]);
     assert!(
         o.status.success(),
         "restart --rolling on the secured cluster"
     );
+    let o = s.run(&["certs", "rotate", &inv]);
+    assert!(o.status.success(), "certs rotate with ZooKeeper over TLS");
     p.stop_and_verify_with(|t| java_read_with(&libs, &bootstrap, t, Some(&c.admin_java)));
+    let sums: Vec<String> = nodes.iter().map(|(_, a)| zk_key_sum(a)).collect();
+    assert!(
+        sums.iter().zip(&sums0).all(|(a, b)| a != b),
+        "every ZooKeeper member has a new key: {sums:?}"
+    );
     let o = s.run(&["status", &inv]);
-    assert!(o.status.success(), "status after the roll");
-    s.assert_secrets_kept();
+    assert!(o.status.success(), "status after the rotation");
+    let o = s.run(&["apply", &inv]);
+    assert!(
+        o.status.success() && text(&o).contains("apply: no change"),
+        "an apply after the rotation changes nothing: {}",
+        text(&o)
+    );
+    s.assert_secrets_kept(&[
+        ("/etc/kafka/tls/server.pem", "640 root kafka"),
+        ("/etc/zookeeper/tls/server.pem", "640 root zookeeper"),
+    ]);
+}
+
+/// A four-letter word sent in plaintext: what a server that speaks TLS only answers (nothing).
+fn plaintext_four_letter(addr: &str, cmd: &str) -> String {
+    use std::io::Read;
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let Ok(mut c) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return String::new();
+    };
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(cmd.as_bytes());
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]
@@ -5285,5 +5402,5 @@ fn secured_kraft_cluster() {
         text(&o)
     );
 
-    s.assert_secrets_kept();
+    s.assert_secrets_kept(&[("/etc/kafka/tls/server.pem", "640 root kafka")]);
 }

@@ -701,7 +701,7 @@ impl KafkaClient {
     }
 
     /// Connects to the controller named by this broker's metadata.
-    async fn connect_controller(&mut self) -> Result<KafkaClient> {
+    pub(super) async fn connect_controller(&mut self) -> Result<KafkaClient> {
         let meta = self.metadata(Some(&[])).await?;
         let controller = meta.controller().with_context(|| {
             format!(

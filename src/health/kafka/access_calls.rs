@@ -205,7 +205,13 @@ impl KafkaClient {
         let req = AlterUserScramCredentialsRequest::default()
             .with_upsertions(up)
             .with_deletions(del);
-        let r = self.call(&req, self.timeout).await?;
+        let mut r = self.call(&req, self.timeout).await?;
+        // ZooKeeper mode: only the controller takes it (KIP-554); KRaft forwards it.
+        let not_controller = kafka_protocol::error::ResponseError::NotController.code();
+        if !r.results.is_empty() && r.results.iter().all(|x| x.error_code == not_controller) {
+            let mut controller = self.connect_controller().await?;
+            r = controller.call(&req, controller.timeout).await?;
+        }
         let failed: Vec<String> = r
             .results
             .iter()
