@@ -1052,6 +1052,19 @@ kafka:
 ";
 
 #[test]
+fn published_zookeeper_mode_secure_example_is_valid() {
+    let text = include_str!("../../inventories/secure-zookeeper.yaml");
+    let inv = parse(Path::new("inventories/secure-zookeeper.yaml"), text).unwrap();
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    assert!(!inv.kafka.kraft);
+    let sec = inv.security.as_ref().unwrap();
+    assert!(sec.zookeeper_tls && sec.controller.is_none());
+    assert_eq!(sec.inter_broker.unwrap().protocol, Protocol::SaslSsl);
+    // One binding per operation: three on the topic, one on the group prefix.
+    assert_eq!(inv.acls.len(), 4);
+}
+
+#[test]
 fn published_secure_example_is_valid() {
     let text = include_str!("../../inventories/secure.yaml");
     let inv = parse(Path::new("inventories/secure.yaml"), text).unwrap();
