@@ -34,6 +34,8 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct CertStatus {
     pub host: String,
+    /// `kafka` or `zookeeper`: whose TLS port presented it.
+    pub service: &'static str,
     pub address: String,
     /// Seconds since the Unix epoch; `None` when the node did not answer.
     pub not_after: Option<u64>,
@@ -43,12 +45,14 @@ pub struct CertStatus {
 }
 
 /// The certificate each Kafka node presents on its TLS listener (the client port of a broker,
-/// the controller port of a controller): what clients see, whatever the files say.
+/// the controller port of a controller), and each ZooKeeper member on its client port with
+/// `zookeeper_tls`: what clients see, whatever the files say.
 async fn certificates(inv: &Inventory) -> Vec<CertStatus> {
     let Some(sec) = &inv.security else {
         return vec![];
     };
-    let probes = inv.hosts.iter().filter(|h| h.runs_kafka()).filter_map(|h| {
+    let timeout = std::time::Duration::from_secs(5);
+    let kafka = inv.hosts.iter().filter(|h| h.runs_kafka()).filter_map(|h| {
         let (port, tls) = match h.in_kafka {
             true => (inv.kafka.port, sec.client.protocol.tls()),
             false => (
@@ -56,41 +60,47 @@ async fn certificates(inv: &Inventory) -> Vec<CertStatus> {
                 sec.controller.is_some_and(|c| c.protocol.tls()),
             ),
         };
-        tls.then_some(async move {
-            let addr = format!("{}:{port}", h.address);
-            let now = std::time::SystemTime::now();
-            let got = async {
-                let c = crate::health::kafka::KafkaClient::connect(
-                    &addr,
-                    std::time::Duration::from_secs(5),
-                )
-                .await?;
-                let der = c
-                    .peer_certificate()
-                    .ok_or_else(|| anyhow::anyhow!("no certificate presented"))?;
-                crate::pki::not_after_der(&der)
-            }
-            .await;
-            match got {
-                Ok(t) => CertStatus {
-                    host: h.name.clone(),
-                    address: addr,
-                    not_after: t
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs()),
-                    days_left: Some(crate::pki::days_left(t, now)),
-                    error: None,
-                },
-                Err(e) => CertStatus {
-                    host: h.name.clone(),
-                    address: addr,
-                    not_after: None,
-                    days_left: None,
-                    error: Some(format!("{e:#}")),
-                },
-            }
-        })
+        tls.then_some((h, "kafka", port))
+    });
+    let zookeeper = inv
+        .zookeeper_hosts()
+        .filter(|_| sec.zookeeper_tls && !inv.kafka.kraft)
+        .map(|h| (h, "zookeeper", inv.zookeeper.client_port));
+    let probes = kafka.chain(zookeeper).map(|(h, service, port)| async move {
+        let addr = format!("{}:{port}", h.address);
+        let now = std::time::SystemTime::now();
+        let got = async {
+            let der = match service {
+                "kafka" => crate::health::kafka::KafkaClient::connect(&addr, timeout)
+                    .await?
+                    .peer_certificate(),
+                _ => crate::health::zookeeper::peer_certificate(&addr, timeout).await?,
+            };
+            let der = der.ok_or_else(|| anyhow::anyhow!("no certificate presented"))?;
+            crate::pki::not_after_der(&der)
+        }
+        .await;
+        match got {
+            Ok(t) => CertStatus {
+                host: h.name.clone(),
+                service,
+                address: addr,
+                not_after: t
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs()),
+                days_left: Some(crate::pki::days_left(t, now)),
+                error: None,
+            },
+            Err(e) => CertStatus {
+                host: h.name.clone(),
+                service,
+                address: addr,
+                not_after: None,
+                days_left: None,
+                error: Some(format!("{e:#}")),
+            },
+        }
     });
     futures::future::join_all(probes).await
 }
@@ -416,10 +426,13 @@ pub async fn collect(inv: &Inventory, policy: HostKeyPolicy) -> Status {
     }
     for c in &certificates {
         match c.days_left {
-            Some(d) if d < 0 => problems.push(format!("the certificate of {} has expired", c.host)),
+            Some(d) if d < 0 => problems.push(format!(
+                "the {} certificate of {} has expired",
+                c.service, c.host
+            )),
             Some(d) if d < crate::pki::RENEW_WITHIN_DAYS as i64 => notes.push(format!(
-                "the certificate of {} expires in {d} days: `apply` renews a managed one inside its last 30 (`certs rotate` at once)",
-                c.host
+                "the {} certificate of {} expires in {d} days: `apply` renews a managed one inside its last 30 (`certs rotate` at once)",
+                c.service, c.host
             )),
             _ => {}
         }
@@ -800,10 +813,17 @@ pub fn print_text(s: &Status) {
         let certs: Vec<String> = s
             .certificates
             .iter()
-            .map(|c| match (c.days_left, &c.error) {
-                (Some(d), _) => format!("{} expires in {d} days", c.host),
-                (None, Some(e)) => format!("{} unknown ({e})", c.host),
-                (None, None) => format!("{} unknown", c.host),
+            .map(|c| {
+                // Kafka's are named by host as before; ZooKeeper's say so.
+                let who = match c.service {
+                    "zookeeper" => format!("{} (zookeeper)", c.host),
+                    _ => c.host.clone(),
+                };
+                match (c.days_left, &c.error) {
+                    (Some(d), _) => format!("{who} expires in {d} days"),
+                    (None, Some(e)) => format!("{who} unknown ({e})"),
+                    (None, None) => format!("{who} unknown"),
+                }
             })
             .collect();
         println!("certificates: {}", certs.join(", "));

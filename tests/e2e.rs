@@ -5239,7 +5239,11 @@ fn secured_zookeeper_mode_cluster() {
         "every ZooKeeper member has a new key: {sums:?}"
     );
     let o = s.run(&["status", &inv]);
-    assert!(o.status.success(), "status after the rotation");
+    assert!(
+        o.status.success() && text(&o).contains("n1 (zookeeper) expires in 36"),
+        "status after the rotation shows ZooKeeper's certificates: {}",
+        text(&o)
+    );
     let o = s.run(&["apply", &inv]);
     assert!(
         o.status.success() && text(&o).contains("apply: no change"),

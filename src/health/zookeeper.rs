@@ -68,6 +68,18 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<BoxStream> {
     }
 }
 
+/// The certificate (DER) the member at `addr` presents on its TLS client port; `None`
+/// without `zookeeper_tls`. The connection closes right after the handshake.
+pub async fn peer_certificate(addr: &str, timeout: Duration) -> Result<Option<Vec<u8>>> {
+    let Some(cfg) = TLS.get() else {
+        return Ok(None);
+    };
+    let stream = crate::net::dial(addr, timeout).await?;
+    let (_, peer) =
+        crate::health::kafka::handshake(stream, "ZooKeeper", addr, cfg, timeout).await?;
+    Ok(peer)
+}
+
 async fn exchange(addr: &str, cmd: &str, timeout: Duration) -> Result<String> {
     let mut stream = connect(addr, timeout).await.context("connect")?;
     stream.write_all(cmd.as_bytes()).await.context("write")?;
