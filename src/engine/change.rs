@@ -574,6 +574,47 @@ mod tests {
         );
     }
 
+    /// ZooKeeper mode with SASL: a broker never started asks for the admin and broker users
+    /// in ZooKeeper; one that has run (a cluster id on disk) does not, nor does KRaft.
+    #[test]
+    fn a_new_secured_zookeeper_mode_broker_bootstraps_its_users() {
+        let text = include_str!("../../inventories/secure-zookeeper.yaml");
+        let zk = crate::inventory::parse(std::path::Path::new("s.yaml"), text).unwrap();
+        crate::security::install(crate::security::Material::placeholder(&zk));
+        let fresh = plan(&zk, vec![Facts::default(); 3]);
+        let v = plan_host(&zk, &fresh[0], &Inputs::default());
+        let asked: Vec<&Planned> = v
+            .iter()
+            .filter(|c| matches!(c.change, Change::ZkUsers(_)))
+            .collect();
+        assert_eq!(asked.len(), 1, "{:?}", lines(&v));
+        assert_eq!(
+            asked[0].change,
+            Change::ZkUsers(vec!["admin".into(), "broker".into()])
+        );
+        assert_eq!(asked[0].when, When::Now);
+        let started = Facts {
+            cluster_id: Some("x".into()),
+            ..Facts::default()
+        };
+        let ran = plan(&zk, vec![started; 3]);
+        let v = plan_host(&zk, &ran[0], &Inputs::default());
+        assert!(
+            !v.iter().any(|c| matches!(c.change, Change::ZkUsers(_))),
+            "{:?}",
+            lines(&v)
+        );
+        let text = include_str!("../../inventories/secure.yaml");
+        let kraft = crate::inventory::parse(std::path::Path::new("k.yaml"), text).unwrap();
+        let plans = plan(&kraft, vec![Facts::default(); 3]);
+        let v = plan_host(&kraft, &plans[0], &Inputs::default());
+        assert!(
+            !v.iter().any(|c| matches!(c.change, Change::ZkUsers(_))),
+            "{:?}",
+            lines(&v)
+        );
+    }
+
     #[test]
     fn a_first_install_does_everything_now() {
         let inv = inv("");

@@ -943,15 +943,8 @@ fn secured_kraft_node() {
 /// authorizer, the same super users.
 #[test]
 fn secured_zookeeper_mode_broker() {
-    let text = include_str!("../../inventories/secure.yaml")
-        .replace("  controller: [kafka1", "  zookeeper: [kafka1")
-        .replace("  version: 4.1.1", "  version: 3.9.1")
-        .replace("    controller: { protocol: SASL_SSL }\n", "")
-        .replace(
-            "  inter_broker_user: broker\n",
-            "  inter_broker_user: broker\n  zookeeper_tls: true\n",
-        );
-    let inv = inventory::parse(Path::new("inventories/secure.yaml"), &text).unwrap();
+    let text = include_str!("../../inventories/secure-zookeeper.yaml");
+    let inv = inventory::parse(Path::new("inventories/secure-zookeeper.yaml"), text).unwrap();
     let no_facts = vec![Default::default(); inv.hosts.len()];
     let ids = crate::engine::plan::resolve_ids(&inv, &no_facts).unwrap();
     crate::security::install(crate::security::Material::placeholder(&inv));
