@@ -177,6 +177,15 @@ const SECURITY_MANAGED: &[&str] = &[
     "super.users",
 ];
 
+/// What zookeeper_tls renders into server.properties (Kafka's ZooKeeper client).
+const ZK_CLIENT_TLS_MANAGED: &[&str] = &["zookeeper.ssl.", "zookeeper.clientCnxnSocket"];
+
+/// Whether `key` is one of `list` (an entry ending in `.` is a prefix).
+fn managed(list: &[&str], key: &str) -> bool {
+    list.iter()
+        .any(|m| key == *m || (m.ends_with('.') && key.starts_with(m)))
+}
+
 pub(super) fn resolve(
     d: &mut Diags,
     path: &Path,
@@ -461,10 +470,7 @@ pub(super) fn resolve(
                     .flat_map(|(_, h)| h.zookeeper.properties.iter()),
             )
         {
-            if ZK_TLS_MANAGED
-                .iter()
-                .any(|m| key.value == *m || (m.ends_with('.') && key.value.starts_with(m)))
-            {
+            if managed(ZK_TLS_MANAGED, &key.value) {
                 d.error(
                     &key.referenced,
                     format!(
@@ -486,12 +492,8 @@ pub(super) fn resolve(
                 .flat_map(|(_, h)| h.kafka.properties.iter()),
         )
     {
-        let zk_tls_key =
-            key.value.starts_with("zookeeper.ssl.") || key.value == "zookeeper.clientCnxnSocket";
-        if SECURITY_MANAGED
-            .iter()
-            .any(|m| key.value == *m || (m.ends_with('.') && key.value.starts_with(m)))
-            || (sec.zookeeper_tls && zk_tls_key)
+        if managed(SECURITY_MANAGED, &key.value)
+            || (sec.zookeeper_tls && managed(ZK_CLIENT_TLS_MANAGED, &key.value))
         {
             d.error(
                 &key.referenced,
